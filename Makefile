@@ -1,0 +1,35 @@
+# kubectl-gitlab-agent: build, test, lint and generate.
+GO      ?= go
+MODULE  := github.com/kubectl-gitlab-agent/kubectl-gitlab-agent
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X $(MODULE)/pkg/version.version=$(VERSION) \
+           -X $(MODULE)/pkg/version.commit=$(COMMIT) -X $(MODULE)/pkg/version.date=$(DATE)
+# go test's own timeout; the control plane is built before go test starts.
+TEST_TIMEOUT ?= 40m
+
+.PHONY: build test testbin lint generate bench clean
+
+build: ## the plugin binary, in bin/
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kubectl-gitlab_agent ./cmd/kubectl-gitlab_agent
+
+testbin: ## build (once, cached outside the repo) the test control plane
+	$(GO) run ./test/cluster/cmd/testbin
+
+test: lint testbin ## every test, control plane included
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate: ## docs/ and completions/ from the command tree
+	$(GO) run ./cmd/kubectl-gitlab_agent __generate .
+
+bench: build ## the performance figures of test/bench, beside kubectl's
+	test/bench/startup.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,160 @@
+// Package cmd holds the cobra commands of kubectl-gitlab_agent. Each command
+// maps flags onto an Options struct and calls into the pkg/ packages.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+// DisplayName is how users call the plugin; kubectl runs the binary
+// kubectl-gitlab_agent for it.
+const DisplayName = "kubectl gitlab-agent"
+
+// defaultGitLabURL is used when neither --gitlab-url nor GITLAB_URL nor
+// CI_SERVER_URL says otherwise.
+const defaultGitLabURL = "https://gitlab.com"
+
+// GlobalOptions are the flags every command shares.
+type GlobalOptions struct {
+	ConfigFlags *genericclioptions.ConfigFlags
+	GitLabURL   string
+	Project     string
+	Output      string
+	NoColor     bool
+}
+
+// ResolvedGitLabURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL
+// (set in every GitLab CI job), else https://gitlab.com.
+func (g *GlobalOptions) ResolvedGitLabURL() string {
+	for _, v := range []string{g.GitLabURL, os.Getenv("GITLAB_URL"), os.Getenv("CI_SERVER_URL")} {
+		if v != "" {
+			return strings.TrimRight(v, "/")
+		}
+	}
+	return defaultGitLabURL
+}
+
+// ResolvedProject is --project, else CI_PROJECT_ID inside a CI job.
+func (g *GlobalOptions) ResolvedProject() string {
+	if g.Project != "" {
+		return g.Project
+	}
+	return os.Getenv("CI_PROJECT_ID")
+}
+
+// ExitError carries a specific exit code (for example diff's 1 for "differs").
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// DefaultStreams are the process's stdin, stdout and stderr.
+func DefaultStreams() genericiooptions.IOStreams {
+	return genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	g := &GlobalOptions{ConfigFlags: genericclioptions.NewConfigFlags(true)}
+	root := &cobra.Command{
+		Use:   "kubectl-gitlab_agent",
+		Short: "Install, operate and reach clusters through GitLab's agent for Kubernetes",
+		Long: `kubectl gitlab-agent installs and operates GitLab's agent for Kubernetes (agentk):
+it renders the agent's manifests, and reaches clusters through GitLab's
+Kubernetes Agent Server (KAS).`,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: DisplayName,
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Generated docs must not change with the day they were made.
+		DisableAutoGenTag: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+	})
+
+	pf := root.PersistentFlags()
+	g.ConfigFlags.AddFlags(pf)
+	pf.StringVar(&g.GitLabURL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
+	pf.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI)")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format; each command lists the formats it accepts")
+	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
+
+	root.AddCommand(
+		NewCmdVersion(g, streams),
+		// RENDER
+		NewCmdCompletion(streams),
+		NewCmdGenerate(root, streams),
+	)
+	return root
+}
+
+// Main runs the plugin with args and returns the process exit code. It is the
+// only place that turns errors into exit codes and prints them.
+func Main(args []string, streams genericiooptions.IOStreams) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root := NewRootCmd(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+		if ee.Err == nil {
+			return code
+		}
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintln(streams.ErrOut, "error: interrupted")
+		return 130
+	}
+	fmt.Fprintf(streams.ErrOut, "error: %s\n", oneLine(err.Error()))
+	return code
+}
+
+// oneLine folds a multi-line message so that every error is one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// outputFormat checks -o against the formats a command accepts; the first of
+// allowed is the default.
+func outputFormat(g *GlobalOptions, allowed ...string) (string, error) {
+	if g.Output == "" {
+		return allowed[0], nil
+	}
+	for _, a := range allowed {
+		if g.Output == a {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("unknown output format %q: use one of %s", g.Output, strings.Join(allowed, ", "))
+}

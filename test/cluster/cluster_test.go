@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// TestControlPlane starts a cluster and checks the parts the other tests rely
+// on: the apiserver reports the pinned version, and a Deployment rolls out on
+// kwok's nodes (scheduler, controllers and kwok all at work).
+func TestControlPlane(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Log: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("cluster logs kept in %s", c.StopKeepLogs())
+			return
+		}
+		c.Stop()
+	}()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	v, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.GitVersion != KubeVersion {
+		t.Errorf("/version says %q, want %q", v.GitVersion, KubeVersion)
+	}
+
+	labels := map[string]string{"app": "probe"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.invalid/probe:1"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := cs.AppsV1().Deployments("default").Get(ctx, "probe", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.AvailableReplicas == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Deployment not available: %+v", got.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
