@@ -105,7 +105,7 @@ Kubernetes Agent Server (KAS).`,
 
 	root.AddCommand(
 		NewCmdVersion(g, streams),
-		// RENDER
+		NewCmdRender(g, streams),
 		NewCmdCompletion(streams),
 		NewCmdGenerate(root, streams),
 	)

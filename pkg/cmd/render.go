@@ -1,0 +1,258 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+)
+
+// RenderFlags are the flags that choose what to render; install, upgrade and
+// diff take the same ones.
+type RenderFlags struct {
+	ValuesFiles     []string
+	Sets            []string
+	KasAddress      string
+	AgentVersion    string
+	TokenFile       string
+	SecretName      string
+	Replicas        int
+	CreateNamespace bool
+}
+
+// AddFlags binds the render flags to cmd.
+func (f *RenderFlags) AddFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.ValuesFiles, "values", "f", nil, "a values file with the Helm chart's keys (repeatable; later files win)")
+	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
+	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress), e.g. wss://kas.gitlab.com")
+	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v17.3.1 (default "+manifest.ChartAppVersion+")")
+	fl.StringVar(&f.TokenFile, "token-file", "", "read the agent token from FILE, or '-' for stdin, and embed it in a Secret")
+	fl.StringVar(&f.SecretName, "secret-name", "", "mount this existing Secret (key 'token') instead of creating one (config.secretName)")
+	fl.IntVar(&f.Replicas, "replicas", -1, "number of agentk replicas (replicas; default 2)")
+	fl.BoolVar(&f.CreateNamespace, "create-namespace", true, "include the Namespace object")
+}
+
+// RenderOptions prints the agentk manifests.
+type RenderOptions struct {
+	Global *GlobalOptions
+	Flags  RenderFlags
+
+	input  manifest.Input
+	format string
+	genericiooptions.IOStreams
+}
+
+// NewCmdRender builds `render NAME`.
+func NewCmdRender(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RenderOptions{Global: g, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "render NAME",
+		Short: "Print the agentk manifests for an agent, with no cluster and no GitLab",
+		Long: `Print the Kubernetes objects that run agentk for the agent NAME.
+
+The objects equal what the official gitlab-agent Helm chart ` + manifest.ChartVersion + ` makes for
+release NAME in the same namespace with the same values (-f takes the chart's
+values.yaml keys), so a chart user can switch without rewriting values and an
+install adopts the chart's objects. The differences: no helm.sh/chart label,
+app.kubernetes.io/managed-by: ` + manifest.ManagedBy + `, every namespaced object names
+its namespace, and a Namespace object comes first.
+
+Without --token-file (or config.token) no Secret is rendered: the Deployment
+mounts the Secret <NAME>-gitlab-agent-token (or --secret-name), which must
+exist. With a token, it is embedded in a Secret and a warning says so.`,
+		Example: `  # The defaults, into namespace gitlab-agent-prod-eu
+  kubectl gitlab-agent render prod-eu
+
+  # A self-managed KAS, the token from a file, applied at once
+  kubectl gitlab-agent render prod-eu --kas-address wss://gitlab.example.com/-/kubernetes-agent/ \
+      --token-file token.txt | kubectl apply --server-side -f -
+
+  # Values written for the Helm chart
+  kubectl gitlab-agent render prod-eu -n gitlab-agent -f values.yaml --set replicas=3`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.Flags.AddFlags(cmd)
+	return cmd
+}
+
+// Complete reads the values files, the token and the flags into the input.
+func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
+	var err error
+	if o.format, err = outputFormat(o.Global, "yaml", "json"); err != nil {
+		return err
+	}
+	ns := ""
+	if cmd.Flags().Changed("namespace") && o.Global.ConfigFlags.Namespace != nil {
+		ns = *o.Global.ConfigFlags.Namespace
+	}
+	o.input, err = o.Flags.Input(args[0], ns, o.In)
+	return err
+}
+
+// Input reads values files, --set and the plain flags into a render input
+// for agent name in namespace ns (the default namespace when empty).
+func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, error) {
+	if err := manifest.ValidateName(name); err != nil {
+		return manifest.Input{}, err
+	}
+	if ns == "" {
+		ns = manifest.DefaultNamespace(name)
+	}
+	if f.TokenFile == "-" && containsString(f.ValuesFiles, "-") {
+		return manifest.Input{}, fmt.Errorf("--token-file - and -f - both read stdin: give one of them a file")
+	}
+	var sources []manifest.Source
+	for _, path := range f.ValuesFiles {
+		data, err := readFileOrStdin(path, stdin)
+		if err != nil {
+			return manifest.Input{}, fmt.Errorf("reading values file: %w", err)
+		}
+		s, err := manifest.ParseValuesFile(path, data)
+		if err != nil {
+			return manifest.Input{}, err
+		}
+		sources = append(sources, s)
+	}
+	for _, expr := range f.Sets {
+		s, err := manifest.ParseSet(expr)
+		if err != nil {
+			return manifest.Input{}, err
+		}
+		sources = append(sources, s)
+	}
+	values, err := manifest.Load(sources...)
+	if err != nil {
+		return manifest.Input{}, err
+	}
+	if f.KasAddress != "" {
+		values.Config.KasAddress = f.KasAddress
+	}
+	if f.AgentVersion != "" {
+		values.Image.Tag = normalizeAgentVersion(f.AgentVersion)
+	}
+	if f.SecretName != "" {
+		values.Config.SecretName = f.SecretName
+	}
+	if f.Replicas >= 0 {
+		values.Replicas = int64(f.Replicas)
+	}
+	if f.TokenFile != "" {
+		token, err := readToken(f.TokenFile, stdin)
+		if err != nil {
+			return manifest.Input{}, err
+		}
+		values.Config.Token = token
+	}
+	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values}, nil
+}
+
+// Validate checks the input.
+func (o *RenderOptions) Validate() error {
+	if o.Flags.Replicas < -1 {
+		return fmt.Errorf("--replicas must be 0 or more")
+	}
+	if o.input.Values.Config.KasAddress == "" {
+		return fmt.Errorf("no KAS address: set --kas-address (e.g. wss://kas.gitlab.com)")
+	}
+	return nil
+}
+
+// Run renders and prints the objects. Nothing reaches stdout unless the whole
+// render succeeded.
+func (o *RenderOptions) Run(_ context.Context) error {
+	out, err := manifest.Render(o.input)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if o.format == "json" {
+		err = manifest.WriteJSON(&buf, out.Objects)
+	} else {
+		err = manifest.WriteYAML(&buf, out.Objects)
+	}
+	if err != nil {
+		return err
+	}
+	if len(out.Embedded) > 0 {
+		fmt.Fprintf(o.ErrOut, "warning: the output holds credentials in Secret %s; keep it out of logs and version control\n", strings.Join(out.Embedded, ", "))
+	}
+	_, err = o.Out.Write(buf.Bytes())
+	return err
+}
+
+var semverRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)
+
+// normalizeAgentVersion accepts "17.3.1" for agentk's tag "v17.3.1".
+func normalizeAgentVersion(v string) string {
+	if semverRE.MatchString(v) {
+		return "v" + v
+	}
+	return v
+}
+
+// readToken reads a token from a file or stdin without ever echoing it.
+func readToken(path string, stdin io.Reader) (string, error) {
+	data, err := readFileOrStdin(path, stdin)
+	if err != nil {
+		return "", fmt.Errorf("reading the token: %w", err)
+	}
+	token := strings.TrimSpace(string(data))
+	where := path
+	if path == "-" {
+		where = "stdin"
+	}
+	if token == "" {
+		return "", fmt.Errorf("the token in %s is empty", where)
+	}
+	if strings.ContainsAny(token, " \t\r\n") {
+		return "", fmt.Errorf("the token in %s has spaces or several lines: it must be the token alone", where)
+	}
+	return token, nil
+}
+
+func readFileOrStdin(path string, stdin io.Reader) ([]byte, error) {
+	if path == "-" {
+		if stdin == nil {
+			return nil, fmt.Errorf("no stdin to read")
+		}
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(path)
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s needs %s, got %d argument(s) (see '%s --help')", cmd.CommandPath(), names, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,268 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// chartCase is testdata/chart/<case>/case.yaml: a release name and namespace
+// whose values.yaml we render and compare with `helm template` (helm.yaml).
+type chartCase struct {
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace"`
+	HelmSet   []string `json:"helmSet"`
+}
+
+func chartCases(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("testdata/chart/*/case.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no chart cases found: %v", err)
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Dir(d)
+	}
+	return dirs
+}
+
+func renderCase(t *testing.T, dir string) (chartCase, Output) {
+	t.Helper()
+	var c chartCase
+	readYAML(t, filepath.Join(dir, "case.yaml"), &c)
+	data, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := ParseValuesFile("values.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Render(Input{Name: c.Name, Namespace: c.Namespace, Values: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, out
+}
+
+// TestRenderGolden pins our output byte for byte, so any change shows in review.
+func TestRenderGolden(t *testing.T) {
+	for _, dir := range chartCases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			_, out := renderCase(t, dir)
+			var buf bytes.Buffer
+			if err := WriteYAML(&buf, out.Objects); err != nil {
+				t.Fatal(err)
+			}
+			compareGolden(t, filepath.Join(dir, "render.golden.yaml"), buf.Bytes())
+		})
+	}
+}
+
+// TestRenderMatchesChart compares our objects with what `helm template` of
+// the real chart made for the same inputs (helm.yaml, made by
+// testdata/chart/helm-template.sh), field by field, allowing exactly the
+// documented differences.
+func TestRenderMatchesChart(t *testing.T) {
+	for _, dir := range chartCases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			c, out := renderCase(t, dir)
+			ours := map[string]any{}
+			for i, o := range out.Objects {
+				o := normalize(t, o)
+				if i == 0 {
+					// Our one addition: the Namespace, first.
+					want := map[string]any{"apiVersion": "v1", "kind": "Namespace"}
+					if o["kind"] != want["kind"] || o["metadata"].(map[string]any)["name"] != c.Namespace {
+						t.Errorf("first object is %v %v, want Namespace %s", o["kind"], o["metadata"], c.Namespace)
+					}
+					continue
+				}
+				ours[objectKey(o)] = o
+			}
+			helm := map[string]any{}
+			raw, err := os.ReadFile(filepath.Join(dir, "helm.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, doc := range strings.Split(string(raw), "\n---") {
+				var o map[string]any
+				if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+					t.Fatalf("helm.yaml: %v", err)
+				}
+				if o == nil {
+					continue
+				}
+				o = normalize(t, o)
+				asInstalled(o, c.Namespace)
+				helm[objectKey(o)] = o
+			}
+			for _, k := range sortedKeys(helm) {
+				if _, ok := ours[k]; !ok {
+					t.Errorf("the chart makes %s; we do not", k)
+				}
+			}
+			for _, k := range sortedKeys(ours) {
+				h, ok := helm[k]
+				if !ok {
+					t.Errorf("we make %s; the chart does not", k)
+					continue
+				}
+				for _, d := range diffValues(k, h, ours[k]) {
+					t.Error(d)
+				}
+			}
+		})
+	}
+}
+
+// asInstalled applies the documented differences to a chart object: what a
+// chart install puts in the cluster, labelled as we label it.
+func asInstalled(o map[string]any, namespace string) {
+	clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
+	meta := o["metadata"].(map[string]any)
+	if !clusterScoped[o["kind"].(string)] {
+		if _, ok := meta["namespace"]; !ok {
+			meta["namespace"] = namespace
+		}
+	}
+	relabel := func(m map[string]any) {
+		labels, _ := m["labels"].(map[string]any)
+		delete(labels, "helm.sh/chart")
+		if labels["app.kubernetes.io/managed-by"] == "Helm" {
+			labels["app.kubernetes.io/managed-by"] = ManagedBy
+		}
+	}
+	relabel(meta)
+	if spec, ok := o["spec"].(map[string]any); ok {
+		if tmpl, ok := spec["template"].(map[string]any); ok {
+			relabel(tmpl["metadata"].(map[string]any))
+		}
+	}
+}
+
+// normalize round-trips an object through JSON so that numbers compare as
+// numbers whatever produced them.
+func normalize(t *testing.T, o map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func objectKey(o map[string]any) string {
+	meta := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%v/%v %v/%v", o["apiVersion"], o["kind"], meta["namespace"], meta["name"])
+}
+
+// diffValues lists where want and got differ, by path.
+func diffValues(path string, want, got any) []string {
+	wm, wok := want.(map[string]any)
+	gm, gok := got.(map[string]any)
+	if wok && gok {
+		keys := map[string]bool{}
+		for k := range wm {
+			keys[k] = true
+		}
+		for k := range gm {
+			keys[k] = true
+		}
+		var diffs []string
+		for _, k := range sortedKeys(keys) {
+			w, inW := wm[k]
+			g, inG := gm[k]
+			switch {
+			case !inW:
+				diffs = append(diffs, fmt.Sprintf("%s.%s: chart has no such field, we have %v", path, k, g))
+			case !inG:
+				diffs = append(diffs, fmt.Sprintf("%s.%s: chart has %v, we have no such field", path, k, w))
+			default:
+				diffs = append(diffs, diffValues(path+"."+k, w, g)...)
+			}
+		}
+		return diffs
+	}
+	wl, wok := want.([]any)
+	gl, gok := got.([]any)
+	if wok && gok && len(wl) == len(gl) {
+		var diffs []string
+		for i := range wl {
+			diffs = append(diffs, diffValues(fmt.Sprintf("%s[%d]", path, i), wl[i], gl[i])...)
+		}
+		return diffs
+	}
+	if !reflect.DeepEqual(want, got) {
+		return []string{fmt.Sprintf("%s: chart has %v, we have %v", path, want, got)}
+	}
+	return nil
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./pkg/manifest -update to create it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs from the output (rerun with -update and review the change):\n%s", path, firstDiffLine(want, got))
+	}
+}
+
+// firstDiffLine shows the first differing line of two texts.
+func firstDiffLine(want, got []byte) string {
+	wl := strings.Split(string(want), "\n")
+	gl := strings.Split(string(got), "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, w, g)
+		}
+	}
+	return ""
+}
+

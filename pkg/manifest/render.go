@@ -1,0 +1,342 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Object is one rendered Kubernetes object, as its JSON map.
+type Object = map[string]any
+
+// Input is what Render needs: the release (agent) name, its namespace and the
+// chart values.
+type Input struct {
+	// Name is the agent's name; it is also the Helm release name the chart
+	// would have been installed under, so names match a chart install.
+	Name      string
+	Namespace string
+	// NoNamespace leaves the Namespace object out (it exists already).
+	NoNamespace bool
+	Values      Values
+}
+
+// Output is the rendered object set.
+type Output struct {
+	Objects []Object
+	// Embedded lists the Secrets (namespace/name) whose data carries a
+	// credential from the values, so that callers can warn about it.
+	Embedded []string
+}
+
+// namePattern is GitLab's rule for agent names (and a DNS-1123 label).
+var namePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidateName checks an agent name against GitLab's naming rule.
+func ValidateName(name string) error {
+	if len(name) > 63 || !namePattern.MatchString(name) {
+		return fmt.Errorf("invalid agent name %q: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// DefaultNamespace is where an agent goes when no namespace is given.
+func DefaultNamespace(name string) string {
+	return "gitlab-agent-" + name
+}
+
+// names are the chart's computed names for one release.
+type names struct {
+	release, namespace  string
+	name                string // gitlab-agent.name
+	full                string // gitlab-agent.fullname
+	serviceAccount      string
+	secret              string
+	ocsServiceAccount   string
+	observabilitySecret string
+}
+
+// trunc63 is the chart's `trunc 63 | trimSuffix "-"`.
+func trunc63(s string) string {
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return strings.TrimSuffix(s, "-")
+}
+
+func computeNames(in Input) names {
+	v := in.Values
+	n := names{release: in.Name, namespace: in.Namespace}
+	chartName := ChartName
+	if v.NameOverride != "" {
+		chartName = v.NameOverride
+	}
+	n.name = trunc63(chartName)
+	switch {
+	case v.FullnameOverride != "":
+		n.full = trunc63(v.FullnameOverride)
+	case strings.Contains(in.Name, chartName):
+		n.full = trunc63(in.Name)
+	default:
+		n.full = trunc63(in.Name + "-" + chartName)
+	}
+	switch {
+	case v.ServiceAccount.Name != "":
+		n.serviceAccount = v.ServiceAccount.Name
+	case v.ServiceAccount.Create:
+		n.serviceAccount = n.full
+	default:
+		n.serviceAccount = "default"
+	}
+	n.secret = v.Config.SecretName
+	if n.secret == "" {
+		n.secret = n.full + "-token"
+	}
+	n.ocsServiceAccount = n.full + "-ocs-scanning-pod-sa"
+	n.observabilitySecret = v.Config.Observability.TLS.Secret.Name
+	if n.observabilitySecret == "" {
+		n.observabilitySecret = n.full + "-observability"
+	}
+	return n
+}
+
+// SecretName is the Secret that holds the agent token for this input.
+func SecretName(in Input) string { return computeNames(in).secret }
+
+// DeploymentName is the agentk Deployment's name for this input.
+func DeploymentName(in Input) string { return deploymentName(computeNames(in)) }
+
+// deploymentName carries the chart's "-v2" epoch suffix (the chart truncates
+// the full name to 60 characters first, without trimming a trailing '-').
+func deploymentName(n names) string {
+	full := n.full
+	if len(full) > 60 {
+		full = full[:60]
+	}
+	return full + "-v2"
+}
+
+func (n names) selectorLabels() map[string]any {
+	return map[string]any{
+		"app.kubernetes.io/name":     n.name,
+		"app.kubernetes.io/instance": n.release,
+	}
+}
+
+// Labels are the labels every rendered object carries, so that install and
+// uninstall can find the set.
+func Labels(in Input) map[string]string {
+	out := map[string]string{}
+	for k, v := range commonLabels(computeNames(in), in.Values) {
+		out[k] = v.(string)
+	}
+	return out
+}
+
+func commonLabels(n names, v Values) map[string]any {
+	l := n.selectorLabels()
+	l["app.kubernetes.io/version"] = ChartAppVersion
+	l["app.kubernetes.io/managed-by"] = ManagedBy
+	for k, val := range v.AdditionalLabels {
+		l[k] = val
+	}
+	return l
+}
+
+// Render builds the agentk objects that `helm template` of the gitlab-agent
+// chart makes for the same release name, namespace and values, with these
+// differences: no helm.sh/chart label, managed-by kubectl-gitlab-agent, every
+// namespaced object names its namespace (as a chart install puts it there), a
+// Namespace object first, and, when the values name no token and no Secret,
+// the Deployment mounts the Secret "<fullname>-token" that install fills.
+func Render(in Input) (Output, error) {
+	if err := ValidateName(in.Name); err != nil {
+		return Output{}, err
+	}
+	if in.Namespace == "" {
+		in.Namespace = DefaultNamespace(in.Name)
+	}
+	if len(in.Namespace) > 63 || !namePattern.MatchString(in.Namespace) {
+		return Output{}, fmt.Errorf("invalid namespace %q: it must be a DNS label (lowercase letters, digits, '-')", in.Namespace)
+	}
+	v := in.Values
+	if v.Config.Observability.TLS.Enabled && v.Config.Observability.TLS.Secret.Create &&
+		(v.Config.Observability.TLS.Cert == "" || v.Config.Observability.TLS.Key == "") {
+		return Output{}, fmt.Errorf("config.observability.tls.secret.create needs config.observability.tls.cert and config.observability.tls.key")
+	}
+	n := computeNames(in)
+	labels := commonLabels(n, v)
+	var out Output
+	add := func(o Object) { out.Objects = append(out.Objects, o) }
+
+	if !in.NoNamespace {
+		add(newObject("v1", "Namespace", in.Namespace, "", labels))
+	}
+	if v.ServiceAccount.Create {
+		sa := newObject("v1", "ServiceAccount", n.serviceAccount, n.namespace, labels)
+		setAnnotations(sa, v.ServiceAccount.Annotations)
+		add(sa)
+	}
+	if v.Config.Token != "" {
+		s := newObject("v1", "Secret", n.secret, n.namespace, labels)
+		s["type"] = "Opaque"
+		s["data"] = map[string]any{"token": base64.StdEncoding.EncodeToString([]byte(v.Config.Token))}
+		add(s)
+		out.Embedded = append(out.Embedded, n.namespace+"/"+n.secret)
+	}
+	if obsTLS := v.Config.Observability.TLS; obsTLS.Enabled && obsTLS.Secret.Create {
+		s := newObject("v1", "Secret", n.observabilitySecret, n.namespace, labels)
+		s["type"] = "kubernetes.io/tls"
+		s["data"] = map[string]any{
+			"tls.crt": base64.StdEncoding.EncodeToString([]byte(obsTLS.Cert)),
+			"tls.key": base64.StdEncoding.EncodeToString([]byte(obsTLS.Key)),
+		}
+		add(s)
+		out.Embedded = append(out.Embedded, n.namespace+"/"+n.observabilitySecret)
+	}
+	if v.Config.KasCaCert != "" {
+		cm := newObject("v1", "ConfigMap", n.full, n.namespace, labels)
+		cm["data"] = map[string]any{"ca.crt": v.Config.KasCaCert}
+		add(cm)
+	}
+	if v.RBAC.Create {
+		role := v.RBAC.UseExistingRole
+		if role == "" {
+			role = "cluster-admin"
+		}
+		crb := newObject("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", n.namespace+":"+n.full+"-"+role, "", labels)
+		crb["roleRef"] = map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
+		crb["subjects"] = []any{saSubject(n.serviceAccount, n.namespace)}
+		add(crb)
+	}
+	if v.Config.OperationalContainerScanning.Enabled {
+		out.Objects = append(out.Objects, ocsObjects(n, v, labels)...)
+	}
+	if v.ServiceMonitor.Enabled {
+		out.Objects = append(out.Objects, serviceMonitorObjects(n, labels)...)
+	}
+	add(deployment(n, v, labels))
+	sortObjects(out.Objects)
+	return out, nil
+}
+
+func newObject(apiVersion, kind, name, namespace string, labels map[string]any) Object {
+	meta := map[string]any{"name": name, "labels": copyMap(labels)}
+	if namespace != "" {
+		meta["namespace"] = namespace
+	}
+	return Object{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
+}
+
+func setAnnotations(o Object, a map[string]string) {
+	if len(a) == 0 {
+		return
+	}
+	m := map[string]any{}
+	for k, v := range a {
+		m[k] = v
+	}
+	o["metadata"].(map[string]any)["annotations"] = m
+}
+
+func saSubject(name, namespace string) map[string]any {
+	return map[string]any{"kind": "ServiceAccount", "name": name, "namespace": namespace}
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ocsObjects are the RBAC objects for operational container scanning.
+func ocsObjects(n names, v Values, labels map[string]any) []Object {
+	listGet := []any{"list", "get"}
+	rule := func(group string, resources ...string) map[string]any {
+		rs := make([]any, len(resources))
+		for i, r := range resources {
+			rs[i] = r
+		}
+		return map[string]any{"apiGroups": []any{group}, "resources": rs, "verbs": listGet}
+	}
+	roleName := n.full + ":ocs"
+	clusterRoleName := n.namespace + ":" + n.full + ":ocs"
+
+	sa := newObject("v1", "ServiceAccount", n.ocsServiceAccount, n.namespace, labels)
+	setAnnotations(sa, v.ServiceAccount.Annotations)
+
+	cr := newObject("rbac.authorization.k8s.io/v1", "ClusterRole", clusterRoleName, "", labels)
+	cr["rules"] = []any{
+		rule("batch", "cronjobs", "jobs"),
+		rule("", "pods", "replicationcontrollers", "serviceaccounts", "namespaces", "services",
+			"configmaps", "resourcequotas", "limitranges", "nodes", "secrets"),
+		rule("apps", "replicasets", "daemonsets", "statefulsets", "deployments"),
+		rule("rbac.authorization.k8s.io", "roles", "rolebindings", "clusterroles", "clusterrolebindings"),
+		rule("networking.k8s.io", "networkpolicies", "ingresses"),
+	}
+	crb := newObject("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", clusterRoleName, "", labels)
+	crb["roleRef"] = map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": clusterRoleName}
+	crb["subjects"] = []any{saSubject(n.ocsServiceAccount, n.namespace)}
+
+	role := newObject("rbac.authorization.k8s.io/v1", "Role", roleName, n.namespace, labels)
+	role["rules"] = []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"configmaps"}, "verbs": []any{"create"}}}
+	rb := newObject("rbac.authorization.k8s.io/v1", "RoleBinding", roleName, n.namespace, labels)
+	rb["roleRef"] = map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roleName}
+	rb["subjects"] = []any{saSubject(n.ocsServiceAccount, n.namespace)}
+	return []Object{sa, cr, crb, role, rb}
+}
+
+// serviceMonitorObjects are the observability Service (labelled with the
+// selector labels only, as in the chart) and the Prometheus ServiceMonitor.
+func serviceMonitorObjects(n names, labels map[string]any) []Object {
+	name := n.full + "-observability"
+	svc := newObject("v1", "Service", name, n.namespace, n.selectorLabels())
+	svc["spec"] = map[string]any{
+		"type":     "ClusterIP",
+		"ports":    []any{map[string]any{"port": 8080, "protocol": "TCP", "name": "observability"}},
+		"selector": n.selectorLabels(),
+	}
+	sm := newObject("monitoring.coreos.com/v1", "ServiceMonitor", name, n.namespace, labels)
+	sm["spec"] = map[string]any{
+		"selector":          map[string]any{"matchLabels": n.selectorLabels()},
+		"namespaceSelector": map[string]any{"matchNames": []any{n.namespace}},
+		"endpoints":         []any{map[string]any{"port": "observability", "interval": "30s", "scrapeTimeout": "25s"}},
+	}
+	return []Object{svc, sm}
+}
+
+// TokenChecksum is the pod annotation value that rolls the pods when the
+// token changes (the chart's `sha256sum` of the token).
+func TokenChecksum(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// kindOrder is Helm's install order for the kinds we render; unknown kinds
+// (the ServiceMonitor) go last, as Helm puts them.
+var kindOrder = map[string]int{
+	"Namespace": 0, "ServiceAccount": 1, "Secret": 2, "ConfigMap": 3, "ClusterRole": 4,
+	"ClusterRoleBinding": 5, "Role": 6, "RoleBinding": 7, "Service": 8, "Deployment": 9,
+}
+
+func sortObjects(objs []Object) {
+	rank := func(o Object) int {
+		if r, ok := kindOrder[o["kind"].(string)]; ok {
+			return r
+		}
+		return len(kindOrder)
+	}
+	sort.SliceStable(objs, func(i, j int) bool {
+		ri, rj := rank(objs[i]), rank(objs[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return objs[i]["metadata"].(map[string]any)["name"].(string) < objs[j]["metadata"].(map[string]any)["name"].(string)
+	})
+}

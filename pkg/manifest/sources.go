@@ -1,0 +1,277 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Source is one layer of values: a values file or one --set expression. Later
+// layers override earlier ones, maps merge key by key, as in Helm.
+type Source struct {
+	// Name says where the values came from in error messages: the file name
+	// as the user gave it, or "--set".
+	Name string
+	tree map[string]any
+	set  bool
+}
+
+// ParseValuesFile reads a values file (YAML or JSON) named name.
+func ParseValuesFile(name string, data []byte) (Source, error) {
+	tree, err := decodeYAMLMap(data)
+	if err != nil {
+		return Source{}, &ValueError{Source: name, Msg: err.Error()}
+	}
+	return Source{Name: name, tree: tree}, nil
+}
+
+func decodeYAMLMap(data []byte) (map[string]any, error) {
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "), "yaml: "))
+	}
+	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+		return map[string]any{}, nil // an empty file sets nothing
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("invalid values: %v", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a map of values at the top level, got %s", describe(v))
+	}
+	return m, nil
+}
+
+// ParseSet reads one --set argument in Helm's basic syntax: key=value pairs
+// separated by commas, dotted keys (a backslash escapes a dot or comma), list
+// indexes as key[0], lists as {a,b}; true, false, null and integers are typed.
+func ParseSet(expr string) (Source, error) {
+	src := Source{Name: "--set", tree: map[string]any{}, set: true}
+	fail := func(msg string) (Source, error) {
+		return Source{}, &ValueError{Source: "--set " + expr, Msg: msg}
+	}
+	for _, part := range splitUnescaped(expr, ',', true) {
+		if part == "" {
+			continue
+		}
+		kv := splitUnescaped(part, '=', false)
+		if len(kv) < 2 || kv[0] == "" {
+			return fail(fmt.Sprintf("%q: want key=value", part))
+		}
+		value := strings.Join(kv[1:], "=")
+		path, err := parseKeyPath(kv[0])
+		if err != nil {
+			return fail(err.Error())
+		}
+		var v any
+		if strings.HasPrefix(value, "{") && strings.HasSuffix(value, "}") {
+			list := []any{}
+			for _, e := range splitUnescaped(value[1:len(value)-1], ',', false) {
+				list = append(list, typedValue(e))
+			}
+			v = list
+		} else {
+			v = typedValue(value)
+		}
+		if err := setPath(src.tree, path, v); err != nil {
+			return fail(err.Error())
+		}
+	}
+	return src, nil
+}
+
+// splitUnescaped splits s at sep where it is not escaped by a backslash and,
+// with braces, not inside {...}. Escapes of sep are removed.
+func splitUnescaped(s string, sep byte, braces bool) []string {
+	var parts []string
+	var cur strings.Builder
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s) && s[i+1] == sep:
+			cur.WriteByte(sep)
+			i++
+			continue
+		case braces && c == '{':
+			depth++
+		case braces && c == '}' && depth > 0:
+			depth--
+		case c == sep && depth == 0:
+			parts = append(parts, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteByte(c)
+	}
+	return append(parts, cur.String())
+}
+
+// pathElem is a map key, or a list index when index >= 0.
+type pathElem struct {
+	key   string
+	index int
+}
+
+var indexRE = regexp.MustCompile(`^(.*?)((?:\[[0-9]+\])+)$`)
+
+func parseKeyPath(key string) ([]pathElem, error) {
+	var path []pathElem
+	for _, seg := range splitUnescaped(key, '.', false) {
+		if seg == "" {
+			return nil, fmt.Errorf("key %q has an empty part", key)
+		}
+		m := indexRE.FindStringSubmatch(seg)
+		if m == nil {
+			path = append(path, pathElem{key: seg, index: -1})
+			continue
+		}
+		if m[1] == "" {
+			return nil, fmt.Errorf("key %q: an index needs a name before it", key)
+		}
+		path = append(path, pathElem{key: m[1], index: -1})
+		for _, idx := range strings.Split(strings.Trim(m[2], "[]"), "][") {
+			n, err := strconv.Atoi(idx)
+			if err != nil || n > 1000 {
+				return nil, fmt.Errorf("key %q: bad list index %q", key, idx)
+			}
+			path = append(path, pathElem{index: n})
+		}
+	}
+	return path, nil
+}
+
+var intRE = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+
+// typedValue guesses a --set value's type the way Helm does.
+func typedValue(s string) any {
+	switch s {
+	case "true":
+		return true
+	case "false":
+		return false
+	case "null":
+		return nil
+	}
+	if intRE.MatchString(s) {
+		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return json.Number(strings.TrimPrefix(s, "+"))
+		}
+	}
+	return s
+}
+
+// setPath stores v at path inside tree, creating maps and lists on the way.
+func setPath(tree map[string]any, path []pathElem, v any) error {
+	var cur any = tree
+	set := func(val any) {} // replaced below to write into the parent
+	for i, p := range path {
+		last := i == len(path)-1
+		if p.index < 0 {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return fmt.Errorf("%q is not a map", p.key)
+			}
+			if last {
+				m[p.key] = v
+				return nil
+			}
+			next, exists := m[p.key]
+			if !exists || next == nil {
+				if path[i+1].index >= 0 {
+					next = []any{}
+				} else {
+					next = map[string]any{}
+				}
+				m[p.key] = next
+			}
+			key := p.key
+			set = func(val any) { m[key] = val }
+			cur = next
+			continue
+		}
+		list, ok := cur.([]any)
+		if !ok {
+			return fmt.Errorf("index [%d] on a value that is not a list", p.index)
+		}
+		for len(list) <= p.index {
+			list = append(list, nil)
+		}
+		set(list)
+		if last {
+			list[p.index] = v
+			return nil
+		}
+		if list[p.index] == nil {
+			if path[i+1].index >= 0 {
+				list[p.index] = []any{}
+			} else {
+				list[p.index] = map[string]any{}
+			}
+		}
+		idx, l := p.index, list
+		set = func(val any) { l[idx] = val }
+		cur = list[p.index]
+	}
+	return nil
+}
+
+// Load validates each source against the chart's schema, merges them over
+// the chart's defaults in order, and returns the result.
+func Load(sources ...Source) (Values, error) {
+	merged, err := decodeYAMLMap([]byte(defaultValues))
+	if err != nil {
+		return Values{}, fmt.Errorf("built-in defaults: %w", err)
+	}
+	for _, s := range sources {
+		checked, err := schema.check(s.Name, "", s.tree, s.set)
+		if err != nil {
+			return Values{}, err
+		}
+		coalesce(merged, checked.(map[string]any))
+	}
+	var v Values
+	b, err := json.Marshal(merged)
+	if err != nil {
+		return Values{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return Values{}, fmt.Errorf("merging values: %w", err)
+	}
+	return v, nil
+}
+
+// coalesce merges src into dst: maps key by key, anything else replaced; a
+// null removes the key, as in Helm.
+func coalesce(dst, src map[string]any) {
+	for k, sv := range src {
+		if sv == nil {
+			delete(dst, k)
+			continue
+		}
+		sm, sIsMap := sv.(map[string]any)
+		dm, dIsMap := dst[k].(map[string]any)
+		if sIsMap && dIsMap {
+			coalesce(dm, sm)
+			continue
+		}
+		if sIsMap {
+			cp := map[string]any{}
+			coalesce(cp, sm)
+			dst[k] = cp
+			continue
+		}
+		dst[k] = sv
+	}
+}

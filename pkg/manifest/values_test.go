@@ -1,0 +1,226 @@
+package manifest
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"wrong type", "replicas: two", `values.yaml: replicas: want an integer, got "two"`},
+		{"unknown key", "replica: 3", `values.yaml: replica: unknown key (did you mean "replicas"?)`},
+		{"unknown nested key", "config:\n  kasAdress: x", `values.yaml: config.kasAdress: unknown key (did you mean "kasAddress"?)`},
+		{"unknown key, no close match", "rbac:\n  enabled: true", `values.yaml: rbac.enabled: unknown key (known keys here: create, useExistingRole)`},
+		{"bool as string", "rbac:\n  create: \"yes\"", `values.yaml: rbac.create: want true or false, got "yes"`},
+		{"annotation number", "podAnnotations:\n  a: 1", `values.yaml: podAnnotations.a: want a string, got 1 (quote it)`},
+		{"enum", "image:\n  pullPolicy: Sometimes", `values.yaml: image.pullPolicy: want one of Always, IfNotPresent, Never, got "Sometimes"`},
+		{"map wanted", "config: wss://x", `values.yaml: config: want a map, got "wss://x"`},
+		{"kubernetes type field", "tolerations:\n- efect: NoSchedule", `values.yaml: tolerations[0].efect: unknown field`},
+		{"kubernetes type", "resources:\n  limits: 1", `values.yaml: resources:`},
+		{"percent", "maxSurge: 25", ``},
+		{"bad percent", "maxSurge: lots", `values.yaml: maxSurge: want an integer or a percentage such as "25%", got "lots"`},
+		{"null count", "replicas: null", `values.yaml: replicas: want an integer, got null`},
+		{"bad yaml", "replicas: [", `values.yaml: invalid YAML:`},
+		{"top-level list", "- a", `values.yaml: want a map of values at the top level, got a list`},
+		{"duplicate key", "replicas: 1\nreplicas: 2", `values.yaml: invalid YAML:`},
+		{"string list", "extraArgs: [1]", `values.yaml: extraArgs[0]: want a string, got 1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := ParseValuesFile("values.yaml", []byte(tt.file))
+			if err == nil {
+				_, err = Load(src)
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want prefix %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMergesInOrder(t *testing.T) {
+	a, err := ParseValuesFile("a.yaml", []byte("replicas: 3\npodAnnotations:\n  x: a\nconfig:\n  kasAddress: wss://a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseValuesFile("b.yaml", []byte("replicas: 4\npodAnnotations:\n  prometheus.io/scrape: null"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSet(`config.kasHeaders={h1,h2},podAnnotations.y=1,image.tag=v1.2.3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(a, b, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Replicas != 4 || v.Config.KasAddress != "wss://a" || v.Image.Tag != "v1.2.3" {
+		t.Errorf("got replicas=%d kas=%q tag=%q", v.Replicas, v.Config.KasAddress, v.Image.Tag)
+	}
+	wantAnn := map[string]string{"x": "a", "y": "1", "prometheus.io/path": "/metrics", "prometheus.io/port": "8080"}
+	if !reflect.DeepEqual(v.PodAnnotations, wantAnn) {
+		t.Errorf("podAnnotations = %v, want %v", v.PodAnnotations, wantAnn)
+	}
+	if !reflect.DeepEqual(v.Config.KasHeaders, []string{"h1", "h2"}) {
+		t.Errorf("kasHeaders = %v", v.Config.KasHeaders)
+	}
+	if v.ServiceAccount.Create != true || v.Config.OperationalContainerScanning.Enabled != true {
+		t.Errorf("defaults lost: %+v", v)
+	}
+}
+
+func TestParseSet(t *testing.T) {
+	tests := []struct {
+		expr string
+		want string // the tree as JSON
+	}{
+		{"replicas=3", `{"replicas":3}`},
+		{"a.b=c,d=true", `{"a":{"b":"c"},"d":true}`},
+		{`podAnnotations.prometheus\.io/scrape=false`, `{"podAnnotations":{"prometheus.io/scrape":false}}`},
+		{"x=null", `{"x":null}`},
+		{"x=007", `{"x":"007"}`},
+		{"x=-5", `{"x":-5}`},
+		{"list={a,b,3}", `{"list":["a","b",3]}`},
+		{"t[1].key=k", `{"t":[null,{"key":"k"}]}`},
+		{`v=a\,b`, `{"v":"a,b"}`},
+		{"v=a=b", `{"v":"a=b"}`},
+		{"v=", `{"v":""}`},
+	}
+	for _, tt := range tests {
+		s, err := ParseSet(tt.expr)
+		if err != nil {
+			t.Errorf("ParseSet(%q): %v", tt.expr, err)
+			continue
+		}
+		got, _ := json.Marshal(s.tree)
+		if string(got) != tt.want {
+			t.Errorf("ParseSet(%q) = %s, want %s", tt.expr, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"novalue", "=x", "a..b=1", "[0]=x"} {
+		if _, err := ParseSet(bad); err == nil {
+			t.Errorf("ParseSet(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestSetCoercesStrings(t *testing.T) {
+	s, err := ParseSet("image.tag=17,podLabels.n=1,config.kasHeaders={1}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Image.Tag != "17" || v.PodLabels["n"] != "1" || v.Config.KasHeaders[0] != "1" {
+		t.Errorf("got %q %q %v", v.Image.Tag, v.PodLabels["n"], v.Config.KasHeaders)
+	}
+	s, _ = ParseSet("replicas=two")
+	if _, err := Load(s); err == nil || err.Error() != `--set: replicas: want an integer, got "two"` {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	tests := []struct {
+		release, nameOverride, fullOverride string
+		wantFull, wantDeployment            string
+	}{
+		{"prod", "", "", "prod-gitlab-agent", "prod-gitlab-agent-v2"},
+		{"gitlab-agent", "", "", "gitlab-agent", "gitlab-agent-v2"},
+		{"my-gitlab-agent-1", "", "", "my-gitlab-agent-1", "my-gitlab-agent-1-v2"},
+		{"prod", "agentk", "", "prod-agentk", "prod-agentk-v2"},
+		{"prod", "", "custom", "custom", "custom-v2"},
+		// 62 characters: "<name>-" is cut at 63 and the '-' trimmed; the
+		// Deployment keeps the '-' at character 60.
+		{strings.Repeat("a", 59) + "-ab", "", "", strings.Repeat("a", 59) + "-ab", strings.Repeat("a", 59) + "--v2"},
+	}
+	for _, tt := range tests {
+		v, _ := Load()
+		v.NameOverride, v.FullnameOverride = tt.nameOverride, tt.fullOverride
+		in := Input{Name: tt.release, Namespace: "ns", Values: v}
+		n := computeNames(in)
+		if n.full != tt.wantFull || DeploymentName(in) != tt.wantDeployment {
+			t.Errorf("%q: fullname %q deployment %q, want %q %q", tt.release, n.full, DeploymentName(in), tt.wantFull, tt.wantDeployment)
+		}
+	}
+}
+
+func TestRenderRejects(t *testing.T) {
+	v, _ := Load()
+	for _, in := range []Input{
+		{Name: "Prod_EU", Values: v},
+		{Name: strings.Repeat("a", 64), Values: v},
+		{Name: "ok", Namespace: "Bad_NS", Values: v},
+	} {
+		if _, err := Render(in); err == nil {
+			t.Errorf("Render(%q, %q) succeeded, want an error", in.Name, in.Namespace)
+		}
+	}
+	v.Config.Observability.TLS.Enabled = true
+	v.Config.Observability.TLS.Secret.Create = true
+	if _, err := Render(Input{Name: "x", Values: v}); err == nil {
+		t.Error("TLS secret without cert and key rendered")
+	}
+}
+
+func TestTokenOnlyInSecret(t *testing.T) {
+	v, _ := Load()
+	const token = "glagent-fake-secret-value-1234"
+	v.Config.Token = token
+	out, err := Render(Input{Name: "x", Values: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Embedded) != 1 || out.Embedded[0] != "gitlab-agent-x/x-gitlab-agent-token" {
+		t.Errorf("Embedded = %v", out.Embedded)
+	}
+	var buf strings.Builder
+	if err := WriteYAML(&buf, out.Objects); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), token) {
+		t.Error("the token appears in clear text in the output")
+	}
+}
+
+func FuzzParseSet(f *testing.F) {
+	for _, s := range []string{"a=b", "a.b[0].c=1,d={x,y}", `a\.b=c\,d`, "a[3][1]=x", "=", "a=={"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		s, err := ParseSet(expr)
+		if err != nil {
+			return
+		}
+		_, _ = Load(s) // must not panic, whatever the tree
+	})
+}
+
+func FuzzParseValuesFile(f *testing.F) {
+	f.Add([]byte(defaultValues))
+	f.Add([]byte("replicas: 2\nconfig: {token: x}\ntolerations: [{key: a}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src, err := ParseValuesFile("v.yaml", data)
+		if err != nil {
+			return
+		}
+		v, err := Load(src)
+		if err != nil {
+			return
+		}
+		_, _ = Render(Input{Name: "fuzz", Values: v})
+	})
+}
