@@ -265,4 +265,3 @@ func firstDiffLine(want, got []byte) string {
 	}
 	return ""
 }
-
