@@ -46,6 +46,11 @@ func Generate(root *cobra.Command, dir string) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	// kubectl's --cache-dir default is under the home directory of whoever
+	// generates; the docs show it as kubectl's own docs do.
+	if f := root.PersistentFlags().Lookup("cache-dir"); f != nil {
+		f.DefValue = "$HOME/.kube/cache"
+	}
 	if err := doc.GenMarkdownTree(root, docsDir); err != nil {
 		return fmt.Errorf("writing markdown docs: %w", err)
 	}

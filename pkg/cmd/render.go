@@ -18,6 +18,9 @@ import (
 // RenderFlags are the flags that choose what to render; install, upgrade and
 // diff take the same ones.
 type RenderFlags struct {
+	// changed reports whether the user gave a flag, so that a flag's default
+	// never overrides a values file.
+	changed func(name string) bool
 	ValuesFiles     []string
 	Sets            []string
 	KasAddress      string
@@ -31,13 +34,14 @@ type RenderFlags struct {
 // AddFlags binds the render flags to cmd.
 func (f *RenderFlags) AddFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
+	f.changed = func(name string) bool { return fl.Changed(name) }
 	fl.StringArrayVarP(&f.ValuesFiles, "values", "f", nil, "a values file with the Helm chart's keys (repeatable; later files win)")
 	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
-	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress), e.g. wss://kas.gitlab.com")
+	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
 	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v17.3.1 (default "+manifest.ChartAppVersion+")")
 	fl.StringVar(&f.TokenFile, "token-file", "", "read the agent token from FILE, or '-' for stdin, and embed it in a Secret")
 	fl.StringVar(&f.SecretName, "secret-name", "", "mount this existing Secret (key 'token') instead of creating one (config.secretName)")
-	fl.IntVar(&f.Replicas, "replicas", -1, "number of agentk replicas (replicas; default 2)")
+	fl.IntVar(&f.Replicas, "replicas", 2, "number of agentk replicas (the chart's replicas)")
 	fl.BoolVar(&f.CreateNamespace, "create-namespace", true, "include the Namespace object")
 }
 
@@ -142,16 +146,19 @@ func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, e
 	if err != nil {
 		return manifest.Input{}, err
 	}
-	if f.KasAddress != "" {
+	if f.isSet("kas-address") {
 		values.Config.KasAddress = f.KasAddress
 	}
-	if f.AgentVersion != "" {
+	if f.isSet("agent-version") {
 		values.Image.Tag = normalizeAgentVersion(f.AgentVersion)
 	}
-	if f.SecretName != "" {
+	if f.isSet("secret-name") {
 		values.Config.SecretName = f.SecretName
 	}
-	if f.Replicas >= 0 {
+	if f.isSet("replicas") {
+		if f.Replicas < 0 {
+			return manifest.Input{}, fmt.Errorf("--replicas must be 0 or more")
+		}
 		values.Replicas = int64(f.Replicas)
 	}
 	if f.TokenFile != "" {
@@ -164,11 +171,12 @@ func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, e
 	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values}, nil
 }
 
+func (f *RenderFlags) isSet(name string) bool {
+	return f.changed != nil && f.changed(name)
+}
+
 // Validate checks the input.
 func (o *RenderOptions) Validate() error {
-	if o.Flags.Replicas < -1 {
-		return fmt.Errorf("--replicas must be 0 or more")
-	}
 	if o.input.Values.Config.KasAddress == "" {
 		return fmt.Errorf("no KAS address: set --kas-address (e.g. wss://kas.gitlab.com)")
 	}
