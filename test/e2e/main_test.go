@@ -1,0 +1,121 @@
+// Package e2e runs the built plugin the way users and CI jobs do: through
+// kubectl's plugin dispatch, against a real control plane.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
+)
+
+var (
+	// env is the process environment for every command the tests run: the
+	// plugin first on PATH, and the test cluster's kubeconfig.
+	env     []string
+	binDir  string
+	cl      *cluster.Cluster
+	kubectl string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(mainWithCluster(m))
+}
+
+func mainWithCluster(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var err error
+	if kubectl, err = exec.LookPath("kubectl"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: kubectl is not on PATH:", err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "kga-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	binDir = filepath.Join(tmp, "bin")
+	if err := buildPlugin(ctx, binDir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building the plugin:", err)
+		return 1
+	}
+	cl, err = cluster.Start(ctx, cluster.Options{Log: os.Stderr})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting the test cluster:", err)
+		return 1
+	}
+	env = append(os.Environ(),
+		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"KUBECONFIG="+cl.Kubeconfig,
+		"HOME="+tmp, // kubectl's caches stay inside the test
+		"NO_COLOR=1",
+	)
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "e2e: test cluster logs kept in %s\n", cl.StopKeepLogs())
+	} else {
+		cl.Stop()
+	}
+	return code
+}
+
+func buildPlugin(ctx context.Context, dir string) error {
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "kubectl-gitlab_agent"),
+		"-ldflags", "-X github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version.version=v0.0.0-e2e",
+		"./cmd/kubectl-gitlab_agent")
+	cmd.Dir = repo
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+// result is what a command did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCmd runs name with args in the test environment, stdin from stdin.
+func runCmd(t *testing.T, stdin string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s %v: %v", name, args, err)
+	}
+	return r
+}
+
+func clientset(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cl.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
