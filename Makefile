@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X $(MODULE)/pkg/version.version=$(VERSION) \
 # go test's own timeout; the control plane is built before go test starts.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: build test testbin lint generate bench clean
+.PHONY: build test testbin lint generate bench clean krew-manifest
 
 build: ## the plugin binary, in bin/
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kubectl-gitlab_agent ./cmd/kubectl-gitlab_agent
@@ -33,3 +33,7 @@ bench: build ## the performance figures of test/bench, beside kubectl's
 
 clean:
 	rm -rf bin
+
+krew-manifest: ## plugins/gitlab-agent.yaml for TAG from goreleaser's dist/checksums.txt
+	$(GO) run ./test/release/cmd/krewmanifest -tag $(TAG) -checksums dist/checksums.txt > plugins/gitlab-agent.yaml.tmp
+	mv plugins/gitlab-agent.yaml.tmp plugins/gitlab-agent.yaml

@@ -100,7 +100,7 @@ Kubernetes Agent Server (KAS).`,
 	g.ConfigFlags.AddFlags(pf)
 	pf.StringVar(&g.GitLabURL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
 	pf.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI)")
-	pf.StringVarP(&g.Output, "output", "o", "", "output format; each command lists the formats it accepts")
+	pf.StringVarP(&g.Output, "output", "o", "", "output format: yaml or json for render; text, json or yaml for version")
 	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
 
 	root.AddCommand(
