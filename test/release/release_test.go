@@ -93,8 +93,11 @@ type krewPlugin struct {
 		Name string `json:"name"`
 	} `json:"metadata"`
 	Spec struct {
-		Version   string `json:"version"`
-		Platforms []struct {
+		Version          string `json:"version"`
+		Homepage         string `json:"homepage"`
+		ShortDescription string `json:"shortDescription"`
+		Description      string `json:"description"`
+		Platforms        []struct {
 			Selector struct {
 				MatchLabels map[string]string `json:"matchLabels"`
 			} `json:"selector"`
@@ -120,6 +123,9 @@ func checkManifest(t *testing.T, what string, data []byte) {
 	}
 	if p.APIVersion != "krew.googlecontainertools.github.com/v1alpha2" || p.Kind != "Plugin" || p.Metadata.Name != "gitlab-agent" {
 		t.Errorf("%s: %s %s %s", what, p.APIVersion, p.Kind, p.Metadata.Name)
+	}
+	if p.Spec.Homepage == "" || p.Spec.ShortDescription == "" || p.Spec.Description == "" {
+		t.Errorf("%s: krew-index needs homepage, shortDescription and description", what)
 	}
 	archives, bin := expectedArchives(t, p.Spec.Version)
 	want := map[string]string{}
