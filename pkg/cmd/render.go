@@ -20,7 +20,7 @@ import (
 type RenderFlags struct {
 	// changed reports whether the user gave a flag, so that a flag's default
 	// never overrides a values file.
-	changed func(name string) bool
+	changed         func(name string) bool
 	ValuesFiles     []string
 	Sets            []string
 	KasAddress      string
