@@ -1,0 +1,176 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+)
+
+// Agent is a registered agent.
+type Agent struct {
+	ID              int64      `json:"id"`
+	Name            string     `json:"name"`
+	CreatedAt       *time.Time `json:"createdAt,omitempty"`
+	CreatedByUserID int64      `json:"createdByUserID,omitempty"`
+	// ConfigProject is the path of the project holding its config file.
+	ConfigProject   string `json:"configProject"`
+	ConfigProjectID int64  `json:"configProjectID"`
+}
+
+func agentFrom(a *gl.Agent) *Agent {
+	return &Agent{
+		ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, CreatedByUserID: a.CreatedByUserID,
+		ConfigProject: a.ConfigProject.PathWithNamespace, ConfigProjectID: a.ConfigProject.ID,
+	}
+}
+
+// agentNameRE is GitLab's rule for agent names.
+var agentNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidateAgentName checks GitLab's naming rule before any request is made.
+func ValidateAgentName(name string) error {
+	if len(name) > 63 || !agentNameRE.MatchString(name) {
+		return fmt.Errorf("invalid agent name %q: agent names have at most 63 lowercase letters, digits and '-', and start and end with a letter or digit", name)
+	}
+	return nil
+}
+
+// AgentRef names an agent by name or by numeric ID. A number is tried as an
+// ID first, then as a name (an agent may be called "42").
+type AgentRef struct {
+	Name string
+	ID   int64
+}
+
+func (r AgentRef) String() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return strconv.FormatInt(r.ID, 10)
+}
+
+// ParseAgentRef reads a NAME|ID argument.
+func ParseAgentRef(s string) (AgentRef, error) {
+	var ref AgentRef
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		ref.ID = n
+	}
+	if ValidateAgentName(s) == nil {
+		ref.Name = s
+	}
+	if ref.ID == 0 && ref.Name == "" {
+		return AgentRef{}, ValidateAgentName(s)
+	}
+	return ref, nil
+}
+
+// ListAgents returns every agent of the project, all pages.
+func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error) {
+	_, cancel, opt := c.call(ctx, "GET")
+	defer cancel()
+	var out []*Agent
+	lo := &gl.ListAgentsOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
+	for {
+		page, resp, err := c.api.ClusterAgents.ListAgents(p.pid(), lo, opt)
+		if err != nil {
+			return nil, c.classify(fmt.Sprintf("listing the agents of %s", p), resp, err, hints{
+				forbidden: fmt.Sprintf("you need at least the Developer role on %s to see its agents", p),
+				notFound:  fmt.Sprintf("no project %s, or your token cannot see it", p),
+			})
+		}
+		for _, a := range page {
+			out = append(out, agentFrom(a))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		lo.Page = resp.NextPage
+	}
+}
+
+// GetAgent looks an agent up by ID.
+func (c *Client) GetAgent(ctx context.Context, p ProjectRef, id int64) (*Agent, error) {
+	_, cancel, opt := c.call(ctx, "GET")
+	defer cancel()
+	a, resp, err := c.api.ClusterAgents.GetAgent(p.pid(), id, opt)
+	if err != nil {
+		return nil, c.classify(fmt.Sprintf("looking up agent %d in %s", id, p), resp, err, hints{
+			forbidden: fmt.Sprintf("you need at least the Developer role on %s to see its agents", p),
+			notFound:  fmt.Sprintf("no agent with ID %d in %s", id, p),
+		})
+	}
+	return agentFrom(a), nil
+}
+
+// FindAgent resolves a NAME|ID reference. When nothing matches, the error
+// is of ClassNotFound and names the command that lists the agents.
+func (c *Client) FindAgent(ctx context.Context, p ProjectRef, ref AgentRef) (*Agent, error) {
+	if ref.ID != 0 {
+		a, err := c.GetAgent(ctx, p, ref.ID)
+		if err == nil || ref.Name == "" || !IsClass(err, ClassNotFound) {
+			return a, err
+		}
+	}
+	agents, err := c.ListAgents(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		if a.Name == ref.Name {
+			return a, nil
+		}
+	}
+	return nil, &Error{
+		Class: ClassNotFound, Op: fmt.Sprintf("finding agent %s", ref),
+		Detail: fmt.Sprintf("no agent %q is registered in %s", ref.String(), p),
+		Hint:   fmt.Sprintf("'kubectl gitlab-agent agent list --project %s' lists them", p),
+	}
+}
+
+// RegisterAgent registers name in p unless an agent of that name exists; it
+// reports whether it created one.
+func (c *Client) RegisterAgent(ctx context.Context, p ProjectRef, name string) (*Agent, bool, error) {
+	if err := ValidateAgentName(name); err != nil {
+		return nil, false, err
+	}
+	agents, err := c.ListAgents(ctx, p)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, a := range agents {
+		if a.Name == name {
+			return a, false, nil
+		}
+	}
+	_, cancel, opt := c.call(ctx, "POST")
+	defer cancel()
+	a, resp, err := c.api.ClusterAgents.RegisterAgent(p.pid(), &gl.RegisterAgentOptions{Name: gl.Ptr(name)}, opt)
+	if err != nil {
+		err = c.classify(fmt.Sprintf("registering agent %q in %s", name, p), resp, err, hints{
+			forbidden: fmt.Sprintf("you need the Maintainer role on %s to register agents", p),
+			notFound:  fmt.Sprintf("no project %s, or your token cannot see it", p),
+		})
+		if IsClass(err, ClassConflict) {
+			// Registered by someone else meanwhile: report that one.
+			if found, ferr := c.FindAgent(ctx, p, AgentRef{Name: name}); ferr == nil {
+				return found, false, nil
+			}
+		}
+		return nil, false, err
+	}
+	return agentFrom(a), true, nil
+}
+
+// DeleteAgent deletes an agent registration (its tokens stop working).
+func (c *Client) DeleteAgent(ctx context.Context, p ProjectRef, a *Agent) error {
+	_, cancel, opt := c.call(ctx, "DELETE")
+	defer cancel()
+	resp, err := c.api.ClusterAgents.DeleteAgent(p.pid(), a.ID, opt)
+	return c.classify(fmt.Sprintf("deleting agent %q from %s", a.Name, p), resp, err, hints{
+		forbidden: fmt.Sprintf("you need the Maintainer role on %s to delete agents", p),
+	})
+}

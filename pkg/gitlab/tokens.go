@@ -1,0 +1,196 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+)
+
+// MaxActiveTokens is GitLab's limit of active tokens per agent.
+const MaxActiveTokens = 2
+
+// Token is an agent token. Its secret value is kept apart, in NewToken.
+type Token struct {
+	ID              int64      `json:"id"`
+	AgentID         int64      `json:"agentID"`
+	Name            string     `json:"name"`
+	Description     string     `json:"description,omitempty"`
+	Status          string     `json:"status"`
+	CreatedAt       *time.Time `json:"createdAt,omitempty"`
+	CreatedByUserID int64      `json:"createdByUserID,omitempty"`
+	// LastUsedAt is when agentk last connected with it; GitLab gives it
+	// only when a single token is asked for.
+	LastUsedAt *time.Time `json:"lastUsedAt"`
+}
+
+// NewToken is a token just created, with its secret, which GitLab returns
+// only once.
+type NewToken struct {
+	Token
+	Secret string `json:"-"`
+}
+
+func tokenFrom(t *gl.AgentToken) *Token {
+	return &Token{
+		ID: t.ID, AgentID: t.AgentID, Name: t.Name, Description: t.Description, Status: t.Status,
+		CreatedAt: t.CreatedAt, CreatedByUserID: t.CreatedByUserID, LastUsedAt: t.LastUsedAt,
+	}
+}
+
+// ListTokens returns the agent's active tokens (without last use).
+func (c *Client) ListTokens(ctx context.Context, p ProjectRef, a *Agent) ([]*Token, error) {
+	_, cancel, opt := c.call(ctx, "GET")
+	defer cancel()
+	var out []*Token
+	lo := &gl.ListAgentTokensOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
+	for {
+		page, resp, err := c.api.ClusterAgents.ListAgentTokens(p.pid(), a.ID, lo, opt)
+		if err != nil {
+			return nil, c.classify(fmt.Sprintf("listing the tokens of agent %q", a.Name), resp, err, hints{
+				forbidden: fmt.Sprintf("you need at least the Developer role on %s to see agent tokens", p),
+			})
+		}
+		for _, t := range page {
+			out = append(out, tokenFrom(t))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		lo.Page = resp.NextPage
+	}
+}
+
+// GetToken returns one token with its last use.
+func (c *Client) GetToken(ctx context.Context, p ProjectRef, a *Agent, id int64) (*Token, error) {
+	_, cancel, opt := c.call(ctx, "GET")
+	defer cancel()
+	t, resp, err := c.api.ClusterAgents.GetAgentToken(p.pid(), a.ID, id, opt)
+	if err != nil {
+		return nil, c.classify(fmt.Sprintf("reading token %d of agent %q", id, a.Name), resp, err, hints{
+			notFound: fmt.Sprintf("agent %q has no active token %d (revoked tokens are not shown)", a.Name, id),
+		})
+	}
+	return tokenFrom(t), nil
+}
+
+// ListTokensWithLastUse lists the active tokens with their last use, reading
+// the tokens concurrently (the list does not carry last_used_at), most
+// recently used first.
+func (c *Client) ListTokensWithLastUse(ctx context.Context, p ProjectRef, a *Agent) ([]*Token, error) {
+	list, err := c.ListTokens(ctx, p, a)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Token, len(list))
+	errs := make([]error, len(list))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, t := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], errs[i] = c.GetToken(ctx, p, a, t.ID)
+		}()
+	}
+	wg.Wait()
+	var kept []*Token
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			kept = append(kept, out[i])
+		case IsClass(err, ClassNotFound):
+			// revoked between the list and the read
+		default:
+			return nil, err
+		}
+	}
+	SortByLastUse(kept)
+	return kept, nil
+}
+
+// SortByLastUse orders tokens most recently used first, never used last.
+func SortByLastUse(ts []*Token) {
+	sort.SliceStable(ts, func(i, j int) bool {
+		a, b := ts[i].LastUsedAt, ts[j].LastUsedAt
+		switch {
+		case a != nil && b != nil:
+			return a.After(*b)
+		case a != nil:
+			return true
+		}
+		return false
+	})
+}
+
+// TokenLimitError is the two-active-token limit, with the tokens in the way.
+type TokenLimitError struct {
+	Agent  string
+	Tokens []*Token // most recently used first
+	Err    error
+}
+
+func (e *TokenLimitError) Error() string {
+	var b []byte
+	b = fmt.Appendf(b, "agent %q already has %d active tokens, GitLab's limit:", e.Agent, len(e.Tokens))
+	for i, t := range e.Tokens {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, " %d %q (%s)", t.ID, t.Name, describeLastUse(t.LastUsedAt))
+	}
+	if n := len(e.Tokens); n > 0 {
+		lru := e.Tokens[n-1]
+		b = fmt.Appendf(b, "; revoke one first, e.g. the least recently used: kubectl gitlab-agent token revoke %s %d", e.Agent, lru.ID)
+	}
+	return string(b)
+}
+
+func (e *TokenLimitError) Unwrap() error { return e.Err }
+
+func describeLastUse(t *time.Time) string {
+	if t == nil {
+		return "never used"
+	}
+	return "last used " + t.UTC().Format(time.RFC3339)
+}
+
+// CreateToken creates a token. At the two-token limit the error is a
+// *TokenLimitError naming the tokens in the way.
+func (c *Client) CreateToken(ctx context.Context, p ProjectRef, a *Agent, name, description string) (*NewToken, error) {
+	ctx2, cancel, opt := c.call(ctx, "POST")
+	defer cancel()
+	o := &gl.CreateAgentTokenOptions{Name: gl.Ptr(name)}
+	if description != "" {
+		o.Description = gl.Ptr(description)
+	}
+	t, resp, err := c.api.ClusterAgents.CreateAgentToken(p.pid(), a.ID, o, opt)
+	if err != nil {
+		err = c.classify(fmt.Sprintf("creating a token for agent %q", a.Name), resp, err, hints{
+			forbidden: fmt.Sprintf("you need the Maintainer role on %s to create agent tokens", p),
+		})
+		if IsClass(err, ClassConflict) && ctx2.Err() == nil {
+			if tokens, lerr := c.ListTokensWithLastUse(ctx, p, a); lerr == nil && len(tokens) >= MaxActiveTokens {
+				return nil, &TokenLimitError{Agent: a.Name, Tokens: tokens, Err: err}
+			}
+		}
+		return nil, err
+	}
+	return &NewToken{Token: *tokenFrom(t), Secret: t.Token}, nil
+}
+
+// RevokeToken revokes a token; revoking a revoked token succeeds.
+func (c *Client) RevokeToken(ctx context.Context, p ProjectRef, a *Agent, id int64) error {
+	_, cancel, opt := c.call(ctx, "DELETE")
+	defer cancel()
+	resp, err := c.api.ClusterAgents.RevokeAgentToken(p.pid(), a.ID, id, opt)
+	return c.classify(fmt.Sprintf("revoking token %d of agent %q", id, a.Name), resp, err, hints{
+		forbidden: fmt.Sprintf("you need the Maintainer role on %s to revoke agent tokens", p),
+		notFound:  fmt.Sprintf("agent %q has no token %d", a.Name, id),
+	})
+}

@@ -1,0 +1,124 @@
+package fakegitlab
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Fault makes the fake misbehave on matching calls.
+type Fault struct {
+	// Route is a route pattern as registered, e.g.
+	// "POST /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens"; empty
+	// matches every route.
+	Route string
+	// Nth is the first matching call (1-based, counted per route) that
+	// fails; 0 fails every matching call.
+	Nth int
+	// Count is how many calls from the Nth fail (default 1); ignored when
+	// Nth is 0.
+	Count int
+	// Status answers with this status and a GitLab error body.
+	Status int
+	// RetryAfter is sent as the Retry-After header (seconds or a date).
+	RetryAfter string
+	// Latency delays the answer (or the failure).
+	Latency time.Duration
+	// Drop closes the connection without an answer.
+	Drop bool
+}
+
+// Inject adds a fault.
+func (s *Server) Inject(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.Count == 0 {
+		f.Count = 1
+	}
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// matchFault returns the fault for the n-th call of route, if any.
+func (s *Server) matchFault(route string, n int) *Fault {
+	for _, f := range s.faults {
+		if f.Route != "" && f.Route != route {
+			continue
+		}
+		if f.Nth == 0 || (n >= f.Nth && n < f.Nth+f.Count) {
+			return f
+		}
+	}
+	return nil
+}
+
+// statusRecorder remembers the status written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// handle registers h for pattern, counting calls, recording them and
+// applying faults first.
+func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.calls[pattern]++
+		f := s.matchFault(pattern, s.calls[pattern])
+		s.mu.Unlock()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			s.mu.Lock()
+			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Pattern: pattern, Status: rec.status})
+			s.mu.Unlock()
+		}()
+		if f != nil {
+			if f.Latency > 0 {
+				select {
+				case <-time.After(f.Latency):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if f.Drop {
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						conn.Close()
+					}
+				}
+				return
+			}
+			if f.Status != 0 {
+				if f.RetryAfter != "" {
+					w.Header().Set("Retry-After", f.RetryAfter)
+				}
+				writeError(rec, f.Status, statusMessage(f.Status))
+				return
+			}
+		}
+		h(rec, r)
+	})
+}
+
+// itoa is strconv.Itoa for int64.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,700 @@
+package fakegitlab
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const api = "/api/v4"
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn http.HandlerFunc) { s.handle(mux, pattern, fn) }
+	h("GET "+api+"/metadata", s.getMetadata)
+	h("GET "+api+"/user", s.getUser)
+	h("GET "+api+"/projects/{id}", s.getProject)
+	h("GET "+api+"/projects/{id}/cluster_agents", s.listAgents)
+	h("POST "+api+"/projects/{id}/cluster_agents", s.registerAgent)
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}", s.getAgent)
+	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}", s.deleteAgent)
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.listTokens)
+	h("POST "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.createToken)
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.getToken)
+	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.revokeToken)
+	h("GET "+api+"/projects/{id}/repository/files/{path}", s.getFile)
+	h("HEAD "+api+"/projects/{id}/repository/files/{path}", s.getFile)
+	h("POST "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
+	h("PUT "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
+	h("POST "+api+"/user/personal_access_tokens", s.createPAT)
+	h("GET "+api+"/personal_access_tokens/self", s.getSelfPAT)
+	h("DELETE "+api+"/personal_access_tokens/{id}", s.revokePAT)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	})
+	return mux
+}
+
+// authenticate finds the caller from PRIVATE-TOKEN, Authorization: Bearer or
+// (where jobOK) JOB-TOKEN. It answers 401 itself and returns nil when the
+// caller is not authenticated. GitLab ignores a job token on endpoints that do
+// not accept one, so the caller is then unauthenticated.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, jobOK bool) (*User, *credential) {
+	var tok string
+	switch {
+	case r.Header.Get("PRIVATE-TOKEN") != "":
+		tok = r.Header.Get("PRIVATE-TOKEN")
+	case strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "):
+		tok = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	case jobOK && r.Header.Get("JOB-TOKEN") != "":
+		tok = r.Header.Get("JOB-TOKEN")
+	}
+	c := s.creds[tok]
+	if c != nil && c.kind == "pat" {
+		p := s.pats[c.patID]
+		if p == nil || p.Revoked || (p.ExpiresAt != "" && p.ExpiresAt < s.now().UTC().Format("2006-01-02")) {
+			c = nil
+		}
+	}
+	if c == nil || s.users[c.userID] == nil {
+		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
+		return nil, nil
+	}
+	return s.users[c.userID], c
+}
+
+// project finds {id} (a numeric ID or a URL-encoded path) that u can see;
+// private projects are invisible (404) to non-members.
+func (s *Server) project(w http.ResponseWriter, r *http.Request, u *User) *Project {
+	id := r.PathValue("id")
+	for _, p := range s.projects {
+		if itoa(p.ID) == id || p.PathWithNS == id {
+			if p.Members[u.ID] >= Guest {
+				return p
+			}
+			break
+		}
+	}
+	errNotFound(w, "Project")
+	return nil
+}
+
+// allowed answers 403 and returns false unless u has at least role in p.
+func allowed(w http.ResponseWriter, p *Project, u *User, role Role) bool {
+	if p.Members[u.ID] < role {
+		writeError(w, http.StatusForbidden, "403 Forbidden")
+		return false
+	}
+	return true
+}
+
+// projectFor authenticates, finds the project and checks the role, in the
+// order GitLab does: 401, then 404, then 403.
+func (s *Server) projectFor(w http.ResponseWriter, r *http.Request, role Role) (*User, *Project) {
+	u, _ := s.authenticate(w, r, false)
+	if u == nil {
+		return nil, nil
+	}
+	p := s.project(w, r, u)
+	if p == nil || !allowed(w, p, u, role) {
+		return nil, nil
+	}
+	return u, p
+}
+
+func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, _ := s.authenticate(w, r, true); u == nil {
+		return
+	}
+	kas := map[string]any{"enabled": s.Metadata.KAS.Enabled, "externalUrl": nil, "version": nil}
+	if s.Metadata.KAS.Enabled {
+		kas["externalUrl"] = s.Metadata.KAS.ExternalURL
+		kas["version"] = s.Metadata.KAS.Version
+		if s.Metadata.KAS.ExternalK8sProxyURL != "" {
+			kas["externalK8sProxyUrl"] = s.Metadata.KAS.ExternalK8sProxyURL
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": s.Metadata.Version, "revision": s.Metadata.Revision, "kas": kas, "enterprise": true,
+	})
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, _ := s.authenticate(w, r, false)
+	if u == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, userJSON(u))
+}
+
+func userJSON(u *User) map[string]any {
+	return map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "state": "active"}
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, p := s.projectFor(w, r, Guest)
+	if u == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, projectJSON(p))
+}
+
+func projectJSON(p *Project) map[string]any {
+	parts := strings.Split(p.PathWithNS, "/")
+	return map[string]any{
+		"id": p.ID, "name": parts[len(parts)-1], "path": parts[len(parts)-1],
+		"path_with_namespace": p.PathWithNS, "name_with_namespace": strings.Join(parts, " / "),
+		"default_branch": p.DefaultBranch, "web_url": "https://gitlab.example.com/" + p.PathWithNS,
+		"visibility": "private",
+	}
+}
+
+func (s *Server) agentJSON(a *Agent) map[string]any {
+	return map[string]any{
+		"id": a.ID, "name": a.Name, "created_at": a.CreatedAt.UTC(), "created_by_user_id": a.CreatedByUserID,
+		"config_project": projectJSON(s.projects[a.ProjectID]),
+	}
+}
+
+func tokenJSON(t *AgentToken, withLastUsed, withToken bool) map[string]any {
+	m := map[string]any{
+		"id": t.ID, "name": t.Name, "description": t.Description, "agent_id": t.AgentID,
+		"status": t.Status, "created_at": t.CreatedAt.UTC(), "created_by_user_id": t.CreatedByUserID,
+	}
+	if withLastUsed {
+		m["last_used_at"] = nil
+		if t.LastUsedAt != nil {
+			m["last_used_at"] = t.LastUsedAt.UTC()
+		}
+	}
+	if withToken {
+		m["token"] = t.Token
+	}
+	return m
+}
+
+// paginate cuts n items into the page asked for and sets GitLab's pagination
+// headers. It returns the [start, end) range of the page.
+func paginate(w http.ResponseWriter, r *http.Request, n int) (int, int) {
+	perPage, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if perPage <= 0 {
+		perPage = 20
+	}
+	if perPage > 100 {
+		perPage = 100
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	if page <= 0 {
+		page = 1
+	}
+	pages := int(math.Max(1, math.Ceil(float64(n)/float64(perPage))))
+	h := w.Header()
+	h.Set("X-Page", strconv.Itoa(page))
+	h.Set("X-Per-Page", strconv.Itoa(perPage))
+	h.Set("X-Total", strconv.Itoa(n))
+	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	h.Set("X-Prev-Page", "")
+	h.Set("X-Next-Page", "")
+	link := func(p int, rel string) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(p))
+		q.Set("per_page", strconv.Itoa(perPage))
+		u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+		return fmt.Sprintf("<%s>; rel=%q", u.String(), rel)
+	}
+	links := []string{link(1, "first"), link(pages, "last")}
+	if page > 1 {
+		h.Set("X-Prev-Page", strconv.Itoa(page-1))
+		links = append(links, link(page-1, "prev"))
+	}
+	if page < pages {
+		h.Set("X-Next-Page", strconv.Itoa(page+1))
+		links = append(links, link(page+1, "next"))
+	}
+	h.Set("Link", strings.Join(links, ", "))
+	start := (page - 1) * perPage
+	if start > n {
+		start = n
+	}
+	end := start + perPage
+	if end > n {
+		end = n
+	}
+	return start, end
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Developer)
+	if p == nil {
+		return
+	}
+	var list []*Agent
+	for _, a := range s.agents {
+		if a.ProjectID == p.ID {
+			list = append(list, a)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	start, end := paginate(w, r, len(list))
+	out := []any{}
+	for _, a := range list[start:end] {
+		out = append(out, s.agentJSON(a))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// agentNameRE is GitLab's rule for agent names.
+var agentNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, p := s.projectFor(w, r, Maintainer)
+	if p == nil {
+		return
+	}
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decodeBody(r, &body); err != nil || body.Name == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "name is missing"})
+		return
+	}
+	if len(body.Name) > 63 || !agentNameRE.MatchString(body.Name) {
+		writeError(w, http.StatusBadRequest, map[string]any{"name": []string{"can contain only lowercase letters, digits, and '-', but cannot start or end with '-'"}})
+		return
+	}
+	for _, a := range s.agents {
+		if a.ProjectID == p.ID && a.Name == body.Name {
+			writeError(w, http.StatusBadRequest, map[string]any{"name": []string{"has already been taken"}})
+			return
+		}
+	}
+	a := &Agent{ID: s.id(), ProjectID: p.ID, Name: body.Name, CreatedAt: s.now(), CreatedByUserID: u.ID}
+	s.agents[a.ID] = a
+	writeJSON(w, http.StatusCreated, s.agentJSON(a))
+}
+
+// agent finds {agent_id} in p.
+func (s *Server) agent(w http.ResponseWriter, r *http.Request, p *Project) *Agent {
+	a := s.agents[parseID(r.PathValue("agent_id"))]
+	if a == nil || a.ProjectID != p.ID {
+		errNotFound(w, "Agent")
+		return nil
+	}
+	return a
+}
+
+func parseID(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Developer)
+	if p == nil {
+		return
+	}
+	if a := s.agent(w, r, p); a != nil {
+		writeJSON(w, http.StatusOK, s.agentJSON(a))
+	}
+}
+
+func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Maintainer)
+	if p == nil {
+		return
+	}
+	a := s.agent(w, r, p)
+	if a == nil {
+		return
+	}
+	delete(s.agents, a.ID)
+	for _, t := range s.tokens {
+		if t.AgentID == a.ID {
+			t.Status = "revoked"
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Developer)
+	if p == nil {
+		return
+	}
+	a := s.agent(w, r, p)
+	if a == nil {
+		return
+	}
+	var list []*AgentToken
+	for _, t := range s.tokens {
+		if t.AgentID == a.ID && t.Status == "active" {
+			list = append(list, t)
+		}
+	}
+	// Ordered by last use, newest first; never-used tokens last.
+	sort.Slice(list, func(i, j int) bool {
+		li, lj := list[i].LastUsedAt, list[j].LastUsedAt
+		switch {
+		case li != nil && lj != nil && !li.Equal(*lj):
+			return li.After(*lj)
+		case li != nil && lj == nil:
+			return true
+		case li == nil && lj != nil:
+			return false
+		}
+		return list[i].ID > list[j].ID
+	})
+	start, end := paginate(w, r, len(list))
+	out := []any{}
+	for _, t := range list[start:end] {
+		out = append(out, tokenJSON(t, false, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// MaxActiveTokens is GitLab's limit of active tokens per agent.
+const MaxActiveTokens = 2
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, p := s.projectFor(w, r, Maintainer)
+	if p == nil {
+		return
+	}
+	a := s.agent(w, r, p)
+	if a == nil {
+		return
+	}
+	var body struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	if err := decodeBody(r, &body); err != nil || body.Name == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "name is missing"})
+		return
+	}
+	active := 0
+	for _, t := range s.tokens {
+		if t.AgentID == a.ID && t.Status == "active" {
+			active++
+		}
+	}
+	if active >= MaxActiveTokens {
+		writeError(w, http.StatusBadRequest, "An agent can have only two active tokens at a time")
+		return
+	}
+	t := s.newAgentToken(a.ID, body.Name, body.Description, u.ID)
+	writeJSON(w, http.StatusCreated, tokenJSON(t, true, true))
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request, a *Agent) *AgentToken {
+	t := s.tokens[parseID(r.PathValue("token_id"))]
+	if t == nil || t.AgentID != a.ID {
+		errNotFound(w, "AgentToken")
+		return nil
+	}
+	return t
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Developer)
+	if p == nil {
+		return
+	}
+	a := s.agent(w, r, p)
+	if a == nil {
+		return
+	}
+	t := s.token(w, r, a)
+	if t == nil {
+		return
+	}
+	if t.Status != "active" {
+		errNotFound(w, "AgentToken")
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenJSON(t, true, false))
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Maintainer)
+	if p == nil {
+		return
+	}
+	a := s.agent(w, r, p)
+	if a == nil {
+		return
+	}
+	t := s.token(w, r, a)
+	if t == nil {
+		return
+	}
+	t.Status = "revoked" // also 204 when it was revoked already
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p := s.projectFor(w, r, Reporter)
+	if p == nil {
+		return
+	}
+	ref := r.URL.Query().Get("ref")
+	if ref == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "ref is missing"})
+		return
+	}
+	path := r.PathValue("path")
+	content, ok := p.Files[ref][path]
+	if !ok {
+		errNotFound(w, "File")
+		return
+	}
+	sum := sha256.Sum256(content)
+	blob := gitBlobID(content)
+	last := s.lastCommit(p.ID, ref, path)
+	h := w.Header()
+	h.Set("X-Gitlab-File-Name", path[strings.LastIndex(path, "/")+1:])
+	h.Set("X-Gitlab-File-Path", path)
+	h.Set("X-Gitlab-Size", strconv.Itoa(len(content)))
+	h.Set("X-Gitlab-Encoding", "base64")
+	h.Set("X-Gitlab-Content-Sha256", hex.EncodeToString(sum[:]))
+	h.Set("X-Gitlab-Ref", ref)
+	h.Set("X-Gitlab-Blob-Id", blob)
+	h.Set("X-Gitlab-Last-Commit-Id", last)
+	h.Set("X-Gitlab-Commit-Id", last)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"file_name": path[strings.LastIndex(path, "/")+1:], "file_path": path, "size": len(content),
+		"encoding": "base64", "content": base64.StdEncoding.EncodeToString(content),
+		"content_sha256": hex.EncodeToString(sum[:]), "ref": ref, "blob_id": blob,
+		"commit_id": last, "last_commit_id": last,
+	})
+}
+
+func gitBlobID(content []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "blob %d\x00", len(content))
+	h.Write(content)
+	return hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+func (s *Server) lastCommit(pid int64, branch, path string) string {
+	for i := len(s.commits) - 1; i >= 0; i-- {
+		c := s.commits[i]
+		if c.ProjectID == pid && c.Branch == branch && c.Path == path {
+			return c.ID
+		}
+	}
+	return strings.Repeat("0", 40)
+}
+
+func (s *Server) writeFile(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, p := s.projectFor(w, r, Developer)
+	if p == nil {
+		return
+	}
+	var body struct {
+		Branch        string `json:"branch"`
+		Content       string `json:"content"`
+		Encoding      string `json:"encoding"`
+		CommitMessage string `json:"commit_message"`
+		LastCommitID  string `json:"last_commit_id"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid body"})
+		return
+	}
+	switch {
+	case body.Branch == "":
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "branch is missing"})
+		return
+	case body.CommitMessage == "":
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "commit_message is missing"})
+		return
+	}
+	if p.ProtectedBranches[body.Branch] && p.Members[u.ID] < Maintainer {
+		writeError(w, http.StatusForbidden, "You are not allowed to push into this branch")
+		return
+	}
+	files, ok := p.Files[body.Branch]
+	if !ok {
+		writeError(w, http.StatusBadRequest, "You can only create or edit files when you are on a branch")
+		return
+	}
+	content := []byte(body.Content)
+	if body.Encoding == "base64" {
+		var err error
+		if content, err = base64.StdEncoding.DecodeString(body.Content); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "content is not valid base64"})
+			return
+		}
+	}
+	path := r.PathValue("path")
+	_, exists := files[path]
+	action := "create"
+	if r.Method == http.MethodPost {
+		if exists {
+			writeError(w, http.StatusBadRequest, "A file with this name already exists")
+			return
+		}
+	} else {
+		action = "update"
+		if !exists {
+			writeError(w, http.StatusBadRequest, "A file with this name doesn't exist")
+			return
+		}
+		if body.LastCommitID != "" && body.LastCommitID != s.lastCommit(p.ID, body.Branch, path) {
+			writeError(w, http.StatusBadRequest, "You are attempting to update a file that has changed since you started editing it.")
+			return
+		}
+	}
+	files[path] = content
+	c := Commit{ID: randomString(40), ProjectID: p.ID, Branch: body.Branch, Path: path, Action: action,
+		Message: body.CommitMessage, Content: content, AuthorID: u.ID}
+	s.commits = append(s.commits, c)
+	status := http.StatusOK
+	if action == "create" {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]any{"file_path": path, "branch": body.Branch})
+}
+
+func patJSON(p *PersonalAccessToken, withToken bool) map[string]any {
+	m := map[string]any{
+		"id": p.ID, "name": p.Name, "revoked": p.Revoked, "created_at": p.CreatedAt.UTC(), "scopes": p.Scopes,
+		"user_id": p.UserID, "active": !p.Revoked, "expires_at": nil,
+	}
+	if p.ExpiresAt != "" {
+		m["expires_at"] = p.ExpiresAt
+	}
+	if withToken {
+		m["token"] = p.Token
+	}
+	return m
+}
+
+func (s *Server) createPAT(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, _ := s.authenticate(w, r, false)
+	if u == nil {
+		return
+	}
+	var body struct {
+		Name      string   `json:"name"`
+		Scopes    []string `json:"scopes"`
+		ExpiresAt string   `json:"expires_at"`
+	}
+	if err := decodeBody(r, &body); err != nil || body.Name == "" || len(body.Scopes) == 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "name, scopes are missing"})
+		return
+	}
+	for _, sc := range body.Scopes {
+		if sc != "k8s_proxy" && sc != "self_rotate" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "scopes does not have a valid value"})
+			return
+		}
+	}
+	if body.ExpiresAt != "" {
+		if _, err := time.Parse("2006-01-02", body.ExpiresAt); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "expires_at is invalid"})
+			return
+		}
+	}
+	p := &PersonalAccessToken{ID: s.id(), UserID: u.ID, Name: body.Name, Scopes: body.Scopes,
+		ExpiresAt: body.ExpiresAt, CreatedAt: s.now(), Token: "glpat-" + randomString(20)}
+	s.pats[p.ID] = p
+	s.creds[p.Token] = &credential{userID: u.ID, kind: "pat", patID: p.ID}
+	writeJSON(w, http.StatusCreated, patJSON(p, true))
+}
+
+func (s *Server) getSelfPAT(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c := s.authenticate(w, r, false)
+	if c == nil {
+		return
+	}
+	if c.kind != "pat" {
+		writeError(w, http.StatusNotFound, "404 Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, patJSON(s.pats[c.patID], false))
+}
+
+func (s *Server) revokePAT(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, _ := s.authenticate(w, r, false)
+	if u == nil {
+		return
+	}
+	p := s.pats[parseID(r.PathValue("id"))]
+	if p == nil || p.UserID != u.ID {
+		errNotFound(w, "PersonalAccessToken")
+		return
+	}
+	p.Revoked = true
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		return json.NewDecoder(r.Body).Decode(v)
+	}
+	// The client may send form values; accept them for the string fields.
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	m := map[string]any{}
+	for k, vals := range r.Form {
+		if len(vals) == 1 && !strings.HasSuffix(k, "[]") {
+			m[k] = vals[0]
+		} else {
+			m[strings.TrimSuffix(k, "[]")] = vals
+		}
+	}
+	b, _ := json.Marshal(m)
+	return json.Unmarshal(b, v)
+}

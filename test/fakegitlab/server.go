@@ -1,0 +1,390 @@
+// Package fakegitlab is an in-process stand-in for GitLab's REST API (v4) for
+// tests: the endpoints the plugin uses, with GitLab's paths, JSON fields,
+// status codes, error bodies, pagination headers and authentication, plus
+// knobs that inject faults. Tests read its state to check results.
+package fakegitlab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Role is a project member's access level, with GitLab's numbers.
+type Role int
+
+// The access levels GitLab uses.
+const (
+	NoAccess   Role = 0
+	Guest      Role = 10
+	Reporter   Role = 20
+	Developer  Role = 30
+	Maintainer Role = 40
+	Owner      Role = 50
+)
+
+// Server is a fake GitLab. Create it with New; it serves on loopback until
+// Close.
+type Server struct {
+	*httptest.Server
+
+	mu       sync.Mutex
+	nextID   int64
+	now      func() time.Time
+	users    map[int64]*User
+	creds    map[string]*credential
+	projects map[int64]*Project
+	agents   map[int64]*Agent
+	tokens   map[int64]*AgentToken
+	pats     map[int64]*PersonalAccessToken
+	commits  []Commit
+	faults   []*Fault
+	calls    map[string]int
+	requests []Request
+	Metadata Metadata
+}
+
+// User is a GitLab user.
+type User struct {
+	ID       int64
+	Username string
+	Name     string
+}
+
+// Project is a GitLab project with its members and repository files.
+type Project struct {
+	ID            int64
+	PathWithNS    string
+	DefaultBranch string
+	// Members maps user IDs to their role in the project.
+	Members map[int64]Role
+	// Files maps branch → file path → content.
+	Files map[string]map[string][]byte
+	// ProtectedBranches need Maintainer to commit to; the default branch is
+	// protected unless told otherwise.
+	ProtectedBranches map[string]bool
+}
+
+// Agent is a registered agent.
+type Agent struct {
+	ID              int64
+	ProjectID       int64
+	Name            string
+	CreatedAt       time.Time
+	CreatedByUserID int64
+}
+
+// AgentToken is an agent's token.
+type AgentToken struct {
+	ID              int64
+	AgentID         int64
+	Name            string
+	Description     string
+	Status          string // active or revoked
+	CreatedAt       time.Time
+	CreatedByUserID int64
+	LastUsedAt      *time.Time
+	Token           string
+}
+
+// PersonalAccessToken is a user's token.
+type PersonalAccessToken struct {
+	ID        int64
+	UserID    int64
+	Name      string
+	Scopes    []string
+	ExpiresAt string // a date, YYYY-MM-DD
+	CreatedAt time.Time
+	Revoked   bool
+	Token     string
+}
+
+// Commit is one commit made through the repository files API.
+type Commit struct {
+	ID        string
+	ProjectID int64
+	Branch    string
+	Path      string
+	Action    string // create or update
+	Message   string
+	Content   []byte
+	AuthorID  int64
+}
+
+// Request records a call the fake received, without credentials.
+type Request struct {
+	Method, Path, Pattern string
+	Status                int
+}
+
+// Metadata is what GET /metadata answers.
+type Metadata struct {
+	Version  string
+	Revision string
+	KAS      KASMetadata
+}
+
+// KASMetadata is the kas part of /metadata.
+type KASMetadata struct {
+	Enabled             bool
+	ExternalURL         string
+	ExternalK8sProxyURL string
+	Version             string
+}
+
+// credential is what a token authenticates as.
+type credential struct {
+	userID int64
+	kind   string // pat, oauth, job
+	patID  int64
+	jobPID int64 // the job's project, for job tokens
+}
+
+// New starts a fake GitLab with no users or projects.
+func New() *Server {
+	s := &Server{
+		nextID:   100,
+		now:      time.Now,
+		users:    map[int64]*User{},
+		creds:    map[string]*credential{},
+		projects: map[int64]*Project{},
+		agents:   map[int64]*Agent{},
+		tokens:   map[int64]*AgentToken{},
+		pats:     map[int64]*PersonalAccessToken{},
+		calls:    map[string]int{},
+		Metadata: Metadata{
+			Version:  "17.3.1-ee",
+			Revision: "0123abcd",
+			KAS: KASMetadata{
+				Enabled:     true,
+				ExternalURL: "wss://kas.example.com",
+				Version:     "17.3.1",
+			},
+		},
+	}
+	s.Server = httptest.NewServer(s.routes())
+	return s
+}
+
+// APIURL is the base URL clients use (the fake's URL; clients add /api/v4).
+func (s *Server) APIURL() string { return s.URL }
+
+func (s *Server) id() int64 {
+	s.nextID++
+	return s.nextID
+}
+
+// AddUser creates a user and returns it with a personal access token for it
+// (scope api).
+func (s *Server) AddUser(username string) (*User, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := &User{ID: s.id(), Username: username, Name: strings.ToUpper(username[:1]) + username[1:]}
+	s.users[u.ID] = u
+	tok := "glpat-" + randomString(20)
+	pat := &PersonalAccessToken{ID: s.id(), UserID: u.ID, Name: "test", Scopes: []string{"api"}, CreatedAt: s.now(), Token: tok}
+	s.pats[pat.ID] = pat
+	s.creds[tok] = &credential{userID: u.ID, kind: "pat", patID: pat.ID}
+	return u, tok
+}
+
+// AddOAuthToken returns an OAuth token (sent as Authorization: Bearer) for u.
+func (s *Server) AddOAuthToken(u *User) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok := randomString(32)
+	s.creds[tok] = &credential{userID: u.ID, kind: "oauth"}
+	return tok
+}
+
+// AddJobToken returns a CI job token for a job of project run by u.
+func (s *Server) AddJobToken(u *User, p *Project) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok := "glcbt-" + randomString(20)
+	s.creds[tok] = &credential{userID: u.ID, kind: "job", jobPID: p.ID}
+	return tok
+}
+
+// AddProject creates a project at path with default branch main.
+func (s *Server) AddProject(path string) *Project {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &Project{
+		ID: s.id(), PathWithNS: path, DefaultBranch: "main",
+		Members:           map[int64]Role{},
+		Files:             map[string]map[string][]byte{"main": {}},
+		ProtectedBranches: map[string]bool{"main": true},
+	}
+	s.projects[p.ID] = p
+	return p
+}
+
+// SetRole gives u role in p.
+func (s *Server) SetRole(p *Project, u *User, r Role) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.Members[u.ID] = r
+}
+
+// SetFile puts content at path on branch without a commit, as a fixture.
+func (s *Server) SetFile(p *Project, branch, path string, content []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Files[branch] == nil {
+		p.Files[branch] = map[string][]byte{}
+	}
+	p.Files[branch][path] = append([]byte(nil), content...)
+}
+
+// File returns the content at path on branch, and whether it exists.
+func (s *Server) File(p *Project, branch, path string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := p.Files[branch][path]
+	return append([]byte(nil), b...), ok
+}
+
+// Agents lists p's agents, oldest first.
+func (s *Server) Agents(p *Project) []Agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Agent
+	for _, a := range s.agents {
+		if a.ProjectID == p.ID {
+			out = append(out, *a)
+		}
+	}
+	sortByID(out, func(a Agent) int64 { return a.ID })
+	return out
+}
+
+// AddAgent registers an agent directly, as a fixture.
+func (s *Server) AddAgent(p *Project, name string, by *User) *Agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := &Agent{ID: s.id(), ProjectID: p.ID, Name: name, CreatedAt: s.now(), CreatedByUserID: by.ID}
+	s.agents[a.ID] = a
+	return a
+}
+
+// AddAgentToken creates an active token for a directly, as a fixture.
+func (s *Server) AddAgentToken(a *Agent, name string, by *User) *AgentToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newAgentToken(a.ID, name, "", by.ID)
+}
+
+func (s *Server) newAgentToken(agentID int64, name, desc string, by int64) *AgentToken {
+	t := &AgentToken{
+		ID: s.id(), AgentID: agentID, Name: name, Description: desc, Status: "active",
+		CreatedAt: s.now(), CreatedByUserID: by, Token: "glagent-" + randomString(50),
+	}
+	s.tokens[t.ID] = t
+	return t
+}
+
+// AgentTokens lists every token of agent a (active and revoked).
+func (s *Server) AgentTokens(a *Agent) []AgentToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []AgentToken
+	for _, t := range s.tokens {
+		if t.AgentID == a.ID {
+			out = append(out, *t)
+		}
+	}
+	sortByID(out, func(t AgentToken) int64 { return t.ID })
+	return out
+}
+
+// MarkTokenUsed records that agentk connected with the token value at t.
+func (s *Server) MarkTokenUsed(token string, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tokens {
+		if t.Token == token && t.Status == "active" {
+			at := at
+			t.LastUsedAt = &at
+			return true
+		}
+	}
+	return false
+}
+
+// PersonalAccessTokens lists the user's tokens.
+func (s *Server) PersonalAccessTokens(u *User) []PersonalAccessToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []PersonalAccessToken
+	for _, p := range s.pats {
+		if p.UserID == u.ID {
+			out = append(out, *p)
+		}
+	}
+	sortByID(out, func(p PersonalAccessToken) int64 { return p.ID })
+	return out
+}
+
+// Commits lists the commits made through the API, oldest first.
+func (s *Server) Commits() []Commit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Commit(nil), s.commits...)
+}
+
+// Requests lists the calls received, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Calls counts the calls received for a route pattern such as
+// "POST /api/v4/projects/{id}/cluster_agents".
+func (s *Server) Calls(pattern string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[pattern]
+}
+
+func randomString(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+func sortByID[T any](list []T, id func(T) int64) {
+	for i := 1; i < len(list); i++ {
+		for j := i; j > 0 && id(list[j]) < id(list[j-1]); j-- {
+			list[j], list[j-1] = list[j-1], list[j]
+		}
+	}
+}
+
+// writeJSON answers with status and v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with GitLab's error body {"message": ...}.
+func writeError(w http.ResponseWriter, status int, msg any) {
+	writeJSON(w, status, map[string]any{"message": msg})
+}
+
+func statusMessage(status int) string {
+	return strconv.Itoa(status) + " " + http.StatusText(status)
+}
+
+func errNotFound(w http.ResponseWriter, what string) {
+	writeError(w, http.StatusNotFound, fmt.Sprintf("404 %s Not Found", what))
+}
