@@ -26,11 +26,12 @@ const defaultGitLabURL = "https://gitlab.com"
 
 // GlobalOptions are the flags every command shares.
 type GlobalOptions struct {
-	ConfigFlags *genericclioptions.ConfigFlags
-	GitLabURL   string
-	Project     string
-	Output      string
-	NoColor     bool
+	ConfigFlags     *genericclioptions.ConfigFlags
+	GitLabURL       string
+	GitLabTokenFile string
+	Project         string
+	Output          string
+	NoColor         bool
 }
 
 // ResolvedGitLabURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL
@@ -99,6 +100,7 @@ Kubernetes Agent Server (KAS).`,
 	pf := root.PersistentFlags()
 	g.ConfigFlags.AddFlags(pf)
 	pf.StringVar(&g.GitLabURL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
+	pf.StringVar(&g.GitLabTokenFile, "gitlab-token-file", "", "read the GitLab token from FILE (default: $GITLAB_TOKEN, in CI $CI_JOB_TOKEN)")
 	pf.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI)")
 	pf.StringVarP(&g.Output, "output", "o", "", "output format: yaml or json for render; text, json or yaml for version")
 	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
@@ -106,6 +108,8 @@ Kubernetes Agent Server (KAS).`,
 	root.AddCommand(
 		NewCmdVersion(g, streams),
 		NewCmdRender(g, streams),
+		NewCmdAgent(g, streams),
+		NewCmdToken(g, streams),
 		NewCmdCompletion(streams),
 		NewCmdGenerate(root, streams),
 	)

@@ -223,7 +223,7 @@ func retryAfter(resp *http.Response) time.Duration {
 func (c *Client) backoff(_, _ time.Duration, attempt int, resp *http.Response) time.Duration {
 	wait := c.retryBase << min(attempt, 5)
 	wait += time.Duration(rand.Int64N(int64(c.retryBase/5) + 1))
-	why := "the connection failed"
+	why := "cannot reach GitLab"
 	if resp != nil {
 		why = "GitLab answered " + resp.Status
 		if ra := retryAfter(resp); ra > 0 {

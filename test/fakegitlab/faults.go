@@ -12,8 +12,8 @@ type Fault struct {
 	// "POST /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens"; empty
 	// matches every route.
 	Route string
-	// Nth is the first matching call (1-based, counted per route) that
-	// fails; 0 fails every matching call.
+	// Nth is the first matching call (1-based, counted from when the
+	// fault was injected) that fails; 0 fails every matching call.
 	Nth int
 	// Count is how many calls from the Nth fail (default 1); ignored when
 	// Nth is 0.
@@ -26,6 +26,8 @@ type Fault struct {
 	Latency time.Duration
 	// Drop closes the connection without an answer.
 	Drop bool
+
+	seen int // matching calls since injection
 }
 
 // Inject adds a fault.
@@ -45,17 +47,20 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-// matchFault returns the fault for the n-th call of route, if any.
-func (s *Server) matchFault(route string, n int) *Fault {
+// matchFault counts a call of route against every fault and returns the
+// first that applies to it, if any.
+func (s *Server) matchFault(route string) *Fault {
+	var hit *Fault
 	for _, f := range s.faults {
 		if f.Route != "" && f.Route != route {
 			continue
 		}
-		if f.Nth == 0 || (n >= f.Nth && n < f.Nth+f.Count) {
-			return f
+		f.seen++
+		if hit == nil && (f.Nth == 0 || (f.seen >= f.Nth && f.seen < f.Nth+f.Count)) {
+			hit = f
 		}
 	}
-	return nil
+	return hit
 }
 
 // statusRecorder remembers the status written.
@@ -84,7 +89,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[pattern]++
-		f := s.matchFault(pattern, s.calls[pattern])
+		f := s.matchFault(pattern)
 		s.mu.Unlock()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
