@@ -91,6 +91,12 @@ func checkNames(section, kind, id string) error {
 	if section != CIAccess && section != UserAccess {
 		return fmt.Errorf("unknown section %q", section)
 	}
+	return ValidateEntry(kind, id)
+}
+
+// ValidateEntry checks an access entry (a project or group path) before any
+// file is read.
+func ValidateEntry(kind, id string) error {
 	if kind != Projects && kind != Groups {
 		return fmt.Errorf("unknown access kind %q", kind)
 	}

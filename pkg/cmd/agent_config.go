@@ -1,15 +1,258 @@
 package cmd
 
 import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
-// newCmdAgentConfig builds `agent config`; its show and set commands come
-// with pkg/agentconfig.
 func newCmdAgentConfig(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show and edit the agent's config file .gitlab/agents/NAME/config.yaml",
+		Long: `The agent's config file lives in its config project at
+.gitlab/agents/NAME/config.yaml, on the default branch. 'set' edits it in place
+through GitLab's repository files API: every other key, comment and the order
+stay as they are, and an edit that changes nothing makes no commit.`,
 	}
+	cmd.AddCommand(newCmdAgentConfigShow(g, streams), newCmdAgentConfigSet(g, streams))
+	return cmd
+}
+
+// agentConfigTarget resolves the agent name (the file's folder) and the
+// branch to read and commit.
+type agentConfigTarget struct {
+	gitlabCommand
+	ref    gitlab.AgentRef
+	Branch string
+	name   string
+}
+
+func (o *agentConfigTarget) resolve(ctx context.Context) error {
+	o.name = o.ref.Name
+	if o.name == "" {
+		a, err := o.client.FindAgent(ctx, o.project, o.ref)
+		if err != nil {
+			return err
+		}
+		o.name = a.Name
+	}
+	if o.Branch == "" {
+		p, err := o.client.GetProject(ctx, o.project)
+		if err != nil {
+			return err
+		}
+		if p.DefaultBranch == "" {
+			return fmt.Errorf("project %s has no default branch (an empty repository?): pass --branch", o.project)
+		}
+		o.Branch = p.DefaultBranch
+	}
+	return nil
+}
+
+// AgentConfigShowOptions prints the config file.
+type AgentConfigShowOptions struct{ agentConfigTarget }
+
+func newCmdAgentConfigShow(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AgentConfigShowOptions{agentConfigTarget{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}}}
+	cmd := &cobra.Command{
+		Use:   "show AGENT",
+		Short: "Print the agent's config file",
+		Args:  exactArgs(1, "AGENT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
+				return err
+			}
+			if err := o.complete("yaml", "json"); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
+	return cmd
+}
+
+// Run prints the file as it is in the repository.
+func (o *AgentConfigShowOptions) Run(ctx context.Context) error {
+	if err := o.resolve(ctx); err != nil {
+		return err
+	}
+	path := agentconfig.Path(o.name)
+	f, found, err := o.client.GetFile(ctx, o.project, path, o.Branch)
+	if err != nil {
+		return err
+	}
+	if o.format == "json" {
+		doc := map[string]any{"project": o.project.String(), "path": path, "branch": o.Branch, "exists": found, "content": ""}
+		if found {
+			doc["content"] = string(f.Content)
+		}
+		return ui.PrintJSON(o.Out, doc)
+	}
+	if !found {
+		fmt.Fprintf(o.ErrOut, "%s has no %s on %s: agent %q runs with the defaults\n", o.project, path, o.Branch, o.name)
+		return nil
+	}
+	_, err = o.Out.Write(f.Content)
+	return err
+}
+
+// AgentConfigSetOptions edits the config file.
+type AgentConfigSetOptions struct {
+	agentConfigTarget
+	Add      map[string]*[]string // "ci_access.projects" → ids
+	Remove   map[string]*[]string
+	AccessAs string
+	DryRun   bool
+	Message  string
+}
+
+func newCmdAgentConfigSet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AgentConfigSetOptions{
+		agentConfigTarget: agentConfigTarget{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}},
+		Add:               map[string]*[]string{},
+		Remove:            map[string]*[]string{},
+	}
+	cmd := &cobra.Command{
+		Use:   "set AGENT",
+		Short: "Edit the agent's config file and commit it",
+		Long: `Edit the access settings of the agent's config file and commit the result to the
+config project's default branch (--branch for another). The rest of the file,
+its comments and its order stay as they are. Nothing is committed when the
+file already says what was asked, or with --dry-run, which prints the new file.`,
+		Example: `  # Let CI jobs of apps/web reach the cluster, and developers of infra/agents
+  kubectl gitlab-agent agent config set prod-eu --project infra/agents \
+      --ci-access-project apps/web --user-access-project infra/agents --access-as agent
+
+  kubectl gitlab-agent agent config set prod-eu --remove-ci-access-project apps/old --dry-run`,
+		Args: exactArgs(1, "AGENT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	for _, sec := range []struct{ flag, section string }{{"ci-access", agentconfig.CIAccess}, {"user-access", agentconfig.UserAccess}} {
+		for _, kind := range []struct{ flag, kind string }{{"project", agentconfig.Projects}, {"group", agentconfig.Groups}} {
+			key := sec.section + "." + kind.kind
+			o.Add[key], o.Remove[key] = new([]string), new([]string)
+			f.StringArrayVar(o.Add[key], sec.flag+"-"+kind.flag, nil, fmt.Sprintf("add a %s to %s (repeatable)", kind.flag, key))
+			f.StringArrayVar(o.Remove[key], "remove-"+sec.flag+"-"+kind.flag, nil, fmt.Sprintf("remove a %s from %s (repeatable)", kind.flag, key))
+		}
+	}
+	f.StringVar(&o.AccessAs, "access-as", "", "user_access.access_as: agent (the agent's own identity) or user (impersonate the GitLab user)")
+	f.StringVar(&o.Branch, "branch", "", "commit to this branch (default: the project's default branch)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the edited file instead of committing it")
+	f.StringVar(&o.Message, "message", "", "the commit message (default: a summary of the edit)")
+	return cmd
+}
+
+// Complete checks the flags before any request.
+func (o *AgentConfigSetOptions) Complete(args []string) error {
+	var err error
+	if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
+		return err
+	}
+	if o.AccessAs != "" && o.AccessAs != "agent" && o.AccessAs != "user" {
+		return fmt.Errorf("--access-as must be agent or user, got %q", o.AccessAs)
+	}
+	edits := 0
+	for key := range o.Add {
+		_, kind, _ := strings.Cut(key, ".")
+		for _, id := range append(append([]string{}, *o.Add[key]...), *o.Remove[key]...) {
+			if err := agentconfig.ValidateEntry(kind, id); err != nil {
+				return err
+			}
+			edits++
+		}
+	}
+	if edits == 0 && o.AccessAs == "" {
+		return fmt.Errorf("nothing to set: pass --ci-access-project, --user-access-group, --access-as or another edit flag (see --help)")
+	}
+	return o.complete("table")
+}
+
+// Run reads, edits and commits the file.
+func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
+	if err := o.resolve(ctx); err != nil {
+		return err
+	}
+	path := agentconfig.Path(o.name)
+	prev, found, err := o.client.GetFile(ctx, o.project, path, o.Branch)
+	if err != nil {
+		return err
+	}
+	var src []byte
+	if found {
+		src = prev.Content
+	} else {
+		prev = nil
+	}
+	cfg, err := agentconfig.Parse(path, src)
+	if err != nil {
+		return fmt.Errorf("%w (fix the file in %s first)", err, o.project)
+	}
+	var done []string
+	for _, key := range slices.Sorted(maps.Keys(o.Add)) {
+		section, kind, _ := strings.Cut(key, ".")
+		for _, id := range *o.Remove[key] {
+			changed, err := cfg.RemoveAccess(section, kind, id)
+			if err != nil {
+				return err
+			}
+			if changed {
+				done = append(done, fmt.Sprintf("remove %s %s", key, id))
+			}
+		}
+		for _, id := range *o.Add[key] {
+			changed, err := cfg.AddAccess(section, kind, id)
+			if err != nil {
+				return err
+			}
+			if changed {
+				done = append(done, fmt.Sprintf("add %s %s", key, id))
+			}
+		}
+	}
+	if o.AccessAs != "" {
+		changed, err := cfg.SetAccessAs(agentconfig.UserAccess, o.AccessAs)
+		if err != nil {
+			return err
+		}
+		if changed {
+			done = append(done, "set user_access.access_as "+o.AccessAs)
+		}
+	}
+	if len(done) == 0 {
+		fmt.Fprintf(o.Out, "%s on %s already says that: nothing to commit\n", path, o.Branch)
+		return nil
+	}
+	summary := strings.Join(done, ", ")
+	if o.DryRun {
+		fmt.Fprintf(o.ErrOut, "would commit %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
+		_, err := o.Out.Write(cfg.Bytes())
+		return err
+	}
+	msg := o.Message
+	if msg == "" {
+		msg = fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent.", o.name, summary)
+	}
+	if err := o.client.CommitFile(ctx, o.project, o.Branch, path, cfg.Bytes(), msg, prev); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(o.Out, "committed %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
+	return err
 }

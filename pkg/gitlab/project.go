@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -70,7 +72,7 @@ func ProjectFromGitRemote(dir, gitlabURL string) (ProjectRef, string, bool) {
 	}
 	remotes := readRemotes(cfg)
 	var matches []string
-	for _, name := range sortedRemoteNames(remotes) {
+	for _, name := range slices.Sorted(maps.Keys(remotes)) {
 		host, path, ok := ParseRemoteURL(remotes[name])
 		if ok && strings.EqualFold(host, u.Hostname()) {
 			// A GitLab under a sub-path (https://host/gitlab) has it in
@@ -185,19 +187,6 @@ func readRemotes(path string) map[string]string {
 		}
 	}
 	return remotes
-}
-
-func sortedRemoteNames(m map[string]string) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	for i := 1; i < len(names); i++ {
-		for j := i; j > 0 && names[j] < names[j-1]; j-- {
-			names[j], names[j-1] = names[j-1], names[j]
-		}
-	}
-	return names
 }
 
 // Project is a GitLab project.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -362,11 +363,7 @@ func randomString(n int) string {
 }
 
 func sortByID[T any](list []T, id func(T) int64) {
-	for i := 1; i < len(list); i++ {
-		for j := i; j > 0 && id(list[j]) < id(list[j-1]); j-- {
-			list[j], list[j-1] = list[j-1], list[j]
-		}
-	}
+	sort.Slice(list, func(i, j int) bool { return id(list[i]) < id(list[j]) })
 }
 
 // writeJSON answers with status and v as JSON.
