@@ -30,6 +30,7 @@ generate: ## docs/ and completions/ from the command tree
 
 bench: build ## the performance figures of test/bench, beside kubectl's
 	test/bench/startup.sh
+	$(GO) run ./test/bench/diffbench
 
 clean:
 	rm -rf bin

@@ -206,7 +206,7 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("%w (fix the file in %s first)", err, o.project)
 	}
 	var done []string
-	for _, key := range slices.Sorted(maps.Keys(o.Add)) {
+	for _, key := range sortedKeys(o.Add) {
 		section, kind, _ := strings.Cut(key, ".")
 		for _, id := range *o.Remove[key] {
 			changed, err := cfg.RemoveAccess(section, kind, id)
@@ -256,3 +256,5 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	_, err = fmt.Fprintf(o.Out, "committed %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
 	return err
 }
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

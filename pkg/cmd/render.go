@@ -31,11 +31,12 @@ type RenderFlags struct {
 	CreateNamespace bool
 }
 
-// AddFlags binds the render flags to cmd.
-func (f *RenderFlags) AddFlags(cmd *cobra.Command) {
+// AddFlags binds the render flags to cmd. Commands that read manifests with
+// -f (diff) take values files as --values only.
+func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 	fl := cmd.Flags()
 	f.changed = func(name string) bool { return fl.Changed(name) }
-	fl.StringArrayVarP(&f.ValuesFiles, "values", "f", nil, "a values file with the Helm chart's keys (repeatable; later files win)")
+	fl.StringArrayVarP(&f.ValuesFiles, "values", valuesShorthand, nil, "a values file with the Helm chart's keys (repeatable; later files win)")
 	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
 	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
 	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v17.3.1 (default "+manifest.ChartAppVersion+")")
@@ -93,7 +94,7 @@ exist. With a token, it is embedded in a Secret and a warning says so.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	o.Flags.AddFlags(cmd)
+	o.Flags.AddFlags(cmd, "f")
 	return cmd
 }
 

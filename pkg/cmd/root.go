@@ -108,6 +108,7 @@ Kubernetes Agent Server (KAS).`,
 	root.AddCommand(
 		NewCmdVersion(g, streams),
 		NewCmdRender(g, streams),
+		NewCmdDiff(g, streams),
 		NewCmdAgent(g, streams),
 		NewCmdToken(g, streams),
 		NewCmdCompletion(streams),

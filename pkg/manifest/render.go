@@ -127,6 +127,16 @@ func (n names) selectorLabels() map[string]any {
 	}
 }
 
+// SelectorLabels are the labels that identify an install's objects, the
+// chart's as well as ours.
+func SelectorLabels(in Input) map[string]string {
+	out := map[string]string{}
+	for k, v := range computeNames(in).selectorLabels() {
+		out[k] = v.(string)
+	}
+	return out
+}
+
 // Labels are the labels every rendered object carries, so that install and
 // uninstall can find the set.
 func Labels(in Input) map[string]string {

@@ -1,0 +1,284 @@
+// Package diff compares manifests with the live cluster the way a server-side
+// apply would change it: each object is dry-run applied with the plugin's field
+// manager (or, when the manager's own fields already hold the desired values,
+// known unchanged without a request), normalised, Secrets masked, and
+// rendered as unified, summary or JSON output.
+package diff
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+)
+
+// Action is what applying the manifests would do to an object.
+type Action string
+
+// The actions, as -o summary and -o json name them.
+const (
+	Created   Action = "created"
+	Changed   Action = "changed"
+	Unchanged Action = "unchanged"
+	Pruned    Action = "pruned"
+	Failed    Action = "error"
+)
+
+// Options tune a diff.
+type Options struct {
+	// Manager is the field manager the apply would use.
+	Manager string
+	// Force takes over fields other managers own, as install does.
+	Force       bool
+	Concurrency int
+	ShowStatus  bool
+	ShowSecrets bool
+	Ignore      []IgnoreRule
+	// PruneSelector, when set, lists live objects with these labels that
+	// the manifests no longer contain.
+	PruneSelector string
+	// DefaultNamespace is where namespaced objects without one go;
+	// EnforceNamespace makes other namespaces an error (-n was given).
+	DefaultNamespace string
+	EnforceNamespace bool
+}
+
+// Object is the outcome for one object.
+type Object struct {
+	kube.Ref
+	Action       Action   `json:"action"`
+	ChangedPaths []string `json:"changedPaths,omitempty"`
+	Error        string   `json:"error,omitempty"`
+	// Before and After are the normalised, masked YAML texts compared.
+	Before string `json:"-"`
+	After  string `json:"-"`
+	Origin string `json:"-"`
+}
+
+// Result is the outcome for every object, in a stable order.
+type Result struct {
+	Objects []Object
+}
+
+// Counts tallies the actions.
+func (r *Result) Counts() map[Action]int {
+	c := map[Action]int{}
+	for _, o := range r.Objects {
+		c[o.Action]++
+	}
+	return c
+}
+
+// Differs reports whether applying would change anything.
+func (r *Result) Differs() bool {
+	c := r.Counts()
+	return c[Created]+c[Changed]+c[Pruned] > 0
+}
+
+// Failed reports whether any object could not be diffed.
+func (r *Result) Failed() bool { return r.Counts()[Failed] > 0 }
+
+// Run diffs manifests against the cluster.
+func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Options) (*Result, error) {
+	if o.Manager == "" {
+		o.Manager = kube.FieldManager
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	n := normalizer{showStatus: o.ShowStatus, showSecrets: o.ShowSecrets, ignore: o.Ignore}
+	res := &Result{}
+	var mu sync.Mutex
+	add := func(obj Object) {
+		mu.Lock()
+		res.Objects = append(res.Objects, obj)
+		mu.Unlock()
+	}
+
+	crdKinds, namespaces := createdByTheSet(manifests)
+	var targets []kube.Target
+	seen := map[kube.Ref]string{}
+	for _, m := range manifests {
+		t, err := c.Map(m, o.DefaultNamespace, o.EnforceNamespace)
+		if err != nil {
+			ref := m.Ref
+			if crdKinds[groupKind(ref)] {
+				// Its CRD comes with the same manifests: it would be created.
+				if ref.Namespace == "" {
+					ref.Namespace = o.DefaultNamespace
+				}
+				obj, derr := m.Object()
+				if derr == nil {
+					obj.SetNamespace(ref.Namespace)
+					add(created(ref, m, n.normalize(obj, ref.String())))
+					continue
+				}
+				err = derr
+			}
+			add(Object{Ref: ref, Action: Failed, Error: objectMessage(err), Origin: m.Origin})
+			continue
+		}
+		if prev, dup := seen[t.Ref]; dup {
+			add(Object{Ref: t.Ref, Action: Failed, Error: fmt.Sprintf("given twice (%s and %s)", prev, m.Origin), Origin: m.Origin})
+			continue
+		}
+		seen[t.Ref] = m.Origin
+		targets = append(targets, t)
+	}
+
+	manifests = nil // the targets hold them now
+	// Dry runs share one limit across the groups being read.
+	sem := make(chan struct{}, o.Concurrency)
+	c.LiveEach(ctx, targets, 4, o.Concurrency, func(t kube.Target, cur *unstructured.Unstructured, err error) {
+		if err != nil {
+			add(Object{Ref: t.Ref, Action: Failed, Error: "reading the live object: " + err.Error(), Origin: t.Origin})
+			return
+		}
+		desired, err := t.Object()
+		if err != nil {
+			add(Object{Ref: t.Ref, Action: Failed, Error: err.Error(), Origin: t.Origin})
+			return
+		}
+		salt := t.Ref.String()
+		if cur != nil {
+			salt = string(cur.GetUID())
+			if unchangedByApply(cur, desired, o.Manager) {
+				add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
+				return
+			}
+		}
+		sem <- struct{}{}
+		merged, err := c.Apply(ctx, t, desired, o.Manager, o.Force, true)
+		<-sem
+		if err != nil {
+			if cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && namespaces[t.Ref.Namespace] {
+				// Its Namespace comes with the same manifests.
+				add(created(t.Ref, t.Manifest, n.normalize(desired, salt)))
+				return
+			}
+			add(Object{Ref: t.Ref, Action: Failed, Error: objectMessage(err), Origin: t.Origin})
+			return
+		}
+		if cur == nil {
+			add(created(t.Ref, t.Manifest, n.normalize(merged, salt)))
+			return
+		}
+		before, after := n.normalize(cur, salt), n.normalize(merged, salt)
+		if reflect.DeepEqual(before, after) {
+			add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
+			return
+		}
+		add(Object{Ref: t.Ref, Action: Changed, ChangedPaths: changedPaths(before, after),
+			Before: toYAML(before), After: toYAML(after), Origin: t.Origin})
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if o.PruneSelector != "" {
+		// Like kubectl apply --prune: namespaced objects only in the
+		// namespaces the manifests use.
+		nsSet := map[string]bool{o.DefaultNamespace: true}
+		for _, t := range targets {
+			if t.Namespaced() {
+				nsSet[t.Ref.Namespace] = true
+			}
+		}
+		pruned, err := c.ListSelected(ctx, o.PruneSelector, slices.Sorted(maps.Keys(nsSet)), o.Concurrency)
+		if err != nil {
+			return nil, fmt.Errorf("listing objects to prune: %w", err)
+		}
+		for _, p := range pruned {
+			ref := kube.RefOf(p)
+			if _, kept := seen[ref]; kept {
+				continue
+			}
+			before := n.normalize(p, string(p.GetUID()))
+			add(Object{Ref: ref, Action: Pruned, Before: toYAML(before), ChangedPaths: []string{"."}})
+		}
+	}
+	sort.SliceStable(res.Objects, func(i, j int) bool { return res.Objects[i].Ref.Less(res.Objects[j].Ref) })
+	return res, nil
+}
+
+func created(ref kube.Ref, m kube.Manifest, after map[string]any) Object {
+	return Object{Ref: ref, Action: Created, After: toYAML(after), ChangedPaths: []string{"."}, Origin: m.Origin}
+}
+
+// createdByTheSet finds the CRDs' kinds and the Namespaces that the
+// manifests themselves create.
+func createdByTheSet(ms []kube.Manifest) (map[string]bool, map[string]bool) {
+	kinds, nss := map[string]bool{}, map[string]bool{}
+	for _, m := range ms {
+		switch groupKind(m.Ref) {
+		case "CustomResourceDefinition.apiextensions.k8s.io":
+			o, err := m.Object()
+			if err != nil {
+				continue
+			}
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			kinds[kind+"."+group] = true
+		case "Namespace":
+			nss[m.Ref.Name] = true
+		}
+	}
+	return kinds, nss
+}
+
+// groupKind is "Kind.group" ("Kind" for the core group), as GroupKind prints.
+func groupKind(r kube.Ref) string {
+	group := ""
+	if i := strings.LastIndex(r.APIVersion, "/"); i >= 0 {
+		group = r.APIVersion[:i]
+	}
+	if group == "" {
+		return r.Kind
+	}
+	return r.Kind + "." + group
+}
+
+// objectMessage is an API error as one line.
+func objectMessage(err error) string {
+	if oe, ok := err.(*kube.ObjectError); ok {
+		err = oe.Err
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func toYAML(m map[string]any) string {
+	if m == nil {
+		return ""
+	}
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return fmt.Sprintf("# cannot print: %v\n", err)
+	}
+	return string(b)
+}
+
+// applyView is the part of an object that an apply configuration holds.
+func applyView(o *unstructured.Unstructured) map[string]any {
+	c := o.DeepCopy().Object
+	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
+		unstructured.RemoveNestedField(c, "metadata", f)
+	}
+	delete(c, "status")
+	if m, ok := c["metadata"].(map[string]any); ok {
+		for _, k := range []string{"labels", "annotations"} {
+			if v, ok := m[k].(map[string]any); ok && len(v) == 0 {
+				delete(m, k)
+			}
+		}
+	}
+	return c
+}

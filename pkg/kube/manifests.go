@@ -1,0 +1,218 @@
+package kube
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// Manifest is one object read from the user's input. It is kept as compact
+// JSON, decoded when needed: a decoded object takes several times the
+// memory, and a large diff holds thousands.
+type Manifest struct {
+	// Raw is the object as JSON.
+	Raw []byte
+	// Ref names it as written (the namespace may be empty).
+	Ref Ref
+	// Origin says where it came from: a file (with its document number),
+	// "stdin" or a kustomization.
+	Origin string
+}
+
+// Object decodes the manifest, numbers as int64 where integral.
+func (m Manifest) Object() (*unstructured.Unstructured, error) {
+	o := &unstructured.Unstructured{}
+	if err := o.UnmarshalJSON(m.Raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Origin, err)
+	}
+	return o, nil
+}
+
+// ManifestOf wraps an object built in memory (a rendered agent).
+func ManifestOf(o *unstructured.Unstructured, origin string) (Manifest, error) {
+	b, err := o.MarshalJSON()
+	if err != nil {
+		return Manifest{}, err
+	}
+	return Manifest{Raw: b, Ref: RefOf(o), Origin: origin}, nil
+}
+
+// header is the part of an object needed to place it.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Items []json.RawMessage `json:"items"`
+}
+
+// Sources are the inputs of -f, -R and -k, as kubectl takes them.
+type Sources struct {
+	Filenames []string
+	Recursive bool
+	Kustomize string
+	Stdin     io.Reader
+}
+
+var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
+
+// Read reads every object of the sources, in order. Lists are flattened.
+func (s Sources) Read() ([]Manifest, error) {
+	var out []Manifest
+	for _, name := range s.Filenames {
+		if name == "-" {
+			if s.Stdin == nil {
+				return nil, fmt.Errorf("no stdin to read")
+			}
+			data, err := io.ReadAll(s.Stdin)
+			if err != nil {
+				return nil, fmt.Errorf("reading stdin: %w", err)
+			}
+			objs, err := Decode("stdin", data)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
+		fi, err := os.Stat(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifests: %w", err)
+		}
+		if !fi.IsDir() {
+			objs, err := readFile(name)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
+		err = filepath.WalkDir(name, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != name && !s.Recursive {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !manifestExts[strings.ToLower(filepath.Ext(path))] {
+				return nil
+			}
+			objs, err := readFile(path)
+			out = append(out, objs...)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if s.Kustomize != "" {
+		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+		rm, err := k.Run(filesys.MakeFsOnDisk(), s.Kustomize)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", s.Kustomize, err)
+		}
+		data, err := rm.AsYaml()
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", s.Kustomize, err)
+		}
+		objs, err := Decode("kustomization "+s.Kustomize, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+func readFile(path string) ([]Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifests: %w", err)
+	}
+	return Decode(path, data)
+}
+
+// Decode reads the YAML or JSON documents of data; origin names the input
+// in errors. Lists are flattened.
+func Decode(origin string, data []byte) ([]Manifest, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out []Manifest
+	for doc := 1; ; doc++ {
+		raw, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", origin, doc, err)
+		}
+		where := fmt.Sprintf("%s#%d", origin, doc)
+		j, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
+			continue
+		}
+		var h header
+		if err := json.Unmarshal(j, &h); err != nil {
+			return nil, fmt.Errorf("%s: not an object: %v", where, err)
+		}
+		if h.APIVersion == "" || h.Kind == "" {
+			return nil, fmt.Errorf("%s: an object needs apiVersion and kind", where)
+		}
+		if strings.HasSuffix(h.Kind, "List") && h.Items != nil {
+			for i, item := range h.Items {
+				m, err := manifest(item, fmt.Sprintf("%s item %d", where, i))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, m)
+			}
+			continue
+		}
+		m, err := manifest(j, where)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+}
+
+func manifest(j []byte, where string) (Manifest, error) {
+	var h header
+	if err := json.Unmarshal(j, &h); err != nil {
+		return Manifest{}, fmt.Errorf("%s: not an object: %v", where, err)
+	}
+	if h.APIVersion == "" || h.Kind == "" {
+		return Manifest{}, fmt.Errorf("%s: an object needs apiVersion and kind", where)
+	}
+	if h.Metadata.Name == "" {
+		return Manifest{}, fmt.Errorf("%s: %s has no metadata.name (generateName cannot be diffed or applied)", where, h.Kind)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, j); err != nil {
+		return Manifest{}, fmt.Errorf("%s: %v", where, err)
+	}
+	return Manifest{
+		Raw:    compact.Bytes(),
+		Ref:    Ref{APIVersion: h.APIVersion, Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name},
+		Origin: where,
+	}, nil
+}

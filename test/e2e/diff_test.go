@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// applyAs server-side applies manifests as the plugin's field manager would
+// (an install), failing the test on error.
+func applyAs(t *testing.T, manager, manifests string) {
+	t.Helper()
+	r := runCmd(t, manifests, kubectl, "apply", "--server-side", "--force-conflicts", "--field-manager="+manager, "-f", "-")
+	if r.code != 0 {
+		t.Fatalf("kubectl apply: %s", r.stderr)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func appManifests(ns, color, secret string, replicas int) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: %[1]s
+  labels: {app: web}
+data:
+  color: %[2]s
+  size: large
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: %[1]s
+  labels: {app: web}
+stringData:
+  password: %[3]s
+  user: admin
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: %[1]s
+  labels: {app: web}
+spec:
+  replicas: %[4]d
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: example.invalid/web:1
+`, ns, color, secret, replicas)
+}
+
+func TestDiffNoDrift(t *testing.T) {
+	m := appManifests("diff-same", "blue", "s3cret-value", 2)
+	applyAs(t, "kubectl-gitlab-agent", m)
+	r := runCmd(t, m, kubectl, "gitlab-agent", "diff", "-f", "-")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("no drift: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The same verdict when another manager applied them (no fast path).
+	m2 := appManifests("diff-same-kubectl", "blue", "s3cret-value", 2)
+	applyAs(t, "kubectl", m2)
+	r = runCmd(t, m2, kubectl, "gitlab-agent", "diff", "-f", "-", "-o", "summary")
+	if r.code != 0 || !strings.Contains(r.stdout, "Plan: 0 to create, 0 to change, 0 to prune, 4 unchanged.") {
+		t.Fatalf("no drift, other manager: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestDiffChanges(t *testing.T) {
+	applyAs(t, "kubectl-gitlab-agent", appManifests("diff-change", "blue", "s3cret-value", 2))
+	dir := t.TempDir()
+
+	// One changed ConfigMap: exit 1, exactly that object.
+	f := writeFile(t, dir, "a.yaml", appManifests("diff-change", "green", "s3cret-value", 2))
+	r := runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f)
+	if r.code != 1 || strings.Count(r.stdout, "--- live/") != 1 || !strings.Contains(r.stdout, "--- live/v1/ConfigMap/diff-change/settings\n+++ merged/v1/ConfigMap/diff-change/settings\n") ||
+		!strings.Contains(r.stdout, "-  color: blue\n+  color: green\n") {
+		t.Fatalf("changed ConfigMap: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A changed Secret key: masked, and only that key changes.
+	f = writeFile(t, dir, "b.yaml", appManifests("diff-change", "blue", "n3w-value", 2))
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f)
+	if r.code != 1 || strings.Contains(r.stdout, "n3w-value") || strings.Contains(r.stdout, "s3cret-value") ||
+		!strings.Contains(r.stdout, "-  password: <secret sha256:") || !strings.Contains(r.stdout, "   user: <secret sha256:") {
+		t.Fatalf("changed Secret: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, secret := range []string{"n3w-value", "s3cret-value", "bjN3LXZhbHVl", "czNjcmV0LXZhbHVl"} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Fatalf("Secret value %q printed", secret)
+		}
+	}
+	r2 := runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f)
+	if r2.stdout != r.stdout {
+		t.Error("two runs hash the Secret differently")
+	}
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "--show-secrets")
+	if !strings.Contains(r.stdout, "+  password: bjN3LXZhbHVl") {
+		t.Fatalf("--show-secrets: %s", r.stdout)
+	}
+
+	// An autoscaler's replicas: ignored on request.
+	f = writeFile(t, dir, "c.yaml", appManifests("diff-change", "blue", "s3cret-value", 5))
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "-o", "json")
+	var doc struct {
+		Differs bool `json:"differs"`
+		Objects []struct {
+			Kind         string   `json:"kind"`
+			Action       string   `json:"action"`
+			ChangedPaths []string `json:"changedPaths"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 1 || !doc.Differs {
+		t.Fatalf("replicas: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	for _, o := range doc.Objects {
+		if o.Kind == "Deployment" && (o.Action != "changed" || strings.Join(o.ChangedPaths, ",") != ".spec.replicas") {
+			t.Fatalf("Deployment: %+v", o)
+		}
+	}
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "--ignore-field", "Deployment:.spec.replicas")
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("--ignore-field: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestDiffCreatePruneAndErrors(t *testing.T) {
+	base := appManifests("diff-prune", "blue", "s3cret-value", 2)
+	applyAs(t, "kubectl-gitlab-agent", base)
+	extra := `---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: brand-new
+  namespace: diff-prune
+  labels: {app: web}
+data: {a: "1"}
+`
+	// Drop the Deployment, add a ConfigMap, add an object of an unknown kind.
+	withoutDeployment := base[:strings.Index(base, "---\napiVersion: apps/v1")]
+	unknown := `---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w
+  namespace: diff-prune
+`
+	r := runCmd(t, withoutDeployment+extra+unknown, kubectl, "gitlab-agent", "diff", "-f", "-", "--prune", "-l", "app=web", "-o", "summary")
+	for _, want := range []string{
+		"created     v1/ConfigMap/diff-prune/brand-new",
+		"pruned      apps/v1/Deployment/diff-prune/web",
+		"error       example.com/v1/Widget/diff-prune/w: the cluster has no kind Widget in example.com/v1",
+		"unchanged   v1/ConfigMap/diff-prune/settings",
+		"Plan: 1 to create, 0 to change, 1 to prune, 3 unchanged, 1 failed.",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	if r.code != 2 || !strings.Contains(r.stderr, "error: 1 of 6 objects could not be compared") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Unified: the new object against empty, the pruned one against nothing.
+	r = runCmd(t, withoutDeployment+extra, kubectl, "gitlab-agent", "diff", "-f", "-", "--prune", "-l", "app=web")
+	if r.code != 1 || !strings.Contains(r.stdout, "@@ -0,0 +1,") || !strings.Contains(r.stdout, "+++ merged/apps/v1/Deployment/diff-prune/web\n@@ -1,") {
+		t.Fatalf("unified create/prune: exit %d\n%s", r.code, r.stdout)
+	}
+	// A namespace the same manifests create: its objects show as created.
+	r = runCmd(t, appManifests("diff-new-ns", "blue", "x", 1), kubectl, "gitlab-agent", "diff", "-f", "-", "-o", "summary")
+	if r.code != 1 || !strings.Contains(r.stdout, "Plan: 4 to create, 0 to change, 0 to prune, 0 unchanged.") {
+		t.Fatalf("new namespace: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Flag errors exit 2 too.
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "--bogus")
+	if r.code != 2 {
+		t.Fatalf("bad flag: exit %d", r.code)
+	}
+}
+
+func TestDiffAgent(t *testing.T) {
+	r := runCmd(t, "glagent-fake-diff-token\n", kubectl, "gitlab-agent", "render", "dif", "--token-file", "-")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	applyAs(t, "kubectl-gitlab-agent", r.stdout)
+	r = runCmd(t, "glagent-fake-diff-token\n", kubectl, "gitlab-agent", "diff", "dif", "--token-file", "-")
+	if r.code != 0 {
+		t.Fatalf("agent as installed: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, "glagent-fake-diff-token\n", kubectl, "gitlab-agent", "diff", "dif", "--token-file", "-", "--agent-version", "v17.4.0", "--replicas", "3", "-o", "json")
+	if r.code != 1 {
+		t.Fatalf("other values: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var doc struct {
+		Objects []struct {
+			Kind, Action string
+			ChangedPaths []string `json:"changedPaths"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	changed := 0
+	for _, o := range doc.Objects {
+		if o.Action == "changed" {
+			changed++
+			if o.Kind != "Deployment" || strings.Join(o.ChangedPaths, ",") != ".spec.replicas,.spec.template.spec.containers[0].image" {
+				t.Errorf("changed %s: %v", o.Kind, o.ChangedPaths)
+			}
+		}
+	}
+	if changed != 1 {
+		t.Errorf("%d changed objects, want the Deployment only", changed)
+	}
+	if strings.Contains(r.stdout, "glagent-fake-diff-token") {
+		t.Error("the token was printed")
+	}
+}
