@@ -172,6 +172,10 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 		"--service-account-private-key-file="+p.SAKey,
 		"--root-ca-file="+p.CACert,
 		"--use-service-account-credentials=false",
+		// The defaults (20 requests/s, 5 Deployments at a time) make
+		// thousands of Deployments roll out for minutes.
+		"--kube-api-qps=300", "--kube-api-burst=600",
+		"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
 	); err != nil {
 		return c, err
 	}
@@ -179,6 +183,7 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 		"--kubeconfig="+c.Kubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
+		"--kube-api-qps=300", "--kube-api-burst=600",
 	); err != nil {
 		return c, err
 	}
