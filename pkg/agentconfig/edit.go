@@ -70,6 +70,20 @@ func (c *Config) RemoveAccess(section, kind, id string) (bool, error) {
 	})
 }
 
+// AccessAs is the mode section.access_as names ("agent", "user", ...), or ""
+// when it is not set.
+func (c *Config) AccessAs(section string) string {
+	_, sec := lookup(c.root, section)
+	_, as := lookup(sec, "access_as")
+	if as == nil || as.Kind != yaml.MappingNode || len(as.Content) < 2 {
+		return ""
+	}
+	return as.Content[0].Value
+}
+
+// HasAccess reports whether section.kind has an entry for id.
+func (c *Config) HasAccess(section, kind, id string) bool { return c.hasAccess(section, kind, id) }
+
 // SetAccessAs sets section.access_as to {mode: {}} (user_access: agent or
 // user).
 func (c *Config) SetAccessAs(section, mode string) (bool, error) {

@@ -32,6 +32,7 @@ type GlobalOptions struct {
 	Project         string
 	Output          string
 	NoColor         bool
+	Verbose         int
 }
 
 // ResolvedGitLabURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL
@@ -104,11 +105,16 @@ Kubernetes Agent Server (KAS).`,
 	pf.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI)")
 	pf.StringVarP(&g.Output, "output", "o", "", "output format: yaml or json for render; text, json or yaml for version")
 	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
+	pf.IntVarP(&g.Verbose, "v", "v", 0, "log verbosity: 1 prints how long each step took")
 
 	root.AddCommand(
 		NewCmdVersion(g, streams),
 		NewCmdRender(g, streams),
 		NewCmdDiff(g, streams),
+		NewCmdInstall(g, streams),
+		NewCmdUpgrade(g, streams),
+		NewCmdUninstall(g, streams),
+		NewCmdStatus(g, streams),
 		NewCmdAgent(g, streams),
 		NewCmdToken(g, streams),
 		NewCmdCompletion(streams),
@@ -138,7 +144,8 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 		}
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		fmt.Fprintln(streams.ErrOut, "error: interrupted")
+		// The message says what an interrupted command left behind.
+		fmt.Fprintf(streams.ErrOut, "error: interrupted: %s\n", oneLine(err.Error()))
 		return 130
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", oneLine(err.Error()))

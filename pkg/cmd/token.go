@@ -23,7 +23,7 @@ func NewCmdToken(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Co
 		Long: `The tokens agentk authenticates to KAS with. GitLab allows two active tokens per
 agent, so that a new one can be rolled out before the old one is revoked.`,
 	}
-	cmd.AddCommand(newCmdTokenList(g, streams), newCmdTokenCreate(g, streams), newCmdTokenRevoke(g, streams))
+	cmd.AddCommand(newCmdTokenList(g, streams), newCmdTokenCreate(g, streams), newCmdTokenRevoke(g, streams), newCmdTokenRotate(g, streams))
 	return cmd
 }
 

@@ -89,7 +89,7 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 	switch {
 	case errors.As(err, &er) && er.Response != nil:
 		e.Status = er.Response.StatusCode
-		e.Detail = strings.TrimSpace(er.Message)
+		e.Detail = unwrapMessage(er.Message)
 		e.RetryAfter, _ = strconv.Atoi(er.Response.Header.Get("Retry-After"))
 	case resp != nil && resp.Response != nil:
 		e.Status = resp.StatusCode
@@ -127,6 +127,19 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 		e.Detail, e.Hint = networkAdvice(err, c.baseURL)
 	}
 	return e
+}
+
+// unwrapMessage turns the official client's rendering of GitLab's error
+// body ("{message: 403 Forbidden}", "{error: name is missing}") into the
+// message itself.
+func unwrapMessage(msg string) string {
+	msg = strings.TrimSpace(msg)
+	for _, key := range []string{"message", "error"} {
+		if inner, ok := strings.CutPrefix(msg, "{"+key+": "); ok && strings.HasSuffix(inner, "}") {
+			return strings.TrimSuffix(inner, "}")
+		}
+	}
+	return msg
 }
 
 // isConflictMessage spots GitLab's 400s that mean "exists already" or "limit".

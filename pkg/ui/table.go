@@ -117,3 +117,11 @@ func Ago(t *time.Time, now time.Time) string {
 func Fprintln(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, format+"\n", args...)
 }
+
+// Paint styles text as a cell of style s would be.
+func (t *Table) Paint(text string, s Style) string {
+	if st, ok := styles[s]; ok {
+		return st.Render(text)
+	}
+	return text
+}

@@ -1,0 +1,168 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+)
+
+// The verdicts of status.
+const (
+	Connected        = "connected"
+	NotConnected     = "installed-but-not-connected"
+	NotInstalled     = "not installed"
+	versionSkewWarn  = "agentk %s is older than KAS %s's minor version minus one: upgrade it"
+	versionAheadWarn = "agentk %s is newer than KAS %s: GitLab does not support agentk ahead of KAS"
+)
+
+// AgentStatus is one agent's state in GitLab and in the cluster.
+type AgentStatus struct {
+	Agent   *gitlab.Agent   `json:"agent"`
+	Tokens  []*gitlab.Token `json:"tokens"`
+	KAS     *gitlab.KAS     `json:"kas"`
+	Cluster *ClusterState   `json:"cluster"`
+	Verdict string          `json:"verdict"`
+	// Warnings are problems worth acting on (version skew, ...).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ClusterState is the agent's Deployment as it runs.
+type ClusterState struct {
+	Namespace  string `json:"namespace"`
+	Deployment string `json:"deployment"`
+	Desired    int32  `json:"desired"`
+	Ready      int32  `json:"ready"`
+	Available  int32  `json:"available"`
+	Image      string `json:"image"`
+	Version    string `json:"version"`
+}
+
+// Status reports on the named agents (all of the project's when names is
+// empty). kube may be nil when no cluster is reachable.
+func Status(ctx context.Context, env Env, project gitlab.ProjectRef, names []string) ([]*AgentStatus, error) {
+	kas, err := env.GitLab.DiscoverKAS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var agents []*gitlab.Agent
+	if len(names) == 0 {
+		if agents, err = env.GitLab.ListAgents(ctx, project); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		a, err := env.GitLab.FindAgent(ctx, project, gitlab.AgentRef{Name: n})
+		if err != nil {
+			return nil, err
+		}
+		agents = append(agents, a)
+	}
+	var out []*AgentStatus
+	for _, a := range agents {
+		s := &AgentStatus{Agent: a, KAS: kas}
+		if s.Tokens, err = env.GitLab.ListTokensWithLastUse(ctx, project, a); err != nil {
+			return nil, err
+		}
+		if env.Kube != nil {
+			if s.Cluster, err = clusterState(ctx, env.Kube, a.Name); err != nil {
+				return nil, err
+			}
+		}
+		s.judge()
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func clusterState(ctx context.Context, k *kube.Client, name string) (*ClusterState, error) {
+	sel := selector(manifest.Input{Name: name})
+	ds, err := k.FindDeployments(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("finding agent %q in the cluster: %w", name, err)
+	}
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	d := ds[0]
+	r := kube.Rollout(d)
+	cs := &ClusterState{Namespace: d.Namespace, Deployment: d.Name, Desired: r.Desired, Ready: r.Ready, Available: r.Available}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == manifest.ChartName {
+			cs.Image = c.Image
+			if i := strings.LastIndex(c.Image, ":"); i >= 0 {
+				cs.Version = c.Image[i+1:]
+			}
+		}
+	}
+	return cs, nil
+}
+
+// judge sets the verdict and warnings.
+func (s *AgentStatus) judge() {
+	used := false
+	for _, t := range s.Tokens {
+		if t.LastUsedAt != nil && time.Since(*t.LastUsedAt) < recentUse {
+			used = true
+		}
+	}
+	switch {
+	case s.Cluster == nil && used:
+		// Running in a cluster this kubeconfig does not reach.
+		s.Verdict = Connected
+		s.Warnings = append(s.Warnings, "the agent connects from a cluster other than the current kubeconfig context")
+	case s.Cluster == nil:
+		s.Verdict = NotInstalled
+	case used && s.Cluster.Available > 0:
+		s.Verdict = Connected
+	default:
+		s.Verdict = NotConnected
+	}
+	if s.Cluster != nil && s.KAS != nil {
+		if w := SkewWarning(s.Cluster.Version, s.KAS.Version); w != "" {
+			s.Warnings = append(s.Warnings, w)
+		}
+	}
+}
+
+// SkewWarning says when agentk's version is outside what KAS supports: older
+// than KAS's minor minus one, or newer than KAS.
+func SkewWarning(agentk, kasVersion string) string {
+	a, okA := parseVersion(agentk)
+	k, okK := parseVersion(kasVersion)
+	if !okA || !okK {
+		return ""
+	}
+	switch {
+	case a[0] > k[0] || (a[0] == k[0] && a[1] > k[1]) || (a[0] == k[0] && a[1] == k[1] && a[2] > k[2]):
+		return fmt.Sprintf(versionAheadWarn, agentk, kasVersion)
+	case a[0] < k[0] || a[1] < k[1]-1:
+		return fmt.Sprintf(versionSkewWarn, agentk, kasVersion)
+	}
+	return ""
+}
+
+func parseVersion(v string) ([3]int, bool) {
+	var out [3]int
+	v = strings.TrimPrefix(v, "v")
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		v = v[:i]
+	}
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return out, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
+}

@@ -1,0 +1,45 @@
+package install
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+)
+
+func TestSkewWarning(t *testing.T) {
+	for _, tt := range []struct{ agentk, kas, want string }{
+		{"v17.3.1", "17.3.1", ""},
+		{"v17.2.0", "17.3.1", ""},
+		{"v17.1.5", "17.3.1", "older"},
+		{"v16.11.0", "17.0.0", "older"},
+		{"v17.4.0", "17.3.1", "newer"},
+		{"v17.3.2", "17.3.1", "newer"},
+		{"v18.0.0-rc1", "18.0.0", ""},
+		{"latest", "17.3.1", ""},
+	} {
+		got := SkewWarning(tt.agentk, tt.kas)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("SkewWarning(%s, %s) = %q, want %q", tt.agentk, tt.kas, got, tt.want)
+		}
+	}
+}
+
+func TestSelector(t *testing.T) {
+	if got := selector(manifest.Input{Name: "prod"}); got != "app.kubernetes.io/instance=prod,app.kubernetes.io/name=gitlab-agent" {
+		t.Errorf("selector = %q", got)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	s := &AgentStatus{}
+	s.judge()
+	if s.Verdict != NotInstalled {
+		t.Errorf("no cluster state, no use: %s", s.Verdict)
+	}
+	s = &AgentStatus{Cluster: &ClusterState{Available: 2}}
+	s.judge()
+	if s.Verdict != NotConnected {
+		t.Errorf("installed, never used: %s", s.Verdict)
+	}
+}

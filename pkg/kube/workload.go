@@ -1,0 +1,245 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+var (
+	deploymentsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	secretsGVR     = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+	podsGVR        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+)
+
+// ApplyAll server-side applies the targets for real as manager, forcing
+// conflicts, in order. It stops at the first refusal.
+func (c *Client) ApplyAll(ctx context.Context, targets []Target, manager string) error {
+	for _, t := range targets {
+		o, err := t.Object()
+		if err != nil {
+			return err
+		}
+		if _, err := c.Apply(ctx, t, o, manager, true, false); err != nil {
+			return &ObjectError{Ref: t.Ref, Err: err}
+		}
+	}
+	return nil
+}
+
+// MapAll maps manifests, failing on the first that cannot be mapped.
+func (c *Client) MapAll(ms []Manifest, defaultNS string) ([]Target, error) {
+	var out []Target
+	for _, m := range ms {
+		t, err := c.Map(m, defaultNS, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// GetSecret reads a Secret; nil when it does not exist.
+func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	u, err := c.Dynamic.Resource(secretsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, explain(err)
+	}
+	var s corev1.Secret
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// GetDeployment reads a Deployment; nil when it does not exist.
+func (c *Client) GetDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
+	u, err := c.Dynamic.Resource(deploymentsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, explain(err)
+	}
+	return toDeployment(u)
+}
+
+func toDeployment(u *unstructured.Unstructured) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// FindDeployments lists Deployments with the selector in every namespace.
+func (c *Client) FindDeployments(ctx context.Context, selector string) ([]*appsv1.Deployment, error) {
+	l, err := c.Dynamic.Resource(deploymentsGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, explain(err)
+	}
+	var out []*appsv1.Deployment
+	for i := range l.Items {
+		d, err := toDeployment(&l.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// RolloutStatus says how far a Deployment's rollout is.
+type RolloutStatus struct {
+	Desired, Updated, Ready, Available int32
+	// Done: the newest spec is observed and every replica is updated and
+	// available.
+	Done bool
+	// Problem is set when the rollout cannot finish on its own (the
+	// Deployment's progress deadline passed, or a pod cannot start).
+	Problem string
+}
+
+func (s RolloutStatus) String() string {
+	return fmt.Sprintf("%d/%d updated, %d/%d available", s.Updated, s.Desired, s.Available, s.Desired)
+}
+
+// Rollout reads a Deployment's rollout state.
+func Rollout(d *appsv1.Deployment) RolloutStatus {
+	desired := int32(1)
+	if d.Spec.Replicas != nil {
+		desired = *d.Spec.Replicas
+	}
+	s := RolloutStatus{Desired: desired, Updated: d.Status.UpdatedReplicas, Ready: d.Status.ReadyReplicas, Available: d.Status.AvailableReplicas}
+	s.Done = d.Status.ObservedGeneration >= d.Generation && s.Updated == desired &&
+		d.Status.Replicas == desired && s.Available == desired
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse {
+			s.Problem = cond.Message
+		}
+	}
+	return s
+}
+
+// WaitRollout polls a Deployment until its rollout is done, reporting each
+// change of state to progress, until ctx ends.
+func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func(RolloutStatus)) error {
+	var last RolloutStatus
+	first := true
+	for {
+		d, err := c.GetDeployment(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			return fmt.Errorf("Deployment %s/%s does not exist", ns, name)
+		}
+		s := Rollout(d)
+		if first || s != last {
+			progress(s)
+			last, first = s, false
+		}
+		if s.Done {
+			return nil
+		}
+		if s.Problem != "" {
+			return fmt.Errorf("Deployment %s/%s cannot roll out: %s", ns, name, s.Problem)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Deployment %s/%s not available (%s): %w", ns, name, s, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// SelectedObjects lists the live objects with selector: namespaced ones in
+// namespaces, cluster-scoped ones everywhere; controller-owned ones excepted.
+func (c *Client) SelectedObjects(ctx context.Context, selector string, namespaces []string) ([]*unstructured.Unstructured, error) {
+	return c.ListSelected(ctx, selector, namespaces, 8)
+}
+
+// DeleteAndWait deletes objects (Namespaces last) and waits until they are
+// gone or ctx ends.
+func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstructured) error {
+	sort.SliceStable(objs, func(i, j int) bool {
+		return objs[i].GetKind() != "Namespace" && objs[j].GetKind() == "Namespace"
+	})
+	background := metav1.DeletePropagationBackground
+	type gone struct {
+		ri   func() error
+		name string
+	}
+	var pending []gone
+	for _, o := range objs {
+		mapping, err := c.Mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+		if err != nil {
+			return fmt.Errorf("%s: %w", RefOf(o), err)
+		}
+		r := c.Dynamic.Resource(mapping.Resource)
+		var ri interface {
+			Delete(context.Context, string, metav1.DeleteOptions, ...string) error
+			Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
+		} = r
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = r.Namespace(o.GetNamespace())
+		}
+		name := o.GetName()
+		if err := ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s: %w", RefOf(o), explain(err))
+		}
+		pending = append(pending, gone{name: RefOf(o).String(), ri: func() error {
+			_, err := ri.Get(ctx, name, metav1.GetOptions{})
+			return err
+		}})
+	}
+	for _, p := range pending {
+		for {
+			err := p.ri()
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s is not gone yet: %w", p.name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// PodsOf lists the pods of a Deployment (by its selector).
+func (c *Client) PodsOf(ctx context.Context, d *appsv1.Deployment) ([]corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.Dynamic.Resource(podsGVR).Namespace(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, explain(err)
+	}
+	var out []corev1.Pod
+	for i := range l.Items {
+		var p corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(l.Items[i].Object, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
