@@ -62,7 +62,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, jobOK bool
 	c := s.creds[tok]
 	if c != nil && c.kind == "pat" {
 		p := s.pats[c.patID]
-		if p == nil || p.Revoked || (p.ExpiresAt != "" && p.ExpiresAt < s.now().UTC().Format("2006-01-02")) {
+		if p == nil || p.Revoked || (p.ExpiresAt != "" && p.ExpiresAt <= s.now().UTC().Format("2006-01-02")) {
 			c = nil
 		}
 	}
