@@ -76,7 +76,17 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	rt := &credentialTransport{base: base, credential: o.Credential, log: o.Log}
+	// Upgrades (exec, attach, port-forward; SPDY above all) cannot go over
+	// HTTP/2: they get a transport that speaks HTTP/1.1 only.
+	h1TLS := tlsCfg.Clone()
+	h1TLS.NextProtos = []string{"http/1.1"}
+	upgrades := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     h1TLS,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	rt := &credentialTransport{base: base, upgrades: upgrades, credential: o.Credential, log: o.Log}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = target.Scheme
@@ -173,6 +183,7 @@ func IsLoopback(address string) bool {
 // and repeats the request once if it can be repeated.
 type credentialTransport struct {
 	base       http.RoundTripper
+	upgrades   http.RoundTripper
 	credential func(ctx context.Context, refresh bool) (string, error)
 	log        io.Writer
 
@@ -204,7 +215,11 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}
 	out := r.Clone(r.Context())
 	out.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := t.base.RoundTrip(out)
+	base := t.base
+	if r.Header.Get("Upgrade") != "" {
+		base = t.upgrades
+	}
+	resp, err := base.RoundTrip(out)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
 		t.explainForbidden(resp)
 	}
@@ -231,7 +246,7 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 		}
 	}
 	retry.Header.Set("Authorization", "Bearer "+fresh)
-	return t.base.RoundTrip(retry)
+	return base.RoundTrip(retry)
 }
 
 // explainForbidden says what to do when KAS refuses a CI job for the agent

@@ -19,7 +19,9 @@ import (
 // pki is the cluster's throw-away key material, written under dir.
 type pki struct {
 	CACert, ServingCert, ServingKey, SAKey, SAPub string
-	caPEM                                         []byte
+	// KwokCert and KwokKey serve kwok's fake kubelet on 127.0.0.1.
+	KwokCert, KwokKey string
+	caPEM             []byte
 }
 
 func writePKI(dir string) (*pki, error) {
@@ -29,6 +31,8 @@ func writePKI(dir string) (*pki, error) {
 		ServingKey:  filepath.Join(dir, "apiserver.key"),
 		SAKey:       filepath.Join(dir, "sa.key"),
 		SAPub:       filepath.Join(dir, "sa.pub"),
+		KwokCert:    filepath.Join(dir, "kwok.crt"),
+		KwokKey:     filepath.Join(dir, "kwok.key"),
 	}
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -69,6 +73,28 @@ func writePKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
+	kwokKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	kwokTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "kwok-kubelet"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	kwokDER, err := x509.CreateCertificate(rand.Reader, kwokTmpl, caCert, &kwokKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	kwokKeyDER, err := x509.MarshalECPrivateKey(kwokKey)
+	if err != nil {
+		return nil, err
+	}
 	// Service-account tokens are signed with RSA, which every Kubernetes
 	// version accepts.
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -89,6 +115,8 @@ func writePKI(dir string) (*pki, error) {
 		p.ServingKey:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}),
 		p.SAKey:       pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
 		p.SAPub:       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
+		p.KwokCert:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kwokDER}),
+		p.KwokKey:     pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kwokKeyDER}),
 	}
 	for path, b := range files {
 		if err := os.WriteFile(path, b, 0o600); err != nil {

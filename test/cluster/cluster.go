@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,10 +45,18 @@ type Cluster struct {
 	Kubeconfig string
 	// Server is the apiserver's URL on loopback.
 	Server string
-	caPEM  []byte
-	procs  []*process
-	log    io.Writer
+	// PodLog is the file kwok serves as every container's log; append to
+	// it to make `kubectl logs -f` print more.
+	PodLog string
+	// ForwardTarget answers port-forwards to any pod's port 8080.
+	ForwardTarget *httptest.Server
+	caPEM         []byte
+	procs         []*process
+	log           io.Writer
 }
+
+// ForwardGreeting is what ForwardTarget answers.
+const ForwardGreeting = "hello through port-forward"
 
 type process struct {
 	name string
@@ -106,8 +115,11 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 		return c, fmt.Errorf("writing test PKI: %w", err)
 	}
 	c.caPEM = p.caPEM
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
+		return c, err
+	}
+	if err := c.writeKwokFeatures(); err != nil {
 		return c, err
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
@@ -150,6 +162,9 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 		// endpoints for the kubernetes Service.
 		"--endpoint-reconciler-type=none",
 		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
+		// logs, exec and port-forward reach kwok's fake kubelet.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-certificate-authority="+p.CACert,
 	); err != nil {
 		return c, err
 	}
@@ -190,7 +205,11 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 	if err := c.run(ctx, "kwok", filepath.Join(bin, Kwok),
 		"--kubeconfig="+c.Kubeconfig,
 		"--config="+filepath.Join(bin, KwokStages),
+		"--config="+filepath.Join(dir, "kwok-features.yaml"),
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--server-address=127.0.0.1:"+strconv.Itoa(ports[3]),
+		"--node-port="+strconv.Itoa(ports[3]),
+		"--tls-cert-file="+p.KwokCert, "--tls-private-key-file="+p.KwokKey,
 		"--node-lease-duration-seconds=40",
 		"--cidr=10.244.0.0/16",
 		"--node-ip=127.0.0.1",
@@ -343,6 +362,68 @@ func (c *Cluster) waitHTTP(ctx context.Context, name, url string, client *http.C
 	}
 }
 
+// writeKwokFeatures makes kwok's kubelet serve logs (from PodLog, followed),
+// exec (commands run on this machine) and port-forward (to ForwardTarget)
+// for every pod, so that these upgrades travel the real path through the
+// apiserver.
+func (c *Cluster) writeKwokFeatures() error {
+	c.PodLog = filepath.Join(c.Dir, "pod.log")
+	if err := os.WriteFile(c.PodLog, nil, 0o644); err != nil {
+		return err
+	}
+	if err := c.AppendLog("hello from kwok"); err != nil {
+		return err
+	}
+	c.ForwardTarget = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, ForwardGreeting)
+	}))
+	target := c.ForwardTarget.Listener.Addr().(*net.TCPAddr)
+	features := fmt.Sprintf(`apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: all-pods
+spec:
+  logs:
+  - logsFile: %q
+    follow: true
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: all-pods
+spec:
+  execs:
+  - local:
+      workDir: %q
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: all-pods
+spec:
+  forwards:
+  - ports: [8080]
+    target:
+      address: 127.0.0.1
+      port: %d
+`, c.PodLog, c.Dir, target.Port)
+	return os.WriteFile(filepath.Join(c.Dir, "kwok-features.yaml"), []byte(features), 0o644)
+}
+
+// AppendLog adds a line to every container's log, in the CRI log format
+// kwok serves.
+func (c *Cluster) AppendLog(line string) error {
+	f, err := os.OpenFile(c.PodLog, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Stop ends every component and removes the cluster's files.
 func (c *Cluster) Stop() {
 	c.stop()
@@ -357,6 +438,10 @@ func (c *Cluster) StopKeepLogs() string {
 }
 
 func (c *Cluster) stop() {
+	if c.ForwardTarget != nil {
+		c.ForwardTarget.Close()
+		c.ForwardTarget = nil
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,45 @@ func TestControlPlane(t *testing.T) {
 			t.Fatalf("Deployment not available: %+v", got.Status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestKubeletFeatures: kwok's fake kubelet answers logs, exec and
+// port-forward through the apiserver.
+func TestKubeletFeatures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Log: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("cluster logs kept in %s", c.StopKeepLogs())
+			return
+		}
+		c.Stop()
+	}()
+	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.invalid/p:1"}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	logs, err := cs.CoreV1().Pods("default").GetLogs("p", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || !strings.Contains(string(logs), "hello from kwok") {
+		t.Fatalf("logs: %q %v", logs, err)
 	}
 }

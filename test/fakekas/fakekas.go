@@ -54,6 +54,13 @@ func New(g *fakegitlab.Server, upstream *rest.Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Upgrades (SPDY especially) need HTTP/1.1 to the apiserver.
+	h1 := rest.CopyConfig(upstream)
+	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	upgradeRT, err := rest.TransportFor(h1)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{gitlab: g}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -62,7 +69,7 @@ func New(g *fakegitlab.Server, upstream *rest.Config) (*Server, error) {
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = target.Host
 		},
-		Transport:     rt,
+		Transport:     byUpgrade{normal: rt, upgrade: upgradeRT},
 		FlushInterval: -1,
 	}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -249,3 +256,13 @@ func (r *recorder) Flush() {
 
 // Unwrap lets the reverse proxy reach the connection for upgrades.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// byUpgrade sends connection upgrades over HTTP/1.1, the rest as usual.
+type byUpgrade struct{ normal, upgrade http.RoundTripper }
+
+func (b byUpgrade) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Upgrade") != "" {
+		return b.upgrade.RoundTrip(r)
+	}
+	return b.normal.RoundTrip(r)
+}
