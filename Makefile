@@ -31,6 +31,7 @@ generate: ## docs/ and completions/ from the command tree
 bench: build ## the performance figures of test/bench, beside kubectl's
 	test/bench/startup.sh
 	$(GO) run ./test/bench/diffbench
+	$(GO) run ./test/bench/proxybench
 
 clean:
 	rm -rf bin

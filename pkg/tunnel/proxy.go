@@ -94,8 +94,15 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 			pr.Out.URL.Path = target.Path + pr.In.URL.Path
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = target.Host
-			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Del("Cookie")
+			// The credential goes on here, on the proxy's own copy of the
+			// request; the transport renews it when KAS refuses it.
+			if tok, err := rt.current(pr.In.Context(), false, ""); err == nil {
+				pr.Out.Header.Set("Authorization", "Bearer "+tok)
+			} else {
+				pr.Out.Header.Del("Authorization")
+				fmt.Fprintf(o.Log, "proxy: getting a credential: %v\n", err)
+			}
 		},
 		Transport: rt,
 		// Watches and logs -f stream: pass every chunk on at once.
@@ -209,17 +216,15 @@ func (t *credentialTransport) current(ctx context.Context, refresh bool, refused
 }
 
 func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	tok, err := t.current(r.Context(), false, "")
-	if err != nil {
-		return nil, err
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == "" {
+		return nil, fmt.Errorf("no credential for KAS")
 	}
-	out := r.Clone(r.Context())
-	out.Header.Set("Authorization", "Bearer "+tok)
 	base := t.base
 	if r.Header.Get("Upgrade") != "" {
 		base = t.upgrades
 	}
-	resp, err := base.RoundTrip(out)
+	resp, err := base.RoundTrip(r)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
 		t.explainForbidden(resp)
 	}

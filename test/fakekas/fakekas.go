@@ -75,6 +75,7 @@ func New(g *fakegitlab.Server, upstream *rest.Config) (*Server, error) {
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, proxy)
 	}))
+	s.EnableHTTP2 = true
 	s.StartTLS()
 	return s, nil
 }
