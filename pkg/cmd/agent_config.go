@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -191,19 +193,13 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 		return err
 	}
 	path := agentconfig.Path(o.name)
-	prev, found, err := o.client.GetFile(ctx, o.project, path, o.Branch)
+	cfg, prev, err := install.LoadAgentConfig(ctx, o.client, o.project, o.name, o.Branch)
 	if err != nil {
+		var pe *agentconfig.PositionError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%w (fix the file in %s first)", err, o.project)
+		}
 		return err
-	}
-	var src []byte
-	if found {
-		src = prev.Content
-	} else {
-		prev = nil
-	}
-	cfg, err := agentconfig.Parse(path, src)
-	if err != nil {
-		return fmt.Errorf("%w (fix the file in %s first)", err, o.project)
 	}
 	var done []string
 	for _, key := range sortedKeys(o.Add) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -121,7 +122,7 @@ func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, e
 	if ns == "" {
 		ns = manifest.DefaultNamespace(name)
 	}
-	if f.TokenFile == "-" && containsString(f.ValuesFiles, "-") {
+	if f.TokenFile == "-" && slices.Contains(f.ValuesFiles, "-") {
 		return manifest.Input{}, fmt.Errorf("--token-file - and -f - both read stdin: give one of them a file")
 	}
 	var sources []manifest.Source
@@ -245,15 +246,6 @@ func readFileOrStdin(path string, stdin io.Reader) ([]byte, error) {
 		return io.ReadAll(stdin)
 	}
 	return os.ReadFile(path)
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.

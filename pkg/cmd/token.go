@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -158,7 +158,7 @@ func (o *TokenCreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.TokenFile != "" {
-		if err := writeSecretFile(o.TokenFile, []byte(tok.Secret+"\n")); err != nil {
+		if err := secretfile.Write(o.TokenFile, []byte(tok.Secret+"\n")); err != nil {
 			return o.undo(a, tok, fmt.Errorf("writing the token to %s: %w", o.TokenFile, err))
 		}
 		fmt.Fprintf(o.ErrOut, "created token %d %q for agent %q; written to %s (mode 0600)\n", tok.ID, tok.Name, a.Name, o.TokenFile)
@@ -190,34 +190,6 @@ func (o *TokenCreateOptions) undo(a *gitlab.Agent, tok *gitlab.NewToken, cause e
 		return fmt.Errorf("%w; revoking the new token %d failed too (%v): revoke it with 'kubectl gitlab-agent token revoke %s %d'", cause, tok.ID, err, a.Name, tok.ID)
 	}
 	return fmt.Errorf("%w; the new token %d was revoked again", cause, tok.ID)
-}
-
-// writeSecretFile writes data to path with mode 0600, atomically: readers see
-// the old file or the whole new one, never a part.
-func writeSecretFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // TokenRevokeOptions revokes a token.

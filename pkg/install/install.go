@@ -295,19 +295,13 @@ func tokenName() string {
 func mergeConfig(ctx context.Context, env Env, p *gitlab.Project, name string, dryRun bool) (bool, string, error) {
 	ref := gitlab.ProjectRef{Path: p.PathWithNamespace}
 	path := agentconfig.Path(name)
-	prev, found, err := env.GitLab.GetFile(ctx, ref, path, p.DefaultBranch)
+	cfg, prev, err := LoadAgentConfig(ctx, env.GitLab, ref, name, p.DefaultBranch)
+	var pe *agentconfig.PositionError
+	if errors.As(err, &pe) {
+		return false, "", fmt.Errorf("%w (fix the file, or pass --no-config)", err)
+	}
 	if err != nil {
 		return false, "", err
-	}
-	var src []byte
-	if found {
-		src = prev.Content
-	} else {
-		prev = nil
-	}
-	cfg, err := agentconfig.Parse(path, src)
-	if err != nil {
-		return false, "", fmt.Errorf("%w (fix the file, or pass --no-config)", err)
 	}
 	var done []string
 	if ok, err := cfg.AddAccess(agentconfig.CIAccess, agentconfig.Projects, p.PathWithNamespace); err != nil {
@@ -338,6 +332,25 @@ func mergeConfig(ctx context.Context, env Env, p *gitlab.Project, name string, d
 		return false, "", err
 	}
 	return true, change, nil
+}
+
+// LoadAgentConfig reads and parses the agent's config file on branch; an
+// absent file is an empty config and a nil previous file (so that a commit
+// creates it).
+func LoadAgentConfig(ctx context.Context, gl *gitlab.Client, ref gitlab.ProjectRef, name, branch string) (*agentconfig.Config, *gitlab.File, error) {
+	path := agentconfig.Path(name)
+	prev, found, err := gl.GetFile(ctx, ref, path, branch)
+	if err != nil {
+		return nil, nil, err
+	}
+	var src []byte
+	if !found {
+		prev = nil
+	} else {
+		src = prev.Content
+	}
+	cfg, err := agentconfig.Parse(path, src)
+	return cfg, prev, err
 }
 
 // reuseToken returns the token the cluster's Secret holds when GitLab still

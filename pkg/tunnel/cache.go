@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 )
 
 // CachedPAT is a k8s_proxy personal access token kept between calls, so that
@@ -82,23 +84,7 @@ func (c *Cache) Store(key string, p *CachedPAT) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(c.Dir, "."+key+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), c.path(key))
+	return secretfile.Write(c.path(key), b)
 }
 
 // Lock takes the entry's lock, waiting for other processes.

@@ -21,19 +21,9 @@ func TestControlPlane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("cluster logs kept in %s", c.StopKeepLogs())
-			return
-		}
-		c.Stop()
-	}()
+	c := startForTest(t, ctx)
 	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
 	v, err := cs.Discovery().ServerVersion()
 	if err != nil {
@@ -82,17 +72,7 @@ func TestKubeletFeatures(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("cluster logs kept in %s", c.StopKeepLogs())
-			return
-		}
-		c.Stop()
-	}()
+	c := startForTest(t, ctx)
 	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
@@ -112,4 +92,22 @@ func TestKubeletFeatures(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), "hello from kwok") {
 		t.Fatalf("logs: %q %v", logs, err)
 	}
+}
+
+// startForTest starts a cluster that stops with the test, keeping its logs
+// when the test fails.
+func startForTest(t *testing.T, ctx context.Context) *Cluster {
+	t.Helper()
+	c, err := Start(ctx, Options{Log: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("cluster logs kept in %s", c.StopKeepLogs())
+			return
+		}
+		c.Stop()
+	})
+	return c
 }

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,21 +43,12 @@ func newGitLab(t *testing.T) *gitlabEnv {
 // environment entries (KEY=VALUE) applied last.
 func (g *gitlabEnv) run(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectl, append([]string{"gitlab-agent"}, args...)...)
-	cmd.Env = append(append(append([]string{}, env...), "GITLAB_URL="+g.fake.URL, "GITLAB_TOKEN="+g.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN="), extraEnv...)
-	cmd.Dir = t.TempDir() // no git remote to infer a project from
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errOut.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running %v: %v", args, err)
+	spec := runSpec{
+		env: append([]string{"GITLAB_URL=" + g.fake.URL, "GITLAB_TOKEN=" + g.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN="}, extraEnv...),
+		dir: t.TempDir(), // no git remote to infer a project from
 	}
-	if !contains(args, "--show-token") {
+	r := runIn(t, spec, kubectl, append([]string{"gitlab-agent"}, args...)...)
+	if !slices.Contains(args, "--show-token") {
 		g.outputs = append(g.outputs, r.stdout)
 	}
 	g.outputs = append(g.outputs, r.stderr)
@@ -83,15 +72,6 @@ func (g *gitlabEnv) assertNoSecrets(t *testing.T) {
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // wantError checks the one-line error contract: exit 1, nothing on stdout, the

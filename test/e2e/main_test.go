@@ -94,11 +94,27 @@ type result struct {
 // runCmd runs name with args in the test environment, stdin from stdin.
 func runCmd(t *testing.T, stdin string, name string, args ...string) result {
 	t.Helper()
+	return runIn(t, runSpec{stdin: stdin}, name, args...)
+}
+
+// runSpec is how runIn runs a command: environment entries added to the
+// test environment (later ones win), stdin, and the working directory.
+type runSpec struct {
+	env   []string
+	stdin string
+	dir   string
+}
+
+// runIn runs name with args and returns what it did; only a failure to run
+// it at all fails the test.
+func runIn(t *testing.T, spec runSpec, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(append([]string{}, env...), spec.env...)
+	cmd.Stdin = strings.NewReader(spec.stdin)
+	cmd.Dir = spec.dir
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

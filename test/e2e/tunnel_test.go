@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -57,21 +56,14 @@ func newTunnel(t *testing.T) *tunnelEnv {
 // run runs a command in the tunnel's environment (its own token cache).
 func (te *tunnelEnv) run(t *testing.T, extra []string, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(append(append([]string{}, env...), "GITLAB_URL="+te.fake.URL, "GITLAB_TOKEN="+te.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN=", "XDG_CACHE_HOME="+te.cache), extra...)
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errOut.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
+	r := runIn(t, runSpec{env: append(te.env(), extra...)}, name, args...)
 	te.outputs = append(te.outputs, r.stdout, r.stderr)
 	return r
+}
+
+// env is the tunnel's GitLab and token cache, for commands run by hand.
+func (te *tunnelEnv) env() []string {
+	return []string{"GITLAB_URL=" + te.fake.URL, "GITLAB_TOKEN=" + te.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN=", "XDG_CACHE_HOME=" + te.cache}
 }
 
 // proxyPATs counts the maintainer's k8s_proxy tokens.
@@ -257,7 +249,7 @@ func TestProxyThroughKAS(t *testing.T) {
 	wantError(t, r, "is not loopback: pass --accept-hosts")
 
 	cmd := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", out, "--ca-file", te.caFile)
-	cmd.Env = append(append([]string{}, env...), "GITLAB_URL="+te.fake.URL, "GITLAB_TOKEN="+te.mToken, "XDG_CACHE_HOME="+te.cache)
+	cmd.Env = append(append([]string{}, env...), te.env()...)
 	stdout, _ := cmd.StdoutPipe()
 	var errOut strings.Builder
 	cmd.Stderr = &errOut

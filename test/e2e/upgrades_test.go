@@ -37,7 +37,7 @@ func TestUpgradesThroughKASAndProxy(t *testing.T) {
 	}
 	proxyConfig := filepath.Join(t.TempDir(), "proxy.kubeconfig")
 	proxy := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", proxyConfig, "--ca-file", te.caFile)
-	proxy.Env = append(append([]string{}, env...), "GITLAB_URL="+te.fake.URL, "GITLAB_TOKEN="+te.mToken, "XDG_CACHE_HOME="+te.cache)
+	proxy.Env = append(append([]string{}, env...), te.env()...)
 	pout, _ := proxy.StdoutPipe()
 	var perr strings.Builder
 	proxy.Stderr = &perr
@@ -87,7 +87,7 @@ func waitPodRunning(t *testing.T, ns, name string) {
 func startWith(t *testing.T, te *tunnelEnv, extra []string, args ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(kubectl, args...)
-	cmd.Env = append(append(append([]string{}, env...), "GITLAB_URL="+te.fake.URL, "GITLAB_TOKEN="+te.mToken, "XDG_CACHE_HOME="+te.cache), extra...)
+	cmd.Env = append(append(append([]string{}, env...), te.env()...), extra...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {

@@ -293,6 +293,16 @@ func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.agentJSON(a))
 }
 
+// agentFor is projectFor and then {agent_id} in the project; it answers the
+// failure itself and returns a nil agent then.
+func (s *Server) agentFor(w http.ResponseWriter, r *http.Request, role Role) (*User, *Project, *Agent) {
+	u, p := s.projectFor(w, r, role)
+	if p == nil {
+		return nil, nil, nil
+	}
+	return u, p, s.agent(w, r, p)
+}
+
 // agent finds {agent_id} in p.
 func (s *Server) agent(w http.ResponseWriter, r *http.Request, p *Project) *Agent {
 	a := s.agents[parseID(r.PathValue("agent_id"))]
@@ -326,11 +336,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Maintainer)
-	if p == nil {
-		return
-	}
-	a := s.agent(w, r, p)
+	_, _, a := s.agentFor(w, r, Maintainer)
 	if a == nil {
 		return
 	}
@@ -346,11 +352,7 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Developer)
-	if p == nil {
-		return
-	}
-	a := s.agent(w, r, p)
+	_, _, a := s.agentFor(w, r, Developer)
 	if a == nil {
 		return
 	}
@@ -387,11 +389,7 @@ const MaxActiveTokens = 2
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, p := s.projectFor(w, r, Maintainer)
-	if p == nil {
-		return
-	}
-	a := s.agent(w, r, p)
+	u, _, a := s.agentFor(w, r, Maintainer)
 	if a == nil {
 		return
 	}
@@ -429,11 +427,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, a *Agent) *AgentT
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Developer)
-	if p == nil {
-		return
-	}
-	a := s.agent(w, r, p)
+	_, _, a := s.agentFor(w, r, Developer)
 	if a == nil {
 		return
 	}
@@ -451,11 +445,7 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Maintainer)
-	if p == nil {
-		return
-	}
-	a := s.agent(w, r, p)
+	_, _, a := s.agentFor(w, r, Maintainer)
 	if a == nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,7 +151,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, proxy *httputil.R
 	switch kind {
 	case "pat":
 		u, scopes, valid := s.gitlab.LookupPAT(token)
-		if !valid || !contains(scopes, "k8s_proxy") || !s.userAllowed(u, cfg) {
+		if !valid || !slices.Contains(scopes, "k8s_proxy") || !s.userAllowed(u, cfg) {
 			status(w, http.StatusUnauthorized, "Unauthorized", true)
 			return
 		}
@@ -222,15 +223,6 @@ func hasEntry(entries []accessEntry, path string) bool {
 func inGroup(groups []accessEntry, path string) bool {
 	for _, g := range groups {
 		if strings.HasPrefix(path, g.ID+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func expectedArchives(t *testing.T, tag string) ([]platformArchive, string) {
 	if b.Binary != "kubectl-gitlab_agent" {
 		t.Errorf("binary is %q: kubectl dispatches `kubectl gitlab-agent` only to kubectl-gitlab_agent", b.Binary)
 	}
-	if !contains(a.Files, "LICENSE") {
+	if !slices.Contains(a.Files, "LICENSE") {
 		t.Error("archives lack LICENSE, which krew installs")
 	}
 	tmpl, err := template.New("name").Option("missingkey=error").Parse(a.NameTemplate)
@@ -153,7 +154,7 @@ func checkManifest(t *testing.T, what string, data []byte) {
 		for _, f := range pl.Files {
 			froms = append(froms, f.From)
 		}
-		if !contains(froms, wantBin) || !contains(froms, "LICENSE") {
+		if !slices.Contains(froms, wantBin) || !slices.Contains(froms, "LICENSE") {
 			t.Errorf("%s %s: files %v must install %s and LICENSE", what, key, froms, wantBin)
 		}
 	}
@@ -225,15 +226,6 @@ func TestRenderKrewTemplateMissingChecksum(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a.tar.gz") {
 		t.Errorf("error = %v", err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 func sortedMap(m map[string]string) []string {
