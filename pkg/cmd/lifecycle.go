@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -196,7 +197,9 @@ Asks for confirmation on a terminal; elsewhere it needs --yes.`,
 			if err := l.complete(cmd, args[0], revoke || deleteAgent); err != nil {
 				return err
 			}
-			_, err := install.Uninstall(cmd.Context(), l.env, install.UninstallOptions{
+			ctx, cancel := context.WithTimeout(cmd.Context(), l.Timeout)
+			defer cancel()
+			_, err := install.Uninstall(ctx, l.env, install.UninstallOptions{
 				Options: l.opts, RevokeTokens: revoke, DeleteAgent: deleteAgent,
 				Confirm: func(q string) (bool, error) { return ui.Confirm(l.In, l.ErrOut, q) },
 			})
@@ -204,6 +207,7 @@ Asks for confirmation on a terminal; elsewhere it needs --yes.`,
 		},
 	}
 	l.addFlags(cmd, false, false, true)
+	cmd.Flags().DurationVar(&l.Timeout, "timeout", 5*time.Minute, "how long to wait for the objects to be gone")
 	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke the agent's tokens in GitLab")
 	cmd.Flags().BoolVar(&deleteAgent, "delete-agent", false, "also delete the agent's registration in GitLab")
 	return cmd
