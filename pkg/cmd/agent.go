@@ -55,6 +55,19 @@ func (c *gitlabCommand) complete(formats ...string) error {
 	return err
 }
 
+// findAgent reads a NAME|ID argument, completes the command (formats as in
+// complete) and looks the agent up: bad input fails before any request.
+func (c *gitlabCommand) findAgent(ctx context.Context, arg string, formats ...string) (*gitlab.Agent, error) {
+	ref, err := gitlab.ParseAgentRef(arg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.complete(formats...); err != nil {
+		return nil, err
+	}
+	return c.client.FindAgent(ctx, c.project, ref)
+}
+
 func (c *gitlabCommand) color() bool { return ui.ColorEnabled(c.Out, c.Global.NoColor) }
 
 // printAgents writes agents as a table or a document.
@@ -114,10 +127,7 @@ func (o *AgentListOptions) Run(ctx context.Context) error {
 }
 
 // AgentGetOptions shows one agent.
-type AgentGetOptions struct {
-	gitlabCommand
-	ref gitlab.AgentRef
-}
+type AgentGetOptions struct{ gitlabCommand }
 
 func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentGetOptions{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}}
@@ -126,14 +136,7 @@ func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra
 		Short: "Show one agent",
 		Args:  exactArgs(1, "NAME|ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
-				return err
-			}
-			if err := o.complete("table", "json", "yaml"); err != nil {
-				return err
-			}
-			a, err := o.client.FindAgent(cmd.Context(), o.project, o.ref)
+			a, err := o.findAgent(cmd.Context(), args[0], "table", "json", "yaml")
 			if err != nil {
 				return err
 			}

@@ -50,10 +50,7 @@ func (c *gitlabCommand) printTokens(tokens []*gitlab.Token) error {
 }
 
 // TokenListOptions lists an agent's active tokens.
-type TokenListOptions struct {
-	gitlabCommand
-	ref gitlab.AgentRef
-}
+type TokenListOptions struct{ gitlabCommand }
 
 func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenListOptions{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}}
@@ -63,14 +60,7 @@ func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobr
 		Short:   "List an agent's active tokens with their last use",
 		Args:    exactArgs(1, "AGENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
-				return err
-			}
-			if err := o.complete("table", "json", "yaml"); err != nil {
-				return err
-			}
-			a, err := o.client.FindAgent(cmd.Context(), o.project, o.ref)
+			a, err := o.findAgent(cmd.Context(), args[0], "table", "json", "yaml")
 			if err != nil {
 				return err
 			}
@@ -195,8 +185,7 @@ func (o *TokenCreateOptions) undo(a *gitlab.Agent, tok *gitlab.NewToken, cause e
 // TokenRevokeOptions revokes a token.
 type TokenRevokeOptions struct {
 	gitlabCommand
-	ref gitlab.AgentRef
-	id  int64
+	id int64
 }
 
 func newCmdTokenRevoke(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -207,16 +196,10 @@ func newCmdTokenRevoke(g *GlobalOptions, streams genericiooptions.IOStreams) *co
 		Args:  exactArgs(2, "AGENT and TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
-				return err
-			}
 			if o.id, err = strconv.ParseInt(args[1], 10, 64); err != nil || o.id <= 0 {
 				return fmt.Errorf("invalid TOKEN_ID %q: 'kubectl gitlab-agent token list %s' shows the IDs", args[1], args[0])
 			}
-			if err := o.complete("table"); err != nil {
-				return err
-			}
-			a, err := o.client.FindAgent(cmd.Context(), o.project, o.ref)
+			a, err := o.findAgent(cmd.Context(), args[0], "table")
 			if err != nil {
 				return err
 			}

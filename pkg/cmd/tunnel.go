@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,7 +23,6 @@ import (
 // agentTarget is an agent reached through KAS: its ID and KAS's proxy URL.
 type agentTarget struct {
 	gitlabCommand
-	ref   gitlab.AgentRef
 	agent *gitlab.Agent
 	kas   *gitlab.KAS
 	proj  *gitlab.Project
@@ -30,13 +30,7 @@ type agentTarget struct {
 
 func (t *agentTarget) resolve(ctx context.Context, arg string) error {
 	var err error
-	if t.ref, err = gitlab.ParseAgentRef(arg); err != nil {
-		return err
-	}
-	if err := t.complete("table"); err != nil {
-		return err
-	}
-	if t.agent, err = t.client.FindAgent(ctx, t.project, t.ref); err != nil {
+	if t.agent, err = t.findAgent(ctx, arg, "table"); err != nil {
 		return err
 	}
 	if t.proj, err = t.client.GetProject(ctx, t.project); err != nil {
@@ -135,16 +129,9 @@ told it expires five minutes early. A cached token GitLab refuses is replaced.`,
 			if agentID <= 0 {
 				return fmt.Errorf("--agent-id is required (the numeric ID 'kubectl gitlab-agent agent list' shows)")
 			}
-			o := tunnel.CredentialOptions{GitLabURL: g.ResolvedGitLabURL(), AgentID: agentID, CI: ci, Days: days, Log: streams.ErrOut}
-			if !ci {
-				creds, err := gitlab.CredentialsFromEnv(g.GitLabTokenFile)
-				if err != nil {
-					return err
-				}
-				if o.Cache, err = tunnel.DefaultCache(); err != nil {
-					return err
-				}
-				o.Credentials = creds
+			o, err := credentialOptions(g, agentID, ci, days, streams.ErrOut)
+			if err != nil {
+				return err
 			}
 			c, err := tunnel.GetCredential(cmd.Context(), o)
 			if err != nil {
@@ -283,16 +270,9 @@ also needs --accept-hosts.`,
 			if err := t.resolve(cmd.Context(), args[0]); err != nil {
 				return err
 			}
-			o := tunnel.CredentialOptions{GitLabURL: g.ResolvedGitLabURL(), AgentID: t.agent.ID, CI: ci, Days: days, Log: streams.ErrOut}
-			if !ci {
-				creds, err := gitlab.CredentialsFromEnv(g.GitLabTokenFile)
-				if err != nil {
-					return err
-				}
-				if o.Cache, err = tunnel.DefaultCache(); err != nil {
-					return err
-				}
-				o.Credentials = creds
+			o, err := credentialOptions(g, t.agent.ID, ci, days, streams.ErrOut)
+			if err != nil {
+				return err
 			}
 			p, err := tunnel.NewProxy(tunnel.ProxyOptions{
 				Target: t.kas.ProxyURL, CAFile: caFile, AcceptHosts: acceptHosts, Log: streams.ErrOut,
@@ -332,6 +312,22 @@ also needs --accept-hosts.`,
 	f.BoolVar(&ci, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
 	f.IntVar(&days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
 	return cmd
+}
+
+// credentialOptions says how get-token and proxy get the agent credential:
+// the job token in CI, else a cached k8s_proxy PAT minted with the user's
+// GitLab credentials.
+func credentialOptions(g *GlobalOptions, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
+	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedGitLabURL(), AgentID: agentID, CI: ci, Days: days, Log: log}
+	if ci {
+		return o, nil
+	}
+	var err error
+	if o.Credentials, err = gitlab.CredentialsFromEnv(g.GitLabTokenFile); err != nil {
+		return o, err
+	}
+	o.Cache, err = tunnel.DefaultCache()
+	return o, err
 }
 
 func writeProxyKubeconfig(path, server, agent string) error {
