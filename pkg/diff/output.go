@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -31,17 +32,18 @@ func WriteUnified(out, errOut io.Writer, r *Result, context int, color bool) err
 	for _, o := range r.Objects {
 		switch o.Action {
 		case Failed:
-			fmt.Fprintf(errOut, "error: %s: %s\n", o.Ref, o.Error)
+			fmt.Fprintf(errOut, "error: %s: %s\n", safetext.Line(o.Ref.String()), safetext.Line(o.Error))
 			continue
 		case Unchanged:
 			continue
 		}
-		b.WriteString(paint(styleHeader, "--- live/"+o.Ref.String()) + "\n")
-		b.WriteString(paint(styleHeader, "+++ merged/"+o.Ref.String()) + "\n")
+		ref := safetext.Line(o.Ref.String())
+		b.WriteString(paint(styleHeader, "--- live/"+ref) + "\n")
+		b.WriteString(paint(styleHeader, "+++ merged/"+ref) + "\n")
 		for _, h := range Hunks(o.Before, o.After, context) {
 			b.WriteString(paint(styleHunk, fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldStart, h.OldLines, h.NewStart, h.NewLines)) + "\n")
 			for _, l := range h.Lines {
-				text := string(l.Op) + l.Text
+				text := string(l.Op) + safetext.Line(l.Text)
 				switch l.Op {
 				case '-':
 					text = paint(styleDel, text)

@@ -5,9 +5,12 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // Table prints rows in kubectl's column style: upper-case headers, columns
@@ -52,16 +55,24 @@ var styles = map[Style]lipgloss.Style{
 
 var headerStyle = lipgloss.NewStyle().Bold(true)
 
-// Write prints the table.
+// Write prints the table. Cell text often comes from GitLab or the cluster:
+// control characters and the like are printed as visible escapes.
 func (t *Table) Write(w io.Writer) error {
+	rows := make([][]Cell, len(t.Rows))
+	for i, r := range t.Rows {
+		rows[i] = make([]Cell, len(r))
+		for j, c := range r {
+			rows[i][j] = Cell{Text: safetext.Line(c.Text), Style: c.Style}
+		}
+	}
 	widths := make([]int, len(t.Headers))
 	for i, h := range t.Headers {
-		widths[i] = len(h)
+		widths[i] = utf8.RuneCountInString(h)
 	}
-	for _, r := range t.Rows {
+	for _, r := range rows {
 		for i, c := range r {
-			if i < len(widths) && len(c.Text) > widths[i] {
-				widths[i] = len(c.Text)
+			if n := utf8.RuneCountInString(c.Text); i < len(widths) && n > widths[i] {
+				widths[i] = n
 			}
 		}
 	}
@@ -70,8 +81,8 @@ func (t *Table) Write(w io.Writer) error {
 		for i, c := range cells {
 			text := c.Text
 			pad := ""
-			if i < len(cells)-1 {
-				pad = strings.Repeat(" ", widths[i]-len(text)+3)
+			if i < len(cells)-1 && i < len(widths) {
+				pad = strings.Repeat(" ", max(widths[i]-utf8.RuneCountInString(text), 0)+3)
 			}
 			if t.Color {
 				switch {
@@ -90,7 +101,7 @@ func (t *Table) Write(w io.Writer) error {
 		hdr[i] = C(strings.ToUpper(h))
 	}
 	line(hdr, true)
-	for _, r := range t.Rows {
+	for _, r := range rows {
 		line(r, false)
 	}
 	_, err := io.WriteString(w, b.String())

@@ -3,13 +3,17 @@
 package ui
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // IsTerminal reports whether a stream (a reader or a writer) is an
@@ -29,15 +33,43 @@ func ColorEnabled(w io.Writer, noColorFlag bool) bool {
 	return IsTerminal(w)
 }
 
-// PrintJSON writes v as indented JSON followed by a newline.
+// PrintJSON writes v as indented JSON followed by a newline. Characters a
+// terminal may act on that encoding/json leaves raw (DEL, C1 controls,
+// bidirectional overrides) are written as \u escapes: the same JSON value.
 func PrintJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding JSON: %w", err)
 	}
-	b = append(b, '\n')
+	b = append(escapeJSON(b), '\n')
 	_, err = w.Write(b)
 	return err
+}
+
+// escapeJSON escapes, inside JSON text, the runes safetext treats as unsafe
+// that encoding/json passes through; they can only be inside strings.
+func escapeJSON(b []byte) []byte {
+	clean := true
+	for _, c := range b {
+		if c == 0x7f || c >= utf8.RuneSelf {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return b
+	}
+	var out bytes.Buffer
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == 0x7f || (size > 1 && safetext.Line(string(r)) != string(r)) {
+			fmt.Fprintf(&out, `\u%04x`, r)
+		} else {
+			out.Write(b[i : i+size])
+		}
+		i += size
+	}
+	return out.Bytes()
 }
 
 // PrintYAML writes v as YAML, using its JSON field names.

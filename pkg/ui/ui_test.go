@@ -2,7 +2,9 @@ package ui
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +53,29 @@ func TestPrinters(t *testing.T) {
 	}
 	if err := PrintYAML(&y, v); err != nil || y.String() != "a: x\nb: 1\n" {
 		t.Errorf("PrintYAML = %q, %v", y.String(), err)
+	}
+}
+
+func TestRemoteTextIsInert(t *testing.T) {
+	var tb bytes.Buffer
+	tbl := &Table{Headers: []string{"name", "x"}, Rows: [][]Cell{{C("evil\x1b[2J\x1b]0;pwned\x07\r"), C("ok")}, {C("日本"), C("y")}}}
+	if err := tbl.Write(&tb); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(tb.String(), "\x1b\x07\r") || !strings.Contains(tb.String(), `evil\x1b[2J`) {
+		t.Fatalf("%q", tb.String())
+	}
+	var j bytes.Buffer
+	if err := PrintJSON(&j, map[string]string{"n": "a\u009b31m\u202eb\x7f\x1b"}); err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(j.Bytes(), &back); err != nil || back["n"] != "a\u009b31m\u202eb\x7f\x1b" {
+		t.Fatalf("not the same JSON value: %q %v", j.String(), err)
+	}
+	for _, r := range j.String() {
+		if r == 0x9b || r == 0x202e || r == 0x7f || r == 0x1b {
+			t.Fatalf("raw %U in %q", r, j.String())
+		}
 	}
 }
