@@ -3,6 +3,7 @@ package gitlab
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"time"
@@ -70,7 +71,7 @@ func ParseAgentRef(s string) (AgentRef, error) {
 
 // ListAgents returns every agent of the project, all pages.
 func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	var out []*Agent
 	lo := &gl.ListAgentsOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
@@ -94,7 +95,7 @@ func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error)
 
 // GetAgent looks an agent up by ID.
 func (c *Client) GetAgent(ctx context.Context, p ProjectRef, id int64) (*Agent, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	a, resp, err := c.api.ClusterAgents.GetAgent(p.pid(), id, opt)
 	if err != nil {
@@ -146,7 +147,7 @@ func (c *Client) RegisterAgent(ctx context.Context, p ProjectRef, name string) (
 			return a, false, nil
 		}
 	}
-	_, cancel, opt := c.call(ctx, "POST")
+	_, cancel, opt := c.call(ctx, once)
 	defer cancel()
 	a, resp, err := c.api.ClusterAgents.RegisterAgent(p.pid(), &gl.RegisterAgentOptions{Name: gl.Ptr(name)}, opt)
 	if err != nil {
@@ -154,10 +155,19 @@ func (c *Client) RegisterAgent(ctx context.Context, p ProjectRef, name string) (
 			forbidden: fmt.Sprintf("you need the Maintainer role on %s to register agents", p),
 			notFound:  fmt.Sprintf("no project %s, or your token cannot see it", p),
 		})
-		if IsClass(err, ClassConflict) {
+		switch {
+		case IsClass(err, ClassConflict):
 			// Registered by someone else meanwhile: report that one.
 			if found, ferr := c.FindAgent(ctx, p, AgentRef{Name: name}); ferr == nil {
 				return found, false, nil
+			}
+		case mayHaveHappened(err):
+			// The answer was lost, not the work: the name was free
+			// before, so an agent of that name now is the one made.
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if found, ferr := c.FindAgent(cctx, p, AgentRef{Name: name}); ferr == nil {
+				return found, true, nil
 			}
 		}
 		return nil, false, err
@@ -167,9 +177,12 @@ func (c *Client) RegisterAgent(ctx context.Context, p ProjectRef, name string) (
 
 // DeleteAgent deletes an agent registration (its tokens stop working).
 func (c *Client) DeleteAgent(ctx context.Context, p ProjectRef, a *Agent) error {
-	_, cancel, opt := c.call(ctx, "DELETE")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	resp, err := c.api.ClusterAgents.DeleteAgent(p.pid(), a.ID, opt)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil // gone already (a retry after a lost answer sees this)
+	}
 	return c.classify(fmt.Sprintf("deleting agent %q from %s", a.Name, p), resp, err, hints{
 		forbidden: fmt.Sprintf("you need the Maintainer role on %s to delete agents", p),
 	})

@@ -12,60 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+	"golang.org/x/oauth2"
 )
-
-// Credentials is how the plugin authenticates to GitLab.
-type Credentials struct {
-	// Token is a personal, project, group or OAuth access token, sent as
-	// PRIVATE-TOKEN.
-	Token string
-	// Source names where Token came from, for messages: "GITLAB_TOKEN" or
-	// "--gitlab-token-file FILE". Never the token itself.
-	Source string
-	// JobToken is CI_JOB_TOKEN, sent as JOB-TOKEN; GitLab accepts it on
-	// few endpoints.
-	JobToken string
-}
-
-// CredentialsFromEnv reads the token from tokenFile when given, else
-// GITLAB_TOKEN, else CI_JOB_TOKEN inside a CI job. Secrets are never taken
-// from flag values, which other users could read in the process list.
-func CredentialsFromEnv(tokenFile string) (Credentials, error) {
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return Credentials{}, fmt.Errorf("reading --gitlab-token-file: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
-			return Credentials{}, fmt.Errorf("--gitlab-token-file %s must hold one token and nothing else", tokenFile)
-		}
-		return Credentials{Token: tok, Source: "--gitlab-token-file " + tokenFile}, nil
-	}
-	if tok := strings.TrimSpace(os.Getenv("GITLAB_TOKEN")); tok != "" {
-		return Credentials{Token: tok, Source: "GITLAB_TOKEN"}, nil
-	}
-	if tok := strings.TrimSpace(os.Getenv("CI_JOB_TOKEN")); tok != "" {
-		return Credentials{JobToken: tok, Source: "CI_JOB_TOKEN"}, nil
-	}
-	return Credentials{}, ErrNoCredentials
-}
-
-// ErrNoCredentials says how to give the plugin a GitLab token.
-var ErrNoCredentials = errors.New("no GitLab credentials: set GITLAB_TOKEN to a personal access token with the api scope, or pass --gitlab-token-file FILE")
-
-func (c Credentials) unauthorizedHint(baseURL string) string {
-	if c.Token == "" && c.JobToken != "" {
-		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope"
-	}
-	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab", baseURL, c.Source)
-}
 
 // Options configure a Client.
 type Options struct {
@@ -104,11 +57,11 @@ type Client struct {
 // New builds a client. It makes no request.
 func New(o Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(o.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("invalid GitLab URL %q: want https://host[/path]", o.URL)
 	}
 	if o.Credentials.Token == "" && o.Credentials.JobToken == "" {
-		return nil, ErrNoCredentials
+		return nil, &NoCredentialsError{Host: u.Host, Tried: []string{"none given"}}
 	}
 	c := &Client{
 		baseURL: u.String(), creds: o.Credentials,
@@ -135,16 +88,19 @@ func New(o Options) (*Client, error) {
 		gl.WithCustomRetryMax(c.maxRetries),
 		gl.WithCustomRetry(c.checkRetry),
 		gl.WithCustomBackoff(c.backoff),
-	}
-	if o.HTTPClient != nil {
-		opts = append(opts, gl.WithHTTPClient(o.HTTPClient))
+		gl.WithHTTPClient(newHTTPClient(o.HTTPClient, u)),
 	}
 	if o.UserAgent != "" {
 		opts = append(opts, gl.WithUserAgent(o.UserAgent))
 	}
-	if o.Credentials.Token != "" {
+	switch {
+	case o.Credentials.Token != "" && o.Credentials.OAuth:
+		c.api, err = gl.NewAuthSourceClient(gl.OAuthTokenSource{
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: o.Credentials.Token}),
+		}, opts...)
+	case o.Credentials.Token != "":
 		c.api, err = gl.NewClient(o.Credentials.Token, opts...)
-	} else {
+	default:
 		c.api, err = gl.NewJobClient(o.Credentials.JobToken, opts...)
 	}
 	if err != nil {
@@ -156,51 +112,77 @@ func New(o Options) (*Client, error) {
 // BaseURL is the GitLab instance this client talks to.
 func (c *Client) BaseURL() string { return c.baseURL }
 
-type methodKey struct{}
+// repeat says whether a call may be sent again after it reached GitLab.
+type repeat int
 
-// call prepares the context of one API call: its method (so that retries
-// know whether repeating it is safe) and its time bound.
-func (c *Client) call(ctx context.Context, method string) (context.Context, context.CancelFunc, gl.RequestOptionFunc) {
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, methodKey{}, method), c.callTimeout)
+const (
+	// repeatable calls read, or set a state that a second call leaves
+	// as the first did (GET, and DELETE of a token).
+	repeatable repeat = iota + 1
+	// once calls create something (a token, an agent, a commit): sent
+	// again after GitLab did the work, they would do it twice. They are
+	// repeated only when GitLab surely did not start them: a 429 from
+	// its rate limiter, or a connection that could not be opened.
+	once
+)
+
+type repeatKey struct{}
+
+// call prepares the context of one API call: whether repeating it is safe,
+// and its time bound.
+func (c *Client) call(ctx context.Context, r repeat) (context.Context, context.CancelFunc, gl.RequestOptionFunc) {
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, repeatKey{}, r), c.callTimeout)
 	return ctx, cancel, gl.WithContext(ctx)
 }
 
-func idempotent(ctx context.Context) bool {
-	switch m, _ := ctx.Value(methodKey{}).(string); m {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
+func repeatableCall(ctx context.Context) bool {
+	r, _ := ctx.Value(repeatKey{}).(repeat)
+	return r == repeatable
 }
 
 // checkRetry retries what is safe to retry: 429s (unless GitLab asks for a
-// longer wait than MaxRetryAfter), 5xx answers to idempotent calls (a POST
-// only on 502/503/504, which mean it never reached GitLab's application), and
-// connection failures before anything was sent, or of idempotent calls.
+// longer wait than MaxRetryAfter), 5xx answers and broken connections of
+// repeatable calls, and connections that could not be opened at all. It
+// never retries a refused redirect, a TLS failure or an oversized answer:
+// the same would come back.
 func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	if err != nil {
-		var opErr *net.OpError
-		if errors.As(err, &opErr) && opErr.Op == "dial" {
+		if permanent(err) {
+			return false, nil
+		}
+		if notSent(err) {
 			var dnsErr *net.DNSError
 			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 				return false, nil
 			}
 			return true, nil
 		}
-		return idempotent(ctx), nil
+		return repeatableCall(ctx), nil
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		return retryAfter(resp) <= c.maxRetryAfter, nil
-	case s == http.StatusBadGateway || s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
-		return true, nil
 	case s >= 500 && s != http.StatusNotImplemented:
-		return idempotent(ctx), nil
+		// A 502 or 504 may come from a proxy after GitLab did the work.
+		return repeatableCall(ctx), nil
 	}
 	return false, nil
+}
+
+// notSent reports a failure to open the connection: nothing reached GitLab.
+func notSent(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// permanent reports failures that a retry would meet again.
+func permanent(err error) bool {
+	var re *RedirectError
+	var tooLarge *ResponseTooLargeError
+	return errors.As(err, &re) || errors.As(err, &tooLarge) || tlsTrustFailure(err)
 }
 
 // retryAfter reads Retry-After (seconds or an HTTP date); 0 when absent.
@@ -225,11 +207,33 @@ func (c *Client) backoff(_, _ time.Duration, attempt int, resp *http.Response) t
 	wait += time.Duration(rand.Int64N(int64(c.retryBase/5) + 1))
 	why := "cannot reach GitLab"
 	if resp != nil {
-		why = "GitLab answered " + resp.Status
+		why = "GitLab answered " + strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 		if ra := retryAfter(resp); ra > 0 {
 			wait = ra
 		}
 	}
 	fmt.Fprintf(c.log, "%s; retrying in %s (%d/%d)\n", why, wait.Round(100*time.Millisecond), attempt+1, c.maxRetries)
 	return wait
+}
+
+// cleanupContext is for undoing work after a failure: it outlives ctx, so that
+// an interrupted command still cleans up, but only briefly after an interrupt.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := 20 * time.Second
+	if ctx.Err() != nil {
+		d = 3 * time.Second
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// sleep waits d unless ctx ends first; it reports whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

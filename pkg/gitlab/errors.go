@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // Class says what kind of failure an API call had.
@@ -27,6 +29,8 @@ const (
 	ClassRateLimited
 	ClassServer
 	ClassNetwork
+	ClassRedirect  // a redirect to another origin, not followed
+	ClassBadAnswer // an answer that is not GitLab's API (HTML, too large)
 )
 
 // Error is a failed GitLab call with one sentence that says what to do.
@@ -76,24 +80,62 @@ type hints struct {
 	forbidden, notFound, conflict, invalid string
 }
 
-// classify turns what the official client returned into an *Error.
+// maxDetail bounds how much of GitLab's own error text a message quotes.
+const maxDetail = 300
+
+// classify turns what the official client returned into an *Error. GitLab's
+// text is clipped, escaped and stripped of the credential before any of it
+// is quoted: a hostile or broken server must not write to the terminal, nor
+// make the plugin print a token it echoed back.
 func (c *Client) classify(op string, resp *gl.Response, err error, h hints) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) {
-		return err
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	e := &Error{Op: op, Err: err}
 	var er *gl.ErrorResponse
+	var re *RedirectError
+	var tooLarge *ResponseTooLargeError
 	switch {
+	case errors.As(err, &re):
+		e.Class = ClassRedirect
+		e.Detail = c.remote(re.Error())
+		e.Hint = "pass --gitlab-url with the address GitLab really answers on, if " + c.remote(re.To) + " is yours"
+		return e
+	case errors.As(err, &tooLarge):
+		e.Class = ClassBadAnswer
+		if resp != nil && resp.Response != nil {
+			e.Status = resp.StatusCode
+		}
+		e.Detail = "GitLab's answer is larger than " + strconv.FormatInt(tooLarge.Limit>>20, 10) + " MiB"
+		e.Hint = "check that --gitlab-url (" + c.baseURL + ") is the GitLab instance"
+		return e
 	case errors.As(err, &er) && er.Response != nil:
 		e.Status = er.Response.StatusCode
-		e.Detail = unwrapMessage(er.Message)
 		e.RetryAfter, _ = strconv.Atoi(er.Response.Header.Get("Retry-After"))
+		if isHTML(er.Response.Header, er.Body) {
+			e.Class = ClassBadAnswer
+			e.Detail = fmt.Sprintf("%d %s, with an HTML page instead of GitLab's API", e.Status, http.StatusText(e.Status))
+			e.Hint = c.notTheAPIHint(e.Status)
+			return e
+		}
+		e.Detail = c.remote(unwrapMessage(strings.TrimPrefix(er.Message, "failed to parse unknown error format: ")))
 	case resp != nil && resp.Response != nil:
 		e.Status = resp.StatusCode
 		e.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+		if e.Status < 300 {
+			// The call succeeded but its answer is not GitLab's JSON.
+			e.Class = ClassBadAnswer
+			if isHTML(resp.Header, nil) {
+				e.Detail = "GitLab answered with an HTML page instead of its API"
+			} else {
+				e.Detail = "GitLab's answer is not the JSON its API sends (" + c.remote(err.Error()) + ")"
+			}
+			e.Hint = c.notTheAPIHint(e.Status)
+			return e
+		}
 	case errors.Is(err, gl.ErrNotFound):
 		e.Status = http.StatusNotFound
 	}
@@ -121,12 +163,71 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 		}
 	case e.Status >= 500:
 		e.Class = ClassServer
-		e.Hint = fmt.Sprintf("GitLab at %s is failing (gave up after %d attempts); try again later", c.baseURL, c.maxRetries+1)
+		e.Hint = fmt.Sprintf("GitLab at %s is failing; try again later", c.baseURL)
+		if req := requestOf(resp, er); req != nil && repeatableCall(req.Context()) {
+			e.Hint = fmt.Sprintf("GitLab at %s is failing (gave up after %d attempts); try again later", c.baseURL, c.maxRetries+1)
+		}
 	case e.Status == 0:
 		e.Class = ClassNetwork
 		e.Detail, e.Hint = networkAdvice(err, c.baseURL)
+		e.Detail = c.remote(e.Detail)
 	}
 	return e
+}
+
+// requestOf is the request a failed call sent, when known.
+func requestOf(resp *gl.Response, er *gl.ErrorResponse) *http.Request {
+	switch {
+	case er != nil && er.Response != nil:
+		return er.Response.Request
+	case resp != nil && resp.Response != nil:
+		return resp.Request
+	}
+	return nil
+}
+
+// remote makes GitLab's text safe to quote.
+func (c *Client) remote(s string) string {
+	return safetext.Remote(s, maxDetail, c.creds.secrets()...)
+}
+
+func (c *Client) notTheAPIHint(status int) string {
+	if status >= 500 {
+		return "a proxy or load balancer in front of GitLab at " + c.baseURL + " is failing; try again later"
+	}
+	return "check that --gitlab-url (" + c.baseURL + ") is the GitLab instance itself, not a sign-in page or a proxy"
+}
+
+// isHTML reports an HTML answer, by its type or its first bytes.
+func isHTML(h http.Header, body []byte) bool {
+	if ct := strings.ToLower(h.Get("Content-Type")); strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml") {
+		return true
+	}
+	b := strings.ToLower(strings.TrimSpace(string(body[:min(len(body), 512)])))
+	return strings.HasPrefix(b, "<!doctype html") || strings.HasPrefix(b, "<html")
+}
+
+// mayHaveHappened reports whether a failed call that creates something may
+// have been done by GitLab anyway: the answer was lost (a 5xx from a proxy,
+// a timeout, a dropped connection, Ctrl-C while it was in flight) or could
+// not be read. A refusal (4xx, 429) or a connection never opened did nothing.
+func mayHaveHappened(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	switch {
+	case e.Class == ClassRedirect:
+		return false
+	case e.Status >= 500, e.Status >= 200 && e.Status < 300:
+		return true
+	case e.Status == 0:
+		return !notSent(e.Err) && !tlsTrustFailure(e.Err)
+	}
+	return false
 }
 
 // unwrapMessage turns the official client's rendering of GitLab's error
@@ -152,16 +253,18 @@ func isConflictMessage(msg string) bool {
 // networkAdvice explains a failure to reach GitLab at all.
 func networkAdvice(err error, baseURL string) (string, string) {
 	var dnsErr *net.DNSError
-	var certErr *x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
 	var opErr *net.OpError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &dnsErr):
 		return "cannot resolve " + dnsErr.Name, "check --gitlab-url (" + baseURL + ") and your DNS"
-	case errors.As(err, &certErr):
-		return "GitLab's TLS certificate is signed by an unknown authority", "add your CA to the system trust store or SSL_CERT_FILE"
 	case errors.As(err, &hostErr):
-		return "GitLab's TLS certificate does not match the host", "check --gitlab-url (" + baseURL + ")"
+		return "GitLab's TLS certificate does not match the host (" + hostErr.Error() + ")", "check --gitlab-url (" + baseURL + ")"
+	case errors.As(err, &invalid):
+		return "GitLab's TLS certificate is not valid (" + invalid.Error() + ")", "check the certificate of " + baseURL + " and this machine's clock"
+	case tlsTrustFailure(err):
+		return "GitLab's TLS certificate is signed by an unknown authority", "trust your GitLab's CA: add it to the system trust store, or point SSL_CERT_FILE at a PEM bundle that holds it"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer in time", "check that " + baseURL + " is reachable from here"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
@@ -172,6 +275,13 @@ func networkAdvice(err error, baseURL string) (string, string) {
 		msg = msg[i+2:]
 	}
 	return "the connection to GitLab failed (" + msg + ")", "check that " + baseURL + " is reachable from here and try again"
+}
+
+// tlsTrustFailure reports a certificate no trusted authority signed.
+// UnknownAuthorityError is a value type: errors.As needs a value target.
+func tlsTrustFailure(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	return errors.As(err, &unknown)
 }
 
 func orDefault(s, def string) string {

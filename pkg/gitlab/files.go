@@ -20,7 +20,7 @@ type File struct {
 
 // GetFile reads path at ref; found is false when the file does not exist.
 func (c *Client) GetFile(ctx context.Context, p ProjectRef, path, ref string) (f *File, found bool, err error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	gf, resp, err := c.api.RepositoryFiles.GetFile(p.pid(), path, &gl.GetFileOptions{Ref: gl.Ptr(ref)}, opt)
 	if err != nil {
@@ -49,14 +49,14 @@ func (c *Client) CommitFile(ctx context.Context, p ProjectRef, branch, path stri
 		invalid:   fmt.Sprintf("check that branch %s exists in %s", branch, p),
 	}
 	if prev == nil {
-		_, cancel, opt := c.call(ctx, "POST")
+		_, cancel, opt := c.call(ctx, once)
 		defer cancel()
 		_, resp, err := c.api.RepositoryFiles.CreateFile(p.pid(), path, &gl.CreateFileOptions{
 			Branch: gl.Ptr(branch), Encoding: gl.Ptr("base64"), Content: gl.Ptr(enc), CommitMessage: gl.Ptr(message),
 		}, opt)
 		return c.classify(fmt.Sprintf("committing %s to %s in %s", path, branch, p), resp, err, h)
 	}
-	_, cancel, opt := c.call(ctx, "PUT")
+	_, cancel, opt := c.call(ctx, once)
 	defer cancel()
 	uo := &gl.UpdateFileOptions{
 		Branch: gl.Ptr(branch), Encoding: gl.Ptr("base64"), Content: gl.Ptr(enc), CommitMessage: gl.Ptr(message),

@@ -273,15 +273,22 @@ func TestProxyURLFromAgentURL(t *testing.T) {
 func TestCredentials(t *testing.T) {
 	t.Setenv("GITLAB_TOKEN", "")
 	t.Setenv("CI_JOB_TOKEN", "")
-	if _, err := CredentialsFromEnv(""); !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "GITLAB_TOKEN") {
+	t.Setenv("GLAB_CONFIG_DIR", t.TempDir())
+	_, err := FindCredentials("https://gitlab.example.com", "")
+	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
 	}
+	for _, w := range []string{"gitlab.example.com", "GITLAB_TOKEN (not set)", "CI_JOB_TOKEN (not set)", "--gitlab-token-file (not given)", "glab's config", "(not found)"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%q does not name %q", err, w)
+		}
+	}
 	t.Setenv("CI_JOB_TOKEN", "job")
-	if c, _ := CredentialsFromEnv(""); c.JobToken != "job" || c.Token != "" {
+	if c, _ := FindCredentials("https://gitlab.example.com", ""); c.JobToken != "job" || c.Token != "" {
 		t.Errorf("job token: %+v", c)
 	}
 	t.Setenv("GITLAB_TOKEN", "pat")
-	if c, _ := CredentialsFromEnv(""); c.Token != "pat" || c.Source != "GITLAB_TOKEN" {
+	if c, _ := FindCredentials("https://gitlab.example.com", ""); c.Token != "pat" || c.Source != "GITLAB_TOKEN" {
 		t.Errorf("GITLAB_TOKEN: %+v", c)
 	}
 	f := newFixture(t)

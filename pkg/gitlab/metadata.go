@@ -28,7 +28,7 @@ func (e *ErrKASDisabled) Error() string {
 
 // DiscoverKAS reads KAS's addresses and version from GET /metadata.
 func (c *Client) DiscoverKAS(ctx context.Context) (*KAS, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	md, resp, err := c.api.Metadata.GetMetadata(opt)
 	if err != nil {

@@ -2,7 +2,11 @@ package gitlab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -23,20 +27,32 @@ type PAT struct {
 }
 
 // CreateProxyPAT creates a k8s_proxy personal access token for the current
-// user that expires after days whole days (at 00:00 UTC of the date).
-func (c *Client) CreateProxyPAT(ctx context.Context, name string, days int) (*PAT, error) {
-	_, cancel, opt := c.call(ctx, "POST")
+// user that expires after days whole days (at 00:00 UTC of the date). Its
+// name is namePrefix and a random suffix unique to the attempt: when the
+// answer is lost, the token GitLab may have made anyway is found by that name
+// and revoked, and the error says so.
+func (c *Client) CreateProxyPAT(ctx context.Context, namePrefix string, days int) (*PAT, error) {
+	name := namePrefix + " " + attemptID()
+	_, cancel, opt := c.call(ctx, once)
 	defer cancel()
 	exp := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, days)
 	iso := gl.ISOTime(exp)
 	t, resp, err := c.api.Users.CreatePersonalAccessTokenForCurrentUser(&gl.CreatePersonalAccessTokenForCurrentUserOptions{
 		Name: gl.Ptr(name), Scopes: &[]string{ProxyScope}, ExpiresAt: &iso,
 	}, opt)
+	const op = "creating a k8s_proxy personal access token"
+	if err == nil && (t == nil || t.Token == "" || t.ID == 0) {
+		err = &Error{Class: ClassBadAnswer, Status: resp.StatusCode, Op: op, Detail: "GitLab's answer holds no token value"}
+	}
 	if err != nil {
-		return nil, c.classify("creating a k8s_proxy personal access token", resp, err, hints{
+		err = c.classify(op, resp, err, hints{
 			notFound: "this GitLab cannot create personal access tokens through the API (it needs GitLab 16.5 or later)",
 			invalid:  "this GitLab does not let users create k8s_proxy tokens themselves (it needs GitLab 16.5 or later)",
 		})
+		if mayHaveHappened(err) {
+			return nil, c.revokeStrayPATs(ctx, name, err)
+		}
+		return nil, err
 	}
 	out := &PAT{ID: t.ID, Name: t.Name, Secret: t.Token, ExpiresAt: exp, UserID: t.UserID}
 	if t.ExpiresAt != nil {
@@ -45,13 +61,91 @@ func (c *Client) CreateProxyPAT(ctx context.Context, name string, days int) (*PA
 	return out, nil
 }
 
+// revokeStrayPATs revokes the current user's active tokens named name.
+func (c *Client) revokeStrayPATs(ctx context.Context, name string, cause error) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	var revoked []string
+	for attempt := 0; attempt < 2 && len(revoked) == 0; attempt++ {
+		if attempt > 0 && !sleep(cctx, 700*time.Millisecond) {
+			break
+		}
+		list, err := c.listPATs(cctx, name)
+		if err != nil {
+			return fmt.Errorf("%w; GitLab may have created the token anyway, and looking for it failed (%v): revoke the personal access token %q in GitLab's settings", cause, err, name)
+		}
+		for _, t := range list {
+			if t.Name != name || t.Revoked {
+				continue
+			}
+			if err := c.RevokePAT(cctx, t.ID); err != nil {
+				return fmt.Errorf("%w; GitLab had created personal access token %d anyway, and revoking it failed (%v): revoke %q in GitLab's settings", cause, t.ID, err, name)
+			}
+			revoked = append(revoked, strconv.FormatInt(t.ID, 10))
+		}
+	}
+	if len(revoked) > 0 {
+		return fmt.Errorf("%w; GitLab had created personal access token %s anyway, and it was revoked", cause, strings.Join(revoked, ", "))
+	}
+	return fmt.Errorf("%w; GitLab did not create a token (none named %q is listed)", cause, name)
+}
+
+// listPATs lists the current user's active personal access tokens whose
+// name contains search (GitLab shows a user only their own).
+func (c *Client) listPATs(ctx context.Context, search string) ([]*gl.PersonalAccessToken, error) {
+	_, cancel, opt := c.call(ctx, repeatable)
+	defer cancel()
+	var out []*gl.PersonalAccessToken
+	lo := &gl.ListPersonalAccessTokensOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}, Search: gl.Ptr(search), State: gl.Ptr("active")}
+	for {
+		page, resp, err := c.api.PersonalAccessTokens.ListPersonalAccessTokens(lo, opt)
+		if err != nil {
+			return nil, c.classify("listing personal access tokens", resp, err, hints{})
+		}
+		out = append(out, page...)
+		if resp.NextPage == 0 || len(out) > 1000 {
+			return out, nil
+		}
+		lo.Page = resp.NextPage
+	}
+}
+
+// attemptID is a short random word that makes a name unique to one attempt.
+func attemptID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // RevokePAT revokes one of the current user's personal access tokens.
 func (c *Client) RevokePAT(ctx context.Context, id int64) error {
-	_, cancel, opt := c.call(ctx, "DELETE")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessToken(id, opt)
 	if err != nil {
 		return c.classify(fmt.Sprintf("revoking personal access token %d", id), resp, err, hints{})
+	}
+	return nil
+}
+
+// RevokeOwnPAT revokes a personal access token with the token itself (DELETE
+// /personal_access_tokens/self, allowed with any scope), so that no other
+// credential is needed. A token GitLab refuses already counts as revoked.
+func RevokeOwnPAT(ctx context.Context, baseURL, token string, o Options) error {
+	o.URL, o.Credentials = baseURL, Credentials{Token: token, Source: "the cached k8s_proxy token"}
+	c, err := New(o)
+	if err != nil {
+		return err
+	}
+	_, cancel, opt := c.call(ctx, repeatable)
+	defer cancel()
+	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessTokenSelf(opt)
+	if err != nil {
+		err = c.classify("revoking the cached k8s_proxy token", resp, err, hints{})
+		if IsClass(err, ClassUnauthenticated) {
+			return nil
+		}
+		return err
 	}
 	return nil
 }
@@ -65,7 +159,7 @@ func PATValid(ctx context.Context, baseURL, token string, o Options) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	_, resp, err := c.api.PersonalAccessTokens.GetSinglePersonalAccessToken(opt)
 	if err != nil {

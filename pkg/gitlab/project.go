@@ -199,7 +199,7 @@ type Project struct {
 
 // GetProject looks the project up.
 func (c *Client) GetProject(ctx context.Context, ref ProjectRef) (*Project, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	p, resp, err := c.api.Projects.GetProject(ref.pid(), nil, opt)
 	if err != nil {

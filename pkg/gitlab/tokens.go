@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +45,7 @@ func tokenFrom(t *gl.AgentToken) *Token {
 
 // ListTokens returns the agent's active tokens (without last use).
 func (c *Client) ListTokens(ctx context.Context, p ProjectRef, a *Agent) ([]*Token, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	var out []*Token
 	lo := &gl.ListAgentTokensOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
@@ -66,7 +68,7 @@ func (c *Client) ListTokens(ctx context.Context, p ProjectRef, a *Agent) ([]*Tok
 
 // GetToken returns one token with its last use.
 func (c *Client) GetToken(ctx context.Context, p ProjectRef, a *Agent, id int64) (*Token, error) {
-	_, cancel, opt := c.call(ctx, "GET")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	t, resp, err := c.api.ClusterAgents.GetAgentToken(p.pid(), a.ID, id, opt)
 	if err != nil {
@@ -162,18 +164,35 @@ func describeLastUse(t *time.Time) string {
 
 // CreateToken creates a token. At the two-token limit the error is a
 // *TokenLimitError naming the tokens in the way.
+//
+// The request is sent once: when its answer is lost (a 5xx from a proxy, a
+// timeout, a dropped connection, ctx cancelled while it was in flight)
+// GitLab may have created the token anyway, and nobody would hold its value.
+// Then the tokens of that name that were not there before are revoked, and
+// the error says so. Callers should make name unique to the attempt.
 func (c *Client) CreateToken(ctx context.Context, p ProjectRef, a *Agent, name, description string) (*NewToken, error) {
-	ctx2, cancel, opt := c.call(ctx, "POST")
+	before, err := c.ListTokens(ctx, p, a)
+	if err != nil {
+		return nil, err
+	}
+	op := fmt.Sprintf("creating a token for agent %q", a.Name)
+	ctx2, cancel, opt := c.call(ctx, once)
 	defer cancel()
 	o := &gl.CreateAgentTokenOptions{Name: gl.Ptr(name)}
 	if description != "" {
 		o.Description = gl.Ptr(description)
 	}
 	t, resp, err := c.api.ClusterAgents.CreateAgentToken(p.pid(), a.ID, o, opt)
+	if err == nil && (t == nil || t.Token == "" || t.ID == 0) {
+		err = &Error{Class: ClassBadAnswer, Status: resp.StatusCode, Op: op, Detail: "GitLab's answer holds no token value"}
+	}
 	if err != nil {
-		err = c.classify(fmt.Sprintf("creating a token for agent %q", a.Name), resp, err, hints{
+		err = c.classify(op, resp, err, hints{
 			forbidden: fmt.Sprintf("you need the Maintainer role on %s to create agent tokens", p),
 		})
+		if mayHaveHappened(err) {
+			return nil, c.revokeStrayTokens(ctx, p, a, name, before, err)
+		}
 		if IsClass(err, ClassConflict) && ctx2.Err() == nil {
 			if tokens, lerr := c.ListTokensWithLastUse(ctx, p, a); lerr == nil && len(tokens) >= MaxActiveTokens {
 				return nil, &TokenLimitError{Agent: a.Name, Tokens: tokens, Err: err}
@@ -184,9 +203,43 @@ func (c *Client) CreateToken(ctx context.Context, p ProjectRef, a *Agent, name, 
 	return &NewToken{Token: *tokenFrom(t), Secret: t.Token}, nil
 }
 
+// revokeStrayTokens revokes the active tokens named name that were not in
+// before: what a create whose answer was lost may have made.
+func (c *Client) revokeStrayTokens(ctx context.Context, p ProjectRef, a *Agent, name string, before []*Token, cause error) error {
+	known := map[int64]bool{}
+	for _, t := range before {
+		known[t.ID] = true
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	var revoked []string
+	for attempt := 0; attempt < 2 && len(revoked) == 0; attempt++ {
+		if attempt > 0 && !sleep(cctx, 700*time.Millisecond) {
+			break // out of time: the last list stands
+		}
+		list, err := c.ListTokens(cctx, p, a)
+		if err != nil {
+			return fmt.Errorf("%w; GitLab may have created the token anyway, and looking for it failed (%v): find token %q with 'kubectl gitlab-agent token list %s' and revoke it", cause, err, name, a.Name)
+		}
+		for _, t := range list {
+			if t.Name != name || known[t.ID] {
+				continue
+			}
+			if err := c.RevokeToken(cctx, p, a, t.ID); err != nil {
+				return fmt.Errorf("%w; GitLab had created token %d anyway, and revoking it failed (%v): revoke it with 'kubectl gitlab-agent token revoke %s %d'", cause, t.ID, err, a.Name, t.ID)
+			}
+			revoked = append(revoked, strconv.FormatInt(t.ID, 10))
+		}
+	}
+	if len(revoked) > 0 {
+		return fmt.Errorf("%w; GitLab had created token %s anyway, and it was revoked", cause, strings.Join(revoked, ", "))
+	}
+	return fmt.Errorf("%w; GitLab did not create a token (none named %q is listed)", cause, name)
+}
+
 // RevokeToken revokes a token; revoking a revoked token succeeds.
 func (c *Client) RevokeToken(ctx context.Context, p ProjectRef, a *Agent, id int64) error {
-	_, cancel, opt := c.call(ctx, "DELETE")
+	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	resp, err := c.api.ClusterAgents.RevokeAgentToken(p.pid(), a.ID, id, opt)
 	return c.classify(fmt.Sprintf("revoking token %d of agent %q", id, a.Name), resp, err, hints{

@@ -2,6 +2,7 @@ package fakegitlab
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"time"
 )
@@ -26,6 +27,14 @@ type Fault struct {
 	Latency time.Duration
 	// Drop closes the connection without an answer.
 	Drop bool
+	// AfterWork lets the call do its work first (create the token, commit
+	// the file) and then fails its answer as above: the lost answer of a
+	// call that succeeded. With only Latency, the real answer comes late.
+	AfterWork bool
+	// Body, with Status, is sent as is instead of GitLab's error body;
+	// ContentType goes with it.
+	Body        []byte
+	ContentType string
 
 	seen int // matching calls since injection
 }
@@ -98,6 +107,11 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 			s.mu.Unlock()
 		}()
 		if f != nil {
+			var done *httptest.ResponseRecorder
+			if f.AfterWork {
+				done = httptest.NewRecorder()
+				h(done, r)
+			}
 			if f.Latency > 0 {
 				select {
 				case <-time.After(f.Latency):
@@ -117,7 +131,23 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 				if f.RetryAfter != "" {
 					w.Header().Set("Retry-After", f.RetryAfter)
 				}
+				if f.Body != nil {
+					if f.ContentType != "" {
+						w.Header().Set("Content-Type", f.ContentType)
+					}
+					rec.WriteHeader(f.Status)
+					_, _ = rec.Write(f.Body)
+					return
+				}
 				writeError(rec, f.Status, statusMessage(f.Status))
+				return
+			}
+			if done != nil {
+				for k, v := range done.Header() {
+					w.Header()[k] = v
+				}
+				rec.WriteHeader(done.Code)
+				_, _ = rec.Write(done.Body.Bytes())
 				return
 			}
 		}

@@ -37,7 +37,9 @@ func (s *Server) routes() http.Handler {
 	h("POST "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
 	h("PUT "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
 	h("POST "+api+"/user/personal_access_tokens", s.createPAT)
+	h("GET "+api+"/personal_access_tokens", s.listPATs)
 	h("GET "+api+"/personal_access_tokens/self", s.getSelfPAT)
+	h("DELETE "+api+"/personal_access_tokens/self", s.revokeSelfPAT)
 	h("DELETE "+api+"/personal_access_tokens/{id}", s.revokePAT)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "404 Not Found")
@@ -639,6 +641,40 @@ func (s *Server) createPAT(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, patJSON(p, true))
 }
 
+// listPATs lists the caller's own personal access tokens (what GitLab shows a
+// user who is not an administrator), filtered by search, state and revoked.
+func (s *Server) listPATs(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, _ := s.authenticate(w, r, false)
+	if u == nil {
+		return
+	}
+	q := r.URL.Query()
+	if uid := q.Get("user_id"); uid != "" && parseID(uid) != u.ID {
+		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
+		return
+	}
+	var list []*PersonalAccessToken
+	for _, p := range s.pats {
+		switch {
+		case p.UserID != u.ID:
+		case q.Get("search") != "" && !strings.Contains(strings.ToLower(p.Name), strings.ToLower(q.Get("search"))):
+		case q.Get("state") == "active" && p.Revoked, q.Get("state") == "inactive" && !p.Revoked:
+		case q.Get("revoked") == "true" && !p.Revoked, q.Get("revoked") == "false" && p.Revoked:
+		default:
+			list = append(list, p)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	start, end := paginate(w, r, len(list))
+	out := []map[string]any{}
+	for _, p := range list[start:end] {
+		out = append(out, patJSON(p, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 func (s *Server) getSelfPAT(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -666,6 +702,22 @@ func (s *Server) revokePAT(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Revoked = true
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// revokeSelfPAT revokes the token the request authenticates with (any scope).
+func (s *Server) revokeSelfPAT(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, c := s.authenticate(w, r, false)
+	if c == nil {
+		return
+	}
+	if c.kind != "pat" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "400 Bad request - requires token type to be a personal access token"})
+		return
+	}
+	s.pats[c.patID].Revoked = true
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -1,0 +1,216 @@
+package gitlab
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Credentials is how the plugin authenticates to GitLab.
+type Credentials struct {
+	// Token is a personal, project or group access token, sent as
+	// PRIVATE-TOKEN (or, with OAuth, an OAuth access token sent as
+	// Authorization: Bearer).
+	Token string
+	OAuth bool
+	// Source names where Token came from, for messages: "GITLAB_TOKEN",
+	// "--gitlab-token-file FILE" or glab's config file. Never the token.
+	Source string
+	// JobToken is CI_JOB_TOKEN, sent as JOB-TOKEN; GitLab accepts it on
+	// few endpoints.
+	JobToken string
+}
+
+// secrets are the values to keep out of anything printed.
+func (c Credentials) secrets() []string { return []string{c.Token, c.JobToken} }
+
+// MaxTokenFileBytes bounds a token file: a token is well under 1 KiB.
+const MaxTokenFileBytes = 64 << 10
+
+// NoCredentialsError says which sources of a GitLab credential were tried and
+// how to give one.
+type NoCredentialsError struct {
+	Host  string
+	Tried []string
+}
+
+func (e *NoCredentialsError) Error() string {
+	return fmt.Sprintf("no GitLab credentials for %s (tried %s): set GITLAB_TOKEN to a personal access token with the api scope, pass --gitlab-token-file FILE, or log in with 'glab auth login'",
+		e.Host, strings.Join(e.Tried, ", "))
+}
+
+// ErrNoCredentials matches every *NoCredentialsError with errors.Is.
+var ErrNoCredentials = errors.New("no GitLab credentials")
+
+func (e *NoCredentialsError) Is(target error) bool { return target == ErrNoCredentials }
+
+// FindCredentials walks the credential chain for the GitLab at gitlabURL:
+// the token file when given, else GITLAB_TOKEN, else CI_JOB_TOKEN inside a CI
+// job, else the token `glab auth login` stored for that host. Secrets never
+// come from flag values, which other users could read in the process list.
+func FindCredentials(gitlabURL, tokenFile string) (Credentials, error) {
+	if tokenFile != "" {
+		tok, err := ReadTokenFile(tokenFile)
+		if err != nil {
+			return Credentials{}, fmt.Errorf("--gitlab-token-file: %w", err)
+		}
+		return Credentials{Token: tok, Source: "--gitlab-token-file " + tokenFile}, nil
+	}
+	if tok := strings.TrimSpace(os.Getenv("GITLAB_TOKEN")); tok != "" {
+		return Credentials{Token: tok, Source: "GITLAB_TOKEN"}, nil
+	}
+	if tok := strings.TrimSpace(os.Getenv("CI_JOB_TOKEN")); tok != "" {
+		return Credentials{JobToken: tok, Source: "CI_JOB_TOKEN"}, nil
+	}
+	u, err := url.Parse(gitlabURL)
+	if err != nil || u.Host == "" {
+		return Credentials{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	tried := []string{"--gitlab-token-file (not given)", "GITLAB_TOKEN (not set)", "CI_JOB_TOKEN (not set)"}
+	c, why := glabCredentials(u)
+	if c.Token != "" {
+		return c, nil
+	}
+	return Credentials{}, &NoCredentialsError{Host: u.Host, Tried: append(tried, why)}
+}
+
+// ReadTokenFile reads a file that holds one token and nothing else.
+func ReadTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxTokenFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > MaxTokenFileBytes {
+		return "", fmt.Errorf("%s is larger than %d KiB: it must hold one token and nothing else", path, MaxTokenFileBytes>>10)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%s must hold one token and nothing else", path)
+	}
+	return tok, nil
+}
+
+// glabConfigPath finds the GitLab CLI's config.yml as glab 1.76 does:
+// $GLAB_CONFIG_DIR; else ~/.config/glab-cli when a config.yml is there (the
+// place of older versions, on every OS); else $XDG_CONFIG_HOME/glab-cli, or
+// the OS's config home (~/Library/Application Support on macOS,
+// %LOCALAPPDATA% on Windows).
+func glabConfigPath() string {
+	if d := os.Getenv("GLAB_CONFIG_DIR"); d != "" {
+		return filepath.Join(d, "config.yml")
+	}
+	home, _ := os.UserHomeDir()
+	if home != "" {
+		legacy := filepath.Join(home, ".config", "glab-cli", "config.yml")
+		if _, err := os.Stat(legacy); err == nil {
+			return legacy
+		}
+	}
+	base := os.Getenv("XDG_CONFIG_HOME")
+	switch {
+	case base != "":
+	case runtime.GOOS == "windows":
+		base = os.Getenv("LOCALAPPDATA")
+	case runtime.GOOS == "darwin" && home != "":
+		base = filepath.Join(home, "Library", "Application Support")
+	case home != "":
+		base = filepath.Join(home, ".config")
+	}
+	if base == "" {
+		return ""
+	}
+	return filepath.Join(base, "glab-cli", "config.yml")
+}
+
+// glabHost is one entry of glab's config.yml hosts map, keyed by hostname;
+// api_host carries the port when there is one.
+type glabHost struct {
+	Token        string `json:"token"`
+	APIHost      string `json:"api_host"`
+	APIProtocol  string `json:"api_protocol"`
+	IsOAuth2     string `json:"is_oauth2"`
+	OAuth2Expiry string `json:"oauth2_expiry_date"`
+}
+
+// glabCredentials reads the token glab stored for u. It is used only for
+// exactly the host, port and scheme glab stored it for: a credential goes only
+// where it was made for. Without one it says why.
+func glabCredentials(u *url.URL) (Credentials, string) {
+	path := glabConfigPath()
+	if path == "" {
+		return Credentials{}, "glab's config (no home directory)"
+	}
+	where := "glab's config " + path
+	f, err := os.Open(path)
+	if err != nil {
+		return Credentials{}, where + " (not found)"
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		// glab itself refuses such a file.
+		return Credentials{}, fmt.Sprintf("%s (mode %04o lets others read it; glab requires 0600)", where, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return Credentials{}, where + " (unreadable)"
+	}
+	var cfg struct {
+		Hosts map[string]glabHost `json:"hosts"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		return Credentials{}, where + " (not valid YAML)"
+	}
+	var h glabHost
+	found := false
+	for name, entry := range cfg.Hosts {
+		if strings.EqualFold(name, u.Hostname()) {
+			h, found = entry, true
+			break
+		}
+	}
+	apiHost := h.APIHost
+	if apiHost == "" {
+		apiHost = u.Hostname()
+	}
+	apiProto := h.APIProtocol
+	if apiProto == "" {
+		apiProto = "https"
+	}
+	switch {
+	case !found:
+		return Credentials{}, fmt.Sprintf("%s (no entry for %s)", where, u.Hostname())
+	case Origin(&url.URL{Scheme: apiProto, Host: apiHost}) != Origin(u):
+		return Credentials{}, fmt.Sprintf("%s (its token is for %s://%s)", where, apiProto, apiHost)
+	case strings.TrimSpace(h.Token) == "":
+		return Credentials{}, fmt.Sprintf("%s (no token for %s; one kept in the system keyring cannot be read)", where, u.Hostname())
+	case h.IsOAuth2 == "true" && oauthExpired(h.OAuth2Expiry):
+		return Credentials{}, fmt.Sprintf("%s (its OAuth token for %s expired; any glab command renews it)", where, u.Hostname())
+	}
+	return Credentials{Token: strings.TrimSpace(h.Token), OAuth: h.IsOAuth2 == "true", Source: where}, ""
+}
+
+// oauthExpired reads glab's oauth2_expiry_date (RFC 822, "13 Mar 23 15:47 GMT").
+func oauthExpired(s string) bool {
+	t, err := time.Parse(time.RFC822, strings.TrimSpace(s))
+	return err == nil && time.Now().After(t)
+}
+
+func (c Credentials) unauthorizedHint(baseURL string) string {
+	if c.Token == "" && c.JobToken != "" {
+		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope"
+	}
+	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab", baseURL, c.Source)
+}

@@ -1,0 +1,154 @@
+package gitlab
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxResponseBytes bounds what is read of one GitLab answer. The largest
+// answer the plugin asks for is a 128 KiB config file or a page of 100 agents.
+const MaxResponseBytes = 8 << 20
+
+// Origin is scheme://host:port of a URL, the unit a credential is bound to.
+func Origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		switch scheme {
+		case "https", "wss", "grpcs":
+			port = "443"
+		case "http", "ws", "grpc":
+			port = "80"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(host), port)
+}
+
+// RedirectError is a redirect the client refused to follow because it leaves
+// the origin the credential was given for.
+type RedirectError struct {
+	// From and To are origins (scheme://host:port), never whole URLs.
+	From, To string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("GitLab at %s redirected to %s; the token is sent only to %s", e.From, e.To, e.From)
+}
+
+// ResponseTooLargeError is an answer longer than MaxResponseBytes.
+type ResponseTooLargeError struct{ Limit int64 }
+
+func (e *ResponseTooLargeError) Error() string {
+	return fmt.Sprintf("the answer is larger than %d MiB", e.Limit>>20)
+}
+
+// newHTTPClient is the client every GitLab call goes through: it follows a
+// redirect only within origin (Go's own client would carry PRIVATE-TOKEN
+// and JOB-TOKEN to any host), and no answer is read past MaxResponseBytes.
+// base, when given, supplies the transport (tests, custom CAs).
+func newHTTPClient(base *http.Client, origin *url.URL) *http.Client {
+	c := &http.Client{}
+	if base != nil {
+		*c = *base
+	}
+	rt := c.Transport
+	if rt == nil {
+		rt = defaultTransport()
+	}
+	c.Transport = limitedTransport{rt: rt, max: MaxResponseBytes}
+	allowed := Origin(origin)
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if to := Origin(req.URL); to != allowed {
+			return &RedirectError{From: allowed, To: to}
+		}
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		return nil
+	}
+	return c
+}
+
+// defaultTransport is a pooled transport that honours HTTPS_PROXY and
+// friends, as the official client's default does.
+func defaultTransport() http.RoundTripper {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// limitedTransport caps every response body.
+type limitedTransport struct {
+	rt  http.RoundTripper
+	max int64
+}
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = &cappedBody{rc: resp.Body, left: t.max, limit: t.max}
+	}
+	return resp, err
+}
+
+// cappedBody reads up to limit bytes, then fails instead of reading on.
+type cappedBody struct {
+	rc          io.ReadCloser
+	left, limit int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, err := b.rc.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, &ResponseTooLargeError{Limit: b.limit}
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// Cleartext reports whether credentials sent to rawURL would cross a network
+// unencrypted: http (or ws, grpc) to a host other than this machine.
+func Cleartext(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "ws", "grpc":
+		return !IsLoopbackHost(u.Hostname())
+	}
+	return false
+}
+
+// IsLoopbackHost reports whether host is this machine: localhost or a
+// loopback address.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
