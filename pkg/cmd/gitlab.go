@@ -3,25 +3,49 @@ package cmd
 import (
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
 )
 
-// GitLabClient builds the GitLab client from --gitlab-url, the credentials in
-// the environment (or --gitlab-token-file), with retry notices on errOut.
+// GitLabClient builds the GitLab client from --gitlab-url and the first
+// credential of the chain (--gitlab-token-file, GITLAB_TOKEN, CI_JOB_TOKEN,
+// glab's config), with retry notices on errOut.
 func (g *GlobalOptions) GitLabClient(errOut io.Writer) (*gitlab.Client, error) {
-	creds, err := gitlab.CredentialsFromEnv(g.GitLabTokenFile)
+	url := g.ResolvedGitLabURL()
+	creds, err := gitlab.FindCredentials(url, g.GitLabTokenFile)
 	if err != nil {
 		return nil, err
 	}
+	g.WarnCleartext(errOut, url, "the GitLab token")
 	return gitlab.New(gitlab.Options{
-		URL:         g.ResolvedGitLabURL(),
+		URL:         url,
 		Credentials: creds,
 		Log:         errOut,
 		UserAgent:   "kubectl-gitlab-agent/" + version.Get().Version,
 	})
+}
+
+// WarnCleartext warns, once per command and host, that what is sent to
+// rawURL crosses the network unencrypted.
+func (g *GlobalOptions) WarnCleartext(errOut io.Writer, rawURL, what string) {
+	if !gitlab.Cleartext(rawURL) {
+		return
+	}
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return
+	}
+	if g.warned == nil {
+		g.warned = map[string]bool{}
+	}
+	if g.warned[u.Host] {
+		return
+	}
+	g.warned[u.Host] = true
+	fmt.Fprintf(errOut, "warning: %s goes to %s over plain http, readable by anyone on the network path; use https\n", what, u.Host)
 }
 
 // ProjectRef is --project, else CI_PROJECT_ID in a CI job, else the project

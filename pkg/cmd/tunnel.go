@@ -2,12 +2,14 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
@@ -26,9 +29,21 @@ type agentTarget struct {
 	agent *gitlab.Agent
 	kas   *gitlab.KAS
 	proj  *gitlab.Project
+	// kasProxyURL is --kas-proxy-url; proxyURL the URL credentials go to.
+	kasProxyURL string
+	proxyURL    string
+}
+
+func (t *agentTarget) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&t.kasProxyURL, "kas-proxy-url", "", "KAS's Kubernetes API proxy URL (default: what GitLab's /metadata advertises, on GitLab's own site)")
 }
 
 func (t *agentTarget) resolve(ctx context.Context, arg string) error {
+	if t.kasProxyURL != "" {
+		if err := tunnel.CheckProxyURL(t.Global.ResolvedGitLabURL(), t.kasProxyURL, true); err != nil {
+			return fmt.Errorf("--kas-proxy-url: %w", err)
+		}
+	}
 	var err error
 	if t.agent, err = t.findAgent(ctx, arg, "table"); err != nil {
 		return err
@@ -36,8 +51,18 @@ func (t *agentTarget) resolve(ctx context.Context, arg string) error {
 	if t.proj, err = t.client.GetProject(ctx, t.project); err != nil {
 		return err
 	}
-	t.kas, err = t.client.DiscoverKAS(ctx)
-	return err
+	if t.kas, err = t.client.DiscoverKAS(ctx); err != nil {
+		return err
+	}
+	t.proxyURL = strings.TrimRight(t.kasProxyURL, "/")
+	if t.proxyURL == "" {
+		if err := tunnel.CheckProxyURL(t.Global.ResolvedGitLabURL(), t.kas.ProxyURL, false); err != nil {
+			return err
+		}
+		t.proxyURL = t.kas.ProxyURL
+	}
+	t.Global.WarnCleartext(t.ErrOut, t.proxyURL, "the k8s_proxy token")
+	return nil
 }
 
 // NewCmdKubeconfig builds `kubeconfig NAME|ID`.
@@ -70,9 +95,11 @@ entry of the kubeconfig stays as it was.`,
 			if err != nil {
 				return err
 			}
-			exe, err := os.Executable()
+			// A path that survives upgrades: krew's ~/.krew/bin link,
+			// not the versioned file it points at.
+			command, err := tunnel.PluginCommand(os.Args[0])
 			if err != nil {
-				return fmt.Errorf("finding the plugin's own path: %w", err)
+				return err
 			}
 			getToken := []string{"get-token", "--gitlab-url", gitlabURL, "--agent-id", strconv.FormatInt(t.agent.ID, 10)}
 			if ci {
@@ -88,11 +115,16 @@ entry of the kubeconfig stays as it was.`,
 			if g.ConfigFlags.KubeConfig != nil {
 				kubeconfig = *g.ConfigFlags.KubeConfig
 			}
-			file, err := tunnel.WriteKubeconfig(kubeconfig, tunnel.Entry{
-				Names: names, Server: t.kas.ProxyURL, CAFile: caFile, Command: exe, Args: getToken, UseContext: useContext,
+			res, err := tunnel.WriteKubeconfig(cmd.Context(), kubeconfig, tunnel.Entry{
+				Names: names, Server: t.proxyURL, CAFile: caFile, Command: command, Args: getToken, UseContext: useContext,
 			})
 			if err != nil {
 				return err
+			}
+			file := res.File
+			if len(res.Repaired) > 0 {
+				fmt.Fprintf(t.ErrOut, "mended %d other kubeconfig users whose %s path was gone or tied to one version: %s\n",
+					len(res.Repaired), tunnel.PluginName, strings.Join(res.Repaired, ", "))
 			}
 			fmt.Fprintf(t.Out, "context %q for agent %q written to %s\n", names.Context, t.agent.Name, file)
 			if !useContext {
@@ -101,6 +133,7 @@ entry of the kubeconfig stays as it was.`,
 			return nil
 		},
 	}
+	t.addFlags(cmd)
 	cmd.Flags().BoolVar(&useContext, "use-context", false, "make the new context the current one")
 	cmd.Flags().BoolVar(&ci, "ci", false, "for a CI job: the credential is the job's CI_JOB_TOKEN, read when kubectl runs")
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
@@ -215,15 +248,8 @@ func NewCmdTokenCache(g *GlobalOptions, streams genericiooptions.IOStreams) *cob
 			}
 			for _, e := range entries {
 				if revoke {
-					creds, err := gitlab.CredentialsFromEnv(g.GitLabTokenFile)
-					if err != nil {
-						return err
-					}
-					gc, err := gitlab.New(gitlab.Options{URL: e.PAT.GitLabURL, Credentials: creds, Log: streams.ErrOut})
-					if err != nil {
-						return err
-					}
-					if err := gc.RevokePAT(cmd.Context(), e.PAT.ID); err != nil && !gitlab.IsClass(err, gitlab.ClassNotFound) {
+					// The token revokes itself: no other credential needed.
+					if err := gitlab.RevokeOwnPAT(cmd.Context(), e.PAT.GitLabURL, e.PAT.Token, gitlab.Options{Log: streams.ErrOut}); err != nil {
 						return err
 					}
 				}
@@ -239,7 +265,7 @@ func NewCmdTokenCache(g *GlobalOptions, streams genericiooptions.IOStreams) *cob
 			return nil
 		},
 	}
-	clear.Flags().BoolVar(&revoke, "revoke", false, "revoke each token in GitLab too (needs GITLAB_TOKEN)")
+	clear.Flags().BoolVar(&revoke, "revoke", false, "revoke each token in GitLab too (with the token itself)")
 	cmd.AddCommand(list, clear)
 	return cmd
 }
@@ -247,7 +273,7 @@ func NewCmdTokenCache(g *GlobalOptions, streams genericiooptions.IOStreams) *cob
 // NewCmdProxy builds `proxy NAME|ID`.
 func NewCmdProxy(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	t := &agentTarget{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}}
-	var port, days int
+	var port, days, maxConns int
 	var address, acceptHosts, kubeconfigOut, caFile string
 	var ci bool
 	cmd := &cobra.Command{
@@ -274,8 +300,11 @@ also needs --accept-hosts.`,
 			if err != nil {
 				return err
 			}
+			if maxConns < 1 {
+				return fmt.Errorf("--max-connections must be 1 or more")
+			}
 			p, err := tunnel.NewProxy(tunnel.ProxyOptions{
-				Target: t.kas.ProxyURL, CAFile: caFile, AcceptHosts: acceptHosts, Log: streams.ErrOut,
+				Target: t.proxyURL, CAFile: caFile, AcceptHosts: acceptHosts, Log: streams.ErrOut, MaxConnections: maxConns,
 				Credential: func(ctx context.Context, refresh bool) (string, error) {
 					oo := o
 					oo.Refresh = refresh
@@ -311,6 +340,8 @@ also needs --accept-hosts.`,
 	f.StringVar(&caFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
 	f.BoolVar(&ci, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
 	f.IntVar(&days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	f.IntVar(&maxConns, "max-connections", tunnel.DefaultMaxConnections, "the most client connections served at once; more wait")
+	t.addFlags(cmd)
 	return cmd
 }
 
@@ -322,10 +353,17 @@ func credentialOptions(g *GlobalOptions, agentID int64, ci bool, days int, log i
 	if ci {
 		return o, nil
 	}
-	var err error
-	if o.Credentials, err = gitlab.CredentialsFromEnv(g.GitLabTokenFile); err != nil {
+	creds, err := gitlab.FindCredentials(o.GitLabURL, g.GitLabTokenFile)
+	switch {
+	case errors.Is(err, gitlab.ErrNoCredentials):
+		// A cached token serves without them; they are needed to mint.
+		o.NoCredentials = err
+	case err != nil:
 		return o, err
+	default:
+		o.Credentials = creds
 	}
+	g.WarnCleartext(log, o.GitLabURL, "the GitLab token")
 	o.Cache, err = tunnel.DefaultCache()
 	return o, err
 }
@@ -337,7 +375,11 @@ func writeProxyKubeconfig(path, server, agent string) error {
 	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{}
 	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
 	cfg.CurrentContext = name
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+	b, err := clientcmd.Write(*cfg)
+	if err == nil {
+		err = secretfile.Replace(path, b)
+	}
+	if err != nil {
 		return fmt.Errorf("writing --kubeconfig-out: %w", err)
 	}
 	return nil

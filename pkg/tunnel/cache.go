@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,6 +29,11 @@ type CachedPAT struct {
 	// for again right after it was handed out may have been refused.
 	HandedOutAt time.Time `json:"handedOutAt"`
 	CheckedAt   time.Time `json:"checkedAt"`
+	// RenewedAt is when this token replaced one GitLab refused; a second
+	// renewal waits RenewInterval.
+	RenewedAt time.Time `json:"renewedAt,omitempty"`
+
+	key string // the file it was read from
 }
 
 // Cache is the per-user token cache: a directory (0700) of files (0600), one
@@ -72,7 +78,24 @@ func (c *Cache) Load(key string) *CachedPAT {
 	if json.Unmarshal(b, &p) != nil || p.Token == "" {
 		return nil
 	}
+	p.key = key
 	return &p
+}
+
+// Newest is the usable entry for gitlabURL made last, whatever credential
+// made it; nil when there is none.
+func (c *Cache) Newest(gitlabURL string, now time.Time) *CachedPAT {
+	entries, err := c.List()
+	if err != nil {
+		return nil
+	}
+	var best *CachedPAT
+	for _, e := range entries {
+		if e.PAT.GitLabURL == gitlabURL && usable(e.PAT, now) && (best == nil || e.PAT.CreatedAt.After(best.CreatedAt)) {
+			best = e.PAT
+		}
+	}
+	return best
 }
 
 // Store writes an entry atomically with mode 0600.
@@ -87,12 +110,16 @@ func (c *Cache) Store(key string, p *CachedPAT) error {
 	return secretfile.Write(c.path(key), b)
 }
 
-// Lock takes the entry's lock, waiting for other processes.
-func (c *Cache) Lock(key string) (func(), error) {
+// Lock takes the entry's lock, waiting (bounded) for other processes.
+func (c *Cache) Lock(ctx context.Context, key string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
-	return lockFile(filepath.Join(c.Dir, key+".lock"))
+	unlock, err := lockFile(ctx, filepath.Join(c.Dir, key+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("locking the token cache: %w", err)
+	}
+	return unlock, nil
 }
 
 // CacheEntry is a cache file and what it holds.

@@ -24,6 +24,12 @@ const ExpiryMargin = 5 * time.Minute
 // checked with GitLab, at most once per window.
 const recheckWindow = 20 * time.Second
 
+// RenewInterval is the least time between two new tokens for one cache
+// entry: a token GitLab refuses right after it was made is not the token's
+// fault (KAS refuses users the agent's user_access does not name, too), and
+// every new token mails the user.
+const RenewInterval = time.Minute
+
 // CredentialOptions say how to get a credential for KAS's proxy.
 type CredentialOptions struct {
 	GitLabURL string
@@ -33,9 +39,12 @@ type CredentialOptions struct {
 	// Days is a new PAT's lifetime in whole days (default 1: it expires at
 	// the end of the day, 00:00 UTC).
 	Days int
-	// Credentials mint PATs (GITLAB_TOKEN or --gitlab-token-file).
+	// Credentials mint PATs (a token from the credential chain). They may
+	// be empty: a cached token is served without them.
 	Credentials gitlab.Credentials
-	Cache       *Cache
+	// NoCredentials says why Credentials is empty (the sources tried).
+	NoCredentials error
+	Cache         *Cache
 	// Refresh distrusts the cached token: it is checked with GitLab and
 	// replaced when GitLab refuses it.
 	Refresh bool
@@ -52,9 +61,23 @@ type Credential struct {
 	Minted bool
 }
 
+// RenewTooSoonError: GitLab refused a token that itself replaced a refused
+// one less than RenewInterval ago; no other is made so soon.
+type RenewTooSoonError struct {
+	ID  int64
+	Age time.Duration
+}
+
+func (e *RenewTooSoonError) Error() string {
+	return fmt.Sprintf("GitLab refuses the k8s_proxy token %d too, made %s ago to replace a refused one; no other is made within %s: check that the agent's config.yaml user_access names a project or group where you are Developer or more",
+		e.ID, e.Age.Round(time.Second), RenewInterval)
+}
+
 // GetCredential returns "ci:<agent>:<job token>" in CI, else
 // "pat:<agent>:<PAT>" with a cached k8s_proxy PAT, minting one under the
-// cache's lock when there is none usable.
+// cache's lock when there is none usable. A cached token is served with no
+// GitLab credentials at hand; they are needed only to mint a new one. A token
+// replaced by a new one is revoked.
 func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error) {
 	agent := strconv.FormatInt(o.AgentID, 10)
 	if o.CI {
@@ -63,9 +86,6 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 			return Credential{}, fmt.Errorf("CI_JOB_TOKEN is not set: --ci credentials work only inside a GitLab CI job")
 		}
 		return Credential{Token: "ci:" + agent + ":" + tok}, nil
-	}
-	if o.Credentials.Token == "" {
-		return Credential{}, fmt.Errorf("no GitLab credentials to create a k8s_proxy token with: set GITLAB_TOKEN to a personal access token with the api scope (or pass --gitlab-token-file)")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -76,20 +96,34 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	key := Key(o.GitLabURL, o.Credentials.Token)
+	if o.Cache == nil {
+		return Credential{}, fmt.Errorf("no token cache")
+	}
 	now := o.Now()
+	key := ""
+	if o.Credentials.Token != "" {
+		key = Key(o.GitLabURL, o.Credentials.Token)
+	} else if p := o.Cache.Newest(o.GitLabURL, now); p != nil {
+		// No credentials at hand: the newest usable token made for this
+		// GitLab serves until it must be replaced.
+		key = p.key
+	}
+	if key == "" {
+		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
+	}
 	// The fast path, for every kubectl call: no lock, no request.
 	if p := o.Cache.Load(key); !o.Refresh && usable(p, now) && !(now.Sub(p.HandedOutAt) < recheckWindow && now.Sub(p.CheckedAt) > recheckWindow) {
 		p.HandedOutAt = now
 		_ = o.Cache.Store(key, p)
 		return credential(agent, p, false), nil
 	}
-	unlock, err := o.Cache.Lock(key)
+	unlock, err := o.Cache.Lock(ctx, key)
 	if err != nil {
 		return Credential{}, err
 	}
 	defer unlock()
 	p := o.Cache.Load(key) // another call may have minted meanwhile
+	var replaced *CachedPAT
 	if usable(p, now) {
 		fresh := !p.CreatedAt.IsZero() && now.Sub(p.CreatedAt) < recheckWindow
 		if fresh && !o.Refresh {
@@ -106,7 +140,22 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 			_ = o.Cache.Store(key, p)
 			return credential(agent, p, false), nil
 		}
-		fmt.Fprintf(o.Log, "the cached k8s_proxy token %d was refused by GitLab; creating a new one\n", p.ID)
+		if age := now.Sub(p.RenewedAt); !p.RenewedAt.IsZero() && age < RenewInterval {
+			return Credential{}, &RenewTooSoonError{ID: p.ID, Age: age}
+		}
+		if o.Credentials.Token == "" {
+			return Credential{}, o.cannotMint(fmt.Sprintf("GitLab refuses the cached k8s_proxy token %d", p.ID))
+		}
+		fmt.Fprintf(o.Log, "GitLab refuses the cached k8s_proxy token %d; creating a new one\n", p.ID)
+		replaced = p
+	} else if p != nil {
+		if o.Credentials.Token == "" {
+			return Credential{}, o.cannotMint(fmt.Sprintf("the cached k8s_proxy token %d expires at %s", p.ID, p.ExpiresAt.UTC().Format(time.RFC3339)))
+		}
+		replaced = p
+	}
+	if o.Credentials.Token == "" {
+		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
 	}
 	c, err := gitlab.New(gitlab.Options{URL: o.GitLabURL, Credentials: o.Credentials, Log: o.Log})
 	if err != nil {
@@ -118,12 +167,33 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	}
 	np := &CachedPAT{GitLabURL: o.GitLabURL, ID: pat.ID, Name: pat.Name, Token: pat.Secret, ExpiresAt: pat.ExpiresAt,
 		CreatedAt: now, HandedOutAt: now, CheckedAt: now}
+	if replaced != nil && usable(replaced, now) {
+		np.RenewedAt = now // it replaces a token GitLab refused
+	}
 	if err := o.Cache.Store(key, np); err != nil {
 		// Without a cache every call would mint a token: revoke this one.
-		_ = c.RevokePAT(ctx, pat.ID)
+		_ = c.RevokePAT(context.WithoutCancel(ctx), pat.ID)
 		return Credential{}, fmt.Errorf("storing the new token in %s: %w", o.Cache.Dir, err)
 	}
+	if replaced != nil && replaced.ID != 0 {
+		// Best effort: a refused token may be revoked already, and one
+		// about to expire soon stops anyway.
+		if err := c.RevokePAT(ctx, replaced.ID); err == nil {
+			fmt.Fprintf(o.Log, "revoked the replaced k8s_proxy token %d\n", replaced.ID)
+		}
+	}
 	return credential(agent, np, true), nil
+}
+
+// cannotMint says that a new token is needed and why none can be made.
+func (o CredentialOptions) cannotMint(why string) error {
+	if o.Credentials.JobToken != "" {
+		return fmt.Errorf("%s, and CI_JOB_TOKEN cannot create one: in a CI job use 'kubeconfig --ci' (the job token itself is the credential)", why)
+	}
+	if o.NoCredentials != nil {
+		return fmt.Errorf("%s, and creating one needs GitLab credentials: %w", why, o.NoCredentials)
+	}
+	return fmt.Errorf("%s, and creating one needs GitLab credentials: set GITLAB_TOKEN to a personal access token with the api scope", why)
 }
 
 // usable: present and not within the margin of its expiry.

@@ -5,14 +5,25 @@
 package tunnel
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 )
 
 // Names are the kubeconfig entry names, as the GitLab CLI writes them.
@@ -44,12 +55,21 @@ type Entry struct {
 	// CAFile is a PEM bundle for a KAS behind a private CA ("" for the
 	// system roots).
 	CAFile string
-	// Command is the absolute path of the plugin binary; Args its get-token
-	// arguments.
+	// Command is the plugin as kubectl should run it (see PluginCommand);
+	// Args its get-token arguments.
 	Command string
 	Args    []string
 	// UseContext makes the new context the current one.
 	UseContext bool
+}
+
+// WriteResult says where the entry went and what else was mended.
+type WriteResult struct {
+	File string
+	// Repaired names other users whose plugin command was replaced: it
+	// was gone (a krew upgrade removes the old version's directory) or a
+	// version-bound spelling of this plugin.
+	Repaired []string
 }
 
 // installHint tells a user without the plugin how to get it.
@@ -57,52 +77,307 @@ const installHint = `kubectl-gitlab_agent is needed to reach this cluster throug
 Install it with 'kubectl krew install gitlab-agent', or from
 https://github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/releases`
 
+// PluginName is the plugin's file name; kubectl runs it for `kubectl gitlab-agent`.
+const PluginName = "kubectl-gitlab_agent"
+
+// kubeconfigLockWait bounds the wait for another writer of the kubeconfig.
+const kubeconfigLockWait = 15 * time.Second
+
 // WriteKubeconfig adds or updates the entry's cluster, user and context in
-// the kubeconfig kubectl would use (explicit when given), through client-go's
-// ModifyConfig, which locks the file and writes it whole; every other entry
-// and preference stays as it was.
-func WriteKubeconfig(explicitPath string, e Entry) (string, error) {
+// the kubeconfig kubectl would use (explicitPath when given). Each file is
+// changed under client-go's lock (FILE.lock, waited for with backoff), as
+// text: every other entry, comment and byte stays as it was; the new file
+// replaces the old at once, so a reader never sees it cut short. Users of
+// other agents whose plugin command no longer exists are mended on the way.
+func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteResult, error) {
 	po := clientcmd.NewDefaultPathOptions()
 	po.LoadingRules.ExplicitPath = explicitPath
-	cfg, err := po.GetStartingConfig()
-	if err != nil {
-		return "", fmt.Errorf("reading kubeconfig: %w", err)
+	dest := po.GetDefaultFilename()
+	files := po.GetLoadingPrecedence()
+	if explicitPath != "" {
+		files = []string{explicitPath}
 	}
-	cluster := clientcmdapi.NewCluster()
-	if old, ok := cfg.Clusters[e.Cluster]; ok {
-		cluster = old.DeepCopy()
-	}
-	cluster.Server = e.Server
-	cluster.CertificateAuthority = ""
-	cluster.CertificateAuthorityData = nil
-	if e.CAFile != "" {
-		data, err := os.ReadFile(e.CAFile)
+	// Each entry goes to the file that already holds one of its name (as
+	// client-go's ModifyConfig does), else to dest.
+	where := map[string]string{"clusters/" + e.Cluster: dest, "users/" + e.User: dest, "contexts/" + e.Context: dest}
+	for i := len(files) - 1; i >= 0; i-- { // the first file wins
+		cfg, err := clientcmd.LoadFromFile(files[i])
 		if err != nil {
-			return "", fmt.Errorf("reading --ca-file: %w", err)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return WriteResult{}, fmt.Errorf("reading kubeconfig %s: %w", files[i], err)
 		}
-		cluster.CertificateAuthorityData = data
+		if _, ok := cfg.Clusters[e.Cluster]; ok {
+			where["clusters/"+e.Cluster] = files[i]
+		}
+		if _, ok := cfg.AuthInfos[e.User]; ok {
+			where["users/"+e.User] = files[i]
+		}
+		if _, ok := cfg.Contexts[e.Context]; ok {
+			where["contexts/"+e.Context] = files[i]
+		}
 	}
+	touched := map[string]bool{dest: true}
+	for _, f := range where {
+		touched[f] = true
+	}
+	res := WriteResult{File: dest}
+	for _, f := range slices.Sorted(maps.Keys(touched)) {
+		repaired, err := editFile(ctx, f, e, where, f == dest && e.UseContext)
+		if err != nil {
+			return res, err
+		}
+		res.Repaired = append(res.Repaired, repaired...)
+	}
+	return res, nil
+}
+
+// editFile writes into file the parts of e that where assigns to it.
+func editFile(ctx context.Context, file string, e Entry, where map[string]string, useContext bool) ([]string, error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the kubeconfig's directory: %w", err)
+	}
+	unlock, err := createLock(ctx, file+".lock", kubeconfigLockWait)
+	if err != nil {
+		var busy *LockBusyError
+		if errors.As(err, &busy) {
+			return nil, fmt.Errorf("kubeconfig %s: %w", file, err)
+		}
+		return nil, fmt.Errorf("locking kubeconfig %s: %w", file, err)
+	}
+	defer unlock()
+	src, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w", file, err)
+	}
+	old, err := clientcmd.Load(src)
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w", file, err)
+	}
+	want := old.DeepCopy()
+	if where["clusters/"+e.Cluster] == file {
+		cluster := clientcmdapi.NewCluster()
+		if prev, ok := old.Clusters[e.Cluster]; ok {
+			cluster = prev.DeepCopy()
+		}
+		cluster.Server = e.Server
+		cluster.CertificateAuthority = ""
+		cluster.CertificateAuthorityData = nil
+		if e.CAFile != "" {
+			data, err := os.ReadFile(e.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading --ca-file: %w", err)
+			}
+			cluster.CertificateAuthorityData = data
+		}
+		cluster.LocationOfOrigin = ""
+		want.Clusters[e.Cluster] = cluster
+	}
+	if where["users/"+e.User] == file {
+		want.AuthInfos[e.User] = execUser(e.Command, e.Args)
+	}
+	if where["contexts/"+e.Context] == file {
+		c := clientcmdapi.NewContext()
+		if prev, ok := old.Contexts[e.Context]; ok {
+			c = prev.DeepCopy()
+		}
+		c.Cluster, c.AuthInfo, c.LocationOfOrigin = e.Cluster, e.User, ""
+		want.Contexts[e.Context] = c
+	}
+	if useContext {
+		want.CurrentContext = e.Context
+	}
+	var repaired []string
+	for name, u := range old.AuthInfos {
+		if name != e.User && stalePluginCommand(u, e.Command) {
+			fixed := u.DeepCopy()
+			fixed.Exec.Command = e.Command
+			fixed.LocationOfOrigin = ""
+			want.AuthInfos[name] = fixed
+			repaired = append(repaired, name)
+		}
+	}
+	slices.Sort(repaired)
+
+	out, err := editText(src, old, want)
+	if err != nil {
+		// A layout the line editor does not handle (JSON, flow style):
+		// write the whole file as client-go would.
+		if out, err = clientcmd.Write(*want); err != nil {
+			return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
+		}
+	}
+	if err := secretfile.Replace(file, out); err != nil {
+		return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
+	}
+	return repaired, nil
+}
+
+func execUser(command string, args []string) *clientcmdapi.AuthInfo {
 	user := clientcmdapi.NewAuthInfo()
 	user.Exec = &clientcmdapi.ExecConfig{
 		APIVersion:      "client.authentication.k8s.io/v1",
-		Command:         e.Command,
-		Args:            e.Args,
+		Command:         command,
+		Args:            args,
 		InstallHint:     installHint,
 		InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
 	}
-	ctx := clientcmdapi.NewContext()
-	if old, ok := cfg.Contexts[e.Context]; ok {
-		ctx = old.DeepCopy()
+	return user
+}
+
+// editText changes src from old into want line by line, and checks that the
+// result reads back as want; errNotEditable when it cannot.
+func editText(src []byte, old, want *clientcmdapi.Config) ([]byte, error) {
+	if strings.TrimSpace(string(src)) == "" {
+		return nil, errNotEditable // a new file: written whole
 	}
-	ctx.Cluster, ctx.AuthInfo = e.Cluster, e.User
-	cfg.Clusters[e.Cluster] = cluster
-	cfg.AuthInfos[e.User] = user
-	cfg.Contexts[e.Context] = ctx
-	if e.UseContext {
-		cfg.CurrentContext = e.Context
+	rendered, err := clientcmd.Write(*onlyChanged(old, want))
+	if err != nil {
+		return nil, err
 	}
-	if err := clientcmd.ModifyConfig(po, *cfg, true); err != nil {
-		return "", fmt.Errorf("writing kubeconfig: %w", err)
+	texts, err := itemTexts(rendered)
+	if err != nil {
+		return nil, err
 	}
-	return po.GetDefaultFilename(), nil
+	out := src
+	for _, list := range []string{"clusters", "users", "contexts"} {
+		for _, name := range slices.Sorted(maps.Keys(texts[list])) {
+			if out, err = setItem(out, item{list: list, name: name, text: texts[list][name]}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if want.CurrentContext != old.CurrentContext {
+		if out, err = setCurrentContext(out, want.CurrentContext); err != nil {
+			return nil, err
+		}
+	}
+	// Compare as read back: writing drops empty maps a fresh entry has.
+	wantBytes, err := clientcmd.Write(*want)
+	if err != nil {
+		return nil, err
+	}
+	wantRT, err := clientcmd.Load(wantBytes)
+	if err != nil {
+		return nil, err
+	}
+	got, err := clientcmd.Load(out)
+	if err != nil || !sameConfig(got, wantRT) {
+		return nil, errNotEditable
+	}
+	return out, nil
+}
+
+// onlyChanged is a config of the entries of want that differ from old.
+func onlyChanged(old, want *clientcmdapi.Config) *clientcmdapi.Config {
+	c := clientcmdapi.NewConfig()
+	for k, v := range want.Clusters {
+		if !reflect.DeepEqual(strip(old.Clusters[k]), strip(v)) {
+			c.Clusters[k] = v
+		}
+	}
+	for k, v := range want.AuthInfos {
+		if !reflect.DeepEqual(strip(old.AuthInfos[k]), strip(v)) {
+			c.AuthInfos[k] = v
+		}
+	}
+	for k, v := range want.Contexts {
+		if !reflect.DeepEqual(strip(old.Contexts[k]), strip(v)) {
+			c.Contexts[k] = v
+		}
+	}
+	return c
+}
+
+// strip clears LocationOfOrigin, which loading sets and writing drops.
+func strip[T any](v *T) *T {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	f := reflect.ValueOf(&c).Elem().FieldByName("LocationOfOrigin")
+	if f.IsValid() {
+		f.SetString("")
+	}
+	return &c
+}
+
+func sameConfig(a, b *clientcmdapi.Config) bool {
+	if a.CurrentContext != b.CurrentContext || len(a.Clusters) != len(b.Clusters) || len(a.AuthInfos) != len(b.AuthInfos) || len(a.Contexts) != len(b.Contexts) {
+		return false
+	}
+	for k, v := range a.Clusters {
+		if !reflect.DeepEqual(strip(v), strip(b.Clusters[k])) {
+			return false
+		}
+	}
+	for k, v := range a.AuthInfos {
+		if !reflect.DeepEqual(strip(v), strip(b.AuthInfos[k])) {
+			return false
+		}
+	}
+	for k, v := range a.Contexts {
+		if !reflect.DeepEqual(strip(v), strip(b.Contexts[k])) {
+			return false
+		}
+	}
+	return true
+}
+
+// stalePluginCommand reports a user that runs this plugin's get-token through
+// a path that is gone (a krew upgrade deletes the old version's directory),
+// or through another spelling of the running binary (the resolved,
+// version-bound path an older release wrote).
+func stalePluginCommand(u *clientcmdapi.AuthInfo, command string) bool {
+	if u == nil || u.Exec == nil || len(u.Exec.Args) == 0 || u.Exec.Args[0] != "get-token" || u.Exec.Command == command {
+		return false
+	}
+	base := strings.TrimSuffix(filepath.Base(u.Exec.Command), ".exe")
+	if base != PluginName || !filepath.IsAbs(u.Exec.Command) {
+		return false
+	}
+	fi, err := os.Stat(u.Exec.Command)
+	if err != nil {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	sfi, err := os.Stat(self)
+	return err == nil && os.SameFile(fi, sfi)
+}
+
+// PluginCommand is how a kubeconfig should run this plugin so that it keeps
+// working after an upgrade: the unresolved path it was started through (a
+// krew install runs ~/.krew/bin/kubectl-gitlab_agent, a symlink into a
+// per-version directory that the next upgrade deletes), else its bare name
+// when that is on PATH, else the resolved path of the running binary.
+func PluginCommand(argv0 string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the plugin's own path: %w", err)
+	}
+	sfi, err := os.Stat(self)
+	if err != nil {
+		return "", fmt.Errorf("finding the plugin's own path: %w", err)
+	}
+	same := func(p string) bool {
+		fi, err := os.Stat(p)
+		return err == nil && os.SameFile(fi, sfi)
+	}
+	started := argv0
+	if started != "" && !strings.ContainsRune(started, filepath.Separator) && !(runtime.GOOS == "windows" && strings.ContainsRune(started, '/')) {
+		started, _ = exec.LookPath(started)
+	}
+	if started != "" {
+		if abs, err := filepath.Abs(started); err == nil && same(abs) {
+			return abs, nil
+		}
+	}
+	if onPath, err := exec.LookPath(PluginName); err == nil && same(onPath) {
+		return PluginName, nil
+	}
+	return self, nil
 }

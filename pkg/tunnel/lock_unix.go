@@ -3,19 +3,30 @@
 package tunnel
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
 )
 
-func lockFile(path string) (func(), error) {
+// lockFile takes an flock on path, waiting (bounded, with backoff) while
+// another process holds it. The kernel drops the lock if its holder dies.
+func lockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening the token cache lock: %w", err)
+		return nil, fmt.Errorf("opening the lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	err = retryLock(ctx, path, lockWait, func() (bool, error) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("locking the token cache: %w", err)
+		return nil, err
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -3,28 +3,16 @@
 package tunnel
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"time"
 )
 
-// lockFile takes a lock by creating path exclusively (no flock on Windows),
-// waiting up to a minute; a lock older than that is taken as abandoned.
-func lockFile(path string) (func(), error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err == nil {
-			f.Close()
-			return func() { os.Remove(path) }, nil
-		}
-		if fi, serr := os.Stat(path); serr == nil && time.Since(fi.ModTime()) > time.Minute {
-			os.Remove(path)
-			continue
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("locking the token cache: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+// lockFile takes a lock by creating path exclusively (there is no flock on
+// Windows); a lock older than lockWait is taken as abandoned.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > lockWait {
+		_ = os.Remove(path)
 	}
+	return createLock(ctx, path, lockWait)
 }

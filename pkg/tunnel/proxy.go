@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -16,6 +18,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/netutil"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // DefaultAcceptHosts are the Host headers the proxy answers, as kubectl
@@ -35,11 +41,27 @@ type ProxyOptions struct {
 	// header.
 	AcceptHosts string
 	Log         io.Writer
+	// MaxConnections bounds the client connections served at once; more
+	// wait to be accepted (default DefaultMaxConnections).
+	MaxConnections int
+	// HeaderTimeout bounds reading a request's headers, IdleTimeout closes
+	// a keep-alive connection with no request, BodyIdleTimeout fails a
+	// request body that sends nothing for that long (defaults 10s, 60s,
+	// 60s). Streams (watches, logs -f, exec) are not bounded.
+	HeaderTimeout, IdleTimeout, BodyIdleTimeout time.Duration
+	// RenewInterval is the least time between two credential renewals
+	// (default RenewInterval).
+	RenewInterval time.Duration
 }
+
+// DefaultMaxConnections is the default connection cap: far above what kubectl,
+// helm, k9s or Lens open, far below what exhausts file descriptors.
+const DefaultMaxConnections = 256
 
 // Proxy forwards local requests to KAS with the credential attached.
 type Proxy struct {
 	handler http.Handler
+	o       ProxyOptions
 }
 
 // NewProxy builds the proxy handler.
@@ -86,7 +108,25 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	rt := &credentialTransport{base: base, upgrades: upgrades, credential: o.Credential, log: o.Log}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.RenewInterval <= 0 {
+		o.RenewInterval = RenewInterval
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
+	rt := &credentialTransport{base: base, upgrades: upgrades, credential: o.Credential, log: o.Log, renewEvery: o.RenewInterval}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = target.Scheme
@@ -101,7 +141,7 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 				pr.Out.Header.Set("Authorization", "Bearer "+tok)
 			} else {
 				pr.Out.Header.Del("Authorization")
-				fmt.Fprintf(o.Log, "proxy: getting a credential: %v\n", err)
+				fmt.Fprintf(o.Log, "proxy: getting a credential: %s\n", safetext.Line(err.Error()))
 			}
 		},
 		Transport: rt,
@@ -111,8 +151,12 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 			if r.Context().Err() != nil {
 				return
 			}
-			fmt.Fprintf(o.Log, "proxy: %s %s: %v\n", r.Method, r.URL.Path, err)
-			http.Error(w, "kubectl gitlab-agent proxy: "+err.Error(), http.StatusBadGateway)
+			msg := safetext.Line(err.Error())
+			if hint := tlsHint(err); hint != "" {
+				msg += ": " + hint
+			}
+			fmt.Fprintf(o.Log, "proxy: %s %s: %s\n", r.Method, safetext.Remote(r.URL.Path, 200), msg)
+			http.Error(w, "kubectl gitlab-agent proxy: "+msg, http.StatusBadGateway)
 		},
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,28 +168,134 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 			}
 		}
 		if !matchesAny(accept, host) {
-			http.Error(w, "kubectl gitlab-agent proxy: host "+r.Host+" not accepted (see --accept-hosts)", http.StatusForbidden)
+			http.Error(w, "kubectl gitlab-agent proxy: host "+safetext.Remote(r.Host, 100)+" not accepted (see --accept-hosts)", http.StatusForbidden)
 			return
+		}
+		if why := fromBrowser(r); why != "" {
+			fmt.Fprintf(o.Log, "proxy: refused %s %s from %s: browsers may not use the proxy\n", r.Method, safetext.Remote(r.URL.Path, 200), why)
+			http.Error(w, "kubectl gitlab-agent proxy: requests from web pages are refused", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+			http.Error(w, "kubectl gitlab-agent proxy: method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := checkPath(r.URL); err != nil {
+			fmt.Fprintf(o.Log, "proxy: refused %s %s: %v\n", r.Method, safetext.Remote(r.URL.EscapedPath(), 200), err)
+			http.Error(w, "kubectl gitlab-agent proxy: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &idleBody{rc: r.Body, ctl: http.NewResponseController(w), idle: o.BodyIdleTimeout}
 		}
 		rp.ServeHTTP(w, r)
 	})
-	return &Proxy{handler: h}, nil
+	return &Proxy{handler: h, o: o}, nil
+}
+
+// fromBrowser says why r comes from a web page, or "" when it does not: a
+// browser sends Origin with every cross-origin request that can do harm
+// (WebSockets, POSTs, fetch) and Sec-Fetch-Site with every request. Any page,
+// even one on another port of this machine, reaches a loopback listener, so
+// only the proxy's own origin is let through; kubectl, helm, k9s and Lens
+// send neither header.
+func fromBrowser(r *http.Request) string {
+	if origin := r.Header.Get("Origin"); origin != "" && !strings.EqualFold(origin, "http://"+r.Host) {
+		return "the web page at " + safetext.Remote(origin, 100)
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+		return ""
+	default:
+		return "a web page (Sec-Fetch-Site: " + safetext.Remote(site, 40) + ")"
+	}
+}
+
+// checkPath refuses a path that could reach KAS or GitLab outside
+// /k8s-proxy/ once some server along the way decodes and cleans it: a "." or
+// ".." segment in any of its decodings (%2e%2e, ..%2f, %252e), a backslash,
+// a NUL, or a path that is not absolute.
+func checkPath(u *url.URL) error {
+	p := u.EscapedPath()
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("the path must start with /")
+	}
+	for range 4 {
+		if strings.ContainsAny(p, "\\\x00") {
+			return fmt.Errorf("the path has a backslash or NUL")
+		}
+		for _, seg := range strings.Split(p, "/") {
+			seg, _, _ = strings.Cut(seg, ";") // path parameters some servers strip
+			if seg == "." || seg == ".." {
+				return fmt.Errorf("the path has a '.' or '..' segment (encoded or not): it could leave the Kubernetes API")
+			}
+		}
+		next, err := url.PathUnescape(p)
+		if err != nil {
+			return fmt.Errorf("the path has a malformed escape")
+		}
+		if next == p {
+			return nil
+		}
+		p = next
+	}
+	return fmt.Errorf("the path is encoded too many times")
+}
+
+// idleBody fails a request body that sends nothing for idle, so that a slow
+// client cannot hold a connection; the deadline is lifted at the body's end
+// (a watch's connection then idles legitimately).
+type idleBody struct {
+	rc   io.ReadCloser
+	ctl  *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.idle))
+	n, err := b.rc.Read(p)
+	if err != nil {
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error { return b.rc.Close() }
+
+// tlsHint says what to do about a certificate KAS's client did not trust.
+func tlsHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return "KAS's certificate is signed by an unknown authority: pass --ca-file with KAS's CA (PEM)"
+	case errors.As(err, &hostErr):
+		return "KAS's certificate does not match its host: check the KAS proxy URL"
+	}
+	return ""
 }
 
 // ServeHTTP serves one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.ServeHTTP(w, r) }
 
 // Serve answers on l until ctx ends, then stops accepting and lets running
-// requests finish for a moment.
+// requests finish for a moment. At most MaxConnections clients are served at
+// once; slow and idle ones are cut off by the timeouts.
 func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: p.o.HeaderTimeout,
+		IdleTimeout:       p.o.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(netutil.LimitListener(l, p.o.MaxConnections)) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		return nil
@@ -193,10 +343,16 @@ type credentialTransport struct {
 	upgrades   http.RoundTripper
 	credential func(ctx context.Context, refresh bool) (string, error)
 	log        io.Writer
+	renewEvery time.Duration
 
-	mu    sync.Mutex
-	token string
+	mu        sync.Mutex
+	token     string
+	renewedAt time.Time
+	saidAt    time.Time
 }
+
+// errRenewedRecently: the credential was renewed less than renewEvery ago.
+var errRenewedRecently = errors.New("renewed less than a minute ago")
 
 func (t *credentialTransport) current(ctx context.Context, refresh bool, refused string) (string, error) {
 	t.mu.Lock()
@@ -207,12 +363,31 @@ func (t *credentialTransport) current(ctx context.Context, refresh bool, refused
 	if refresh && t.token != refused {
 		return t.token, nil // another request refreshed it already
 	}
+	if refresh {
+		// Every new token mails the user: at most one per interval,
+		// however many requests KAS refuses.
+		if !t.renewedAt.IsZero() && time.Since(t.renewedAt) < t.renewEvery {
+			return t.token, errRenewedRecently
+		}
+		t.renewedAt = time.Now()
+	}
 	tok, err := t.credential(ctx, refresh)
 	if err != nil {
 		return "", err
 	}
 	t.token = tok
 	return tok, nil
+}
+
+// say logs msg at most once per renewal interval.
+func (t *credentialTransport) say(msg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.saidAt.IsZero() && time.Since(t.saidAt) < t.renewEvery {
+		return
+	}
+	t.saidAt = time.Now()
+	fmt.Fprintln(t.log, msg)
 }
 
 func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -236,10 +411,12 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}
 	fresh, err := t.current(r.Context(), true, tok)
 	if err != nil || fresh == tok {
-		if err != nil {
-			fmt.Fprintf(t.log, "proxy: GitLab refused the credential and a new one could not be had: %v\n", err)
-		} else {
-			fmt.Fprintln(t.log, "proxy: GitLab refused the credential for this agent: the agent's config.yaml user_access (or ci_access for a CI job) must name a project or group where you are Developer or more")
+		var tooSoon *RenewTooSoonError
+		switch {
+		case errors.Is(err, errRenewedRecently), errors.As(err, &tooSoon), err == nil:
+			t.say("proxy: GitLab refused the credential for this agent: the agent's config.yaml user_access (or ci_access for a CI job) must name a project or group where you are Developer or more")
+		default:
+			t.say("proxy: GitLab refused the credential and a new one could not be had: " + safetext.Line(err.Error()))
 		}
 		return resp, nil
 	}

@@ -123,3 +123,34 @@ func TestCIWithoutJobToken(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 }
+
+func TestCheckProxyURL(t *testing.T) {
+	ok := [][2]string{
+		{"https://gitlab.com", "https://kas.gitlab.com/k8s-proxy"},
+		{"https://gitlab.example.com", "https://gitlab.example.com/-/kubernetes-agent/k8s-proxy"},
+		{"https://gitlab.example.co.uk", "https://kas.example.co.uk/k8s-proxy"},
+		{"http://127.0.0.1:3000", "https://127.0.0.1:4443/k8s-proxy"},
+		{"http://gitlab.example.com", "http://gitlab.example.com/-/kubernetes-agent/k8s-proxy"},
+	}
+	for _, c := range ok {
+		if err := CheckProxyURL(c[0], c[1], false); err != nil {
+			t.Errorf("%s → %s: %v", c[0], c[1], err)
+		}
+	}
+	bad := map[[2]string]string{
+		{"https://gitlab.com", "https://kas.evil.example/k8s-proxy"}:        "another site",
+		{"https://gitlab.example.co.uk", "https://kas.other.co.uk/"}:        "another site",
+		{"https://gitlab.com", "http://kas.gitlab.com/k8s-proxy"}:           "plain http",
+		{"https://gitlab.com", "https://user:pw@kas.gitlab.com/k8s-proxy"}:  "invalid",
+		{"https://10.0.0.1", "https://10.0.0.2/k8s-proxy"}:                  "another site",
+		{"https://gitlab.com", "https://gitlab.com.evil.example/k8s-proxy"}: "another site",
+	}
+	for c, want := range bad {
+		if err := CheckProxyURL(c[0], c[1], false); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s → %s: %v, want %q", c[0], c[1], err, want)
+		}
+	}
+	if err := CheckProxyURL("https://gitlab.com", "https://kas.elsewhere.example/k8s-proxy", true); err != nil {
+		t.Errorf("a URL the user gave: %v", err)
+	}
+}

@@ -4,7 +4,11 @@
 // proxy` (straight to the apiserver), with the direct paths they add to; and
 // the wall time of `get-token` with a warm cache.
 //
-//	go run ./test/bench/proxybench [-duration 3s]
+//	go run ./test/bench/proxybench [-duration 3s] [-rounds 3] [-baseline REF]
+//
+// -baseline builds the plugin as it was at a git ref (say HEAD~5) and sets
+// its proxy beside today's on the same fake KAS, measured in the same run;
+// rounds are interleaved and each figure is the median of its rounds.
 package main
 
 import (
@@ -34,8 +38,10 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 3*time.Second, "load per measurement")
+	rounds := flag.Int("rounds", 3, "measurements per route, interleaved; the median is reported")
+	baseline := flag.String("baseline", "", "also measure the plugin built at this git ref")
 	flag.Parse()
-	if err := run(*duration); err != nil {
+	if err := run(*duration, *rounds, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -43,7 +49,7 @@ func main() {
 
 const path = "/api/v1/namespaces/default"
 
-func run(d time.Duration) error {
+func run(d time.Duration, rounds int, baseline string) error {
 	ctx := context.Background()
 	tmp, err := os.MkdirTemp("", "proxybench-")
 	if err != nil {
@@ -56,6 +62,12 @@ func run(d time.Duration) error {
 	build.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the plugin: %v\n%s", err, out)
+	}
+	var baseBin string
+	if baseline != "" {
+		if baseBin, err = buildAt(build.Dir, baseline, tmp); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintln(os.Stderr, "starting the test control plane...")
 	c, err := cluster.Start(ctx, cluster.Options{Log: os.Stderr})
@@ -130,18 +142,41 @@ func run(d time.Duration) error {
 		{"fake KAS, direct", kasClient, kas.ProxyURL() + path},
 		{"kubectl gitlab-agent proxy -> fake KAS -> apiserver", plain, "http://" + ours.addr + path},
 	}
-	results := map[string]map[int]stats{}
-	for _, r := range routes {
-		results[r.name] = map[int]stats{}
-		for _, conc := range []int{1, 16} {
-			s, err := load(r.client, r.url, conc, d)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.name, err)
+	if baseBin != "" {
+		old, err := start(env, baseBin, "proxy", "bench", "--project", "infra/agents", "--port", "0", "--ca-file", ca)
+		if err != nil {
+			return fmt.Errorf("the plugin at %s: %w", baseline, err)
+		}
+		defer stop(old.cmd)
+		routes = append(routes, struct {
+			name   string
+			client *http.Client
+			url    string
+		}{"  same, plugin at " + baseline, plain, "http://" + old.addr + path})
+	}
+	all := map[string]map[int][]stats{}
+	for round := 0; round < rounds; round++ {
+		for _, r := range routes {
+			if all[r.name] == nil {
+				all[r.name] = map[int][]stats{}
 			}
-			results[r.name][conc] = s
+			for _, conc := range []int{1, 16} {
+				s, err := load(r.client, r.url, conc, d)
+				if err != nil {
+					return fmt.Errorf("%s: %w", r.name, err)
+				}
+				all[r.name][conc] = append(all[r.name][conc], s)
+			}
 		}
 	}
-	fmt.Printf("small GETs (%s), %s per measurement, same cluster, same run\n", path, d)
+	results := map[string]map[int]stats{}
+	for name, byConc := range all {
+		results[name] = map[int]stats{}
+		for conc, list := range byConc {
+			results[name][conc] = median(list)
+		}
+	}
+	fmt.Printf("small GETs (%s), %s per measurement, median of %d interleaved rounds, same cluster, same run\n", path, d, rounds)
 	fmt.Printf("%-52s %12s %12s %10s %10s\n", "route", "rps (1)", "rps (16)", "p50 (1)", "p99 (1)")
 	for _, r := range routes {
 		s1, s16 := results[r.name][1], results[r.name][16]
@@ -153,6 +188,11 @@ func run(d time.Duration) error {
 		k[1].p50-apiserver[1].p50, same[1].p50-apiserver[1].p50, o[1].p50-kasDirect[1].p50)
 	fmt.Printf("throughput on the same path (-> apiserver), ours vs kubectl proxy: %.2f× at 1 client, %.2f× at 16\n",
 		same[1].rps/k[1].rps, same[16].rps/k[16].rps)
+	if baseBin != "" {
+		b := results[routes[len(routes)-1].name]
+		fmt.Printf("throughput through KAS, this tree vs the plugin at %s: %.2f× at 1 client, %.2f× at 16\n",
+			baseline, o[1].rps/b[1].rps, o[16].rps/b[16].rps)
+	}
 
 	// get-token with a warm cache (kubectl runs it before every request).
 	var walls []time.Duration
@@ -168,6 +208,32 @@ func run(d time.Duration) error {
 	sort.Slice(walls, func(i, j int) bool { return walls[i] < walls[j] })
 	fmt.Printf("get-token, warm cache: median %s, p90 %s over 20 runs\n", walls[len(walls)/2].Round(10*time.Microsecond), walls[len(walls)*9/10].Round(10*time.Microsecond))
 	return nil
+}
+
+// median is the round with the median throughput.
+func median(list []stats) stats {
+	sort.Slice(list, func(i, j int) bool { return list[i].rps < list[j].rps })
+	return list[len(list)/2]
+}
+
+// buildAt builds the plugin as it was at the git ref into dir.
+func buildAt(repo, ref, dir string) (string, error) {
+	src := filepath.Join(dir, "baseline-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.Command("sh", "-c", "git archive --format=tar \"$0\" | tar -x -C \"$1\"", ref, src)
+	archive.Dir = repo
+	if out, err := archive.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v\n%s", ref, err, out)
+	}
+	bin := filepath.Join(dir, "kubectl-gitlab_agent-baseline")
+	b := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-gitlab_agent")
+	b.Dir = src
+	if out, err := b.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the plugin at %s: %v\n%s", ref, err, out)
+	}
+	return bin, nil
 }
 
 type proc struct {
