@@ -227,7 +227,7 @@ func (o *AgentDeleteOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if !o.yes {
-		ok, err := ui.Confirm(o.In, o.ErrOut, fmt.Sprintf("Delete agent %q (id %d) from %s? Its tokens stop working.", a.Name, a.ID, o.project))
+		ok, err := ui.Confirm(ctx, o.In, o.ErrOut, fmt.Sprintf("Delete agent %q (id %d) from %s? Its tokens stop working.", a.Name, a.ID, o.project))
 		if err != nil {
 			return err
 		}

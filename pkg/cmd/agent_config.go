@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -106,7 +108,7 @@ func (o *AgentConfigShowOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "%s has no %s on %s: agent %q runs with the defaults\n", o.project, path, o.Branch, o.name)
 		return nil
 	}
-	_, err = o.Out.Write(f.Content)
+	_, err = io.WriteString(o.Out, safetext.Text(string(f.Content))) // GitLab's bytes, inert
 	return err
 }
 
@@ -239,7 +241,7 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	summary := strings.Join(done, ", ")
 	if o.DryRun {
 		fmt.Fprintf(o.ErrOut, "would commit %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
-		_, err := o.Out.Write(cfg.Bytes())
+		_, err := io.WriteString(o.Out, safetext.Text(string(cfg.Bytes())))
 		return err
 	}
 	msg := o.Message

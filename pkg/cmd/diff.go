@@ -148,7 +148,7 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		nsFlag = *o.Global.ConfigFlags.Namespace
 	}
 	if o.name != "" {
-		in, err := o.Render.Input(o.name, nsFlag, o.In)
+		in, err := o.Render.Input(cmd.Context(), o.name, nsFlag, o.In)
 		if err != nil {
 			return err
 		}
@@ -173,7 +173,7 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 	}
 	if len(o.Filenames) > 0 || o.Kustomize != "" {
-		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read()
+		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read(cmd.Context())
 		if err != nil {
 			return err
 		}
@@ -203,6 +203,9 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	// garbage sooner keeps the heap near what is live (about 30% less peak
 	// memory on 1,000 objects, test/bench/diffbench) at little cost in time.
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
+	if err := o.client.Reachable(ctx); err != nil {
+		return diffError(err)
+	}
 	ms := o.manifests
 	o.manifests = nil // only diff.Run holds them from here
 	res, err := diff.Run(ctx, o.client, ms, o.opts)

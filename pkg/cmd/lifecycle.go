@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -59,7 +60,7 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 	if cmd.Flags().Changed("namespace") && l.Global.ConfigFlags.Namespace != nil {
 		ns = *l.Global.ConfigFlags.Namespace
 	}
-	in, err := l.Render.Input(name, ns, l.In)
+	in, err := l.Render.Input(cmd.Context(), name, ns, l.In)
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ Asks for confirmation on a terminal; elsewhere it needs --yes.`,
 			defer cancel()
 			_, err := install.Uninstall(ctx, l.env, install.UninstallOptions{
 				Options: l.opts, RevokeTokens: revoke, DeleteAgent: deleteAgent,
-				Confirm: func(q string) (bool, error) { return ui.Confirm(l.In, l.ErrOut, q) },
+				Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, l.In, l.ErrOut, q) },
 			})
 			return err
 		},
@@ -297,7 +298,8 @@ func printStatus(c *gitlabCommand, st []*install.AgentStatus) error {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		row := func(k, v string) { fmt.Fprintf(&b, "%-10s %s\n", k, v) }
+		// Values come from GitLab and the cluster: printed inert.
+		row := func(k, v string) { fmt.Fprintf(&b, "%-10s %s\n", k, safetext.Line(v)) }
 		row("Agent", fmt.Sprintf("%s (id %d) in %s", s.Agent.Name, s.Agent.ID, s.Agent.ConfigProject))
 		row("KAS", fmt.Sprintf("%s, version %s (Kubernetes API proxy %s)", s.KAS.AgentURL, s.KAS.Version, s.KAS.ProxyURL))
 		if len(s.Tokens) == 0 {
@@ -319,7 +321,7 @@ func printStatus(c *gitlabCommand, st []*install.AgentStatus) error {
 		if color {
 			verdict = (&ui.Table{}).Paint(verdict, verdictStyle[s.Verdict])
 		}
-		row("Verdict", verdict)
+		fmt.Fprintf(&b, "%-10s %s\n", "Verdict", verdict) // our own word, maybe coloured
 		for _, w := range s.Warnings {
 			row("Warning", w)
 		}

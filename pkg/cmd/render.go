@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
 
@@ -109,13 +109,14 @@ func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
 	if cmd.Flags().Changed("namespace") && o.Global.ConfigFlags.Namespace != nil {
 		ns = *o.Global.ConfigFlags.Namespace
 	}
-	o.input, err = o.Flags.Input(args[0], ns, o.In)
+	o.input, err = o.Flags.Input(cmd.Context(), args[0], ns, o.In)
 	return err
 }
 
 // Input reads values files, --set and the plain flags into a render input
-// for agent name in namespace ns (the default namespace when empty).
-func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, error) {
+// for agent name in namespace ns (the default namespace when empty). Reads
+// are capped and end when ctx does.
+func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reader) (manifest.Input, error) {
 	if err := manifest.ValidateName(name); err != nil {
 		return manifest.Input{}, err
 	}
@@ -127,9 +128,9 @@ func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, e
 	}
 	var sources []manifest.Source
 	for _, path := range f.ValuesFiles {
-		data, err := readFileOrStdin(path, stdin)
+		data, err := input.ReadFile(ctx, path, stdin, input.MaxValues, "values file")
 		if err != nil {
-			return manifest.Input{}, fmt.Errorf("reading values file: %w", err)
+			return manifest.Input{}, err
 		}
 		s, err := manifest.ParseValuesFile(path, data)
 		if err != nil {
@@ -164,7 +165,7 @@ func (f *RenderFlags) Input(name, ns string, stdin io.Reader) (manifest.Input, e
 		values.Replicas = int64(f.Replicas)
 	}
 	if f.TokenFile != "" {
-		token, err := readToken(f.TokenFile, stdin)
+		token, err := readToken(ctx, f.TokenFile, stdin)
 		if err != nil {
 			return manifest.Input{}, err
 		}
@@ -219,10 +220,10 @@ func normalizeAgentVersion(v string) string {
 }
 
 // readToken reads a token from a file or stdin without ever echoing it.
-func readToken(path string, stdin io.Reader) (string, error) {
-	data, err := readFileOrStdin(path, stdin)
+func readToken(ctx context.Context, path string, stdin io.Reader) (string, error) {
+	data, err := input.ReadFile(ctx, path, stdin, input.MaxToken, "the token")
 	if err != nil {
-		return "", fmt.Errorf("reading the token: %w", err)
+		return "", err
 	}
 	token := strings.TrimSpace(string(data))
 	where := path
@@ -236,16 +237,6 @@ func readToken(path string, stdin io.Reader) (string, error) {
 		return "", fmt.Errorf("the token in %s has spaces or several lines: it must be the token alone", where)
 	}
 	return token, nil
-}
-
-func readFileOrStdin(path string, stdin io.Reader) ([]byte, error) {
-	if path == "-" {
-		if stdin == nil {
-			return nil, fmt.Errorf("no stdin to read")
-		}
-		return io.ReadAll(stdin)
-	}
-	return os.ReadFile(path)
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.

@@ -6,14 +6,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // DisplayName is how users call the plugin; kubectl runs the binary
@@ -33,6 +41,8 @@ type GlobalOptions struct {
 	Output          string
 	NoColor         bool
 	Verbose         int
+
+	warned map[string]bool // hosts warned about cleartext
 }
 
 // ResolvedGitLabURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL
@@ -124,18 +134,37 @@ Kubernetes Agent Server (KAS).`,
 		NewCmdCompletion(streams),
 		NewCmdGenerate(root, streams),
 	)
+	for _, path := range [][]string{{"render"}, {"diff"}, {"version"}, {"status"}, {"agent", "list"}, {"agent", "get"},
+		{"agent", "config", "show"}, {"token", "list"}, {"token-cache", "list"}} {
+		if c, rest, err := root.Find(path); err == nil && len(rest) == 0 {
+			markReadOnly(c)
+		}
+	}
 	return root
 }
 
 // Main runs the plugin with args and returns the process exit code. It is the
 // only place that turns errors into exit codes and prints them.
+//
+// The first Ctrl-C (or SIGTERM) cancels the command's context: reads stop,
+// what was done is undone where it can be, and the error says what stays;
+// the exit code is 130. A second Ctrl-C ends the process at once.
 func Main(args []string, streams genericiooptions.IOStreams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the next signal takes its default course: exit now
+	}()
+
+	// client-go logs through klog (discovery retries on an unreachable
+	// cluster print a line each); commands say what matters themselves.
+	klog.SetLogger(logr.Discard())
+	rest.SetDefaultWarningHandler(&warningPrinter{w: streams.ErrOut, seen: map[string]bool{}})
 
 	root := NewRootCmd(streams)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	ran, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -147,13 +176,54 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 			return code
 		}
 	}
+	// Text from GitLab, KAS, the cluster or files may be in the message:
+	// it is printed as one inert line.
+	msg := safetext.Line(oneLine(err.Error()))
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		// The message says what an interrupted command left behind.
-		fmt.Fprintf(streams.ErrOut, "error: interrupted: %s\n", oneLine(err.Error()))
+		msg = strings.TrimSuffix(msg, ": context canceled")
+		if ran != nil && ran.Annotations[readOnly] == "true" {
+			msg += "; nothing was changed"
+		}
+		fmt.Fprintf(streams.ErrOut, "error: interrupted: %s\n", msg)
 		return 130
 	}
-	fmt.Fprintf(streams.ErrOut, "error: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
 	return code
+}
+
+// warningPrinter prints the apiserver's warnings (deprecations, admission
+// notes) once each, escaped: their text comes from the cluster.
+type warningPrinter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	seen map[string]bool
+}
+
+func (p *warningPrinter) HandleWarningHeader(code int, _ string, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen[text] {
+		return
+	}
+	p.seen[text] = true
+	fmt.Fprintf(p.w, "Warning: %s\n", safetext.Remote(text, 500))
+}
+
+// readOnly annotates the commands that change nothing anywhere, so that an
+// interrupted one can say so.
+const readOnly = "kubectl-gitlab-agent/read-only"
+
+// markReadOnly annotates cmds and their subcommands as changing nothing.
+func markReadOnly(cmds ...*cobra.Command) {
+	for _, c := range cmds {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[readOnly] = "true"
+	}
 }
 
 // oneLine folds a multi-line message so that every error is one line.

@@ -6,6 +6,8 @@ package install
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -96,10 +99,12 @@ type InstallResult struct {
 	ConfigCommitted bool          `json:"configCommitted"`
 	TokenID         int64         `json:"tokenID"`
 	TokenCreated    bool          `json:"tokenCreated"`
-	ObjectsChanged  int           `json:"objectsChanged"`
-	UpToDate        bool          `json:"upToDate"`
-	Connected       bool          `json:"connected"`
-	Phases          []Phase       `json:"phases"`
+	// SecretWritten: the new token went into the Secret (before the rest).
+	SecretWritten  bool    `json:"secretWritten"`
+	ObjectsChanged int     `json:"objectsChanged"`
+	UpToDate       bool    `json:"upToDate"`
+	Connected      bool    `json:"connected"`
+	Phases         []Phase `json:"phases"`
 }
 
 // Install registers, configures, deploys and connects an agent; see the
@@ -114,6 +119,11 @@ func Install(ctx context.Context, env Env, o InstallOptions) (res *InstallResult
 	var project *gitlab.Project
 	var kas *gitlab.KAS
 
+	// The cluster first: an install that cannot reach it must not have
+	// registered an agent or created a token on the way.
+	if err := ph.run("reach the cluster", func() error { return env.Kube.Reachable(ctx) }); err != nil {
+		return res, fmt.Errorf("%w; nothing was changed in GitLab", err)
+	}
 	if err := ph.run("discover KAS", func() (err error) {
 		if kas, err = env.GitLab.DiscoverKAS(ctx); err != nil {
 			return err
@@ -184,7 +194,7 @@ func Install(ctx context.Context, env Env, o InstallOptions) (res *InstallResult
 			token = "<new token>"
 			return nil
 		}
-		tok, id, reused, rerr := reuseToken(ctx, env, ref, res.Agent, in)
+		tok, id, reused, rv, rerr := reuseToken(ctx, env, ref, res.Agent, in)
 		if rerr != nil || reused {
 			token, res.TokenID = tok, id
 			return rerr
@@ -202,7 +212,29 @@ func Install(ctx context.Context, env Env, o InstallOptions) (res *InstallResult
 			return cerr
 		}
 		created = nt
-		token, res.TokenID, res.TokenCreated = created.Secret, created.ID, true
+		// The token goes into the Secret at once, and only if nobody
+		// wrote the Secret since it was read: of installs running at
+		// the same time one wins, the others revoke theirs and use its.
+		switch err := claimSecret(ctx, env, in, nt, rv); {
+		case errors.Is(err, kube.ErrSecretChanged):
+			if rerr := revokeCreated(env, ref, res.Agent, nt); rerr != nil {
+				return fmt.Errorf("another install wrote the agent's Secret first, and revoking this one's token %d failed (%v): run 'kubectl gitlab-agent token revoke %s %d'", nt.ID, rerr, o.Name, nt.ID)
+			}
+			created = nil
+			tok, id, reused, _, rerr := reuseToken(ctx, env, ref, res.Agent, in)
+			if rerr != nil {
+				return rerr
+			}
+			if !reused {
+				return fmt.Errorf("the agent's token Secret %s/%s changed while this install ran (another install or rotation?); its own token %d was revoked: run install again", in.Namespace, manifest.SecretName(in), nt.ID)
+			}
+			env.say("another install of agent %q wrote its token first: revoked this one's token %d, using token %d", o.Name, nt.ID, id)
+			token, res.TokenID = tok, id
+			return nil
+		case err != nil:
+			return fmt.Errorf("writing the new token into Secret %s/%s: %w", in.Namespace, manifest.SecretName(in), err)
+		}
+		token, res.TokenID, res.TokenCreated, res.SecretWritten = created.Secret, created.ID, true, true
 		env.say("created token %d for agent %q", created.ID, o.Name)
 		return nil
 	}); err != nil {
@@ -257,8 +289,11 @@ func stays(res *InstallResult, in manifest.Input) string {
 	if res.ConfigCommitted {
 		left = append(left, "its config file stays committed")
 	}
-	if res.ObjectsChanged > 0 {
+	switch {
+	case res.ObjectsChanged > 0:
 		left = append(left, "the objects applied in namespace "+in.Namespace+" stay")
+	case res.SecretWritten:
+		left = append(left, "Secret "+in.Namespace+"/"+manifest.SecretName(in)+" stays, holding the revoked token")
 	}
 	msg := strings.Join(left, ", ")
 	if msg == "" {
@@ -277,10 +312,13 @@ func revokeNew(env Env, ref gitlab.ProjectRef, a *gitlab.Agent, t *gitlab.NewTok
 	return fmt.Errorf("%w; the new token %d was revoked; %s", cause, t.ID, left)
 }
 
+// tokenName names a token after when and where it was made, with a random
+// part unique to the attempt: after a lost answer the token is found by it.
 func tokenName() string {
-	host, _ := os.Hostname()
-	name := "kubectl-gitlab-agent-" + time.Now().UTC().Format("20060102-150405")
-	if host != "" {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "kubectl-gitlab-agent-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	if host, _ := os.Hostname(); host != "" {
 		name += "-" + host
 	}
 	if len(name) > 255 {
@@ -291,8 +329,19 @@ func tokenName() string {
 
 // mergeConfig makes sure the agent's config file grants the config project
 // CI access and user access (as the agent, unless it already names a mode),
-// keeping everything else. It reports whether it committed.
+// keeping everything else. It reports whether it committed. When the file
+// changed between the read and the commit (another install, a push), it is
+// read and merged again.
 func mergeConfig(ctx context.Context, env Env, p *gitlab.Project, name string, dryRun bool) (bool, string, error) {
+	for attempt := 1; ; attempt++ {
+		committed, change, err := mergeConfigOnce(ctx, env, p, name, dryRun)
+		if err == nil || attempt == 3 || !gitlab.IsClass(err, gitlab.ClassConflict) {
+			return committed, change, err
+		}
+	}
+}
+
+func mergeConfigOnce(ctx context.Context, env Env, p *gitlab.Project, name string, dryRun bool) (bool, string, error) {
 	ref := gitlab.ProjectRef{Path: p.PathWithNamespace}
 	path := agentconfig.Path(name)
 	cfg, prev, err := LoadAgentConfig(ctx, env.GitLab, ref, name, p.DefaultBranch)
@@ -354,26 +403,94 @@ func LoadAgentConfig(ctx context.Context, gl *gitlab.Client, ref gitlab.ProjectR
 }
 
 // reuseToken returns the token the cluster's Secret holds when GitLab still
-// lists it as active.
-func reuseToken(ctx context.Context, env Env, ref gitlab.ProjectRef, a *gitlab.Agent, in manifest.Input) (string, int64, bool, error) {
+// lists it as active, and the Secret's resourceVersion ("" when there is no
+// Secret) for a later claimSecret.
+func reuseToken(ctx context.Context, env Env, ref gitlab.ProjectRef, a *gitlab.Agent, in manifest.Input) (token string, id int64, reused bool, rv string, err error) {
 	s, err := env.Kube.GetSecret(ctx, in.Namespace, manifest.SecretName(in))
 	if err != nil {
-		return "", 0, false, fmt.Errorf("reading the token Secret: %w", err)
+		return "", 0, false, "", fmt.Errorf("reading the token Secret: %w", err)
 	}
-	id, token := secretToken(s)
+	if s != nil {
+		rv = s.ResourceVersion
+	}
+	id, token = secretToken(s)
 	if id == 0 || token == "" {
-		return "", 0, false, nil
+		return "", 0, false, rv, nil
 	}
 	active, err := env.GitLab.ListTokens(ctx, ref, a)
 	if err != nil {
-		return "", 0, false, err
+		return "", 0, false, rv, err
 	}
 	for _, t := range active {
 		if t.ID == id {
-			return token, id, true, nil
+			return token, id, true, rv, nil
 		}
 	}
-	return "", 0, false, nil
+	return "", 0, false, rv, nil
+}
+
+// claimSecret writes the agent's token Secret with the new token t, only if
+// the Secret is still as read (rv; "" when there was none): see
+// kube.ClaimSecret. A new install's Namespace is applied first.
+func claimSecret(ctx context.Context, env Env, in manifest.Input, t *gitlab.NewToken, rv string) error {
+	in.Values.Config.Token = t.Secret
+	out, err := manifest.Render(in)
+	if err != nil {
+		return err
+	}
+	var secret, ns kube.Manifest
+	for _, obj := range out.Objects {
+		u := &unstructured.Unstructured{Object: obj}
+		switch {
+		case u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in):
+			annotateTokenID(u, t.ID)
+			if secret, err = kube.ManifestOf(u, "render "+in.Name); err != nil {
+				return err
+			}
+		case u.GetKind() == "Namespace" && rv == "":
+			if ns, err = kube.ManifestOf(u, "render "+in.Name); err != nil {
+				return err
+			}
+		}
+	}
+	if secret.Raw == nil {
+		return fmt.Errorf("the rendered objects hold no token Secret %s", manifest.SecretName(in))
+	}
+	if ns.Raw != nil {
+		targets, err := env.Kube.MapAll([]kube.Manifest{ns}, in.Namespace)
+		if err != nil {
+			return err
+		}
+		if err := env.Kube.ApplyAll(ctx, targets, kube.FieldManager); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", in.Namespace, err)
+		}
+	}
+	targets, err := env.Kube.MapAll([]kube.Manifest{secret}, in.Namespace)
+	if err != nil {
+		return err
+	}
+	obj, err := targets[0].Object()
+	if err != nil {
+		return err
+	}
+	return env.Kube.ClaimSecret(ctx, targets[0], obj, rv, kube.FieldManager)
+}
+
+// revokeCreated revokes a token this command created and lost a race with.
+func revokeCreated(env Env, ref gitlab.ProjectRef, a *gitlab.Agent, t *gitlab.NewToken) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return env.GitLab.RevokeToken(ctx, ref, a, t.ID)
+}
+
+// annotateTokenID records on the token Secret which GitLab token it holds.
+func annotateTokenID(u *unstructured.Unstructured, id int64) {
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[TokenIDAnnotation] = fmt.Sprint(id)
+	u.SetAnnotations(ann)
 }
 
 // secretToken reads the token ID annotation and the token of a Secret.
@@ -424,12 +541,7 @@ func renderAndDiff(ctx context.Context, env Env, in manifest.Input, tokenID int6
 	for _, obj := range out.Objects {
 		u := &unstructured.Unstructured{Object: obj}
 		if tokenID != 0 && u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
-			ann := u.GetAnnotations()
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[TokenIDAnnotation] = fmt.Sprint(tokenID)
-			u.SetAnnotations(ann)
+			annotateTokenID(u, tokenID)
 		}
 		m, err := kube.ManifestOf(u, "render "+in.Name)
 		if err != nil {
@@ -480,7 +592,7 @@ func waitRollout(ctx context.Context, env Env, in manifest.Input) error {
 	name := manifest.DeploymentName(in)
 	p := ui.NewProgress(env.Log, env.NoColor)
 	err := env.Kube.WaitRollout(ctx, in.Namespace, name, func(s kube.RolloutStatus) {
-		p.Update("waiting for Deployment %s/%s: %s", in.Namespace, name, s)
+		p.Update("waiting for Deployment %s/%s: %s", in.Namespace, name, safetext.Line(s.String()))
 	})
 	if err != nil {
 		p.Done("")
@@ -512,6 +624,9 @@ func waitConnected(ctx context.Context, env Env, ref gitlab.ProjectRef, a *gitla
 		select {
 		case <-ctx.Done():
 			p.Done("")
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("waiting for agent %q to connect to KAS with token %d: %w", a.Name, id, ctx.Err())
+			}
 			return fmt.Errorf("agent %q did not connect to KAS in time (token %d unused since the command began): see agentk's errors with 'kubectl logs -n %s deployment/%s', and check that the cluster reaches %s: %w",
 				a.Name, id, in.Namespace, manifest.DeploymentName(in), in.Values.Config.KasAddress, ctx.Err())
 		case <-time.After(time.Second):

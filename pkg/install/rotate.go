@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,17 @@ func Rotate(ctx context.Context, env Env, o Options) (res *RotateResult, err err
 	}
 	res.NewTokenID = nt.ID
 	env.say("created token %d for agent %q", nt.ID, o.Name)
+	in := o.withCurrent(cur, nt.Secret, nt.ID)
+	// Only if nobody wrote the Secret since it was read.
+	if err := claimSecret(ctx, env, in, nt, cur.secretRV); err != nil {
+		left := "nothing else changed"
+		if errors.Is(err, kube.ErrSecretChanged) {
+			err = fmt.Errorf("the agent's token Secret changed during the rotation (another rotation or install?): run it again")
+		} else {
+			err = fmt.Errorf("writing the new token into the Secret: %w", err)
+		}
+		return res, revokeNew(env, o.Project, a, nt, err, left)
+	}
 
 	rollback := func(cause error) error {
 		// Put the old token back with its own context: ctx may be done.
@@ -69,7 +81,6 @@ func Rotate(ctx context.Context, env Env, o Options) (res *RotateResult, err err
 		return revokeNew(env, o.Project, a, nt, cause, left)
 	}
 
-	in := o.withCurrent(cur, nt.Secret, nt.ID)
 	if err := ph.run("apply", func() error {
 		targets, _, err := renderAndDiff(ctx, env, in, nt.ID)
 		if err != nil {

@@ -19,6 +19,8 @@ type installed struct {
 	tag        string
 	tokenID    int64
 	token      string
+	// secretRV is the token Secret's resourceVersion as read.
+	secretRV string
 }
 
 // current reads the installed agent: its Deployment (for the KAS address and
@@ -36,7 +38,7 @@ func current(ctx context.Context, env Env, in manifest.Input) (*installed, error
 		return nil, fmt.Errorf("agent %q is not installed in namespace %s (no Deployment %s or Secret %s): run install first",
 			in.Name, in.Namespace, manifest.DeploymentName(in), manifest.SecretName(in))
 	}
-	cur := &installed{deployment: d}
+	cur := &installed{deployment: d, secretRV: s.ResourceVersion}
 	cur.tokenID, cur.token = secretToken(s)
 	if cur.token == "" {
 		return nil, fmt.Errorf("Secret %s/%s holds no token: run install to create one", in.Namespace, s.Name)

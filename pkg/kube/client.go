@@ -4,7 +4,14 @@
 package kube
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -26,6 +33,8 @@ type Client struct {
 	Namespace string
 	// NamespaceExplicit is true when -n was given.
 	NamespaceExplicit bool
+	// Context is the kubeconfig context in use, for messages.
+	Context string
 }
 
 // NewClient builds a client from kubectl's flags. client-go's default rate
@@ -63,7 +72,76 @@ func NewClient(getter genericclioptions.RESTClientGetter) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kubeconfig: %w", err)
 	}
-	return &Client{Config: cfg, Dynamic: dyn, Discovery: dc, Mapper: rm, Namespace: ns, NamespaceExplicit: explicit}, nil
+	client := &Client{Config: cfg, Dynamic: dyn, Discovery: dc, Mapper: rm, Namespace: ns, NamespaceExplicit: explicit}
+	if raw, err := getter.ToRawKubeConfigLoader().RawConfig(); err == nil {
+		client.Context = raw.CurrentContext
+		if cf, ok := getter.(*genericclioptions.ConfigFlags); ok && cf.Context != nil && *cf.Context != "" {
+			client.Context = *cf.Context
+		}
+	}
+	return client, nil
+}
+
+// UnreachableError is a cluster that does not answer at all.
+type UnreachableError struct {
+	Server  string
+	Context string
+	Err     error
+}
+
+func (e *UnreachableError) Error() string {
+	where := e.Server
+	if e.Context != "" {
+		where += " (context " + e.Context + ")"
+	}
+	return fmt.Sprintf("cannot reach the cluster at %s: %s: check that it is running and that your kubeconfig points at it ('kubectl cluster-info' shows what kubectl reaches)", where, reason(e.Err))
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// reason is the last part of a transport error ("connection refused").
+func reason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+// Reachable asks the cluster for its version, once, within --request-timeout
+// or 15 seconds: a cluster that does not answer is one error, said before
+// anything else is done, not one error per object.
+func (c *Client) Reachable(ctx context.Context) error {
+	timeout := 15 * time.Second
+	if c.Config.Timeout > 0 {
+		timeout = c.Config.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rc, err := rest.UnversionedRESTClientFor(withoutNegotiation(c.Config))
+	if err != nil {
+		return err
+	}
+	err = rc.Get().AbsPath("/version").Do(ctx).Error()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+		// It answered (401, 403, ...): reachable; the real call will say.
+		return nil
+	}
+	return &UnreachableError{Server: c.Config.Host, Context: c.Context, Err: err}
+}
+
+func withoutNegotiation(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	cfg.GroupVersion = nil
+	return cfg
 }
 
 type resettable struct{ meta.RESTMapper }

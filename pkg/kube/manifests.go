@@ -3,6 +3,7 @@ package kube
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 )
 
 // Manifest is one object read from the user's input. It is kept as compact
@@ -71,16 +74,17 @@ type Sources struct {
 var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
 // Read reads every object of the sources, in order. Lists are flattened.
-func (s Sources) Read() ([]Manifest, error) {
+// Each file and stdin is capped at input.MaxManifests; reads end with ctx.
+func (s Sources) Read(ctx context.Context) ([]Manifest, error) {
 	var out []Manifest
 	for _, name := range s.Filenames {
 		if name == "-" {
 			if s.Stdin == nil {
 				return nil, fmt.Errorf("no stdin to read")
 			}
-			data, err := io.ReadAll(s.Stdin)
+			data, err := input.ReadAll(ctx, s.Stdin, input.MaxManifests, "manifests from stdin")
 			if err != nil {
-				return nil, fmt.Errorf("reading stdin: %w", err)
+				return nil, err
 			}
 			objs, err := Decode("stdin", data)
 			if err != nil {
@@ -94,7 +98,7 @@ func (s Sources) Read() ([]Manifest, error) {
 			return nil, fmt.Errorf("reading manifests: %w", err)
 		}
 		if !fi.IsDir() {
-			objs, err := readFile(name)
+			objs, err := readFile(ctx, name)
 			if err != nil {
 				return nil, err
 			}
@@ -114,7 +118,7 @@ func (s Sources) Read() ([]Manifest, error) {
 			if !manifestExts[strings.ToLower(filepath.Ext(path))] {
 				return nil
 			}
-			objs, err := readFile(path)
+			objs, err := readFile(ctx, path)
 			out = append(out, objs...)
 			return err
 		})
@@ -141,10 +145,10 @@ func (s Sources) Read() ([]Manifest, error) {
 	return out, nil
 }
 
-func readFile(path string) ([]Manifest, error) {
-	data, err := os.ReadFile(path)
+func readFile(ctx context.Context, path string) ([]Manifest, error) {
+	data, err := input.ReadFile(ctx, path, nil, input.MaxManifests, "manifests")
 	if err != nil {
-		return nil, fmt.Errorf("reading manifests: %w", err)
+		return nil, err
 	}
 	return Decode(path, data)
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -64,6 +65,32 @@ func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret
 		return nil, err
 	}
 	return &s, nil
+}
+
+// ErrSecretChanged: the Secret was written by someone else since it was read.
+var ErrSecretChanged = errors.New("the Secret changed since it was read")
+
+// ClaimSecret writes the Secret o only if it is still as it was read:
+// readRV "" means it did not exist, and it is created (another writer that
+// got there first makes this fail); otherwise it is applied with
+// metadata.resourceVersion readRV, which the apiserver checks. Either way a
+// lost race is ErrSecretChanged, and nothing was written.
+func (c *Client) ClaimSecret(ctx context.Context, t Target, o *unstructured.Unstructured, readRV, manager string) error {
+	o = o.DeepCopy()
+	for _, f := range []string{"managedFields", "uid", "creationTimestamp", "resourceVersion"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	var err error
+	if readRV == "" {
+		_, err = c.resource(t).Create(ctx, o, metav1.CreateOptions{FieldManager: manager})
+	} else {
+		o.SetResourceVersion(readRV)
+		_, err = c.resource(t).Apply(ctx, t.Ref.Name, o, metav1.ApplyOptions{FieldManager: manager, Force: true})
+	}
+	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+		return ErrSecretChanged
+	}
+	return explain(err)
 }
 
 // GetDeployment reads a Deployment; nil when it does not exist.
@@ -161,7 +188,10 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Deployment %s/%s not available (%s): %w", ns, name, s, ctx.Err())
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("waiting for Deployment %s/%s (%s): %w", ns, name, s, ctx.Err())
+			}
+			return fmt.Errorf("Deployment %s/%s not available in time (%s): %w", ns, name, s, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

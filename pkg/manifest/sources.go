@@ -56,8 +56,13 @@ func decodeYAMLMap(data []byte) (map[string]any, error) {
 // indexes as key[0], lists as {a,b}; true, false, null and integers are typed.
 func ParseSet(expr string) (Source, error) {
 	src := Source{Name: "--set", tree: map[string]any{}, set: true}
-	fail := func(msg string) (Source, error) {
-		return Source{}, &ValueError{Source: "--set " + expr, Msg: msg}
+	// Errors name keys, never values: a value may be a secret.
+	fail := func(key, msg string) (Source, error) {
+		where := "--set"
+		if key != "" {
+			where += " " + key
+		}
+		return Source{}, &ValueError{Source: where, Msg: msg}
 	}
 	for _, part := range splitUnescaped(expr, ',', true) {
 		if part == "" {
@@ -65,12 +70,18 @@ func ParseSet(expr string) (Source, error) {
 		}
 		kv := splitUnescaped(part, '=', false)
 		if len(kv) < 2 || kv[0] == "" {
-			return fail(fmt.Sprintf("%q: want key=value", part))
+			if chartKey(part) {
+				return fail(part, fmt.Sprintf("%q: want key=value", part))
+			}
+			return fail("", "an entry has no key=value form")
 		}
 		value := strings.Join(kv[1:], "=")
 		path, err := parseKeyPath(kv[0])
 		if err != nil {
-			return fail(err.Error())
+			return fail("", err.Error())
+		}
+		if secretKey(path) {
+			return fail(kv[0], "a secret on the command line is visible to every user in the process list: give the token with --token-file FILE (or - for stdin), or in a values file")
 		}
 		var v any
 		if strings.HasPrefix(value, "{") && strings.HasSuffix(value, "}") {
@@ -83,10 +94,37 @@ func ParseSet(expr string) (Source, error) {
 			v = typedValue(value)
 		}
 		if err := setPath(src.tree, path, v); err != nil {
-			return fail(err.Error())
+			return fail(kv[0], err.Error())
 		}
 	}
 	return src, nil
+}
+
+// chartKey reports a dotted key whose first part is a chart value (so that
+// echoing it cannot show a secret typed in the wrong place).
+func chartKey(s string) bool {
+	first, _, _ := strings.Cut(s, ".")
+	first, _, _ = strings.Cut(first, "[")
+	defaults, err := decodeYAMLMap([]byte(defaultValues))
+	_, ok := defaults[first]
+	return err == nil && ok
+}
+
+// secretKey reports the values that hold secrets: the agent token and the
+// observability TLS key.
+func secretKey(path []pathElem) bool {
+	var keys []string
+	for _, p := range path {
+		if p.index >= 0 {
+			return false
+		}
+		keys = append(keys, p.key)
+	}
+	switch strings.Join(keys, ".") {
+	case "config.token", "config.observability.tls.key":
+		return true
+	}
+	return false
 }
 
 // splitUnescaped splits s at sep where it is not escaped by a backslash and,

@@ -224,3 +224,30 @@ func FuzzParseValuesFile(f *testing.F) {
 		_, _ = Render(Input{Name: "fuzz", Values: v})
 	})
 }
+
+func TestSetRefusesSecretsWithoutEchoingThem(t *testing.T) {
+	for _, expr := range []string{
+		"config.token=glagent-secret-value",
+		"replicas=3,config.token=glagent-secret-value",
+		"config.observability.tls.key=-----BEGIN glagent-secret-value",
+	} {
+		_, err := ParseSet(expr)
+		if err == nil || !strings.Contains(err.Error(), "--token-file") || strings.Contains(err.Error(), "secret-value") {
+			t.Errorf("ParseSet(%q): %v", expr, err)
+		}
+	}
+	// Other errors name the key, not the value.
+	for _, expr := range []string{"glagent-secret-value", "a..b=glagent-secret-value", "replicas[0]=glagent-secret-value"} {
+		if _, err := ParseSet(expr); err != nil && strings.Contains(err.Error(), "secret-value") {
+			t.Errorf("ParseSet(%q) echoes the value: %v", expr, err)
+		}
+	}
+	// A values file may carry the token, as chart users do.
+	s, err := ParseValuesFile("values.yaml", []byte("config:\n  token: glagent-x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Load(s); err != nil || v.Config.Token != "glagent-x" {
+		t.Fatalf("%+v %v", v.Config, err)
+	}
+}

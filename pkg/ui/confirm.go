@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,19 +14,27 @@ import (
 var ErrNeedsYes = errors.New("refusing to go on without confirmation: stdin is not a terminal, pass --yes")
 
 // Confirm asks question on out and reads y/yes from in. It never prompts
-// when in is not a terminal: it returns ErrNeedsYes then.
-func Confirm(in io.Reader, out io.Writer, question string) (bool, error) {
+// when in is not a terminal: it returns ErrNeedsYes then. Ctrl-C at the
+// prompt (ctx ending) answers no, with ctx's error.
+func Confirm(ctx context.Context, in io.Reader, out io.Writer, question string) (bool, error) {
 	if !IsTerminal(in) {
 		return false, ErrNeedsYes
 	}
 	fmt.Fprintf(out, "%s [y/N]: ", question)
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && line == "" {
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return false, fmt.Errorf("waiting for an answer: %w", ctx.Err())
+	case line := <-answer:
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return true, nil
+		}
 		return false, nil
 	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true, nil
-	}
-	return false, nil
 }

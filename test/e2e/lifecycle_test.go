@@ -274,9 +274,10 @@ func TestInstallFailuresLeaveNoStrayToken(t *testing.T) {
 		g.activeTokensHeld(t, "flt")
 	}
 
-	// The cluster refuses an object: the new token is revoked.
+	// The cluster refuses an object (at the dry run, before anything but the
+	// token Secret is written): the new token is revoked.
 	r := g.run(t, nil, append([]string{"install", "flt", "--set", "podLabels.bad=has spaces"}, p...)...)
-	wantError(t, r, "applying the agent's objects", "the new token", "was revoked", `agent "flt" stays registered`)
+	wantError(t, r, "Deployment", "invalid", "the new token", "was revoked", `agent "flt" stays registered`, "stays, holding the revoked token")
 	t.Logf("refused object → %s", lastLine(r.stderr))
 	g.activeTokensHeld(t, "flt")
 

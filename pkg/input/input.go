@@ -1,0 +1,80 @@
+// Package input reads what users feed the plugin (stdin, values files,
+// manifests, token files) with a size cap and an end on Ctrl-C: a read
+// blocked on a pipe or a terminal stops when the context ends.
+package input
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// The caps. A token is under 1 KiB; the chart's values are a few KiB; a
+// manifest set of thousands of objects, CRDs included, is tens of MiB.
+const (
+	MaxToken     = 64 << 10
+	MaxValues    = 8 << 20
+	MaxManifests = 256 << 20
+)
+
+// TooLargeError is an input over its cap.
+type TooLargeError struct {
+	What  string
+	Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s is larger than %s, the most this command reads", e.What, size(e.Limit))
+}
+
+func size(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// ReadAll reads r to its end, at most limit bytes, and gives up when ctx
+// ends (the blocked read is left behind; the command is ending). what names
+// the input in errors, e.g. "stdin" or "values file values.yaml".
+func ReadAll(ctx context.Context, r io.Reader, limit int64, what string) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(r, limit+1))
+		done <- result{b, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading %s: %w", what, ctx.Err())
+	case res := <-done:
+		if res.err != nil {
+			return nil, fmt.Errorf("reading %s: %w", what, res.err)
+		}
+		if int64(len(res.b)) > limit {
+			return nil, &TooLargeError{What: what, Limit: limit}
+		}
+		return res.b, nil
+	}
+}
+
+// ReadFile is ReadAll of the file at path ("-" reads stdin).
+func ReadFile(ctx context.Context, path string, stdin io.Reader, limit int64, what string) ([]byte, error) {
+	if path == "-" {
+		if stdin == nil {
+			return nil, errors.New("no stdin to read")
+		}
+		return ReadAll(ctx, stdin, limit, what+" from stdin")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	defer f.Close()
+	return ReadAll(ctx, f, limit, what+" "+path)
+}
