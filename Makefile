@@ -17,8 +17,9 @@ build: ## the plugin binary, in bin/
 testbin: ## build (once, cached outside the repo) the test control plane
 	$(GO) run ./test/cluster/cmd/testbin
 
-test: lint testbin ## every test, control plane included
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+test: lint testbin ## every test, control plane included; the packages under pkg/ and the fakes with -race
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./pkg/... ./test/fakegitlab/... ./test/fakekas/...
+	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/pkg/' -e '/test/fakegitlab' -e '/test/fakekas')
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

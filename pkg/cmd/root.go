@@ -180,7 +180,7 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 	// it is printed as one inert line.
 	msg := safetext.Line(oneLine(err.Error()))
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		msg = strings.TrimSuffix(msg, ": context canceled")
+		msg = strings.ReplaceAll(msg, ": context canceled", "")
 		if ran != nil && ran.Annotations[readOnly] == "true" {
 			msg += "; nothing was changed"
 		}

@@ -243,8 +243,7 @@ func checkPath(u *url.URL) error {
 }
 
 // idleBody fails a request body that sends nothing for idle, so that a slow
-// client cannot hold a connection; the deadline is lifted at the body's end
-// (a watch's connection then idles legitimately).
+// client cannot hold a connection.
 type idleBody struct {
 	rc   io.ReadCloser
 	ctl  *http.ResponseController
@@ -254,7 +253,10 @@ type idleBody struct {
 func (b *idleBody) Read(p []byte) (int, error) {
 	_ = b.ctl.SetReadDeadline(time.Now().Add(b.idle))
 	n, err := b.rc.Read(p)
-	if err != nil {
+	if err == io.EOF {
+		// The whole body came: the connection may idle (a watch) from
+		// here. After a timeout the deadline stays, so that the server's
+		// drain of the rest fails too and the connection is closed.
 		_ = b.ctl.SetReadDeadline(time.Time{})
 	}
 	return n, err

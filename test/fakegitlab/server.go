@@ -150,7 +150,20 @@ type credential struct {
 
 // New starts a fake GitLab with no users or projects.
 func New() *Server {
-	s := &Server{
+	s := newState()
+	s.Server = httptest.NewServer(s.routes())
+	return s
+}
+
+// NewTLS starts a fake GitLab over HTTPS; its certificate is s.Certificate().
+func NewTLS() *Server {
+	s := newState()
+	s.Server = httptest.NewTLSServer(s.routes())
+	return s
+}
+
+func newState() *Server {
+	return &Server{
 		nextID:   100,
 		now:      time.Now,
 		users:    map[int64]*User{},
@@ -170,8 +183,6 @@ func New() *Server {
 			},
 		},
 	}
-	s.Server = httptest.NewServer(s.routes())
-	return s
 }
 
 // APIURL is the base URL clients use (the fake's URL; clients add /api/v4).

@@ -34,6 +34,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	requests []Request
+	seen     []Seen
+}
+
+// Seen is every request that reached the fake KAS, refused or not: its path
+// as sent, and whether it carried a credential.
+type Seen struct {
+	RawPath       string
+	Authorization bool
 }
 
 // Request records a proxied request: who it was forwarded as.
@@ -124,7 +132,17 @@ type accessEntry struct {
 	AccessAs map[string]any `json:"access_as"`
 }
 
+// Seen lists every request received, in order.
+func (s *Server) Seen() []Seen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Seen(nil), s.seen...)
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, proxy *httputil.ReverseProxy) {
+	s.mu.Lock()
+	s.seen = append(s.seen, Seen{RawPath: r.URL.EscapedPath(), Authorization: r.Header.Get("Authorization") != ""})
+	s.mu.Unlock()
 	if !strings.HasPrefix(r.URL.Path, Prefix+"/") && r.URL.Path != Prefix {
 		status(w, http.StatusNotFound, "Not Found", false)
 		return

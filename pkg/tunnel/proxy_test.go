@@ -1,0 +1,230 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestCheckPath(t *testing.T) {
+	ok := []string{"/api/v1/namespaces/default/pods", "/apis/apps/v1/deployments", "/version", "/api/v1/namespaces/a.b/configmaps/x..y", "/openapi/v3/apis/apps/v1", "/"}
+	for _, p := range ok {
+		u, _ := url.Parse(p)
+		if err := checkPath(u); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	bad := []string{"/../api/v4/user", "/api/%2e%2e/%2e%2e/x", "/api/..%2f..%2fx", "/api/%252e%252e/x", "/api/..;/x", "/api/.", "/a\\..\\b", "/a%5c..%5cb", "/a%00", "/a/%25252e%25252e/b/%25252e%25252e"}
+	for _, p := range bad {
+		u, err := url.Parse(p)
+		if err != nil {
+			continue
+		}
+		if err := checkPath(u); err == nil {
+			t.Errorf("%s was let through", p)
+		}
+	}
+}
+
+// upstream is a stand-in for KAS that records what it saw.
+func upstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func serve(t *testing.T, o ProxyOptions) string {
+	t.Helper()
+	p, err := NewProxy(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l.Addr().String()
+}
+
+func fixed(tok string) func(context.Context, bool) (string, error) {
+	return func(context.Context, bool) (string, error) { return tok, nil }
+}
+
+func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
+	var hits atomic.Int32
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get("Authorization") != "Bearer tok" || !strings.HasPrefix(r.URL.Path, "/k8s-proxy/") {
+			t.Errorf("upstream got %s %q", r.URL.Path, r.Header.Get("Authorization"))
+		}
+	})
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: DefaultAcceptHosts})
+	do := func(path string, h map[string]string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		h    map[string]string
+		want int
+	}{
+		{nil, 200},
+		{map[string]string{"Origin": "http://" + addr}, 200},
+		{map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
+		{map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		{map[string]string{"Origin": "https://evil.example"}, 403},
+		{map[string]string{"Origin": "null"}, 403},
+		{map[string]string{"Origin": "http://" + addr + ".evil.example"}, 403},
+		{map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+	} {
+		if got := do("/api/v1/pods", c.h); got != c.want {
+			t.Errorf("%v: %d, want %d", c.h, got, c.want)
+		}
+	}
+	if n := hits.Load(); n != 4 {
+		t.Errorf("upstream saw %d requests, want the 4 allowed", n)
+	}
+}
+
+func TestProxyCapsConnectionsAndCutsIdleOnes(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	addr := serve(t, ProxyOptions{
+		Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: DefaultAcceptHosts,
+		MaxConnections: 5, HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
+	})
+	// Five idle keep-alive connections take every slot...
+	var conns []net.Conn
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /api HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conns = append(conns, c)
+	}
+	// ...so a sixth waits (queued, not served)...
+	sixth, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sixth.Close()
+	_, _ = io.WriteString(sixth, "GET /api HTTP/1.1\r\nHost: "+addr+"\r\nConnection: close\r\n\r\n")
+	served := make(chan time.Time, 1)
+	go func() {
+		if resp, err := http.ReadResponse(bufio.NewReader(sixth), nil); err == nil {
+			resp.Body.Close()
+			served <- time.Now()
+		}
+	}()
+	start := time.Now()
+	// ...until the idle ones are cut off.
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("an idle keep-alive connection was not closed: %v", err)
+		}
+	}
+	select {
+	case at := <-served:
+		if at.Sub(start) < 100*time.Millisecond {
+			t.Errorf("the sixth connection was served at once, past the cap of 5")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sixth connection was never served")
+	}
+}
+
+func TestProxyFailsStalledBodies(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: DefaultAcceptHosts, BodyIdleTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: "+addr+"\r\nContent-Length: 1000\r\n\r\n{\"a\":")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a body that stalled held the connection")
+	}
+	t.Logf("stalled body cut after %s", time.Since(start).Round(10*time.Millisecond))
+}
+
+func TestProxyRenewsAtMostOncePerInterval(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Gitlab-Unauthorized", "true")
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	var mu sync.Mutex
+	calls, refreshes := 0, 0
+	cred := func(_ context.Context, refresh bool) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if refresh {
+			refreshes++
+		}
+		return "tok-" + string(rune('a'+calls)), nil
+	}
+	var log strings.Builder
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: cred, AcceptHosts: DefaultAcceptHosts, Log: &syncWriter{w: &log}})
+	for i := 0; i < 30; i++ {
+		resp, err := http.Get("http://" + addr + "/api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refreshes != 1 {
+		t.Errorf("%d renewals for 30 refused requests, want 1", refreshes)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
