@@ -1,6 +1,11 @@
 package cmd
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
 
 func TestGitLabFlagDefaults(t *testing.T) {
 	tests := []struct {
@@ -25,5 +30,46 @@ func TestGitLabFlagDefaults(t *testing.T) {
 	}
 	if got := (&GlobalOptions{Project: "infra/agents"}).ResolvedProject(); got != "infra/agents" {
 		t.Errorf("project flag = %q", got)
+	}
+}
+
+func TestReadOnlyCommandsAreMarked(t *testing.T) {
+	root := NewRootCmd(DefaultStreams())
+	marked := 0
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Annotations[readOnly] == "true" {
+			marked++
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	// The list in NewRootCmd names nine commands; a renamed one would
+	// silently lose its mark.
+	if marked != 9 {
+		t.Fatalf("%d commands marked read-only, want 9", marked)
+	}
+	for _, path := range [][]string{{"install"}, {"kubeconfig"}, {"get-token"}, {"token", "create"}} {
+		if c, _, _ := root.Find(path); c.Annotations[readOnly] == "true" {
+			t.Errorf("%v is marked read-only", path)
+		}
+	}
+}
+
+func TestCleartextWarnedOncePerHost(t *testing.T) {
+	var b strings.Builder
+	g := &GlobalOptions{}
+	for i := 0; i < 3; i++ {
+		g.WarnCleartext(&b, "http://gitlab.example.com/api", "the GitLab token")
+		g.WarnCleartext(&b, "http://127.0.0.1:8080", "the GitLab token")
+		g.WarnCleartext(&b, "https://gitlab.example.com", "the GitLab token")
+	}
+	g.WarnCleartext(&b, "http://kas.example.com/k8s-proxy", "the k8s_proxy token")
+	want := "warning: the GitLab token goes to gitlab.example.com over plain http, readable by anyone on the network path; use https\n" +
+		"warning: the k8s_proxy token goes to kas.example.com over plain http, readable by anyone on the network path; use https\n"
+	if b.String() != want {
+		t.Fatalf("%q", b.String())
 	}
 }
