@@ -204,10 +204,21 @@ func Install(ctx context.Context, env Env, o InstallOptions) (res *InstallResult
 			token = "<new token>"
 			return nil
 		}
-		if err := makeRoom(ctx, env, ref, res.Agent, 0, o.Yes); err != nil {
-			return err
+		nt, cerr := (*gitlab.NewToken)(nil), makeRoom(ctx, env, ref, res.Agent, 0, o.Yes)
+		if cerr == nil {
+			nt, cerr = env.GitLab.CreateToken(ctx, ref, res.Agent, tokenName(), "created by kubectl gitlab-agent install for namespace "+in.Namespace)
 		}
-		nt, cerr := env.GitLab.CreateToken(ctx, ref, res.Agent, tokenName(), "created by kubectl gitlab-agent install for namespace "+in.Namespace)
+		var limit *gitlab.TokenLimitError
+		if errors.As(cerr, &limit) {
+			// At the limit, another install of this agent may be
+			// between creating its token and writing it: use its token
+			// once it is in the Secret.
+			if tok, id, ok := awaitClaimedToken(ctx, env, ref, res.Agent, in, 3*time.Second); ok {
+				env.say("another install of agent %q wrote its token: using token %d", o.Name, id)
+				token, res.TokenID = tok, id
+				return nil
+			}
+		}
 		if cerr != nil {
 			return cerr
 		}
@@ -474,6 +485,24 @@ func claimSecret(ctx context.Context, env Env, in manifest.Input, t *gitlab.NewT
 		return err
 	}
 	return env.Kube.ClaimSecret(ctx, targets[0], obj, rv, kube.FieldManager)
+}
+
+// awaitClaimedToken polls the agent's Secret for up to d for an active token
+// that another install wrote.
+func awaitClaimedToken(ctx context.Context, env Env, ref gitlab.ProjectRef, a *gitlab.Agent, in manifest.Input, d time.Duration) (string, int64, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		if tok, id, reused, _, err := reuseToken(ctx, env, ref, a, in); err == nil && reused {
+			return tok, id, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", 0, false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // revokeCreated revokes a token this command created and lost a race with.

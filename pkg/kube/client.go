@@ -134,6 +134,9 @@ func (c *Client) Reachable(ctx context.Context) error {
 		// It answered (401, 403, ...): reachable; the real call will say.
 		return nil
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %s", timeout)
+	}
 	return &UnreachableError{Server: c.Config.Host, Context: c.Context, Err: err}
 }
 

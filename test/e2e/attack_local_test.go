@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
 // interrupt starts the plugin with args and a stdin nobody writes to, sends
@@ -322,6 +324,9 @@ current-context: gone
 // Item 15: parallel installs of one agent left tokens no Secret holds.
 func TestAttack15ParallelInstalls(t *testing.T) {
 	g := newGitLab(t)
+	// Slow token creation: every install reads the Secret before any has
+	// written one, so all three create a token and race to claim it.
+	g.fake.Inject(fakegitlab.Fault{Route: tokensRoute, Latency: 500 * time.Millisecond})
 	for round := 0; round < 2; round++ {
 		// Registered and configured already: every install goes straight
 		// to the token.
@@ -345,6 +350,20 @@ func TestAttack15ParallelInstalls(t *testing.T) {
 		g.activeTokensHeld(t, name)
 		if n := len(g.activeTokens(name)); n != 1 {
 			t.Errorf("%s: %d active tokens after three parallel installs, want 1", name, n)
+		}
+		lost := 0
+		for _, r := range results {
+			if r.code != 0 {
+				t.Errorf("%s: an install failed: %s", name, lastLine(r.stderr))
+			}
+			if strings.Contains(r.stderr, "wrote its token first: revoked this one's token") {
+				lost++
+			}
+		}
+		// Two create a token (GitLab allows two), one loses the claim;
+		// the third waits at the limit and uses the winner's.
+		if lost < 1 {
+			t.Errorf("%s: no install says it lost the race for the Secret", name)
 		}
 	}
 }
