@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -32,11 +33,17 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 			}
 		}
 		for name := range have {
-			if _, ok := want[name]; !ok && name != "README.md" {
+			if _, ok := want[name]; !ok && generatedName(dir, name) {
 				t.Errorf("%s/%s is no longer generated: remove it (make generate does not)", dir, name)
 			}
 		}
 	}
+}
+
+// generatedName tells the files make generate writes from those written by
+// hand (docs/security.md, docs/README.md, ...).
+func generatedName(dir, name string) bool {
+	return dir == "completions" || strings.HasPrefix(name, "kubectl_gitlab-agent") || strings.HasPrefix(name, "man"+string(filepath.Separator))
 }
 
 func listFiles(t *testing.T, dir string) map[string][]byte {
