@@ -81,9 +81,6 @@ func (c *Config) AccessAs(section string) string {
 	return as.Content[0].Value
 }
 
-// HasAccess reports whether section.kind has an entry for id.
-func (c *Config) HasAccess(section, kind, id string) bool { return c.hasAccess(section, kind, id) }
-
 // SetAccessAs sets section.access_as to {mode: {}} (user_access: agent or
 // user).
 func (c *Config) SetAccessAs(section, mode string) (bool, error) {

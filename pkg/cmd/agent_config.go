@@ -13,7 +13,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
@@ -35,8 +34,7 @@ stay as they are, and an edit that changes nothing makes no commit.`,
 // agentConfigTarget resolves the agent name (the file's folder) and the
 // branch to read and commit.
 type agentConfigTarget struct {
-	gitlabCommand
-	ref    gitlab.AgentRef
+	agentCommand
 	Branch string
 	name   string
 }
@@ -67,22 +65,14 @@ func (o *agentConfigTarget) resolve(ctx context.Context) error {
 type AgentConfigShowOptions struct{ agentConfigTarget }
 
 func newCmdAgentConfigShow(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentConfigShowOptions{agentConfigTarget{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}}}
+	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "yaml", "json")}}}
 	cmd := &cobra.Command{
 		Use:   "show AGENT",
 		Short: "Print the agent's config file",
 		Args:  exactArgs(1, "AGENT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
-				return err
-			}
-			if err := o.complete("yaml", "json"); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:  runOptions(o),
 	}
+	o.addFlags(cmd, true)
 	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
 	return cmd
 }
@@ -97,7 +87,7 @@ func (o *AgentConfigShowOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.format == "json" {
+	if o.Output.Format == "json" {
 		doc := map[string]any{"project": o.project.String(), "path": path, "branch": o.Branch, "exists": found, "content": ""}
 		if found {
 			doc["content"] = string(f.Content)
@@ -124,7 +114,7 @@ type AgentConfigSetOptions struct {
 
 func newCmdAgentConfigSet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentConfigSetOptions{
-		agentConfigTarget: agentConfigTarget{gitlabCommand: gitlabCommand{Global: g, IOStreams: streams}},
+		agentConfigTarget: agentConfigTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}},
 		Add:               map[string]*[]string{},
 		Remove:            map[string]*[]string{},
 	}
@@ -141,13 +131,9 @@ file already says what was asked, or with --dry-run, which prints the new file.`
 
   kubectl gitlab-agent agent config set prod-eu --remove-ci-access-project apps/old --dry-run`,
 		Args: exactArgs(1, "AGENT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runOptions(o),
 	}
+	o.addFlags(cmd, true)
 	f := cmd.Flags()
 	for _, sec := range []struct{ flag, section string }{{"ci-access", agentconfig.CIAccess}, {"user-access", agentconfig.UserAccess}} {
 		for _, kind := range []struct{ flag, kind string }{{"project", agentconfig.Projects}, {"group", agentconfig.Groups}} {
@@ -164,12 +150,8 @@ file already says what was asked, or with --dry-run, which prints the new file.`
 	return cmd
 }
 
-// Complete checks the flags before any request.
-func (o *AgentConfigSetOptions) Complete(args []string) error {
-	var err error
-	if o.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
-		return err
-	}
+// Validate checks the edits before any request.
+func (o *AgentConfigSetOptions) Validate() error {
 	if o.AccessAs != "" && o.AccessAs != "agent" && o.AccessAs != "user" {
 		return fmt.Errorf("--access-as must be agent or user, got %q", o.AccessAs)
 	}
@@ -186,7 +168,7 @@ func (o *AgentConfigSetOptions) Complete(args []string) error {
 	if edits == 0 && o.AccessAs == "" {
 		return fmt.Errorf("nothing to set: pass --ci-access-project, --user-access-group, --access-as or another edit flag (see --help)")
 	}
-	return o.complete("table")
+	return nil
 }
 
 // Run reads, edits and commits the file.
@@ -234,25 +216,46 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 			done = append(done, "set user_access.access_as "+o.AccessAs)
 		}
 	}
-	if len(done) == 0 {
-		fmt.Fprintf(o.Out, "%s on %s already says that: nothing to commit\n", path, o.Branch)
-		return nil
-	}
+	doc := configSetDocument{Project: o.project.String(), Path: path, Branch: o.Branch, Changes: append([]string{}, done...)}
 	summary := strings.Join(done, ", ")
-	if o.DryRun {
+	switch {
+	case len(done) == 0:
+	case o.DryRun:
+		doc.Content = string(cfg.Bytes())
+	default:
+		msg := o.Message
+		if msg == "" {
+			msg = fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent.", o.name, summary)
+		}
+		if err := o.client.CommitFile(ctx, o.project, o.Branch, path, cfg.Bytes(), msg, prev); err != nil {
+			return err
+		}
+		doc.Committed = true
+	}
+	if printed, err := o.Output.PrintDocument(o.Out, doc); printed {
+		return err
+	}
+	switch {
+	case len(done) == 0:
+		_, err = fmt.Fprintf(o.Out, "%s on %s already says that: nothing to commit\n", path, o.Branch)
+	case o.DryRun:
 		fmt.Fprintf(o.ErrOut, "would commit %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
-		_, err := io.WriteString(o.Out, safetext.Text(string(cfg.Bytes())))
-		return err
+		_, err = io.WriteString(o.Out, safetext.Text(doc.Content))
+	default:
+		_, err = fmt.Fprintf(o.Out, "committed %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
 	}
-	msg := o.Message
-	if msg == "" {
-		msg = fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent.", o.name, summary)
-	}
-	if err := o.client.CommitFile(ctx, o.project, o.Branch, path, cfg.Bytes(), msg, prev); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(o.Out, "committed %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
 	return err
+}
+
+// configSetDocument is what 'agent config set' did, for -o json|yaml; with
+// --dry-run, Content is the file it would commit.
+type configSetDocument struct {
+	Project   string   `json:"project"`
+	Path      string   `json:"path"`
+	Branch    string   `json:"branch"`
+	Changes   []string `json:"changes"`
+	Committed bool     `json:"committed"`
+	Content   string   `json:"content,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,13 +1,12 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
@@ -19,6 +18,9 @@ import (
 // DiffOptions compares manifests with the live cluster.
 type DiffOptions struct {
 	Global      *GlobalOptions
+	Factory     Factory
+	Kube        *genericclioptions.ConfigFlags
+	Output      *OutputFlags
 	Render      RenderFlags
 	Filenames   []string
 	Recursive   bool
@@ -28,13 +30,12 @@ type DiffOptions struct {
 	IgnoreField []string
 	ShowSecrets bool
 	ShowStatus  bool
-	Context     int
+	Unified     int
 	Concurrency int
 	Manager     string
 	Force       bool
 
 	name      string
-	format    string
 	manifests []kube.Manifest
 	client    *kube.Client
 	opts      diff.Options
@@ -54,8 +55,8 @@ func diffError(err error) error {
 }
 
 // NewCmdDiff builds `diff [NAME] [-f PATH]... [-k DIR]`.
-func NewCmdDiff(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &DiffOptions{Global: g, IOStreams: streams}
+func NewCmdDiff(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &DiffOptions{Global: g, Factory: f, Output: NewOutputFlags("unified", "summary", "json", "yaml"), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "diff [NAME] [-f PATH]... [-k DIR]",
 		Short: "Show what applying the agent, or any manifests, would change in the cluster",
@@ -92,46 +93,56 @@ objects could not be compared).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return diffError(err)
-			}
-			return o.Run(cmd.Context())
+			return diffError(runOptions(o)(cmd, args))
 		},
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return diffError(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
-	f := cmd.Flags()
-	f.StringArrayVarP(&o.Filenames, "filename", "f", nil, "a manifest file or directory, or - for stdin (repeatable)")
-	f.BoolVarP(&o.Recursive, "recursive", "R", false, "read the directories given with -f recursively")
-	f.StringVarP(&o.Kustomize, "kustomize", "k", "", "a kustomization directory to build and compare")
-	f.BoolVar(&o.Prune, "prune", false, "also list live objects of the set that the manifests no longer contain (the agent's labels with NAME, -l with -f)")
-	f.StringVarP(&o.Selector, "selector", "l", "", "with --prune: the label selector of the set")
-	f.StringArrayVar(&o.IgnoreField, "ignore-field", nil, "KIND:JSONPATH of a field others own on purpose, e.g. Deployment:.spec.replicas (repeatable; * for every kind)")
-	f.BoolVar(&o.ShowSecrets, "show-secrets", false, "print Secret values instead of their hashes")
-	f.BoolVar(&o.ShowStatus, "show-status", false, "compare status too")
-	f.IntVar(&o.Context, "context", 3, "lines of context in unified output")
-	f.IntVar(&o.Concurrency, "concurrency", 16, "objects compared at once")
-	f.StringVar(&o.Manager, "field-manager", kube.FieldManager, "the server-side apply field manager to predict")
-	f.BoolVar(&o.Force, "force-conflicts", true, "take over fields other managers own, as install does; false reports a conflict instead")
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&o.Filenames, "filename", "f", nil, "a manifest file or directory, or - for stdin (repeatable)")
+	fl.BoolVarP(&o.Recursive, "recursive", "R", false, "read the directories given with -f recursively")
+	fl.StringVarP(&o.Kustomize, "kustomize", "k", "", "a kustomization directory to build and compare")
+	fl.BoolVar(&o.Prune, "prune", false, "also list live objects of the set that the manifests no longer contain (the agent's labels with NAME, -l with -f)")
+	fl.StringVarP(&o.Selector, "selector", "l", "", "with --prune: the label selector of the set")
+	fl.StringArrayVar(&o.IgnoreField, "ignore-field", nil, "KIND:JSONPATH of a field others own on purpose, e.g. Deployment:.spec.replicas (repeatable; * for every kind)")
+	fl.BoolVar(&o.ShowSecrets, "show-secrets", false, "print Secret values instead of their hashes")
+	fl.BoolVar(&o.ShowStatus, "show-status", false, "compare status too")
+	fl.IntVarP(&o.Unified, "unified", "U", 3, "lines of context in unified output (--context is kubectl's: the kubeconfig context)")
+	fl.IntVar(&o.Concurrency, "concurrency", 16, "objects compared at once")
+	fl.StringVar(&o.Manager, "field-manager", kube.FieldManager, "the server-side apply field manager to predict")
+	fl.BoolVar(&o.Force, "force-conflicts", true, "take over fields other managers own, as install does; false reports a conflict instead")
 	o.Render.AddFlags(cmd, "")
+	o.Output.AddFlags(cmd)
+	o.Kube = newKubeFlags(cmd)
 	return cmd
 }
 
-// Complete reads the inputs and connects to the cluster.
-func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
-	var err error
-	if o.format, err = outputFormat(o.Global, "unified", "summary", "json"); err != nil {
-		return err
-	}
-	if len(args) == 1 {
-		o.name = args[0]
-	}
+// Validate checks the flags; Complete has read the input.
+func (o *DiffOptions) Validate() error {
 	if o.name == "" && len(o.Filenames) == 0 && o.Kustomize == "" {
 		return fmt.Errorf("nothing to compare: give an agent NAME, -f PATH or -k DIR")
 	}
-	if o.Context < 0 || o.Concurrency < 1 {
-		return fmt.Errorf("--context must be 0 or more and --concurrency 1 or more")
+	if o.Unified < 0 || o.Concurrency < 1 {
+		return fmt.Errorf("--unified must be 0 or more and --concurrency 1 or more")
+	}
+	if o.Prune && o.name == "" && o.Selector == "" {
+		return fmt.Errorf("--prune with -f needs -l SELECTOR to know which live objects form the set")
+	}
+	return nil
+}
+
+// Complete reads the inputs and connects to the cluster; bad flags fail
+// before anything is read.
+func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.name = args[0]
+	}
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	for _, s := range o.IgnoreField {
 		r, err := diff.ParseIgnoreRule(s)
@@ -140,13 +151,7 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.opts.Ignore = append(o.opts.Ignore, r)
 	}
-	if o.Prune && o.name == "" && o.Selector == "" {
-		return fmt.Errorf("--prune with -f needs -l SELECTOR to know which live objects form the set")
-	}
-	nsFlag := ""
-	if cmd.Flags().Changed("namespace") && o.Global.ConfigFlags.Namespace != nil {
-		nsFlag = *o.Global.ConfigFlags.Namespace
-	}
+	nsFlag := namespaceFlag(cmd, o.Kube)
 	if o.name != "" {
 		in, err := o.Render.Input(cmd.Context(), o.name, nsFlag, o.In)
 		if err != nil {
@@ -156,17 +161,13 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		if err := manifest.WriteJSON(&buf, out.Objects); err != nil {
-			return err
-		}
-		ms, err := kube.Decode("render "+o.name, buf.Bytes())
+		ms, err := kube.FromObjects(out.Objects, "render "+o.name)
 		if err != nil {
 			return err
 		}
 		o.manifests = append(o.manifests, ms...)
 		if o.Prune && o.Selector == "" {
-			o.Selector = labelSelector(manifest.SelectorLabels(in))
+			o.Selector = manifest.Selector(in)
 		}
 		if nsFlag == "" {
 			nsFlag = in.Namespace
@@ -179,7 +180,8 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.manifests = append(o.manifests, ms...)
 	}
-	if o.client, err = kube.NewClient(o.Global.ConfigFlags); err != nil {
+	var err error
+	if o.client, err = o.Factory.KubeClient(o.Kube); err != nil {
 		return err
 	}
 	o.opts.DefaultNamespace, o.opts.EnforceNamespace = o.client.Namespace, o.client.NamespaceExplicit
@@ -213,13 +215,13 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 		return diffError(err)
 	}
 	color := ui.ColorEnabled(o.Out, o.Global.NoColor)
-	switch o.format {
-	case "json":
-		err = ui.PrintJSON(o.Out, diff.JSON(res))
+	switch o.Output.Format {
+	case "json", "yaml":
+		_, err = o.Output.PrintDocument(o.Out, diff.JSON(res))
 	case "summary":
 		err = diff.WriteSummary(o.Out, res, color)
 	default:
-		err = diff.WriteUnified(o.Out, o.ErrOut, res, o.Context, color)
+		err = diff.WriteUnified(o.Out, o.ErrOut, res, o.Unified, color)
 	}
 	if err != nil {
 		return diffError(err)
@@ -231,12 +233,4 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 		return &ExitError{Code: 1}
 	}
 	return nil
-}
-
-func labelSelector(labels map[string]string) string {
-	var parts []string
-	for _, k := range sortedKeys(labels) {
-		parts = append(parts, k+"="+labels[k])
-	}
-	return strings.Join(parts, ",")
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 // manDate is the date printed in the man pages' footer. It is fixed so that
@@ -24,7 +23,7 @@ exec kubectl-gitlab_agent __complete "$@"
 
 // NewCmdGenerate builds the hidden `__generate DIR` that writes DIR/docs
 // (a markdown page per command and man pages) and DIR/completions.
-func NewCmdGenerate(root *cobra.Command, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdGenerate(root *cobra.Command) *cobra.Command {
 	return &cobra.Command{
 		Use:    "__generate DIR",
 		Short:  "Write the generated docs and completion scripts under DIR",

@@ -15,7 +15,7 @@ import (
 // the command tree: run `make generate` and commit the result.
 func TestGeneratedFilesUpToDate(t *testing.T) {
 	tmp := t.TempDir()
-	root := NewRootCmd(genericiooptions.NewTestIOStreamsDiscard())
+	root := NewRootCmd(DefaultFactory(), genericiooptions.NewTestIOStreamsDiscard())
 	if err := Generate(root, tmp); err != nil {
 		t.Fatal(err)
 	}

@@ -1,69 +1,80 @@
 package cmd
 
 import (
-	"fmt"
-	"io"
-	neturl "net/url"
-	"os"
+	"context"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
-// GitLabClient builds the GitLab client from --gitlab-url and the first
-// credential of the chain (--gitlab-token-file, GITLAB_TOKEN, CI_JOB_TOKEN,
-// glab's config), with retry notices on errOut.
-func (g *GlobalOptions) GitLabClient(errOut io.Writer) (*gitlab.Client, error) {
-	url := g.ResolvedGitLabURL()
-	creds, err := gitlab.FindCredentials(url, g.GitLabTokenFile)
-	if err != nil {
-		return nil, err
-	}
-	g.WarnCleartext(errOut, url, "the GitLab token")
-	return gitlab.New(gitlab.Options{
-		URL:         url,
-		Credentials: creds,
-		Log:         errOut,
-		UserAgent:   "kubectl-gitlab-agent/" + version.Get().Version,
-	})
+// gitlabCommand is what the GitLab-side commands share: the GitLab flags,
+// -o, and the client and project they complete to, in an order that rejects
+// bad input before any request.
+type gitlabCommand struct {
+	Global *GlobalOptions
+	GitLab GitLabFlags
+	Output *OutputFlags
+
+	client  *gitlab.Client
+	project gitlab.ProjectRef
+	genericiooptions.IOStreams
 }
 
-// WarnCleartext warns, once per command and host, that what is sent to
-// rawURL crosses the network unencrypted.
-func (g *GlobalOptions) WarnCleartext(errOut io.Writer, rawURL, what string) {
-	if !gitlab.Cleartext(rawURL) {
-		return
-	}
-	u, err := neturl.Parse(rawURL)
-	if err != nil {
-		return
-	}
-	if g.warned == nil {
-		g.warned = map[string]bool{}
-	}
-	if g.warned[u.Host] {
-		return
-	}
-	g.warned[u.Host] = true
-	fmt.Fprintf(errOut, "warning: %s goes to %s over plain http, readable by anyone on the network path; use https\n", what, u.Host)
+// newGitLabCommand takes -o in formats (the first the default).
+func newGitLabCommand(g *GlobalOptions, streams genericiooptions.IOStreams, formats ...string) gitlabCommand {
+	return gitlabCommand{Global: g, Output: NewOutputFlags(formats...), IOStreams: streams}
 }
 
-// ProjectRef is --project, else CI_PROJECT_ID in a CI job, else the project
-// of the git checkout around the working directory when its remote is on the
-// same GitLab (which errOut then names).
-func (g *GlobalOptions) ProjectRef(errOut io.Writer) (gitlab.ProjectRef, error) {
-	if p := g.ResolvedProject(); p != "" {
-		ref, err := gitlab.ParseProject(p)
-		if err != nil {
-			return gitlab.ProjectRef{}, fmt.Errorf("--project: %w", err)
-		}
-		return ref, nil
-	}
-	if wd, err := os.Getwd(); err == nil {
-		if ref, remote, ok := gitlab.ProjectFromGitRemote(wd, g.ResolvedGitLabURL()); ok {
-			fmt.Fprintf(errOut, "using project %s (from the git remote %q)\n", ref, remote)
-			return ref, nil
-		}
-	}
-	return gitlab.ProjectRef{}, fmt.Errorf("no project: pass --project GROUP/PROJECT (the project that holds the agent), or run inside a clone of it")
+// addFlags binds the GitLab flags (withProject: --project too) and -o.
+func (c *gitlabCommand) addFlags(cmd *cobra.Command, withProject bool) {
+	c.GitLab.AddFlags(cmd, withProject)
+	c.Output.AddFlags(cmd)
 }
+
+// Complete takes no arguments of its own.
+func (c *gitlabCommand) Complete(*cobra.Command, []string) error { return c.complete() }
+
+// Validate has nothing left to check.
+func (c *gitlabCommand) Validate() error { return nil }
+
+// complete checks -o and settles the project and the client.
+func (c *gitlabCommand) complete() error {
+	if err := c.Output.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if c.project, err = c.GitLab.ProjectRef(c.ErrOut); err != nil {
+		return err
+	}
+	c.client, err = c.GitLab.Client(c.ErrOut)
+	return err
+}
+
+// agentCommand is a GitLab command about one agent, named by a NAME|ID
+// argument.
+type agentCommand struct {
+	gitlabCommand
+	ref gitlab.AgentRef
+}
+
+// Complete reads the NAME|ID argument and completes the command: bad input
+// fails before any request.
+func (c *agentCommand) Complete(_ *cobra.Command, args []string) (err error) {
+	if c.ref, err = gitlab.ParseAgentRef(args[0]); err != nil {
+		return err
+	}
+	return c.complete()
+}
+
+// Validate has nothing left to check.
+func (c *agentCommand) Validate() error { return nil }
+
+// agent looks the agent up.
+func (c *agentCommand) agent(ctx context.Context) (*gitlab.Agent, error) {
+	return c.client.FindAgent(ctx, c.project, c.ref)
+}
+
+func (c *gitlabCommand) color() bool { return ui.ColorEnabled(c.Out, c.Global.NoColor) }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
@@ -49,17 +50,17 @@ func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 
 // RenderOptions prints the agentk manifests.
 type RenderOptions struct {
-	Global *GlobalOptions
-	Flags  RenderFlags
+	Flags     RenderFlags
+	Output    *OutputFlags
+	Namespace string
 
-	input  manifest.Input
-	format string
+	input manifest.Input
 	genericiooptions.IOStreams
 }
 
 // NewCmdRender builds `render NAME`.
-func NewCmdRender(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &RenderOptions{Global: g, IOStreams: streams}
+func NewCmdRender(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RenderOptions{Output: NewOutputFlags("yaml", "json"), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "render NAME",
 		Short: "Print the agentk manifests for an agent, with no cluster and no GitLab",
@@ -85,31 +86,21 @@ exist. With a token, it is embedded in a Secret and a warning says so.`,
   # Values written for the Helm chart
   kubectl gitlab-agent render prod-eu -n gitlab-agent -f values.yaml --set replicas=3`,
 		Args: exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runOptions(o),
 	}
 	o.Flags.AddFlags(cmd, "f")
+	o.Output.AddFlags(cmd)
+	cmd.Flags().StringVarP(&o.Namespace, "namespace", "n", "", "the namespace of the agent's objects (default gitlab-agent-NAME)")
 	return cmd
 }
 
 // Complete reads the values files, the token and the flags into the input.
 func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
-	var err error
-	if o.format, err = outputFormat(o.Global, "yaml", "json"); err != nil {
+	if err := o.Output.Validate(); err != nil {
 		return err
 	}
-	ns := ""
-	if cmd.Flags().Changed("namespace") && o.Global.ConfigFlags.Namespace != nil {
-		ns = *o.Global.ConfigFlags.Namespace
-	}
-	o.input, err = o.Flags.Input(cmd.Context(), args[0], ns, o.In)
+	var err error
+	o.input, err = o.Flags.Input(cmd.Context(), args[0], o.Namespace, o.In)
 	return err
 }
 
@@ -117,7 +108,7 @@ func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
 // for agent name in namespace ns (the default namespace when empty). Reads
 // are capped and end when ctx does.
 func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reader) (manifest.Input, error) {
-	if err := manifest.ValidateName(name); err != nil {
+	if err := agentname.Validate(name); err != nil {
 		return manifest.Input{}, err
 	}
 	if ns == "" {
@@ -149,29 +140,30 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 	if err != nil {
 		return manifest.Input{}, err
 	}
+	set := manifest.SetKeys(sources...)
 	if f.isSet("kas-address") {
-		values.Config.KasAddress = f.KasAddress
+		values.Config.KasAddress, set[manifest.KeyKasAddress] = f.KasAddress, true
 	}
 	if f.isSet("agent-version") {
-		values.Image.Tag = normalizeAgentVersion(f.AgentVersion)
+		values.Image.Tag, set[manifest.KeyImageTag] = normalizeAgentVersion(f.AgentVersion), true
 	}
 	if f.isSet("secret-name") {
-		values.Config.SecretName = f.SecretName
+		values.Config.SecretName, set["config.secretName"] = f.SecretName, true
 	}
 	if f.isSet("replicas") {
 		if f.Replicas < 0 {
 			return manifest.Input{}, fmt.Errorf("--replicas must be 0 or more")
 		}
-		values.Replicas = int64(f.Replicas)
+		values.Replicas, set["replicas"] = int64(f.Replicas), true
 	}
 	if f.TokenFile != "" {
 		token, err := readToken(ctx, f.TokenFile, stdin)
 		if err != nil {
 			return manifest.Input{}, err
 		}
-		values.Config.Token = token
+		values.Config.Token, set["config.token"] = token, true
 	}
-	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values}, nil
+	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values, Set: set}, nil
 }
 
 func (f *RenderFlags) isSet(name string) bool {
@@ -194,7 +186,7 @@ func (o *RenderOptions) Run(_ context.Context) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if o.format == "json" {
+	if o.Output.Format == "json" {
 		err = manifest.WriteJSON(&buf, out.Objects)
 	} else {
 		err = manifest.WriteYAML(&buf, out.Objects)

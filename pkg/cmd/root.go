@@ -14,12 +14,10 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
-
-	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
@@ -28,40 +26,9 @@ import (
 // kubectl-gitlab_agent for it.
 const DisplayName = "kubectl gitlab-agent"
 
-// defaultGitLabURL is used when neither --gitlab-url nor GITLAB_URL nor
-// CI_SERVER_URL says otherwise.
-const defaultGitLabURL = "https://gitlab.com"
-
-// GlobalOptions are the flags every command shares.
+// GlobalOptions are the flags every command honours: how output looks.
 type GlobalOptions struct {
-	ConfigFlags     *genericclioptions.ConfigFlags
-	GitLabURL       string
-	GitLabTokenFile string
-	Project         string
-	Output          string
-	NoColor         bool
-	Verbose         int
-
-	warned map[string]bool // hosts warned about cleartext
-}
-
-// ResolvedGitLabURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL
-// (set in every GitLab CI job), else https://gitlab.com.
-func (g *GlobalOptions) ResolvedGitLabURL() string {
-	for _, v := range []string{g.GitLabURL, os.Getenv("GITLAB_URL"), os.Getenv("CI_SERVER_URL")} {
-		if v != "" {
-			return strings.TrimRight(v, "/")
-		}
-	}
-	return defaultGitLabURL
-}
-
-// ResolvedProject is --project, else CI_PROJECT_ID inside a CI job.
-func (g *GlobalOptions) ResolvedProject() string {
-	if g.Project != "" {
-		return g.Project
-	}
-	return os.Getenv("CI_PROJECT_ID")
+	NoColor bool
 }
 
 // ExitError carries a specific exit code (for example diff's 1 for "differs").
@@ -84,9 +51,9 @@ func DefaultStreams() genericiooptions.IOStreams {
 	return genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 }
 
-// NewRootCmd builds the command tree.
-func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
-	g := &GlobalOptions{ConfigFlags: genericclioptions.NewConfigFlags(true)}
+// NewRootCmd builds the command tree; f makes the clients commands use.
+func NewRootCmd(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	g := &GlobalOptions{}
 	root := &cobra.Command{
 		Use:   "kubectl-gitlab_agent",
 		Short: "Install, operate and reach clusters through GitLab's agent for Kubernetes",
@@ -107,32 +74,24 @@ Kubernetes Agent Server (KAS).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
-
-	pf := root.PersistentFlags()
-	g.ConfigFlags.AddFlags(pf)
-	pf.StringVar(&g.GitLabURL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
-	pf.StringVar(&g.GitLabTokenFile, "gitlab-token-file", "", "read the GitLab token from FILE (default: $GITLAB_TOKEN, in CI $CI_JOB_TOKEN)")
-	pf.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI)")
-	pf.StringVarP(&g.Output, "output", "o", "", "output format: yaml or json for render; text, json or yaml for version")
-	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
-	pf.IntVarP(&g.Verbose, "v", "v", 0, "log verbosity: 1 prints how long each step took")
+	root.PersistentFlags().BoolVar(&g.NoColor, "no-color", false, "never colour the output (also when NO_COLOR is set)")
 
 	root.AddCommand(
-		NewCmdVersion(g, streams),
-		NewCmdRender(g, streams),
-		NewCmdDiff(g, streams),
-		NewCmdInstall(g, streams),
-		NewCmdUpgrade(g, streams),
-		NewCmdUninstall(g, streams),
-		NewCmdStatus(g, streams),
+		NewCmdVersion(streams),
+		NewCmdRender(streams),
+		NewCmdDiff(f, g, streams),
+		NewCmdInstall(f, g, streams),
+		NewCmdUpgrade(f, g, streams),
+		NewCmdUninstall(f, g, streams),
+		NewCmdStatus(f, g, streams),
 		NewCmdKubeconfig(g, streams),
-		NewCmdGetToken(g, streams),
+		NewCmdGetToken(streams),
 		NewCmdTokenCache(g, streams),
 		NewCmdProxy(g, streams),
 		NewCmdAgent(g, streams),
-		NewCmdToken(g, streams),
+		NewCmdToken(f, g, streams),
 		NewCmdCompletion(streams),
-		NewCmdGenerate(root, streams),
+		NewCmdGenerate(root),
 	)
 	for _, path := range [][]string{{"render"}, {"diff"}, {"version"}, {"status"}, {"agent", "list"}, {"agent", "get"},
 		{"agent", "config", "show"}, {"token", "list"}, {"token-cache", "list"}} {
@@ -150,6 +109,12 @@ Kubernetes Agent Server (KAS).`,
 // what was done is undone where it can be, and the error says what stays;
 // the exit code is 130. A second Ctrl-C ends the process at once.
 func Main(args []string, streams genericiooptions.IOStreams) int {
+	return Execute(DefaultFactory(), args, streams)
+}
+
+// Execute is Main with the clients f makes: tests run commands in-process
+// against fakes with it.
+func Execute(f Factory, args []string, streams genericiooptions.IOStreams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -162,7 +127,7 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 	klog.SetLogger(logr.Discard())
 	rest.SetDefaultWarningHandler(&warningPrinter{w: streams.ErrOut, seen: map[string]bool{}})
 
-	root := NewRootCmd(streams)
+	root := NewRootCmd(f, streams)
 	root.SetArgs(args)
 	ran, err := root.ExecuteContextC(ctx)
 	if err == nil {
@@ -231,16 +196,26 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
-// outputFormat checks -o against the formats a command accepts; the first of
-// allowed is the default.
-func outputFormat(g *GlobalOptions, allowed ...string) (string, error) {
-	if g.Output == "" {
-		return allowed[0], nil
-	}
-	for _, a := range allowed {
-		if g.Output == a {
-			return a, nil
+// options is the shape of every command, kubectl's: Complete reads the
+// arguments, flags, environment and files into what Run needs and builds
+// its clients, without a request; Validate checks the result, with no side
+// effect; Run does the work and writes the result to the streams.
+type options interface {
+	Complete(cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// runOptions is the RunE of every command: bad input fails before anything
+// is asked of GitLab or the cluster.
+func runOptions(o options) func(cmd *cobra.Command, args []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
 		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
 	}
-	return "", fmt.Errorf("unknown output format %q: use one of %s", g.Output, strings.Join(allowed, ", "))
 }

@@ -19,22 +19,22 @@ func TestGitLabFlagDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Setenv("GITLAB_URL", tt.envURL)
 		t.Setenv("CI_SERVER_URL", tt.ciURL)
-		g := &GlobalOptions{GitLabURL: tt.flagURL}
-		if got := g.ResolvedGitLabURL(); got != tt.want {
+		g := &GitLabFlags{URL: tt.flagURL}
+		if got := g.ResolvedURL(); got != tt.want {
 			t.Errorf("flag %q env %q ci %q: got %q, want %q", tt.flagURL, tt.envURL, tt.ciURL, got, tt.want)
 		}
 	}
 	t.Setenv("CI_PROJECT_ID", "42")
-	if got := (&GlobalOptions{}).ResolvedProject(); got != "42" {
+	if got := (&GitLabFlags{}).ResolvedProject(); got != "42" {
 		t.Errorf("project from CI_PROJECT_ID = %q", got)
 	}
-	if got := (&GlobalOptions{Project: "infra/agents"}).ResolvedProject(); got != "infra/agents" {
+	if got := (&GitLabFlags{Project: "infra/agents"}).ResolvedProject(); got != "infra/agents" {
 		t.Errorf("project flag = %q", got)
 	}
 }
 
 func TestReadOnlyCommandsAreMarked(t *testing.T) {
-	root := NewRootCmd(DefaultStreams())
+	root := NewRootCmd(DefaultFactory(), DefaultStreams())
 	marked := 0
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -60,7 +60,7 @@ func TestReadOnlyCommandsAreMarked(t *testing.T) {
 
 func TestCleartextWarnedOncePerHost(t *testing.T) {
 	var b strings.Builder
-	g := &GlobalOptions{}
+	g := &GitLabFlags{}
 	for i := 0; i < 3; i++ {
 		g.WarnCleartext(&b, "http://gitlab.example.com/api", "the GitLab token")
 		g.WarnCleartext(&b, "http://127.0.0.1:8080", "the GitLab token")

@@ -24,7 +24,7 @@ func extractOwned(live *unstructured.Unstructured, manager string) (map[string]a
 			continue
 		}
 		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			return nil, false
 		}
 		out, ok := extractNode(live.Object, fields)

@@ -109,8 +109,7 @@ func TestExtractMatchesTypedExtractor(t *testing.T) {
 		if desired.GetNamespace() != "" {
 			ri = dyn.Resource(resources[desired.GetKind()]).Namespace(desired.GetNamespace())
 		}
-		live, err := ri.Apply(ctx, desired.GetName(), desired, metav1.ApplyOptions{FieldManager: manager})
-		if err != nil {
+		if _, err := ri.Apply(ctx, desired.GetName(), desired, metav1.ApplyOptions{FieldManager: manager}); err != nil {
 			t.Fatalf("%s: %v", desired.GetKind(), err)
 		}
 		// Another manager owns a field too: extraction must leave it out.
@@ -118,7 +117,8 @@ func TestExtractMatchesTypedExtractor(t *testing.T) {
 			"apiVersion": desired.GetAPIVersion(), "kind": desired.GetKind(),
 			"metadata": map[string]any{"name": desired.GetName(), "namespace": desired.GetNamespace(), "labels": map[string]any{"other": "x"}},
 		}}
-		if live, err = ri.Apply(ctx, desired.GetName(), other, metav1.ApplyOptions{FieldManager: "someone-else"}); err != nil {
+		live, err := ri.Apply(ctx, desired.GetName(), other, metav1.ApplyOptions{FieldManager: "someone-else"})
+		if err != nil {
 			t.Fatal(err)
 		}
 		want, err := typed.Extract(live, manager)

@@ -5,29 +5,16 @@ import (
 	"io"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
-)
-
-var (
-	styleDel    = lipgloss.NewStyle().Foreground(lipgloss.Color("1"))
-	styleAdd    = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))
-	styleHunk   = lipgloss.NewStyle().Foreground(lipgloss.Color("6"))
-	styleHeader = lipgloss.NewStyle().Bold(true)
 )
 
 // WriteUnified prints a unified diff per created, changed or pruned object,
 // with context lines of context, coloured when color is set. Errors go to
 // errOut, one line per object.
 func WriteUnified(out, errOut io.Writer, r *Result, context int, color bool) error {
-	paint := func(s lipgloss.Style, text string) string {
-		if color {
-			return s.Render(text)
-		}
-		return text
-	}
+	p := ui.NewPainter(out, color)
+	paint := func(s ui.Style, text string) string { return p.Paint(text, s) }
 	var b strings.Builder
 	for _, o := range r.Objects {
 		switch o.Action {
@@ -38,17 +25,17 @@ func WriteUnified(out, errOut io.Writer, r *Result, context int, color bool) err
 			continue
 		}
 		ref := safetext.Line(o.Ref.String())
-		b.WriteString(paint(styleHeader, "--- live/"+ref) + "\n")
-		b.WriteString(paint(styleHeader, "+++ merged/"+ref) + "\n")
+		b.WriteString(paint(ui.Bold, "--- live/"+ref) + "\n")
+		b.WriteString(paint(ui.Bold, "+++ merged/"+ref) + "\n")
 		for _, h := range Hunks(o.Before, o.After, context) {
-			b.WriteString(paint(styleHunk, fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldStart, h.OldLines, h.NewStart, h.NewLines)) + "\n")
+			b.WriteString(paint(ui.Accent, fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldStart, h.OldLines, h.NewStart, h.NewLines)) + "\n")
 			for _, l := range h.Lines {
 				text := string(l.Op) + safetext.Line(l.Text)
 				switch l.Op {
 				case '-':
-					text = paint(styleDel, text)
+					text = paint(ui.Bad, text)
 				case '+':
-					text = paint(styleAdd, text)
+					text = paint(ui.Good, text)
 				}
 				b.WriteString(text + "\n")
 			}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -71,6 +72,17 @@ func TestColorOnlyWhenAsked(t *testing.T) {
 	_ = WriteUnified(&colored, &errOut, sampleResult(), 3, true)
 	if plain.Len() == 0 || colored.Len() == 0 {
 		t.Fatal("no output")
+	}
+	// Asked for colour, a buffer (not a terminal) gets it: the decision is
+	// the caller's, made once, not lipgloss's look at the process's stdout.
+	for _, want := range []string{"\x1b[1m--- live/", "\x1b[36m@@", "\x1b[31m-", "\x1b[32m+"} {
+		if !bytes.Contains(colored.Bytes(), []byte(want)) {
+			t.Errorf("coloured output lacks %q", want)
+		}
+	}
+	// Without the escape codes the text is the same.
+	if got := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAll(colored.Bytes(), nil); !bytes.Equal(got, plain.Bytes()) {
+		t.Error("coloured output differs from plain output in more than colour")
 	}
 }
 

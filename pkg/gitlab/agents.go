@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 )
 
 // Agent is a registered agent.
@@ -27,17 +28,6 @@ func agentFrom(a *gl.Agent) *Agent {
 		ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, CreatedByUserID: a.CreatedByUserID,
 		ConfigProject: a.ConfigProject.PathWithNamespace, ConfigProjectID: a.ConfigProject.ID,
 	}
-}
-
-// agentNameRE is GitLab's rule for agent names.
-var agentNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// ValidateAgentName checks GitLab's naming rule before any request is made.
-func ValidateAgentName(name string) error {
-	if len(name) > 63 || !agentNameRE.MatchString(name) {
-		return fmt.Errorf("invalid agent name %q: agent names have at most 63 lowercase letters, digits and '-', and start and end with a letter or digit", name)
-	}
-	return nil
 }
 
 // AgentRef names an agent by name or by numeric ID. A number is tried as an
@@ -60,11 +50,11 @@ func ParseAgentRef(s string) (AgentRef, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
 		ref.ID = n
 	}
-	if ValidateAgentName(s) == nil {
+	if agentname.Validate(s) == nil {
 		ref.Name = s
 	}
 	if ref.ID == 0 && ref.Name == "" {
-		return AgentRef{}, ValidateAgentName(s)
+		return AgentRef{}, agentname.Validate(s)
 	}
 	return ref, nil
 }
@@ -135,7 +125,7 @@ func (c *Client) FindAgent(ctx context.Context, p ProjectRef, ref AgentRef) (*Ag
 // RegisterAgent registers name in p unless an agent of that name exists; it
 // reports whether it created one.
 func (c *Client) RegisterAgent(ctx context.Context, p ProjectRef, name string) (*Agent, bool, error) {
-	if err := ValidateAgentName(name); err != nil {
+	if err := agentname.Validate(name); err != nil {
 		return nil, false, err
 	}
 	agents, err := c.ListAgents(ctx, p)

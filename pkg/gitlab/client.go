@@ -110,7 +110,6 @@ func New(o Options) (*Client, error) {
 }
 
 // BaseURL is the GitLab instance this client talks to.
-func (c *Client) BaseURL() string { return c.baseURL }
 
 // repeat says whether a call may be sent again after it reached GitLab.
 type repeat int

@@ -121,7 +121,7 @@ func attemptID() string {
 func (c *Client) RevokePAT(ctx context.Context, id int64) error {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
-	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessToken(id, opt)
+	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessTokenByID(id, opt)
 	if err != nil {
 		return c.classify(fmt.Sprintf("revoking personal access token %d", id), resp, err, hints{})
 	}

@@ -194,7 +194,11 @@ func (c *Client) CreateToken(ctx context.Context, p ProjectRef, a *Agent, name, 
 			return nil, c.revokeStrayTokens(ctx, p, a, name, before, err)
 		}
 		if IsClass(err, ClassConflict) && ctx2.Err() == nil {
-			if tokens, lerr := c.ListTokensWithLastUse(ctx, p, a); lerr == nil && len(tokens) >= MaxActiveTokens {
+			// GitLab says which limit; the tokens in the way are listed
+			// again, and may be fewer by now (a racing install revoked
+			// its own): the answer is the limit all the same.
+			tokens, lerr := c.ListTokensWithLastUse(ctx, p, a)
+			if lerr == nil && (len(tokens) >= MaxActiveTokens || strings.Contains(strings.ToLower(err.Error()), "only two active tokens")) {
 				return nil, &TokenLimitError{Agent: a.Name, Tokens: tokens, Err: err}
 			}
 		}
@@ -246,4 +250,34 @@ func (c *Client) RevokeToken(ctx context.Context, p ProjectRef, a *Agent, id int
 		forbidden: fmt.Sprintf("you need the Maintainer role on %s to revoke agent tokens", p),
 		notFound:  fmt.Sprintf("agent %q has no token %d", a.Name, id),
 	})
+}
+
+// CreatedTokenError is a token this command created and then could not use:
+// Err says why; the token was revoked unless RevokeErr says otherwise.
+type CreatedTokenError struct {
+	Err       error
+	Agent     string
+	TokenID   int64
+	RevokeErr error
+}
+
+func (e *CreatedTokenError) Error() string {
+	if e.RevokeErr != nil {
+		return fmt.Sprintf("%v; revoking the new token %d failed too (%v): revoke it with 'kubectl gitlab-agent token revoke %s %d'", e.Err, e.TokenID, e.RevokeErr, e.Agent, e.TokenID)
+	}
+	return fmt.Sprintf("%v; the new token %d was revoked", e.Err, e.TokenID)
+}
+
+func (e *CreatedTokenError) Unwrap() error { return e.Err }
+
+// Revoked reports whether the token is revoked.
+func (e *CreatedTokenError) Revoked() bool { return e.RevokeErr == nil }
+
+// RevokeCreated revokes t, which this command created and cannot use
+// because of cause, even when ctx has ended (an interrupted command still
+// cleans up, briefly), and returns a *CreatedTokenError saying how it went.
+func (c *Client) RevokeCreated(ctx context.Context, p ProjectRef, a *Agent, t *NewToken, cause error) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	return &CreatedTokenError{Err: cause, Agent: a.Name, TokenID: t.ID, RevokeErr: c.RevokeToken(cctx, p, a, t.ID)}
 }

@@ -23,88 +23,101 @@ type RotateResult struct {
 // once agentk is connected with the new token the old one is revoked. If the
 // rollout or the connection fails, the Secret and Deployment are put back,
 // the old token stays and the new one is revoked.
-func Rotate(ctx context.Context, env Env, o Options) (res *RotateResult, err error) {
-	res = &RotateResult{}
-	ph := &phases{env: env, start: time.Now()}
-	defer func() { res.Phases = ph.list }()
-	cur, err := current(ctx, env, o.Input)
-	if err != nil {
-		return res, err
+func Rotate(ctx context.Context, env Env, o Options) (*RotateResult, error) {
+	r := &rotation{action: action{env: env}, o: o, res: &RotateResult{}, start: time.Now()}
+	err := r.run(ctx)
+	r.res.Phases = r.phases
+	return r.res, err
+}
+
+// rotation is one run of Rotate.
+type rotation struct {
+	action
+	o     Options
+	res   *RotateResult
+	start time.Time
+	cur   *installed
+	agent *gitlab.Agent
+	nt    *gitlab.NewToken
+}
+
+func (r *rotation) run(ctx context.Context) error {
+	var err error
+	if r.cur, err = r.current(ctx, r.o.Input); err != nil {
+		return err
 	}
-	if cur.tokenID == 0 {
-		return res, fmt.Errorf("the token Secret names no token ID (annotation %s): reinstall with 'kubectl gitlab-agent install %s' so that its token is known", TokenIDAnnotation, o.Name)
+	if r.cur.tokenID == 0 {
+		return fmt.Errorf("the token Secret names no token ID (annotation %s): reinstall with 'kubectl gitlab-agent install %s' so that its token is known", TokenIDAnnotation, r.o.Name)
 	}
-	res.OldTokenID = cur.tokenID
-	a, err := env.GitLab.FindAgent(ctx, o.Project, gitlab.AgentRef{Name: o.Name})
-	if err != nil {
-		return res, err
+	r.res.OldTokenID = r.cur.tokenID
+	if r.agent, err = r.env.GitLab.FindAgent(ctx, r.o.Project, gitlab.AgentRef{Name: r.o.Name}); err != nil {
+		return err
 	}
-	if err := makeRoom(ctx, env, o.Project, a, cur.tokenID, o.Yes); err != nil {
-		return res, err
+	if err := r.makeRoom(ctx, r.o.Project, r.agent, r.cur.tokenID, r.o.Yes); err != nil {
+		return err
 	}
-	var nt *gitlab.NewToken
-	if err := ph.run("create token", func() (err error) {
-		nt, err = env.GitLab.CreateToken(ctx, o.Project, a, tokenName(), "rotated by kubectl gitlab-agent")
+	if err := r.step("create token", func() (err error) {
+		r.nt, err = r.env.GitLab.CreateToken(ctx, r.o.Project, r.agent, tokenName(), "rotated by kubectl gitlab-agent")
 		return err
 	}); err != nil {
-		return res, err
+		return err
 	}
-	res.NewTokenID = nt.ID
-	env.say("created token %d for agent %q", nt.ID, o.Name)
-	in := o.withCurrent(cur, nt.Secret, nt.ID)
+	r.res.NewTokenID = r.nt.ID
+	r.say(fmt.Sprintf("created token %d for agent %q", r.nt.ID, r.o.Name))
+	in := r.o.withCurrent(r.cur, r.nt.Secret)
 	// Only if nobody wrote the Secret since it was read.
-	if err := claimSecret(ctx, env, in, nt, cur.secretRV); err != nil {
-		left := "nothing else changed"
+	if err := r.claimSecret(ctx, in, r.nt, r.cur.secretRV); err != nil {
 		if errors.Is(err, kube.ErrSecretChanged) {
-			err = fmt.Errorf("the agent's token Secret changed during the rotation (another rotation or install?): run it again")
+			err = errors.New("the agent's token Secret changed during the rotation (another rotation or install?): run it again")
 		} else {
 			err = fmt.Errorf("writing the new token into the Secret: %w", err)
 		}
-		return res, revokeNew(env, o.Project, a, nt, err, left)
+		return fmt.Errorf("%w; nothing else changed", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, err))
 	}
-
-	rollback := func(cause error) error {
-		// Put the old token back with its own context: ctx may be done.
-		bctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		old := o.withCurrent(cur, cur.token, cur.tokenID)
-		targets, _, rerr := renderAndDiff(bctx, env, old, cur.tokenID)
-		if rerr == nil {
-			rerr = env.Kube.ApplyAll(bctx, targets, kube.FieldManager)
-		}
-		left := fmt.Sprintf("the old token %d stays active", cur.tokenID)
-		if rerr != nil {
-			left += fmt.Sprintf(", but putting it back in the Secret failed (%v): run 'kubectl gitlab-agent upgrade %s' once the cluster answers", rerr, o.Name)
-		} else {
-			left += " and is back in the Secret"
-		}
-		return revokeNew(env, o.Project, a, nt, cause, left)
+	if err := r.roll(ctx); err != nil {
+		return r.rollback(ctx, err)
 	}
-
-	if err := ph.run("apply", func() error {
-		targets, _, err := renderAndDiff(ctx, env, in, nt.ID)
-		if err != nil {
-			return err
-		}
-		return env.Kube.ApplyAll(ctx, targets, kube.FieldManager)
+	if err := r.step("revoke old token", func() error {
+		return r.env.GitLab.RevokeToken(ctx, r.o.Project, r.agent, r.cur.tokenID)
 	}); err != nil {
-		return res, rollback(fmt.Errorf("updating the Secret and Deployment: %w", err))
+		return fmt.Errorf("the agent runs with the new token %d, but revoking the old token %d failed: %w; revoke it with 'kubectl gitlab-agent token revoke %s %d'", r.nt.ID, r.cur.tokenID, err, r.o.Name, r.cur.tokenID)
 	}
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	r.say(fmt.Sprintf("revoked the old token %d; agent %q runs with token %d", r.cur.tokenID, r.o.Name, r.nt.ID))
+	return nil
+}
+
+// roll applies the Deployment with the new token and waits until agentk
+// connects with it.
+func (r *rotation) roll(ctx context.Context) error {
+	in := r.o.withCurrent(r.cur, r.nt.Secret)
+	var out *rendered
+	if err := r.step("render", func() (err error) {
+		out, err = r.render(ctx, in, r.nt.ID)
+		return err
+	}); err != nil {
+		return fmt.Errorf("updating the Secret and Deployment: %w", err)
+	}
+	if err := r.apply(ctx, out); err != nil {
+		return fmt.Errorf("updating the Secret and Deployment: %w", err)
+	}
+	return r.awaitReady(ctx, in, r.o.Timeout, &connection{ref: r.o.Project, agent: r.agent, tokenID: r.nt.ID, since: r.start})
+}
+
+// rollback puts the old token back into the Secret and Deployment, with a
+// context of its own (ctx may be done), and revokes the new one.
+func (r *rotation) rollback(ctx context.Context, cause error) error {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if err := ph.run("rollout", func() error { return waitRollout(wctx, env, in) }); err != nil {
-		return res, rollback(err)
+	old := r.o.withCurrent(r.cur, r.cur.token)
+	out, err := r.render(bctx, old, r.cur.tokenID)
+	if err == nil {
+		err = r.env.Cluster.ApplyAll(bctx, out.targets, kube.FieldManager)
 	}
-	if err := ph.run("connection", func() error {
-		return waitConnected(wctx, env, o.Project, a, nt.ID, ph.start, false, in)
-	}); err != nil {
-		return res, rollback(err)
+	left := fmt.Sprintf("the old token %d stays active", r.cur.tokenID)
+	if err != nil {
+		left += fmt.Sprintf(", but putting it back in the Secret failed (%v): run 'kubectl gitlab-agent upgrade %s' once the cluster answers", err, r.o.Name)
+	} else {
+		left += " and is back in the Secret"
 	}
-	if err := ph.run("revoke old token", func() error {
-		return env.GitLab.RevokeToken(ctx, o.Project, a, cur.tokenID)
-	}); err != nil {
-		return res, fmt.Errorf("the agent runs with the new token %d, but revoking the old token %d failed: %w; revoke it with 'kubectl gitlab-agent token revoke %s %d'", nt.ID, cur.tokenID, err, o.Name, cur.tokenID)
-	}
-	env.say("revoked the old token %d; agent %q runs with token %d", cur.tokenID, o.Name, nt.ID)
-	return res, nil
+	return fmt.Errorf("%w; %s", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, cause), left)
 }

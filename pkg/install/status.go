@@ -44,8 +44,19 @@ type ClusterState struct {
 }
 
 // Status reports on the named agents (all of the project's when names is
-// empty). kube may be nil when no cluster is reachable.
+// empty). env.Cluster may be nil when there is no cluster to look at; a
+// cluster that does not answer is a warning, and GitLab's side is still
+// reported.
 func Status(ctx context.Context, env Env, project gitlab.ProjectRef, names []string) ([]*AgentStatus, error) {
+	var unreachable error
+	if env.Cluster != nil {
+		if unreachable = env.Cluster.Reachable(ctx); unreachable != nil {
+			if ctx.Err() != nil {
+				return nil, unreachable
+			}
+			env.Cluster = nil
+		}
+	}
 	kas, err := env.GitLab.DiscoverKAS(ctx)
 	if err != nil {
 		return nil, err
@@ -69,20 +80,19 @@ func Status(ctx context.Context, env Env, project gitlab.ProjectRef, names []str
 		if s.Tokens, err = env.GitLab.ListTokensWithLastUse(ctx, project, a); err != nil {
 			return nil, err
 		}
-		if env.Kube != nil {
-			if s.Cluster, err = clusterState(ctx, env.Kube, a.Name); err != nil {
+		if env.Cluster != nil {
+			if s.Cluster, err = clusterState(ctx, env.Cluster, a.Name); err != nil {
 				return nil, err
 			}
 		}
-		s.judge()
+		s.judge(unreachable)
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func clusterState(ctx context.Context, k *kube.Client, name string) (*ClusterState, error) {
-	sel := selector(manifest.Input{Name: name})
-	ds, err := k.FindDeployments(ctx, sel)
+func clusterState(ctx context.Context, c Cluster, name string) (*ClusterState, error) {
+	ds, err := c.FindDeployments(ctx, manifest.Selector(manifest.Input{Name: name}))
 	if err != nil {
 		return nil, fmt.Errorf("finding agent %q in the cluster: %w", name, err)
 	}
@@ -90,21 +100,14 @@ func clusterState(ctx context.Context, k *kube.Client, name string) (*ClusterSta
 		return nil, nil
 	}
 	d := ds[0]
-	r := kube.Rollout(d)
-	cs := &ClusterState{Namespace: d.Namespace, Deployment: d.Name, Desired: r.Desired, Ready: r.Ready, Available: r.Available}
-	for _, c := range d.Spec.Template.Spec.Containers {
-		if c.Name == manifest.ChartName {
-			cs.Image = c.Image
-			if i := strings.LastIndex(c.Image, ":"); i >= 0 {
-				cs.Version = c.Image[i+1:]
-			}
-		}
-	}
-	return cs, nil
+	r, run := kube.Rollout(d), RunningOf(d)
+	return &ClusterState{Namespace: d.Namespace, Deployment: d.Name, Desired: r.Desired, Ready: r.Ready, Available: r.Available,
+		Image: run.Image, Version: run.Version}, nil
 }
 
-// judge sets the verdict and warnings.
-func (s *AgentStatus) judge() {
+// judge sets the verdict and warnings; unreachable is why the cluster could
+// not be looked at, if it could not.
+func (s *AgentStatus) judge(unreachable error) {
 	used := false
 	for _, t := range s.Tokens {
 		if t.LastUsedAt != nil && time.Since(*t.LastUsedAt) < recentUse {
@@ -112,6 +115,13 @@ func (s *AgentStatus) judge() {
 		}
 	}
 	switch {
+	case unreachable != nil:
+		// GitLab's side alone: connected or not, wherever it runs.
+		s.Verdict = NotConnected
+		if used {
+			s.Verdict = Connected
+		}
+		s.Warnings = append(s.Warnings, "the cluster was not looked at: "+unreachable.Error())
 	case s.Cluster == nil && used:
 		// Running in a cluster this kubeconfig does not reach.
 		s.Verdict = Connected

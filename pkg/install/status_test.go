@@ -3,8 +3,6 @@ package install
 import (
 	"strings"
 	"testing"
-
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
 
 func TestSkewWarning(t *testing.T) {
@@ -25,20 +23,14 @@ func TestSkewWarning(t *testing.T) {
 	}
 }
 
-func TestSelector(t *testing.T) {
-	if got := selector(manifest.Input{Name: "prod"}); got != "app.kubernetes.io/instance=prod,app.kubernetes.io/name=gitlab-agent" {
-		t.Errorf("selector = %q", got)
-	}
-}
-
 func TestJudge(t *testing.T) {
 	s := &AgentStatus{}
-	s.judge()
+	s.judge(nil)
 	if s.Verdict != NotInstalled {
 		t.Errorf("no cluster state, no use: %s", s.Verdict)
 	}
 	s = &AgentStatus{Cluster: &ClusterState{Available: 2}}
-	s.judge()
+	s.judge(nil)
 	if s.Verdict != NotConnected {
 		t.Errorf("installed, never used: %s", s.Verdict)
 	}

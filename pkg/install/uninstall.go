@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,7 +17,8 @@ type UninstallOptions struct {
 	Options
 	RevokeTokens bool
 	DeleteAgent  bool
-	// Confirm asks the user; it is called once, with what would go.
+	// Confirm asks the user, unless Yes; it is called once, with what
+	// would go.
 	Confirm func(question string) (bool, error)
 }
 
@@ -27,14 +29,18 @@ type UninstallResult struct {
 	AgentDeleted  bool     `json:"agentDeleted"`
 }
 
+// ErrNotConfirmed is a confirmation the user declined.
+var ErrNotConfirmed = errors.New("nothing was deleted")
+
 // Uninstall deletes the objects the install owns (found by the install's
 // labels, the Namespace last) and waits until they are gone; then, when
 // asked, revokes the agent's tokens or deletes its registration.
 func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResult, error) {
+	a := &action{env: env}
 	res := &UninstallResult{}
 	in := o.Input
-	sel := selector(in)
-	objs, err := env.Kube.SelectedObjects(ctx, sel, []string{in.Namespace})
+	sel := manifest.Selector(in)
+	objs, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace})
 	if err != nil {
 		return res, fmt.Errorf("finding the install's objects (%s): %w", sel, err)
 	}
@@ -43,17 +49,17 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 		names = append(names, kube.RefOf(obj).String())
 	}
 	sort.Strings(names)
-	var a *gitlab.Agent
+	var ag *gitlab.Agent
 	if o.RevokeTokens || o.DeleteAgent {
 		if env.GitLab == nil {
-			return res, fmt.Errorf("--revoke-tokens and --delete-agent need GitLab credentials (GITLAB_TOKEN)")
+			return res, errors.New("revoking the agent's tokens or deleting it needs GitLab credentials")
 		}
-		if a, err = env.GitLab.FindAgent(ctx, o.Project, gitlab.AgentRef{Name: o.Name}); err != nil {
+		if ag, err = env.GitLab.FindAgent(ctx, o.Project, gitlab.AgentRef{Name: o.Name}); err != nil {
 			return res, err
 		}
 	}
-	if len(objs) == 0 && a == nil {
-		env.say("nothing of agent %q is installed in namespace %s", o.Name, in.Namespace)
+	if len(objs) == 0 && ag == nil {
+		a.say(fmt.Sprintf("nothing of agent %q is installed in namespace %s", o.Name, in.Namespace))
 		return res, nil
 	}
 	q := fmt.Sprintf("Delete %d objects of agent %q (%s)", len(objs), o.Name, strings.Join(names, ", "))
@@ -69,49 +75,33 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 			return res, err
 		}
 		if !ok {
-			return res, fmt.Errorf("nothing was deleted")
+			return res, ErrNotConfirmed
 		}
 	}
-	if err := env.Kube.DeleteAndWait(ctx, objs); err != nil {
+	if err := env.Cluster.DeleteAndWait(ctx, objs); err != nil {
 		return res, err
 	}
 	res.Deleted = names
-	env.say("deleted %d objects of agent %q", len(objs), o.Name)
+	a.say(fmt.Sprintf("deleted %d objects of agent %q", len(objs), o.Name))
 	if o.RevokeTokens {
-		tokens, err := env.GitLab.ListTokens(ctx, o.Project, a)
+		tokens, err := env.GitLab.ListTokens(ctx, o.Project, ag)
 		if err != nil {
 			return res, err
 		}
 		for _, t := range tokens {
-			if err := env.GitLab.RevokeToken(ctx, o.Project, a, t.ID); err != nil {
+			if err := env.GitLab.RevokeToken(ctx, o.Project, ag, t.ID); err != nil {
 				return res, err
 			}
 			res.RevokedTokens = append(res.RevokedTokens, t.ID)
 		}
-		env.say("revoked %d tokens of agent %q", len(tokens), o.Name)
+		a.say(fmt.Sprintf("revoked %d tokens of agent %q", len(tokens), o.Name))
 	}
 	if o.DeleteAgent {
-		if err := env.GitLab.DeleteAgent(ctx, o.Project, a); err != nil {
+		if err := env.GitLab.DeleteAgent(ctx, o.Project, ag); err != nil {
 			return res, err
 		}
 		res.AgentDeleted = true
-		env.say("deleted agent %q from %s", o.Name, o.Project)
+		a.say(fmt.Sprintf("deleted agent %q from %s", o.Name, o.Project))
 	}
 	return res, nil
-}
-
-// selector finds an install's objects: the chart's selector labels, which
-// a chart install carries as well.
-func selector(in manifest.Input) string {
-	labels := manifest.SelectorLabels(in)
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, k+"="+labels[k])
-	}
-	return strings.Join(parts, ",")
 }

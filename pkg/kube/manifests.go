@@ -43,13 +43,18 @@ func (m Manifest) Object() (*unstructured.Unstructured, error) {
 	return o, nil
 }
 
-// ManifestOf wraps an object built in memory (a rendered agent).
-func ManifestOf(o *unstructured.Unstructured, origin string) (Manifest, error) {
-	b, err := o.MarshalJSON()
-	if err != nil {
-		return Manifest{}, err
+// FromObjects wraps objects built in memory (a rendered agent), in order.
+func FromObjects(objs []map[string]any, origin string) ([]Manifest, error) {
+	out := make([]Manifest, 0, len(objs))
+	for _, obj := range objs {
+		o := &unstructured.Unstructured{Object: obj}
+		b, err := o.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", origin, err)
+		}
+		out = append(out, Manifest{Raw: b, Ref: RefOf(o), Origin: origin})
 	}
-	return Manifest{Raw: b, Ref: RefOf(o), Origin: origin}, nil
+	return out, nil
 }
 
 // header is the part of an object needed to place it.

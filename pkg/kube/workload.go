@@ -20,7 +20,6 @@ import (
 var (
 	deploymentsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	secretsGVR     = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	podsGVR        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 )
 
 // ApplyAll server-side applies the targets for real as manager, forcing
@@ -173,7 +172,7 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 			return err
 		}
 		if d == nil {
-			return fmt.Errorf("Deployment %s/%s does not exist", ns, name)
+			return fmt.Errorf("the Deployment %s/%s does not exist", ns, name)
 		}
 		s := Rollout(d)
 		if first || s != last {
@@ -184,14 +183,14 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 			return nil
 		}
 		if s.Problem != "" {
-			return fmt.Errorf("Deployment %s/%s cannot roll out: %s", ns, name, s.Problem)
+			return fmt.Errorf("the Deployment %s/%s cannot roll out: %s", ns, name, s.Problem)
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return fmt.Errorf("waiting for Deployment %s/%s (%s): %w", ns, name, s, ctx.Err())
 			}
-			return fmt.Errorf("Deployment %s/%s not available in time (%s): %w", ns, name, s, ctx.Err())
+			return fmt.Errorf("the Deployment %s/%s is not available in time (%s): %w", ns, name, s, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -251,25 +250,4 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 		}
 	}
 	return nil
-}
-
-// PodsOf lists the pods of a Deployment (by its selector).
-func (c *Client) PodsOf(ctx context.Context, d *appsv1.Deployment) ([]corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	l, err := c.Dynamic.Resource(podsGVR).Namespace(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, explain(err)
-	}
-	var out []corev1.Pod
-	for i := range l.Items {
-		var p corev1.Pod
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(l.Items[i].Object, &p); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }

@@ -5,9 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 )
 
 // Object is one rendered Kubernetes object, as its JSON map.
@@ -23,6 +27,9 @@ type Input struct {
 	// NoNamespace leaves the Namespace object out (it exists already).
 	NoNamespace bool
 	Values      Values
+	// Set lists the value keys the user set; the rest are the chart's
+	// defaults.
+	Set Keys
 }
 
 // Output is the rendered object set.
@@ -31,17 +38,6 @@ type Output struct {
 	// Embedded lists the Secrets (namespace/name) whose data carries a
 	// credential from the values, so that callers can warn about it.
 	Embedded []string
-}
-
-// namePattern is GitLab's rule for agent names (and a DNS-1123 label).
-var namePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// ValidateName checks an agent name against GitLab's naming rule.
-func ValidateName(name string) error {
-	if len(name) > 63 || !namePattern.MatchString(name) {
-		return fmt.Errorf("invalid agent name %q: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
-	}
-	return nil
 }
 
 // DefaultNamespace is where an agent goes when no namespace is given.
@@ -137,14 +133,9 @@ func SelectorLabels(in Input) map[string]string {
 	return out
 }
 
-// Labels are the labels every rendered object carries, so that install and
-// uninstall can find the set.
-func Labels(in Input) map[string]string {
-	out := map[string]string{}
-	for k, v := range commonLabels(computeNames(in), in.Values) {
-		out[k] = v.(string)
-	}
-	return out
+// Selector is SelectorLabels as a label selector.
+func Selector(in Input) string {
+	return labels.SelectorFromSet(SelectorLabels(in)).String()
 }
 
 func commonLabels(n names, v Values) map[string]any {
@@ -164,13 +155,13 @@ func commonLabels(n names, v Values) map[string]any {
 // Namespace object first, and, when the values name no token and no Secret,
 // the Deployment mounts the Secret "<fullname>-token" that install fills.
 func Render(in Input) (Output, error) {
-	if err := ValidateName(in.Name); err != nil {
+	if err := agentname.Validate(in.Name); err != nil {
 		return Output{}, err
 	}
 	if in.Namespace == "" {
 		in.Namespace = DefaultNamespace(in.Name)
 	}
-	if len(in.Namespace) > 63 || !namePattern.MatchString(in.Namespace) {
+	if len(validation.IsDNS1123Label(in.Namespace)) > 0 {
 		return Output{}, fmt.Errorf("invalid namespace %q: it must be a DNS label (lowercase letters, digits, '-')", in.Namespace)
 	}
 	v := in.Values

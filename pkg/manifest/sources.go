@@ -313,3 +313,37 @@ func coalesce(dst, src map[string]any) {
 		dst[k] = sv
 	}
 }
+
+// Keys are the dotted value keys the user set ("config.kasAddress") in values
+// files, --set or a plain flag, so that what the user left alone can come
+// from elsewhere (GitLab's KAS, the running agent).
+type Keys map[string]bool
+
+// The keys install and upgrade fill in when the user did not set them.
+const (
+	KeyKasAddress = "config.kasAddress"
+	KeyImageTag   = "image.tag"
+)
+
+// Has reports whether the user set key.
+func (k Keys) Has(key string) bool { return k[key] }
+
+// SetKeys lists the leaf keys the sources set; a list counts as one value.
+func SetKeys(sources ...Source) Keys {
+	keys := Keys{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			key := join(prefix, k)
+			if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+				walk(key, sub)
+				continue
+			}
+			keys[key] = true
+		}
+	}
+	for _, s := range sources {
+		walk("", s.tree)
+	}
+	return keys
+}

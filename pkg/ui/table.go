@@ -1,13 +1,11 @@
 package ui
 
 import (
-	"fmt"
 	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/charmbracelet/lipgloss"
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
@@ -38,6 +36,8 @@ const (
 	Warn
 	Bad
 	Faint
+	Bold
+	Accent
 )
 
 // C is a plain cell.
@@ -45,15 +45,6 @@ func C(text string) Cell { return Cell{Text: text} }
 
 // S is a styled cell.
 func S(text string, s Style) Cell { return Cell{Text: text, Style: s} }
-
-var styles = map[Style]lipgloss.Style{
-	Good:  lipgloss.NewStyle().Foreground(lipgloss.Color("2")),
-	Warn:  lipgloss.NewStyle().Foreground(lipgloss.Color("3")),
-	Bad:   lipgloss.NewStyle().Foreground(lipgloss.Color("1")),
-	Faint: lipgloss.NewStyle().Faint(true),
-}
-
-var headerStyle = lipgloss.NewStyle().Bold(true)
 
 // Write prints the table. Cell text often comes from GitLab or the cluster:
 // control characters and the like are printed as visible escapes.
@@ -77,6 +68,7 @@ func (t *Table) Write(w io.Writer) error {
 		}
 	}
 	var b strings.Builder
+	p := NewPainter(w, t.Color)
 	line := func(cells []Cell, header bool) {
 		for i, c := range cells {
 			text := c.Text
@@ -84,13 +76,10 @@ func (t *Table) Write(w io.Writer) error {
 			if i < len(cells)-1 && i < len(widths) {
 				pad = strings.Repeat(" ", max(widths[i]-utf8.RuneCountInString(text), 0)+3)
 			}
-			if t.Color {
-				switch {
-				case header:
-					text = headerStyle.Render(text)
-				case c.Style != Plain:
-					text = styles[c.Style].Render(text)
-				}
+			if header {
+				text = p.Paint(text, Bold)
+			} else {
+				text = p.Paint(text, c.Style)
 			}
 			b.WriteString(text + pad)
 		}
@@ -122,17 +111,4 @@ func Ago(t *time.Time, now time.Time) string {
 		return "never"
 	}
 	return Age(t, now) + " ago"
-}
-
-// Fprintln writes a line of text, for the commands' plain messages.
-func Fprintln(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, format+"\n", args...)
-}
-
-// Paint styles text as a cell of style s would be.
-func (t *Table) Paint(text string, s Style) string {
-	if st, ok := styles[s]; ok {
-		return st.Render(text)
-	}
-	return text
 }

@@ -79,3 +79,20 @@ func TestRemoteTextIsInert(t *testing.T) {
 		}
 	}
 }
+
+// TestTableColourFollowsTheFlag: Color decides, whatever the writer is.
+func TestTableColourFollowsTheFlag(t *testing.T) {
+	for _, color := range []bool{false, true} {
+		var b bytes.Buffer
+		tbl := &Table{Headers: []string{"status"}, Rows: [][]Cell{{S("active", Good)}}, Color: color}
+		if err := tbl.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "\x1b[1mSTATUS") && strings.Contains(b.String(), "\x1b[32mactive"); got != color {
+			t.Errorf("Color %v: %q", color, b.String())
+		}
+		if !color && strings.Contains(b.String(), "\x1b") {
+			t.Errorf("escape codes without colour: %q", b.String())
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
+)
+
+// fakeFactory gives commands an in-memory cluster.
+type fakeFactory struct{ cluster *fake.Cluster }
+
+func (fakeFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client, error) {
+	return nil, errors.New("this test has no real cluster")
+}
+
+func (f fakeFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {
+	return f.cluster, nil
+}
+
+// inProcess is a fake GitLab, a maintainer's token in a file, and an
+// in-memory cluster whose agentk connects when its Deployment is applied.
+type inProcess struct {
+	gl        *fakegitlab.Server
+	project   *fakegitlab.Project
+	user      *fakegitlab.User
+	tokenFile string
+	cluster   *fake.Cluster
+}
+
+func newInProcess(t *testing.T) *inProcess {
+	t.Helper()
+	w := &inProcess{gl: fakegitlab.New(), cluster: fake.New()}
+	t.Cleanup(w.gl.Close)
+	var token string
+	w.user, token = w.gl.AddUser("maria")
+	w.project = w.gl.AddProject("infra/agents")
+	w.gl.SetRole(w.project, w.user, fakegitlab.Maintainer)
+	w.tokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(w.tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"GITLAB_URL", "GITLAB_TOKEN", "CI_JOB_TOKEN", "CI_PROJECT_ID", "CI_SERVER_URL"} {
+		t.Setenv(k, "")
+	}
+	w.cluster.OnApply = func(o *unstructured.Unstructured) {
+		if o.GetKind() != "Deployment" {
+			return
+		}
+		for _, ref := range w.cluster.Objects() {
+			if ref.Kind == "Secret" && ref.Namespace == o.GetNamespace() {
+				if tok, ok, _ := unstructured.NestedString(w.cluster.Get(ref).Object, "data", "token"); ok {
+					w.gl.MarkTokenUsed(mustDecode(t, tok), time.Now())
+				}
+			}
+		}
+	}
+	return w
+}
+
+// run runs the plugin in-process with the GitLab flags for the fake.
+func (w *inProcess) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	args = append(args, "--gitlab-url", w.gl.URL, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents")
+	return w.runBare(t, args...)
+}
+
+func (w *inProcess) runBare(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Execute(fakeFactory{w.cluster}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestInstallInProcess(t *testing.T) {
+	w := newInProcess(t)
+
+	code, out, errOut := w.run(t, "install", "prod", "--dry-run")
+	if code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, errOut)
+	}
+	wantPrefix := `GitLab: would register agent "prod" in infra/agents
+GitLab: would commit .gitlab/agents/prod/config.yaml to main in infra/agents (ci_access for infra/agents, user_access for infra/agents, user_access as the agent)
+GitLab: would create a token
+Cluster: Plan: `
+	if !strings.HasPrefix(out, wantPrefix) || len(w.cluster.Applied()) != 0 {
+		t.Errorf("dry run printed:\n%s\nwant it to start:\n%s", out, wantPrefix)
+	}
+
+	code, out, errOut = w.run(t, "install", "prod", "--v=1")
+	if code != 0 || out != "agent \"prod\" is installed in namespace gitlab-agent-prod and connected\n" {
+		t.Fatalf("install: exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	for _, s := range []string{`registered agent "prod" in infra/agents`, "created token", "  rollout ", "install took"} {
+		if !strings.Contains(errOut, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, errOut)
+		}
+	}
+
+	code, out, errOut = w.run(t, "install", "prod", "-o", "json")
+	var doc struct {
+		UpToDate  bool   `json:"upToDate"`
+		Connected bool   `json:"connected"`
+		Namespace string `json:"namespace"`
+		TokenID   int64  `json:"tokenID"`
+		Agent     struct {
+			Name string `json:"name"`
+		} `json:"agent"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("install -o json: exit %d, %q, %s", code, out, errOut)
+	}
+	if !doc.UpToDate || !doc.Connected || doc.Namespace != "gitlab-agent-prod" || doc.Agent.Name != "prod" || doc.TokenID == 0 {
+		t.Errorf("install -o json: %+v", doc)
+	}
+
+	code, out, _ = w.runBare(t, "upgrade", "prod", "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "upToDate: true") {
+		t.Errorf("upgrade -o yaml: exit %d, %q", code, out)
+	}
+}
+
+// TestFlagHintsComeFromTheCommand: pkg/install says what it needs; the
+// command names the flag.
+func TestFlagHintsComeFromTheCommand(t *testing.T) {
+	w := newInProcess(t)
+	a := w.gl.AddAgent(w.project, "prod", w.user)
+	w.gl.AddAgentToken(a, "one", w.user)
+	w.gl.AddAgentToken(a, "two", w.user)
+	code, _, errOut := w.run(t, "install", "prod", "--no-config")
+	if code != 1 || !strings.Contains(errOut, "or pass --yes to revoke token") || strings.Count(errOut, "error:") != 1 {
+		t.Errorf("at the token limit: exit %d, %s", code, errOut)
+	}
+
+	w = newInProcess(t)
+	w.gl.SetFile(w.project, "main", ".gitlab/agents/prod/config.yaml", []byte("ci_access: [\n"))
+	code, _, errOut = w.run(t, "install", "prod")
+	if code != 1 || !strings.Contains(errOut, "(fix the file, or pass --no-config)") {
+		t.Errorf("a broken config file: exit %d, %s", code, errOut)
+	}
+}
+
+// TestFlagsOnlyWhereTheyMeanSomething: a flag a command would ignore is an
+// unknown flag there.
+func TestFlagsOnlyWhereTheyMeanSomething(t *testing.T) {
+	w := newInProcess(t)
+	for _, args := range [][]string{
+		{"render", "demo", "--project", "x"},
+		{"render", "demo", "--gitlab-url", "https://gitlab.example.com"},
+		{"render", "demo", "--kubeconfig", "x"},
+		{"version", "--gitlab-token-file", "x"},
+		{"agent", "list", "--kubeconfig", "x"},
+		{"upgrade", "prod", "--project", "x"},
+		{"get-token", "--agent-id", "1", "--project", "x"},
+		{"token-cache", "list", "--gitlab-url", "x"},
+		{"completion", "bash", "-o", "json"},
+	} {
+		code, out, errOut := w.runBare(t, args...)
+		if code != 1 || out != "" || !strings.HasPrefix(errOut, "error: unknown ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want an unknown flag", args, code, out, errOut)
+		}
+	}
+}
+
+// TestEveryResultTakesJSONAndYAML: every command that prints a result has
+// -o json and -o yaml.
+func TestEveryResultTakesJSONAndYAML(t *testing.T) {
+	noResult := map[string]bool{"completion": true, "__generate": true, "get-token": true, "proxy": true}
+	root := NewRootCmd(DefaultFactory(), genericiooptions.NewTestIOStreamsDiscard())
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if !c.Runnable() || noResult[c.Name()] || c.Name() == "help" {
+			return
+		}
+		f := c.Flags().Lookup("output")
+		if f == nil || !strings.Contains(f.Usage, "json") || !strings.Contains(f.Usage, "yaml") {
+			t.Errorf("%s has no -o json|yaml", c.CommandPath())
+		}
+	}
+	walk(root)
+}
+
+func mustDecode(t *testing.T, b64 string) string {
+	t.Helper()
+	var s []byte
+	if err := json.Unmarshal([]byte(`"`+b64+`"`), &s); err != nil {
+		t.Fatal(err)
+	}
+	return string(s)
+}

@@ -1,0 +1,182 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	neturl "net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitremote"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
+)
+
+// Flags belong to the commands that honour them (as kubectl's PrintFlags and
+// helm's bindOutputFlag): each group below is added only where it means
+// something, so that anywhere else it is an "unknown flag" error.
+
+// defaultGitLabURL is used when neither --gitlab-url nor GITLAB_URL nor
+// CI_SERVER_URL says otherwise.
+const defaultGitLabURL = "https://gitlab.com"
+
+// GitLabFlags choose the GitLab instance, the credential and (for the
+// commands that act on a project) the project.
+type GitLabFlags struct {
+	URL       string
+	TokenFile string
+	Project   string
+
+	warned map[string]bool // hosts warned about cleartext
+}
+
+// AddFlags binds the GitLab flags to cmd; withProject adds --project.
+func (g *GitLabFlags) AddFlags(cmd *cobra.Command, withProject bool) {
+	f := cmd.Flags()
+	f.StringVar(&g.URL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
+	f.StringVar(&g.TokenFile, "gitlab-token-file", "", "read the GitLab token from FILE (default: $GITLAB_TOKEN, in CI $CI_JOB_TOKEN, else glab's stored token)")
+	if withProject {
+		f.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI, else the git remote's)")
+	}
+}
+
+// ResolvedURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL (set in
+// every GitLab CI job), else https://gitlab.com.
+func (g *GitLabFlags) ResolvedURL() string {
+	for _, v := range []string{g.URL, os.Getenv("GITLAB_URL"), os.Getenv("CI_SERVER_URL")} {
+		if v != "" {
+			return strings.TrimRight(v, "/")
+		}
+	}
+	return defaultGitLabURL
+}
+
+// ResolvedProject is --project, else CI_PROJECT_ID inside a CI job.
+func (g *GitLabFlags) ResolvedProject() string {
+	if g.Project != "" {
+		return g.Project
+	}
+	return os.Getenv("CI_PROJECT_ID")
+}
+
+// Client builds the GitLab client from the URL and the first credential of
+// the chain (--gitlab-token-file, GITLAB_TOKEN, CI_JOB_TOKEN, glab's
+// config), with retry notices on errOut.
+func (g *GitLabFlags) Client(errOut io.Writer) (*gitlab.Client, error) {
+	url := g.ResolvedURL()
+	creds, err := gitlab.FindCredentials(url, g.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	g.WarnCleartext(errOut, url, "the GitLab token")
+	return gitlab.New(gitlab.Options{
+		URL:         url,
+		Credentials: creds,
+		Log:         errOut,
+		UserAgent:   "kubectl-gitlab-agent/" + version.Get().Version,
+	})
+}
+
+// WarnCleartext warns, once per command and host, that what is sent to
+// rawURL crosses the network unencrypted.
+func (g *GitLabFlags) WarnCleartext(errOut io.Writer, rawURL, what string) {
+	if !gitlab.Cleartext(rawURL) {
+		return
+	}
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return
+	}
+	if g.warned == nil {
+		g.warned = map[string]bool{}
+	}
+	if g.warned[u.Host] {
+		return
+	}
+	g.warned[u.Host] = true
+	fmt.Fprintf(errOut, "warning: %s goes to %s over plain http, readable by anyone on the network path; use https\n", what, u.Host)
+}
+
+// ProjectRef is --project, else CI_PROJECT_ID in a CI job, else the project
+// of the git checkout around the working directory when its remote is on the
+// same GitLab (which errOut then names).
+func (g *GitLabFlags) ProjectRef(errOut io.Writer) (gitlab.ProjectRef, error) {
+	if p := g.ResolvedProject(); p != "" {
+		ref, err := gitlab.ParseProject(p)
+		if err != nil {
+			return gitlab.ProjectRef{}, fmt.Errorf("--project: %w", err)
+		}
+		return ref, nil
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if path, remote, ok := gitremote.Project(wd, g.ResolvedURL()); ok {
+			if ref, err := gitlab.ParseProject(path); err == nil {
+				fmt.Fprintf(errOut, "using project %s (from the git remote %q)\n", ref, remote)
+				return ref, nil
+			}
+		}
+	}
+	return gitlab.ProjectRef{}, fmt.Errorf("no project: pass --project GROUP/PROJECT (the project that holds the agent), or run inside a clone of it")
+}
+
+// OutputFlags is -o for a command that prints a result: the formats it
+// takes, the first the default.
+type OutputFlags struct {
+	Format  string
+	allowed []string
+}
+
+// NewOutputFlags accepts the formats allowed, the first the default.
+func NewOutputFlags(allowed ...string) *OutputFlags { return &OutputFlags{allowed: allowed} }
+
+// AddFlags binds -o to cmd.
+func (o *OutputFlags) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.Format, "output", "o", "", "output format: "+strings.Join(o.allowed, ", ")+" (default "+o.allowed[0]+")")
+}
+
+// Validate settles the format, the default when none was given.
+func (o *OutputFlags) Validate() error {
+	if o.Format == "" {
+		o.Format = o.allowed[0]
+		return nil
+	}
+	for _, a := range o.allowed {
+		if o.Format == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown output format %q: use one of %s", o.Format, strings.Join(o.allowed, ", "))
+}
+
+// PrintDocument prints v for -o json or yaml and reports whether it did;
+// other formats are the command's own.
+func (o *OutputFlags) PrintDocument(w io.Writer, v any) (bool, error) {
+	switch o.Format {
+	case "json":
+		return true, ui.PrintJSON(w, v)
+	case "yaml":
+		return true, ui.PrintYAML(w, v)
+	}
+	return false, nil
+}
+
+// newKubeFlags are kubectl's flags (--kubeconfig, --context, -n, ...) for a
+// command that talks to a cluster.
+func newKubeFlags(cmd *cobra.Command) *genericclioptions.ConfigFlags {
+	f := genericclioptions.NewConfigFlags(true)
+	f.AddFlags(cmd.Flags())
+	return f
+}
+
+// namespaceFlag is -n as given, "" when not given (so that a default of the
+// agent's own wins over the kubeconfig context's).
+func namespaceFlag(cmd *cobra.Command, f *genericclioptions.ConfigFlags) string {
+	if cmd.Flags().Changed("namespace") && f.Namespace != nil {
+		return *f.Namespace
+	}
+	return ""
+}

@@ -1,0 +1,76 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
+)
+
+// GetTokenOptions is the exec credential plugin kubeconfig configures.
+type GetTokenOptions struct {
+	GitLab  GitLabFlags
+	AgentID int64
+	CI      bool
+	Days    int
+
+	creds tunnel.CredentialOptions
+	genericiooptions.IOStreams
+}
+
+// NewCmdGetToken builds `get-token`, the exec credential plugin.
+func NewCmdGetToken(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &GetTokenOptions{IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "get-token --agent-id ID",
+		Short: "Print an ExecCredential for KAS's Kubernetes proxy (kubectl runs this)",
+		Long: `The exec credential plugin that 'kubeconfig' configures. It prints a
+client.authentication.k8s.io/v1 ExecCredential whose token is
+pat:<agent ID>:<k8s_proxy personal access token>, or with --ci
+ci:<agent ID>:<CI_JOB_TOKEN>.
+
+The personal access token is created once (it expires after --token-expiry
+days, at 00:00 UTC) and cached per GitLab URL and credential in a file (0600)
+under the user's cache directory; parallel calls create one token. kubectl is
+told it expires five minutes early. A cached token GitLab refuses is replaced.`,
+		Args: cobra.NoArgs,
+		RunE: runOptions(o),
+	}
+	o.GitLab.AddFlags(cmd, false)
+	f := cmd.Flags()
+	f.Int64Var(&o.AgentID, "agent-id", 0, "the agent's numeric ID")
+	f.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN")
+	f.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	return cmd
+}
+
+// Complete finds the credentials.
+func (o *GetTokenOptions) Complete(*cobra.Command, []string) (err error) {
+	o.creds, err = credentialOptions(&o.GitLab, o.AgentID, o.CI, o.Days, o.ErrOut)
+	return err
+}
+
+// Validate checks the agent ID.
+func (o *GetTokenOptions) Validate() error {
+	if o.AgentID <= 0 {
+		return fmt.Errorf("--agent-id is required (the numeric ID 'kubectl gitlab-agent agent list' shows)")
+	}
+	return nil
+}
+
+// Run prints the ExecCredential.
+func (o *GetTokenOptions) Run(ctx context.Context) error {
+	c, err := tunnel.GetCredential(ctx, o.creds)
+	if err != nil {
+		return err
+	}
+	b, err := tunnel.ExecCredential(c)
+	if err != nil {
+		return err
+	}
+	_, err = o.Out.Write(b)
+	return err
+}

@@ -1,0 +1,89 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+)
+
+// InstallOptions installs an agent: the flags map onto install.Install's
+// options, and its result is printed.
+type InstallOptions struct {
+	lifecycle
+	NoConfig bool
+}
+
+// NewCmdInstall builds `install NAME`.
+func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &InstallOptions{lifecycle: newLifecycle(f, g, streams)}
+	cmd := &cobra.Command{
+		Use:   "install NAME",
+		Short: "Register, configure, deploy and connect an agent, in one re-runnable command",
+		Long: `Install the agent NAME:
+  1. find KAS from GitLab's /metadata (agentk's version defaults to KAS's);
+  2. find or register the agent in --project;
+  3. merge ci_access and user_access (as the agent) for the project into
+     .gitlab/agents/NAME/config.yaml, keeping the rest (--no-config skips);
+  4. reuse the token the cluster's Secret holds while GitLab lists it as
+     active, else create one (at GitLab's two-token limit, --yes revokes the
+     least recently used);
+  5. server-side apply the objects 'render NAME' prints (adopting a Helm chart
+     install's objects rather than duplicating them);
+  6. wait until the Deployment is available, and
+  7. until agentk has connected to KAS with the token (--no-wait skips 6-7).
+Re-running with the same inputs changes nothing and says "up to date".
+--dry-run prints the plan and the diff. If a step after creating a token
+fails, or the command is interrupted, that token is revoked and the error
+says what stays.`,
+		Example: `  kubectl gitlab-agent install prod-eu --project infra/agents
+  kubectl gitlab-agent install prod-eu --project infra/agents --dry-run
+  kubectl gitlab-agent install prod-eu -f values.yaml --set replicas=3 --v=1`,
+		Args: exactArgs(1, "NAME"),
+		RunE: runOptions(o),
+	}
+	o.addFlags(cmd, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true})
+	cmd.Flags().BoolVar(&o.NoConfig, "no-config", false, "leave the agent's config file alone")
+	return cmd
+}
+
+// Complete checks the flags, reads the input and connects to GitLab and the
+// cluster.
+func (o *InstallOptions) Complete(cmd *cobra.Command, args []string) error {
+	return o.complete(cmd, args[0], true)
+}
+
+// installDocument is install's result for -o json|yaml.
+type installDocument struct {
+	*install.InstallResult
+	Plan *planDocument `json:"plan,omitempty"`
+}
+
+// Run installs and prints the outcome.
+func (o *InstallOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
+	o.printTotal("install", start)
+	if err != nil {
+		return o.explain(err)
+	}
+	if done, err := o.Output.PrintDocument(o.Out, installDocument{res, newPlanDocument(res.Plan)}); done {
+		return err
+	}
+	name, ns := o.opts.Name, res.Namespace
+	switch {
+	case res.Plan != nil:
+		return o.printPlan(res.Plan)
+	case res.UpToDate:
+		_, err = fmt.Fprintf(o.Out, "agent %q is up to date in namespace %s\n", name, ns)
+	case res.Connected:
+		_, err = fmt.Fprintf(o.Out, "agent %q is installed in namespace %s and connected\n", name, ns)
+	default:
+		_, err = fmt.Fprintf(o.Out, "agent %q is installed in namespace %s (not waited for)\n", name, ns)
+	}
+	return err
+}

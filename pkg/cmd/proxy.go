@@ -1,0 +1,137 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
+)
+
+// ProxyOptions serves the agent's cluster API on a local port.
+type ProxyOptions struct {
+	agentTarget
+	Port           int
+	Address        string
+	AcceptHosts    string
+	KubeconfigOut  string
+	CAFile         string
+	CI             bool
+	Days           int
+	MaxConnections int
+
+	acceptHostsSet bool
+}
+
+// NewCmdProxy builds `proxy NAME|ID`.
+func NewCmdProxy(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ProxyOptions{agentTarget: agentTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text")}}}
+	cmd := &cobra.Command{
+		Use:   "proxy NAME|ID",
+		Short: "Serve the agent's cluster API on localhost, through KAS, for tools without exec plugins",
+		Long: `Serve a local Kubernetes API endpoint, like 'kubectl proxy', that forwards every
+request through KAS's proxy with the agent credential attached (as get-token
+makes it). Watches and 'logs -f' stream, and exec, attach, port-forward and
+cp upgrades (SPDY and WebSocket) pass through. When GitLab refuses the
+credential it is renewed once. --kubeconfig-out writes a kubeconfig pointing
+at the proxy. Listens on 127.0.0.1 unless --address says otherwise, which
+also needs --accept-hosts.`,
+		Example: `  kubectl gitlab-agent proxy prod-eu --project infra/agents --kubeconfig-out proxy.kubeconfig &
+  KUBECONFIG=proxy.kubeconfig helm list -A`,
+		Args: exactArgs(1, "NAME|ID"),
+		RunE: runOptions(o),
+	}
+	o.agentTarget.addFlags(cmd, false)
+	f := cmd.Flags()
+	f.IntVarP(&o.Port, "port", "p", 8001, "the port to listen on (0 picks a free one)")
+	f.StringVar(&o.Address, "address", "127.0.0.1", "the address to listen on")
+	f.StringVar(&o.AcceptHosts, "accept-hosts", tunnel.DefaultAcceptHosts, "regular expressions of the Host headers to answer, comma-separated")
+	f.StringVar(&o.KubeconfigOut, "kubeconfig-out", "", "write a kubeconfig that points at the proxy to FILE")
+	f.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
+	f.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
+	f.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	f.IntVar(&o.MaxConnections, "max-connections", tunnel.DefaultMaxConnections, "the most client connections served at once; more wait")
+	return cmd
+}
+
+// Complete reads the arguments and which flags were given.
+func (o *ProxyOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.acceptHostsSet = cmd.Flags().Changed("accept-hosts")
+	return o.agentCommand.Complete(cmd, args)
+}
+
+// Validate checks the flags before any request.
+func (o *ProxyOptions) Validate() error {
+	if err := o.agentTarget.Validate(); err != nil {
+		return err
+	}
+	if !tunnel.IsLoopback(o.Address) && !o.acceptHostsSet {
+		return fmt.Errorf("--address %s is not loopback: pass --accept-hosts with the host names clients use (anyone who reaches it acts as you on the cluster)", o.Address)
+	}
+	if o.MaxConnections < 1 {
+		return fmt.Errorf("--max-connections must be 1 or more")
+	}
+	return nil
+}
+
+// Run looks the agent and KAS up, then listens and serves until ctx ends.
+func (o *ProxyOptions) Run(ctx context.Context) error {
+	if err := o.resolve(ctx); err != nil {
+		return err
+	}
+	creds, err := credentialOptions(&o.GitLab, o.agent.ID, o.CI, o.Days, o.ErrOut)
+	if err != nil {
+		return err
+	}
+	proxy, err := tunnel.NewProxy(tunnel.ProxyOptions{
+		Target: o.proxyURL, CAFile: o.CAFile, AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
+		Credential: func(ctx context.Context, refresh bool) (string, error) {
+			c := creds
+			c.Refresh = refresh
+			cred, err := tunnel.GetCredential(ctx, c)
+			return cred.Token, err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.Port)))
+	if err != nil {
+		return fmt.Errorf("listening on %s:%d: %w (choose another with --port)", o.Address, o.Port, err)
+	}
+	if !tunnel.IsLoopback(o.Address) {
+		fmt.Fprintf(o.ErrOut, "warning: serving on %s: anyone who reaches it acts on the cluster as you\n", l.Addr())
+	}
+	if o.KubeconfigOut != "" {
+		if err := writeProxyKubeconfig(o.KubeconfigOut, "http://"+l.Addr().String(), o.agent.Name); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	fmt.Fprintf(o.Out, "Starting to serve on %s\n", l.Addr())
+	return proxy.Serve(ctx, l)
+}
+
+func writeProxyKubeconfig(path, server, agent string) error {
+	cfg := clientcmdapi.NewConfig()
+	name := "gitlab-agent-proxy-" + agent
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	b, err := clientcmd.Write(*cfg)
+	if err == nil {
+		err = secretfile.Replace(path, b)
+	}
+	if err != nil {
+		return fmt.Errorf("writing --kubeconfig-out: %w", err)
+	}
+	return nil
+}

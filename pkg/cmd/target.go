@@ -1,0 +1,93 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
+)
+
+// agentTarget is an agent reached through KAS: its ID and KAS's proxy URL,
+// for kubeconfig and proxy.
+type agentTarget struct {
+	agentCommand
+	agent *gitlab.Agent
+	kas   *gitlab.KAS
+	proj  *gitlab.Project
+	// KASProxyURL is --kas-proxy-url; proxyURL the URL credentials go to.
+	KASProxyURL string
+	proxyURL    string
+}
+
+// addFlags binds the GitLab flags, --kas-proxy-url and, withOutput, -o.
+func (t *agentTarget) addFlags(cmd *cobra.Command, withOutput bool) {
+	t.GitLab.AddFlags(cmd, true)
+	if withOutput {
+		t.Output.AddFlags(cmd)
+	}
+	cmd.Flags().StringVar(&t.KASProxyURL, "kas-proxy-url", "", "KAS's Kubernetes API proxy URL (default: what GitLab's /metadata advertises, on GitLab's own site)")
+}
+
+// Validate checks --kas-proxy-url before any request.
+func (t *agentTarget) Validate() error {
+	if t.KASProxyURL != "" {
+		if err := tunnel.CheckProxyURL(t.GitLab.ResolvedURL(), t.KASProxyURL, true); err != nil {
+			return fmt.Errorf("--kas-proxy-url: %w", err)
+		}
+	}
+	return nil
+}
+
+// resolve looks the agent, its project and KAS up, and settles the proxy URL:
+// --kas-proxy-url or what GitLab advertises, on GitLab's own site unless
+// the user chose otherwise.
+func (t *agentTarget) resolve(ctx context.Context) error {
+	var err error
+	if t.agent, err = t.agentCommand.agent(ctx); err != nil {
+		return err
+	}
+	if t.proj, err = t.client.GetProject(ctx, t.project); err != nil {
+		return err
+	}
+	if t.kas, err = t.client.DiscoverKAS(ctx); err != nil {
+		return err
+	}
+	t.proxyURL = strings.TrimRight(t.KASProxyURL, "/")
+	if t.proxyURL == "" {
+		if err := tunnel.CheckProxyURL(t.GitLab.ResolvedURL(), t.kas.ProxyURL, false); err != nil {
+			return err
+		}
+		t.proxyURL = t.kas.ProxyURL
+	}
+	t.GitLab.WarnCleartext(t.ErrOut, t.proxyURL, "the k8s_proxy token")
+	return nil
+}
+
+// credentialOptions says how get-token and proxy get the agent credential:
+// the job token in CI, else a cached k8s_proxy PAT minted with the user's
+// GitLab credentials.
+func credentialOptions(g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
+	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedURL(), AgentID: agentID, CI: ci, Days: days, Log: log}
+	if ci {
+		return o, nil
+	}
+	creds, err := gitlab.FindCredentials(o.GitLabURL, g.TokenFile)
+	switch {
+	case errors.Is(err, gitlab.ErrNoCredentials):
+		// A cached token serves without them; they are needed to mint.
+		o.NoCredentials = err
+	case err != nil:
+		return o, err
+	default:
+		o.Credentials = creds
+	}
+	g.WarnCleartext(log, o.GitLabURL, "the GitLab token")
+	o.Cache, err = tunnel.DefaultCache()
+	return o, err
+}

@@ -1,0 +1,79 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
+)
+
+// UninstallOptions removes an agent from the cluster, and from GitLab when
+// asked.
+type UninstallOptions struct {
+	lifecycle
+	RevokeTokens bool
+	DeleteAgent  bool
+}
+
+// NewCmdUninstall builds `uninstall NAME`.
+func NewCmdUninstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &UninstallOptions{lifecycle: newLifecycle(f, g, streams)}
+	cmd := &cobra.Command{
+		Use:   "uninstall NAME",
+		Short: "Delete the agent's objects from the cluster; optionally revoke its tokens or delete it in GitLab",
+		Long: `Delete every object of the install (found by its labels; the Namespace last, if
+the install created it) and wait until they are gone. --revoke-tokens revokes
+the agent's tokens and --delete-agent deletes its registration in GitLab.
+Asks for confirmation on a terminal; elsewhere it needs --yes.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: runOptions(o),
+	}
+	o.addFlags(cmd, lifecycleFlags{gitlab: true, yes: true})
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the objects to be gone")
+	cmd.Flags().BoolVar(&o.RevokeTokens, "revoke-tokens", false, "also revoke the agent's tokens in GitLab")
+	cmd.Flags().BoolVar(&o.DeleteAgent, "delete-agent", false, "also delete the agent's registration in GitLab")
+	return cmd
+}
+
+// Complete checks the flags, reads the input and connects; GitLab only for
+// --revoke-tokens and --delete-agent.
+func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
+	return o.complete(cmd, args[0], o.RevokeTokens || o.DeleteAgent)
+}
+
+// Run uninstalls and prints what went.
+func (o *UninstallOptions) Run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	res, err := install.Uninstall(ctx, o.env, install.UninstallOptions{
+		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
+		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },
+	})
+	if err != nil {
+		return o.explain(err)
+	}
+	if done, err := o.Output.PrintDocument(o.Out, res); done {
+		return err
+	}
+	if len(res.Deleted) == 0 && !res.AgentDeleted && len(res.RevokedTokens) == 0 {
+		return nil // the report said there was nothing
+	}
+	var parts []string
+	if len(res.Deleted) > 0 {
+		parts = append(parts, fmt.Sprintf("%d objects deleted", len(res.Deleted)))
+	}
+	if len(res.RevokedTokens) > 0 {
+		parts = append(parts, fmt.Sprintf("%d tokens revoked", len(res.RevokedTokens)))
+	}
+	if res.AgentDeleted {
+		parts = append(parts, "its registration deleted")
+	}
+	_, err = fmt.Fprintf(o.Out, "agent %q uninstalled: %s\n", o.opts.Name, strings.Join(parts, ", "))
+	return err
+}

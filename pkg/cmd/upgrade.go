@@ -1,0 +1,66 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+)
+
+// UpgradeOptions re-renders and applies an installed agent.
+type UpgradeOptions struct{ lifecycle }
+
+// NewCmdUpgrade builds `upgrade NAME`.
+func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &UpgradeOptions{newLifecycle(f, g, streams)}
+	cmd := &cobra.Command{
+		Use:   "upgrade NAME",
+		Short: "Re-render the installed agent with a new agentk version or values, apply and wait",
+		Long: `Re-render the installed agent with the given --agent-version, values or flags;
+what is not given stays as the agent runs now (its KAS address, agentk version
+and token). Needs only the cluster, no GitLab access. --dry-run prints the diff.`,
+		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
+  kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
+		Args: exactArgs(1, "NAME"),
+		RunE: runOptions(o),
+	}
+	o.addFlags(cmd, lifecycleFlags{wait: true, dryRun: true})
+	return cmd
+}
+
+// Complete checks the flags, reads the input and connects to the cluster.
+func (o *UpgradeOptions) Complete(cmd *cobra.Command, args []string) error {
+	return o.complete(cmd, args[0], false)
+}
+
+// upgradeDocument is upgrade's result for -o json|yaml.
+type upgradeDocument struct {
+	*install.UpgradeResult
+	Plan *planDocument `json:"plan,omitempty"`
+}
+
+// Run upgrades and prints the outcome.
+func (o *UpgradeOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := install.Upgrade(ctx, o.env, o.opts)
+	o.printTotal("upgrade", start)
+	if err != nil {
+		return o.explain(err)
+	}
+	if done, err := o.Output.PrintDocument(o.Out, upgradeDocument{res, newPlanDocument(res.Plan)}); done {
+		return err
+	}
+	switch {
+	case res.Plan != nil:
+		return o.printPlan(res.Plan)
+	case res.UpToDate:
+		_, err = fmt.Fprintf(o.Out, "agent %q is up to date\n", o.opts.Name)
+	default:
+		_, err = fmt.Fprintf(o.Out, "agent %q upgraded (%d objects changed)\n", o.opts.Name, res.ObjectsChanged)
+	}
+	return err
+}

@@ -1,0 +1,188 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+)
+
+// Plan is what a dry run would do: the GitLab changes in words, and the
+// cluster's as a diff.
+type Plan struct {
+	GitLab  []string     `json:"gitlab"`
+	Cluster *diff.Result `json:"-"`
+}
+
+// rendered is the agent rendered for a cluster, and what applying it would
+// change there.
+type rendered struct {
+	in      manifest.Input
+	targets []kube.Target
+	diff    *diff.Result
+}
+
+// changed counts the objects an apply would create or change.
+func (r *rendered) changed() int {
+	c := r.diff.Counts()
+	return c[diff.Created] + c[diff.Changed]
+}
+
+// render renders the agent (its Secret annotated with tokenID when known)
+// and compares it with the cluster; an object the cluster would refuse is
+// an error.
+func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (*rendered, error) {
+	out, err := manifest.Render(in)
+	if err != nil {
+		return nil, err
+	}
+	if tokenID != 0 {
+		for _, obj := range out.Objects {
+			u := &unstructured.Unstructured{Object: obj}
+			if u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
+				annotateTokenID(u, tokenID)
+			}
+		}
+	}
+	ms, err := kube.FromObjects(out.Objects, "render "+in.Name)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := a.env.Cluster.MapAll(ms, in.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.env.Cluster.Diff(ctx, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace})
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range d.Objects {
+		if obj.Action == diff.Failed {
+			return nil, fmt.Errorf("%s: %s", obj.Ref, obj.Error)
+		}
+	}
+	return &rendered{in: in, targets: targets, diff: d}, nil
+}
+
+// apply applies what render found changed.
+func (a *action) apply(ctx context.Context, r *rendered) error {
+	if err := a.step("apply", func() error {
+		return a.env.Cluster.ApplyAll(ctx, r.targets, kube.FieldManager)
+	}); err != nil {
+		return fmt.Errorf("applying the agent's objects: %w", err)
+	}
+	a.say(fmt.Sprintf("applied %d objects in namespace %s", r.changed(), r.in.Namespace))
+	return nil
+}
+
+// connection is what waitConnected waits for: agentk using token id of
+// agent ag since since (or, when nothing changed, recently).
+type connection struct {
+	ref      gitlab.ProjectRef
+	agent    *gitlab.Agent
+	tokenID  int64
+	since    time.Time
+	upToDate bool
+}
+
+// awaitReady waits, within timeout, for the Deployment's rollout and then,
+// when conn is set, for agentk's connection.
+func (a *action) awaitReady(ctx context.Context, in manifest.Input, timeout time.Duration, conn *connection) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := a.step("rollout", func() error { return a.waitRollout(wctx, in) }); err != nil {
+		return err
+	}
+	if conn == nil {
+		return nil
+	}
+	return a.step("connection", func() error { return a.waitConnected(wctx, in, *conn) })
+}
+
+// waitRollout waits for the agent's Deployment.
+func (a *action) waitRollout(ctx context.Context, in manifest.Input) error {
+	name := manifest.DeploymentName(in)
+	err := a.env.Cluster.WaitRollout(ctx, in.Namespace, name, func(s kube.RolloutStatus) {
+		a.waiting(fmt.Sprintf("waiting for Deployment %s/%s: %s", in.Namespace, name, s))
+	})
+	if err != nil {
+		return err
+	}
+	a.say(fmt.Sprintf("Deployment %s/%s is available", in.Namespace, name))
+	return nil
+}
+
+// recentUse is how recent a token's last use must be for the agent to count
+// as connected without waiting for a new use.
+const recentUse = 10 * time.Minute
+
+// waitConnected waits until agentk has used the token as c says.
+func (a *action) waitConnected(ctx context.Context, in manifest.Input, c connection) error {
+	a.waiting(fmt.Sprintf("waiting for agent %q to connect to KAS with token %d", c.agent.Name, c.tokenID))
+	for {
+		t, err := a.env.GitLab.GetToken(ctx, c.ref, c.agent, c.tokenID)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if t != nil && t.LastUsedAt != nil && (t.LastUsedAt.After(c.since) || (c.upToDate && time.Since(*t.LastUsedAt) < recentUse)) {
+			a.say(fmt.Sprintf("agent %q is connected (token %d last used %s)", c.agent.Name, c.tokenID, t.LastUsedAt.UTC().Format(time.RFC3339)))
+			return nil
+		}
+		if !sleep(ctx, a.poll(time.Second)) {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("waiting for agent %q to connect to KAS with token %d: %w", c.agent.Name, c.tokenID, ctx.Err())
+			}
+			return fmt.Errorf("agent %q did not connect to KAS in time (token %d unused since the command began): see agentk's errors with 'kubectl logs -n %s deployment/%s', and check that the cluster reaches %s: %w",
+				c.agent.Name, c.tokenID, in.Namespace, manifest.DeploymentName(in), in.Values.Config.KasAddress, ctx.Err())
+		}
+	}
+}
+
+// Running is what the agent's Deployment runs: agentk's image, its version
+// (the image tag) and the KAS address it dials.
+type Running struct {
+	Image      string
+	Version    string
+	KasAddress string
+}
+
+// RunningOf reads the agentk container of d.
+func RunningOf(d *appsv1.Deployment) Running {
+	var r Running
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name != manifest.ChartName {
+			continue
+		}
+		r.Image, r.Version = c.Image, ImageTag(c.Image)
+		for _, arg := range c.Args {
+			if v, ok := strings.CutPrefix(arg, "--kas-address="); ok {
+				r.KasAddress = v
+			}
+		}
+	}
+	return r
+}
+
+// ImageTag is the tag of an image reference ("" when it has none): a
+// registry port ("registry:5000/agentk") is no tag, and a digest is not
+// either.
+func ImageTag(image string) string {
+	ref, err := reference.Parse(image)
+	if err != nil {
+		return ""
+	}
+	if t, ok := ref.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return ""
+}

@@ -1,0 +1,301 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
+)
+
+const revokeRoute = "DELETE /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}"
+
+func TestUpgrade(t *testing.T) {
+	w := newWorld(t)
+	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "run install first") {
+		t.Fatalf("not installed: %v", err)
+	}
+	first := w.install(t, "prod")
+
+	// Nothing asked: up to date, nothing applied, and no GitLab needed.
+	env := w.env()
+	env.GitLab = nil
+	applied := len(w.cluster.Applied())
+	res, err := Upgrade(context.Background(), env, w.opts("prod"))
+	if err != nil || !res.UpToDate || len(w.cluster.Applied()) != applied {
+		t.Fatalf("no change: %+v, %v", res, err)
+	}
+
+	// A dry run of a new version plans without applying.
+	o := w.opts("prod")
+	o.Input.Values.Image.Tag, o.Input.Set = "v17.4.0", manifest.Keys{manifest.KeyImageTag: true}
+	o.DryRun = true
+	res, err = Upgrade(context.Background(), env, o)
+	if err != nil || res.Plan == nil || res.Plan.Cluster.Counts()["changed"] == 0 || len(w.cluster.Applied()) != applied {
+		t.Fatalf("dry run: %+v, %v", res, err)
+	}
+
+	// The new version: applied and rolled out; the KAS address and the
+	// token stay as they run.
+	o.DryRun = false
+	if res, err = Upgrade(context.Background(), env, o); err != nil || res.ObjectsChanged == 0 {
+		t.Fatalf("upgrade: %+v, %v", res, err)
+	}
+	d, _ := w.cluster.GetDeployment(context.Background(), "gitlab-agent-prod", "prod-gitlab-agent-v2")
+	if run := RunningOf(d); run.Version != "v17.4.0" || run.KasAddress != "wss://kas.example.com" {
+		t.Errorf("running %+v", run)
+	}
+	if id, _ := w.secret(t, "prod"); id != first.TokenID {
+		t.Errorf("the Secret holds token %d, want %d", id, first.TokenID)
+	}
+	if !slices.Contains(w.report.phases, "rollout") {
+		t.Errorf("phases %v", w.report.phases)
+	}
+
+	// A refused apply is an error; NoWait does not wait.
+	o.Input.Values.Image.Tag = "v17.5.0"
+	w.cluster.Fail(fake.Apply, len(w.cluster.Applied())+3, errors.New("admission webhook denied"))
+	if _, err := Upgrade(context.Background(), env, o); err == nil || !strings.Contains(err.Error(), "admission webhook denied") {
+		t.Errorf("refused: %v", err)
+	}
+	o.NoWait = true
+	waits := w.cluster.Count(fake.WaitRollout)
+	if _, err := Upgrade(context.Background(), env, o); err != nil || w.cluster.Count(fake.WaitRollout) != waits {
+		t.Errorf("no-wait: %v", err)
+	}
+}
+
+func TestRotate(t *testing.T) {
+	w := newWorld(t)
+	first := w.install(t, "prod")
+	res, err := Rotate(context.Background(), w.env(), w.opts("prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OldTokenID != first.TokenID || res.NewTokenID == first.TokenID {
+		t.Errorf("result %+v", res)
+	}
+	if got := w.active(t, "prod"); !slices.Equal(got, []int64{res.NewTokenID}) {
+		t.Errorf("active %v, want only the new %d", got, res.NewTokenID)
+	}
+	if id, tok := w.secret(t, "prod"); id != res.NewTokenID || tok != w.tokenValue(t, "prod", id) {
+		t.Errorf("the Secret holds %d", id)
+	}
+	want := []string{"create token", "render", "apply", "rollout", "connection", "revoke old token"}
+	if got := w.report.phases[len(w.report.phases)-len(want):]; !slices.Equal(got, want) {
+		t.Errorf("phases %v, want them to end %v", w.report.phases, want)
+	}
+}
+
+// TestRotateFailuresPutTheOldTokenBack fails rotation after the new token
+// is in the Secret: the old token is put back and stays active, the new one
+// is revoked.
+func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(w *world, o *Options)
+		want  []string
+	}{
+		{"the rollout cannot finish", func(w *world, _ *Options) {
+			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
+				return kube.RolloutStatus{Desired: 2, Problem: "CrashLoopBackOff"}
+			}
+		}, []string{"CrashLoopBackOff", "was revoked", "is back in the Secret"}},
+		{"agentk never connects with the new token", func(w *world, o *Options) {
+			w.connect = false
+			o.Timeout = 50 * time.Millisecond
+		}, []string{"did not connect to KAS in time", "was revoked", "stays active and is back in the Secret"}},
+		{"the apply is refused", func(w *world, _ *Options) {
+			w.cluster.Fail(fake.Apply, len(w.cluster.Applied())+1, errors.New("refused"))
+		}, []string{"updating the Secret and Deployment", "refused", "was revoked"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			first := w.install(t, "prod")
+			o := w.opts("prod")
+			tt.setup(w, &o)
+			_, err := Rotate(context.Background(), w.env(), o)
+			if err == nil {
+				t.Fatal("rotation succeeded")
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error lacks %q: %v", s, err)
+				}
+			}
+			if got := w.active(t, "prod"); !slices.Equal(got, []int64{first.TokenID}) {
+				t.Errorf("active %v, want only the old %d", got, first.TokenID)
+			}
+			if id, tok := w.secret(t, "prod"); id != first.TokenID || tok != w.tokenValue(t, "prod", id) {
+				t.Errorf("the Secret holds %d, want the old %d", id, first.TokenID)
+			}
+		})
+	}
+}
+
+func TestRotateRefusals(t *testing.T) {
+	w := newWorld(t)
+	if _, err := Rotate(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "not installed") {
+		t.Errorf("not installed: %v", err)
+	}
+	first := w.install(t, "prod")
+	in := w.opts("prod").Input
+
+	// A Secret without the token-id annotation (installed by hand).
+	s := secretObject(in, 0, w.tokenValue(t, "prod", first.TokenID))
+	s.SetAnnotations(nil)
+	w.cluster.Put(s)
+	if _, err := Rotate(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "names no token ID") {
+		t.Errorf("unknown token: %v", err)
+	}
+	w.cluster.Put(secretObject(in, first.TokenID, w.tokenValue(t, "prod", first.TokenID)))
+
+	// At the limit: consent needed to revoke the other token.
+	other := w.gl.AddAgentToken(w.agent(t, "prod"), "other", w.user)
+	_, err := Rotate(context.Background(), w.env(), w.opts("prod"))
+	var ce *ConfirmationError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Would, "other") {
+		t.Fatalf("at the limit: %v", err)
+	}
+	o := w.opts("prod")
+	o.Yes = true
+	res, err := Rotate(context.Background(), w.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.active(t, "prod"); !slices.Equal(got, []int64{res.NewTokenID}) || slices.Contains(got, other.ID) {
+		t.Errorf("active %v", got)
+	}
+
+	// Someone writes the Secret during the rotation.
+	w.cluster.Fail(fake.ClaimSecret, w.cluster.Count(fake.ClaimSecret)+1, kube.ErrSecretChanged)
+	if _, err := Rotate(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "changed during the rotation") || !strings.Contains(err.Error(), "was revoked") {
+		t.Errorf("raced: %v", err)
+	}
+	if got := w.active(t, "prod"); !slices.Equal(got, []int64{res.NewTokenID}) {
+		t.Errorf("after a raced rotation: active %v", got)
+	}
+
+	// Revoking the old token fails: the new one runs, and the error says
+	// how to revoke the old.
+	w.gl.Inject(fakegitlab.Fault{Route: revokeRoute, Status: http.StatusForbidden})
+	if _, err := Rotate(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "revoking the old token") {
+		t.Errorf("revoke refused: %v", err)
+	}
+}
+
+func TestUninstall(t *testing.T) {
+	w := newWorld(t)
+	res, err := Uninstall(context.Background(), w.env(), UninstallOptions{Options: w.opts("prod")})
+	if err != nil || len(res.Deleted) != 0 || !strings.Contains(w.report.text(), "nothing of agent") {
+		t.Fatalf("nothing installed: %+v, %v", res, err)
+	}
+	first := w.install(t, "prod")
+	objects := len(w.cluster.Objects())
+
+	// Declined: nothing goes.
+	var asked string
+	o := UninstallOptions{Options: w.opts("prod"), Confirm: func(q string) (bool, error) { asked = q; return false, nil }}
+	if _, err := Uninstall(context.Background(), w.env(), o); !errors.Is(err, ErrNotConfirmed) {
+		t.Fatalf("declined: %v", err)
+	}
+	if !strings.Contains(asked, "Delete ") || !strings.Contains(asked, "Deployment") || len(w.cluster.Objects()) != objects {
+		t.Errorf("asked %q; objects %d of %d", asked, len(w.cluster.Objects()), objects)
+	}
+
+	// Without GitLab, tokens cannot be revoked.
+	env := w.env()
+	env.GitLab = nil
+	o = UninstallOptions{Options: w.opts("prod"), RevokeTokens: true}
+	o.Yes = true
+	if _, err := Uninstall(context.Background(), env, o); err == nil {
+		t.Error("revoking without GitLab succeeded")
+	}
+
+	// A failed delete is an error.
+	w.cluster.Fail(fake.DeleteAndWait, 1, errors.New("timed out"))
+	if _, err := Uninstall(context.Background(), w.env(), o); err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("delete failed: %v", err)
+	}
+
+	// With consent: objects, tokens and the registration go.
+	o.DeleteAgent = true
+	res, err = Uninstall(context.Background(), w.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deleted) != objects || !slices.Equal(res.RevokedTokens, []int64{first.TokenID}) || !res.AgentDeleted {
+		t.Errorf("result %+v", res)
+	}
+	if len(w.cluster.Objects()) != 0 || len(w.gl.Agents(w.project)) != 0 {
+		t.Errorf("left: %v objects, %d agents", w.cluster.Objects(), len(w.gl.Agents(w.project)))
+	}
+}
+
+func TestStatus(t *testing.T) {
+	w := newWorld(t)
+	first := w.install(t, "prod")
+	w.gl.AddAgent(w.project, "elsewhere", w.user)
+	st, err := Status(context.Background(), w.env(), w.opts("prod").Project, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 2 {
+		t.Fatalf("%d agents", len(st))
+	}
+	byName := map[string]*AgentStatus{}
+	for _, s := range st {
+		byName[s.Agent.Name] = s
+	}
+	prod := byName["prod"]
+	if prod.Verdict != Connected || prod.Cluster == nil || prod.Cluster.Version != "v17.3.1" || len(prod.Tokens) != 1 || prod.Tokens[0].ID != first.TokenID {
+		t.Errorf("prod: %+v %+v", prod, prod.Cluster)
+	}
+	if byName["elsewhere"].Verdict != NotInstalled {
+		t.Errorf("elsewhere: %s", byName["elsewhere"].Verdict)
+	}
+
+	// Without a cluster, a used token means it runs somewhere else.
+	env := w.env()
+	env.Cluster = nil
+	st, err = Status(context.Background(), env, w.opts("prod").Project, []string{"prod"})
+	if err != nil || len(st) != 1 || st[0].Verdict != Connected || len(st[0].Warnings) != 1 {
+		t.Fatalf("no cluster: %+v, %v", st, err)
+	}
+
+	// A cluster that does not answer is a warning; GitLab's side still shows.
+	w.cluster.Fail(fake.Reachable, w.cluster.Count(fake.Reachable)+1, errors.New("cannot reach the cluster at https://x"))
+	st, err = Status(context.Background(), w.env(), w.opts("prod").Project, []string{"prod"})
+	if err != nil || st[0].Verdict != Connected || len(st[0].Warnings) != 1 || !strings.Contains(st[0].Warnings[0], "cannot reach the cluster") {
+		t.Fatalf("unreachable cluster: %+v, %v", st, err)
+	}
+
+	// An agentk newer than KAS is warned about.
+	o := w.opts("prod")
+	o.Input.Values.Image.Tag, o.Input.Set = "v17.9.0", manifest.Keys{manifest.KeyImageTag: true}
+	if _, err := Upgrade(context.Background(), w.env(), o); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = Status(context.Background(), w.env(), w.opts("prod").Project, []string{"prod"})
+	if len(st[0].Warnings) != 1 || !strings.Contains(st[0].Warnings[0], "newer than KAS") {
+		t.Errorf("warnings %v", st[0].Warnings)
+	}
+
+	// Failures are errors.
+	w.cluster.Fail(fake.FindDeployments, w.cluster.Count(fake.FindDeployments)+1, errors.New("forbidden"))
+	if _, err := Status(context.Background(), w.env(), w.opts("prod").Project, []string{"prod"}); err == nil {
+		t.Error("a failed lookup in the cluster is not an error")
+	}
+	if _, err := Status(context.Background(), w.env(), w.opts("prod").Project, []string{"nope"}); err == nil {
+		t.Error("an unknown agent is not an error")
+	}
+}

@@ -1,0 +1,474 @@
+// Package fake is an in-memory cluster for unit tests of the code that drives
+// one (pkg/install): it stores what is applied, records every call, rolls
+// Deployments out at once unless told otherwise, and fails the Nth call of a
+// method when asked, as helm's pkg/kube/fake does for its actions.
+package fake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+)
+
+// The methods, as Calls records them and Fail names them.
+const (
+	Reachable       = "Reachable"
+	GetSecret       = "GetSecret"
+	GetDeployment   = "GetDeployment"
+	FindDeployments = "FindDeployments"
+	MapAll          = "MapAll"
+	Apply           = "Apply" // one call per object of ApplyAll
+	ClaimSecret     = "ClaimSecret"
+	WaitRollout     = "WaitRollout"
+	SelectedObjects = "SelectedObjects"
+	DeleteAndWait   = "DeleteAndWait"
+	Diff            = "Diff"
+)
+
+// Call is one recorded call: the method and what it was about.
+type Call struct {
+	Method string
+	// Ref names the object for Apply, ClaimSecret, GetSecret and
+	// GetDeployment.
+	Ref kube.Ref
+}
+
+type hook struct {
+	method string
+	nth    int // 1-based, counted over every call of method
+	fn     func() error
+}
+
+// Cluster is an in-memory cluster. The zero value is not usable: use New.
+type Cluster struct {
+	// Rollout, when set, decides what WaitRollout sees for a Deployment;
+	// by default every rollout is done at once. A status that is neither
+	// done nor failed makes WaitRollout wait until its context ends.
+	Rollout func(d *appsv1.Deployment) kube.RolloutStatus
+	// OnApply runs after each object is stored, outside the lock (a test
+	// marks a token used there, as a connecting agentk would).
+	OnApply func(o *unstructured.Unstructured)
+
+	mu      sync.Mutex
+	objects map[kube.Ref]*unstructured.Unstructured
+	rv      int
+	calls   []Call
+	count   map[string]int
+	hooks   []hook
+	mapper  meta.RESTMapper
+}
+
+// New is an empty cluster that knows the kinds the agent's chart renders.
+func New() *Cluster {
+	m := meta.NewDefaultRESTMapper(nil)
+	add := func(group, version, kind, resource string, scope meta.RESTScope) {
+		gv := schema.GroupVersion{Group: group, Version: version}
+		m.AddSpecific(gv.WithKind(kind), gv.WithResource(resource), gv.WithResource(resource[:len(resource)-1]), scope)
+	}
+	add("", "v1", "Namespace", "namespaces", meta.RESTScopeRoot)
+	for kind, res := range map[string]string{"ServiceAccount": "serviceaccounts", "Secret": "secrets", "ConfigMap": "configmaps", "Service": "services", "Pod": "pods"} {
+		add("", "v1", kind, res, meta.RESTScopeNamespace)
+	}
+	add("apps", "v1", "Deployment", "deployments", meta.RESTScopeNamespace)
+	add("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", meta.RESTScopeRoot)
+	add("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", meta.RESTScopeRoot)
+	add("rbac.authorization.k8s.io", "v1", "Role", "roles", meta.RESTScopeNamespace)
+	add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", meta.RESTScopeNamespace)
+	add("networking.k8s.io", "v1", "Ingress", "ingresses", meta.RESTScopeNamespace)
+	add("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", meta.RESTScopeNamespace)
+	return &Cluster{objects: map[kube.Ref]*unstructured.Unstructured{}, count: map[string]int{}, mapper: m}
+}
+
+// Fail makes the nth call of method (1-based, counting every call of it
+// since New) fail with err.
+func (c *Cluster) Fail(method string, nth int, err error) {
+	c.Hook(method, nth, func() error { return err })
+}
+
+// Hook runs fn at the nth call of method, before the call does anything
+// (fn may change the cluster: another writer getting there first); an error
+// from fn is the call's.
+func (c *Cluster) Hook(method string, nth int, fn func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hooks = append(c.hooks, hook{method: method, nth: nth, fn: fn})
+}
+
+// Calls lists the calls made, oldest first.
+func (c *Cluster) Calls() []Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Call(nil), c.calls...)
+}
+
+// Count is how many times method was called.
+func (c *Cluster) Count(method string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count[method]
+}
+
+// Applied lists the objects stored by Apply and ClaimSecret, in order.
+func (c *Cluster) Applied() []kube.Ref {
+	var out []kube.Ref
+	for _, call := range c.Calls() {
+		if call.Method == Apply || call.Method == ClaimSecret {
+			out = append(out, call.Ref)
+		}
+	}
+	return out
+}
+
+// Put stores objects as they are, as a fixture (a Helm install, a Secret
+// someone else wrote).
+func (c *Cluster) Put(objs ...*unstructured.Unstructured) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range objs {
+		c.store(o.DeepCopy())
+	}
+}
+
+// Get returns a copy of the stored object ref names, or nil.
+func (c *Cluster) Get(ref kube.Ref) *unstructured.Unstructured {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.objects[ref]; o != nil {
+		return o.DeepCopy()
+	}
+	return nil
+}
+
+// Objects lists the stored objects' refs, sorted.
+func (c *Cluster) Objects() []kube.Ref {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]kube.Ref, 0, len(c.objects))
+	for r := range c.objects {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}
+
+// call records a call and runs the hooks planned for it.
+func (c *Cluster) call(method string, ref kube.Ref) error {
+	c.mu.Lock()
+	c.calls = append(c.calls, Call{Method: method, Ref: ref})
+	c.count[method]++
+	var fns []func() error
+	for _, h := range c.hooks {
+		if h.method == method && h.nth == c.count[method] {
+			fns = append(fns, h.fn)
+		}
+	}
+	c.mu.Unlock()
+	for _, fn := range fns {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) store(o *unstructured.Unstructured) {
+	c.rv++
+	o.SetResourceVersion(strconv.Itoa(c.rv))
+	if o.GetGeneration() == 0 {
+		o.SetGeneration(1)
+	}
+	c.objects[kube.RefOf(o)] = o
+}
+
+// Reachable answers unless a fault says otherwise.
+func (c *Cluster) Reachable(context.Context) error { return c.call(Reachable, kube.Ref{}) }
+
+func secretRef(ns, name string) kube.Ref {
+	return kube.Ref{APIVersion: "v1", Kind: "Secret", Namespace: ns, Name: name}
+}
+
+func deploymentRef(ns, name string) kube.Ref {
+	return kube.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: name}
+}
+
+// GetSecret returns the stored Secret, nil when there is none.
+func (c *Cluster) GetSecret(_ context.Context, ns, name string) (*corev1.Secret, error) {
+	ref := secretRef(ns, name)
+	var s corev1.Secret
+	ok, err := c.typed(GetSecret, ref, &s)
+	if !ok {
+		return nil, err
+	}
+	return &s, err
+}
+
+// GetDeployment returns the stored Deployment, nil when there is none.
+func (c *Cluster) GetDeployment(_ context.Context, ns, name string) (*appsv1.Deployment, error) {
+	ref := deploymentRef(ns, name)
+	var d appsv1.Deployment
+	ok, err := c.typed(GetDeployment, ref, &d)
+	if !ok {
+		return nil, err
+	}
+	return &d, err
+}
+
+// typed converts the stored object ref into out; false when it is absent or
+// the call fails.
+func (c *Cluster) typed(method string, ref kube.Ref, out any) (bool, error) {
+	if err := c.call(method, ref); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[ref]
+	if o == nil {
+		return false, nil
+	}
+	return true, runtime.DefaultUnstructuredConverter.FromUnstructured(o.DeepCopy().Object, out)
+}
+
+// FindDeployments lists the stored Deployments with the selector.
+func (c *Cluster) FindDeployments(_ context.Context, selector string) ([]*appsv1.Deployment, error) {
+	objs, err := c.selected(FindDeployments, selector, nil, "Deployment")
+	if err != nil {
+		return nil, err
+	}
+	var out []*appsv1.Deployment
+	for _, o := range objs {
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+			return nil, err
+		}
+		out = append(out, &d)
+	}
+	return out, nil
+}
+
+// MapAll maps manifests with the fake's kinds, as kube.Client.MapAll does.
+func (c *Cluster) MapAll(ms []kube.Manifest, defaultNS string) ([]kube.Target, error) {
+	if err := c.call(MapAll, kube.Ref{}); err != nil {
+		return nil, err
+	}
+	return (&kube.Client{Mapper: resettable{c.mapper}}).MapAll(ms, defaultNS)
+}
+
+type resettable struct{ meta.RESTMapper }
+
+func (resettable) Reset() {}
+
+// ApplyAll stores each target in order, stopping at the first failure.
+func (c *Cluster) ApplyAll(_ context.Context, targets []kube.Target, _ string) error {
+	for _, t := range targets {
+		o, err := t.Object()
+		if err != nil {
+			return err
+		}
+		if err := c.call(Apply, t.Ref); err != nil {
+			return &kube.ObjectError{Ref: t.Ref, Err: err}
+		}
+		c.apply(o)
+	}
+	return nil
+}
+
+// apply stores o over what is there, keeping the stored status and bumping
+// the generation when the spec changes, as the apiserver does.
+func (c *Cluster) apply(o *unstructured.Unstructured) {
+	o = o.DeepCopy()
+	c.mu.Lock()
+	if old := c.objects[kube.RefOf(o)]; old != nil {
+		o.SetGeneration(old.GetGeneration())
+		if !reflect.DeepEqual(old.Object["spec"], o.Object["spec"]) {
+			o.SetGeneration(old.GetGeneration() + 1)
+		}
+		if st, ok := old.Object["status"]; ok {
+			o.Object["status"] = st
+		}
+	}
+	if kube.RefOf(o).Kind == "Deployment" {
+		c.rollOut(o)
+	}
+	c.store(o)
+	stored := o.DeepCopy()
+	c.mu.Unlock()
+	if c.OnApply != nil {
+		c.OnApply(stored)
+	}
+}
+
+// rollOut sets a Deployment's status to what Cluster.Rollout says (by
+// default: every replica updated and available).
+func (c *Cluster) rollOut(o *unstructured.Unstructured) {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+		return
+	}
+	s := c.rollout(&d)
+	o.Object["status"] = map[string]any{
+		"observedGeneration": o.GetGeneration(), "replicas": int64(s.Desired), "updatedReplicas": int64(s.Updated),
+		"readyReplicas": int64(s.Ready), "availableReplicas": int64(s.Available),
+	}
+}
+
+// rollout is Cluster.Rollout, or a rollout that is done at once.
+func (c *Cluster) rollout(d *appsv1.Deployment) kube.RolloutStatus {
+	if c.Rollout != nil {
+		return c.Rollout(d)
+	}
+	n := int32(1)
+	if d.Spec.Replicas != nil {
+		n = *d.Spec.Replicas
+	}
+	return kube.RolloutStatus{Desired: n, Updated: n, Ready: n, Available: n, Done: true}
+}
+
+// ClaimSecret stores the Secret only if it is as read: readRV "" means it
+// must not exist; otherwise its resourceVersion must still be readRV.
+func (c *Cluster) ClaimSecret(_ context.Context, t kube.Target, o *unstructured.Unstructured, readRV, _ string) error {
+	if err := c.call(ClaimSecret, t.Ref); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	old := c.objects[t.Ref]
+	switch {
+	case readRV == "" && old != nil, readRV != "" && (old == nil || old.GetResourceVersion() != readRV):
+		c.mu.Unlock()
+		return kube.ErrSecretChanged
+	}
+	c.mu.Unlock()
+	c.apply(o)
+	return nil
+}
+
+// WaitRollout reports the Deployment's rollout (see Cluster.Rollout) and
+// returns when it is done or failed, or when ctx ends.
+func (c *Cluster) WaitRollout(ctx context.Context, ns, name string, progress func(kube.RolloutStatus)) error {
+	ref := deploymentRef(ns, name)
+	var d appsv1.Deployment
+	ok, err := c.typed(WaitRollout, ref, &d)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("the Deployment %s/%s does not exist", ns, name)
+	}
+	s := c.rollout(&d)
+	progress(s)
+	switch {
+	case s.Done:
+		return nil
+	case s.Problem != "":
+		return fmt.Errorf("the Deployment %s/%s cannot roll out: %s", ns, name, s.Problem)
+	}
+	<-ctx.Done()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("waiting for Deployment %s/%s (%s): %w", ns, name, s, ctx.Err())
+	}
+	return fmt.Errorf("the Deployment %s/%s is not available in time (%s): %w", ns, name, s, ctx.Err())
+}
+
+// SelectedObjects lists the stored objects with the selector: namespaced
+// ones in namespaces only, cluster-scoped ones all.
+func (c *Cluster) SelectedObjects(_ context.Context, selector string, namespaces []string) ([]*unstructured.Unstructured, error) {
+	return c.selected(SelectedObjects, selector, namespaces, "")
+}
+
+func (c *Cluster) selected(method, selector string, namespaces []string, kind string) ([]*unstructured.Unstructured, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.call(method, kube.Ref{}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*unstructured.Unstructured
+	for ref, o := range c.objects {
+		if kind != "" && ref.Kind != kind || !sel.Matches(labels.Set(o.GetLabels())) {
+			continue
+		}
+		if ref.Namespace != "" && namespaces != nil && !slices.Contains(namespaces, ref.Namespace) {
+			continue
+		}
+		out = append(out, o.DeepCopy())
+	}
+	sort.Slice(out, func(i, j int) bool { return kube.RefOf(out[i]).Less(kube.RefOf(out[j])) })
+	return out, nil
+}
+
+// DeleteAndWait removes the objects.
+func (c *Cluster) DeleteAndWait(_ context.Context, objs []*unstructured.Unstructured) error {
+	if err := c.call(DeleteAndWait, kube.Ref{}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range objs {
+		delete(c.objects, kube.RefOf(o))
+	}
+	return nil
+}
+
+// Diff compares each manifest with the stored object: created when absent,
+// changed when what an apply sets differs (server bookkeeping and status
+// aside), unchanged otherwise. It predicts no defaults or merges: it is for
+// testing what acts on a diff, not the diff itself.
+func (c *Cluster) Diff(_ context.Context, ms []kube.Manifest, o diff.Options) (*diff.Result, error) {
+	if err := c.call(Diff, kube.Ref{}); err != nil {
+		return nil, err
+	}
+	targets, err := (&kube.Client{Mapper: resettable{c.mapper}}).MapAll(ms, o.DefaultNamespace)
+	if err != nil {
+		return nil, err
+	}
+	res := &diff.Result{}
+	for _, t := range targets {
+		want, err := t.Object()
+		if err != nil {
+			return nil, err
+		}
+		live := c.Get(t.Ref)
+		obj := diff.Object{Ref: t.Ref, Action: diff.Unchanged, Origin: t.Origin}
+		switch {
+		case live == nil:
+			obj.Action, obj.ChangedPaths = diff.Created, []string{"."}
+			obj.After = text(want)
+		case text(live) != text(want):
+			obj.Action, obj.ChangedPaths = diff.Changed, []string{"."}
+			obj.Before, obj.After = text(live), text(want)
+		}
+		res.Objects = append(res.Objects, obj)
+	}
+	sort.SliceStable(res.Objects, func(i, j int) bool { return res.Objects[i].Ref.Less(res.Objects[j].Ref) })
+	return res, nil
+}
+
+// text is what an apply of o sets, as JSON.
+func text(o *unstructured.Unstructured) string {
+	c := o.DeepCopy().Object
+	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp"} {
+		unstructured.RemoveNestedField(c, "metadata", f)
+	}
+	delete(c, "status")
+	b, _ := json.Marshal(c)
+	return string(b)
+}
