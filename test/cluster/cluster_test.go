@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,19 +49,33 @@ func TestControlPlane(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	waitUntil(t, ctx, 2*time.Minute, "the Deployment to be available", func() (string, bool) {
 		got, err := cs.AppsV1().Deployments("default").Get(ctx, "probe", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return err.Error(), false
 		}
-		if got.Status.AvailableReplicas == 2 {
-			break
+		return fmt.Sprintf("%+v", got.Status), got.Status.AvailableReplicas == 2
+	})
+}
+
+// waitUntil polls cond until it holds, failing the test when d passes or ctx
+// ends; cond says what it saw, for the failure.
+func waitUntil(t *testing.T, ctx context.Context, d time.Duration, what string, cond func() (string, bool)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		seen, ok := cond()
+		if ok {
+			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Deployment not available: %+v", got.Status)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; last seen: %s", what, ctx.Err(), seen)
+		case <-tick.C:
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -81,13 +96,13 @@ func TestKubeletFeatures(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for {
+	waitUntil(t, ctx, 2*time.Minute, "the pod to run", func() (string, bool) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		if err == nil && p.Status.Phase == corev1.PodRunning {
-			break
+		if err != nil {
+			return err.Error(), false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return string(p.Status.Phase), p.Status.Phase == corev1.PodRunning
+	})
 	logs, err := cs.CoreV1().Pods("default").GetLogs("p", &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil || !strings.Contains(string(logs), "hello from kwok") {
 		t.Fatalf("logs: %q %v", logs, err)

@@ -34,18 +34,24 @@ func interrupt(t *testing.T, extra []string, sig os.Signal, waitFor string, args
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	wait := time.After(500 * time.Millisecond)
 	if waitFor != "" {
-		deadline := time.Now().Add(2 * time.Minute)
-		for !strings.Contains(errOut.String(), waitFor) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+		wait = time.After(2 * time.Minute)
+	}
+	for waiting := true; waiting; {
+		select {
+		case <-done: // ended before the signal: the caller sees how
+			return cmd.ProcessState.ExitCode(), errOut.String(), 0
+		case <-wait:
+			waiting = false
+		case <-time.After(50 * time.Millisecond):
+			waiting = waitFor == "" || !strings.Contains(errOut.String(), waitFor)
 		}
-	} else {
-		time.Sleep(500 * time.Millisecond)
 	}
 	sent := time.Now()
 	_ = cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
@@ -85,7 +91,7 @@ func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 		start := time.Now()
 		cmd := exec.Command(pluginBin(), c.args...)
 		cmd.Env = env
-		var errOut strings.Builder
+		var errOut syncBuffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -105,6 +111,7 @@ func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 
 	// Ctrl-C while waiting for the agent to connect is an interruption, not
 	// "did not connect in time".
+	needCluster(t)
 	g := newGitLab(t)
 	code, errOut, _ := interrupt(t, []string{"GITLAB_URL=" + g.fake.URL, "GITLAB_TOKEN=" + g.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN="},
 		os.Interrupt, "to connect to KAS", "install", "sigint", "--project", "infra/agents")
@@ -323,6 +330,7 @@ current-context: gone
 
 // Item 15: parallel installs of one agent left tokens no Secret holds.
 func TestAttack15ParallelInstalls(t *testing.T) {
+	needCluster(t)
 	g := newGitLab(t)
 	// Slow token creation: every install reads the Secret before any has
 	// written one, so all three create a token and race to claim it.

@@ -75,6 +75,7 @@ spec:
 }
 
 func TestDiffNoDrift(t *testing.T) {
+	needCluster(t)
 	m := appManifests("diff-same", "blue", "s3cret-value", 2)
 	applyAs(t, "kubectl-gitlab-agent", m)
 	r := runCmd(t, m, kubectl, "gitlab-agent", "diff", "-f", "-")
@@ -91,6 +92,7 @@ func TestDiffNoDrift(t *testing.T) {
 }
 
 func TestDiffChanges(t *testing.T) {
+	needCluster(t)
 	applyAs(t, "kubectl-gitlab-agent", appManifests("diff-change", "blue", "s3cret-value", 2))
 	dir := t.TempDir()
 
@@ -149,6 +151,7 @@ func TestDiffChanges(t *testing.T) {
 }
 
 func TestDiffCreatePruneAndErrors(t *testing.T) {
+	needCluster(t)
 	base := appManifests("diff-prune", "blue", "s3cret-value", 2)
 	applyAs(t, "kubectl-gitlab-agent", base)
 	extra := `---
@@ -202,6 +205,7 @@ metadata:
 }
 
 func TestDiffAgent(t *testing.T) {
+	needCluster(t)
 	r := runCmd(t, "glagent-fake-diff-token\n", kubectl, "gitlab-agent", "render", "dif", "--token-file", "-")
 	if r.code != 0 {
 		t.Fatal(r.stderr)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -109,6 +110,7 @@ func (g *gitlabEnv) activeTokensHeld(t *testing.T, agent string) {
 }
 
 func TestInstallLifecycle(t *testing.T) {
+	needCluster(t)
 	g := newGitLab(t)
 	simulateAgentk(t, g)
 	p := []string{"--project", "infra/agents"}
@@ -226,26 +228,37 @@ func TestInstallLifecycle(t *testing.T) {
 // watchAvailable records the fewest available replicas of a Deployment from
 // now until the returned function is called.
 func watchAvailable(t *testing.T, ns, name string) func() int32 {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cs := clientset(t)
-	lowest := int32(1 << 30)
+	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every change the apiserver makes is an event: none is missed between
+	// samples, as polling would.
+	w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=" + name, ResourceVersion: d.ResourceVersion,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowest := d.Status.AvailableReplicas
 	var mu sync.Mutex
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ctx.Err() == nil {
-			if d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		for ev := range w.ResultChan() {
+			if d, ok := ev.Object.(*appsv1.Deployment); ok {
 				mu.Lock()
-				if d.Status.AvailableReplicas < lowest {
-					lowest = d.Status.AvailableReplicas
-				}
+				lowest = min(lowest, d.Status.AvailableReplicas)
 				mu.Unlock()
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	return func() int32 {
 		cancel()
+		w.Stop()
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
@@ -254,6 +267,7 @@ func watchAvailable(t *testing.T, ns, name string) func() int32 {
 }
 
 func TestInstallFailuresLeaveNoStrayToken(t *testing.T) {
+	needCluster(t)
 	g := newGitLab(t)
 	simulateAgentk(t, g)
 	p := []string{"--project", "infra/agents"}
@@ -284,7 +298,7 @@ func TestInstallFailuresLeaveNoStrayToken(t *testing.T) {
 	// Ctrl-C while waiting for a rollout that cannot finish.
 	cmd := exec.Command(kubectl, "gitlab-agent", "install", "flt", "--project", "infra/agents", "--set", "nodeSelector.no-such=node")
 	cmd.Env = append(append([]string{}, env...), "GITLAB_URL="+g.fake.URL, "GITLAB_TOKEN="+g.mToken)
-	var errOut strings.Builder
+	var errOut syncBuffer // read while the process writes it
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -305,6 +319,7 @@ func TestInstallFailuresLeaveNoStrayToken(t *testing.T) {
 }
 
 func TestInstallAdoptsHelmChartInstall(t *testing.T) {
+	needCluster(t)
 	g := newGitLab(t)
 	simulateAgentk(t, g)
 	// The objects a chart install would have made: our render, labelled as

@@ -31,6 +31,7 @@ func TestPluginDispatch(t *testing.T) {
 // TestRenderApplyRollsOut: the rendered agent applies server-side and its
 // Deployment becomes available on the kwok nodes.
 func TestRenderApplyRollsOut(t *testing.T) {
+	needCluster(t)
 	r := runCmd(t, "glagent-fake-e2e-token\n", kubectl, "gitlab-agent", "render", "e2e", "--token-file", "-")
 	if r.code != 0 {
 		t.Fatalf("render: exit %d: %s", r.code, r.stderr)
@@ -48,6 +49,7 @@ func TestRenderApplyRollsOut(t *testing.T) {
 // TestChartCasesApply: every chart comparison case (except the ServiceMonitor,
 // whose CRD the test cluster lacks) is accepted by a real apiserver.
 func TestChartCasesApply(t *testing.T) {
+	needCluster(t)
 	files, err := filepath.Glob("../../pkg/manifest/testdata/chart/*/render.golden.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden renders: %v", err)

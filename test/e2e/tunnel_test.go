@@ -33,6 +33,7 @@ type tunnelEnv struct {
 }
 
 func newTunnel(t *testing.T) *tunnelEnv {
+	needCluster(t)
 	t.Helper()
 	g := newGitLab(t)
 	kas, err := fakekas.New(g.fake, cl.RESTConfig())
@@ -251,7 +252,7 @@ func TestProxyThroughKAS(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", out, "--ca-file", te.caFile)
 	cmd.Env = append(append([]string{}, env...), te.env()...)
 	stdout, _ := cmd.StdoutPipe()
-	var errOut strings.Builder
+	var errOut syncBuffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

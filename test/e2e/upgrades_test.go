@@ -39,7 +39,7 @@ func TestUpgradesThroughKASAndProxy(t *testing.T) {
 	proxy := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", proxyConfig, "--ca-file", te.caFile)
 	proxy.Env = append(append([]string{}, env...), te.env()...)
 	pout, _ := proxy.StdoutPipe()
-	var perr strings.Builder
+	var perr syncBuffer
 	proxy.Stderr = &perr
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)

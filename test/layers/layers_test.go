@@ -1,0 +1,61 @@
+// Package layers checks that the packages import only what
+// docs/architecture.md allows, so that the layering does not drift.
+package layers
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/"
+
+// allowed lists, for each package under pkg/, the packages of ours it may
+// import (docs/architecture.md, "Layers").
+var allowed = map[string][]string{
+	"pkg/cmd":         {"*"},
+	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
+	"pkg/diff":        {"pkg/kube", "pkg/safetext", "pkg/ui"},
+	"pkg/tunnel":      {"pkg/gitlab", "pkg/safetext", "pkg/secretfile"},
+	"pkg/kube":        {"pkg/input"},
+	"pkg/kube/fake":   {"pkg/diff", "pkg/kube"},
+	"pkg/gitlab":      {"pkg/agentname", "pkg/safetext"},
+	"pkg/manifest":    {"pkg/agentname"},
+	"pkg/ui":          {"pkg/safetext"},
+	"pkg/agentconfig": {},
+	"pkg/agentname":   {},
+	"pkg/gitremote":   {},
+	"pkg/input":       {},
+	"pkg/safetext":    {},
+	"pkg/secretfile":  {},
+	"pkg/version":     {},
+}
+
+func TestLayers(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "../../pkg/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module)
+		rules, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("%s is not in docs/architecture.md's table: add it there and here", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if imp == "github.com/spf13/cobra" && pkg != "pkg/cmd" {
+				t.Errorf("%s imports cobra: only pkg/cmd may", pkg)
+			}
+			ours, isOurs := strings.CutPrefix(imp, module)
+			if !isOurs || slices.Contains(rules, "*") {
+				continue
+			}
+			if strings.HasPrefix(ours, "test/") || !slices.Contains(rules, ours) {
+				t.Errorf("%s imports %s, which docs/architecture.md does not allow", pkg, ours)
+			}
+		}
+	}
+}
