@@ -87,6 +87,7 @@ type AgentGetOptions struct{ agentCommand }
 
 func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentGetOptions{agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
+	o.act = o.show
 	cmd := &cobra.Command{
 		Use:   "get NAME|ID",
 		Short: "Show one agent",
@@ -97,12 +98,8 @@ func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra
 	return cmd
 }
 
-// Run looks the agent up and prints it.
-func (o *AgentGetOptions) Run(ctx context.Context) error {
-	a, err := o.agent(ctx)
-	if err != nil {
-		return err
-	}
+// show looks the agent up and prints it.
+func (o *AgentGetOptions) show(ctx context.Context, a *gitlab.Agent) error {
 	return o.printAgents([]*gitlab.Agent{a}, true)
 }
 
@@ -160,6 +157,7 @@ type AgentDeleteOptions struct {
 
 func newCmdAgentDelete(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentDeleteOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}
+	o.act = o.remove
 	cmd := &cobra.Command{
 		Use:   "delete NAME|ID",
 		Short: "Delete an agent registration (its tokens stop working at once)",
@@ -174,12 +172,8 @@ confirmation on a terminal; elsewhere it needs --yes.`,
 	return cmd
 }
 
-// Run deletes the agent after confirmation.
-func (o *AgentDeleteOptions) Run(ctx context.Context) error {
-	a, err := o.agent(ctx)
-	if err != nil {
-		return err
-	}
+// remove deletes the agent after confirmation.
+func (o *AgentDeleteOptions) remove(ctx context.Context, a *gitlab.Agent) error {
 	if !o.Yes {
 		ok, err := ui.Confirm(ctx, o.In, o.ErrOut, fmt.Sprintf("Delete agent %q (id %d) from %s? Its tokens stop working.", a.Name, a.ID, o.project))
 		if err != nil {
@@ -195,6 +189,6 @@ func (o *AgentDeleteOptions) Run(ctx context.Context) error {
 	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"deleted": a}); done {
 		return err
 	}
-	_, err = fmt.Fprintf(o.Out, "deleted agent %q (id %d) from %s\n", a.Name, a.ID, o.project)
+	_, err := fmt.Fprintf(o.Out, "deleted agent %q (id %d) from %s\n", a.Name, a.ID, o.project)
 	return err
 }

@@ -58,6 +58,17 @@ func (c *gitlabCommand) complete() error {
 type agentCommand struct {
 	gitlabCommand
 	ref gitlab.AgentRef
+	// act is the command's work on the agent, once it is found.
+	act func(ctx context.Context, a *gitlab.Agent) error
+}
+
+// Run finds the agent and acts on it.
+func (c *agentCommand) Run(ctx context.Context) error {
+	a, err := c.agent(ctx)
+	if err != nil {
+		return err
+	}
+	return c.act(ctx, a)
 }
 
 // Complete reads the NAME|ID argument and completes the command: bad input

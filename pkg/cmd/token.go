@@ -51,6 +51,7 @@ type TokenListOptions struct{ agentCommand }
 
 func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenListOptions{agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
+	o.act = o.list
 	cmd := &cobra.Command{
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
@@ -62,12 +63,8 @@ func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobr
 	return cmd
 }
 
-// Run lists the tokens.
-func (o *TokenListOptions) Run(ctx context.Context) error {
-	a, err := o.agent(ctx)
-	if err != nil {
-		return err
-	}
+// list lists the tokens.
+func (o *TokenListOptions) list(ctx context.Context, a *gitlab.Agent) error {
 	tokens, err := o.client.ListTokensWithLastUse(ctx, o.project, a)
 	if err != nil {
 		return err
@@ -91,6 +88,7 @@ type TokenCreateOptions struct {
 
 func newCmdTokenCreate(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCreateOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
+	o.act = o.create
 	cmd := &cobra.Command{
 		Use:   "create AGENT --name NAME (--token-file FILE | --show-token)",
 		Short: "Create an agent token, written to a 0600 file or shown once",
@@ -131,11 +129,7 @@ func (o *TokenCreateOptions) Validate() error {
 
 // Run creates the token and stores it; if storing fails the token is revoked
 // again so that no unknown token stays active.
-func (o *TokenCreateOptions) Run(ctx context.Context) error {
-	a, err := o.agent(ctx)
-	if err != nil {
-		return err
-	}
+func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error {
 	tok, err := o.client.CreateToken(ctx, o.project, a, o.Name, o.Description)
 	if err != nil {
 		return err
@@ -171,6 +165,7 @@ type TokenRevokeOptions struct {
 
 func newCmdTokenRevoke(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenRevokeOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}
+	o.act = o.revoke
 	cmd := &cobra.Command{
 		Use:   "revoke AGENT TOKEN_ID",
 		Short: "Revoke an agent token (an agentk using it disconnects)",
@@ -190,18 +185,14 @@ func (o *TokenRevokeOptions) Complete(cmd *cobra.Command, args []string) error {
 	return o.agentCommand.Complete(cmd, args)
 }
 
-// Run revokes the token.
-func (o *TokenRevokeOptions) Run(ctx context.Context) error {
-	a, err := o.agent(ctx)
-	if err != nil {
-		return err
-	}
+// revoke revokes the token.
+func (o *TokenRevokeOptions) revoke(ctx context.Context, a *gitlab.Agent) error {
 	if err := o.client.RevokeToken(ctx, o.project, a, o.id); err != nil {
 		return err
 	}
 	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"revoked": map[string]any{"agent": a.Name, "tokenID": o.id}}); done {
 		return err
 	}
-	_, err = fmt.Fprintf(o.Out, "revoked token %d of agent %q\n", o.id, a.Name)
+	_, err := fmt.Fprintf(o.Out, "revoked token %d of agent %q\n", o.id, a.Name)
 	return err
 }

@@ -3,16 +3,14 @@ package diff
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/golden"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 func sampleResult() *Result {
 	cm := func(color string) string {
@@ -31,22 +29,9 @@ func sampleResult() *Result {
 	}}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func compare(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./pkg/diff -update writes it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs (rerun with -update and review):\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	golden.Compare(t, filepath.Join("testdata", name), got)
 }
 
 func TestUnifiedGolden(t *testing.T) {
@@ -54,13 +39,13 @@ func TestUnifiedGolden(t *testing.T) {
 	if err := WriteUnified(&out, &errOut, sampleResult(), 3, false); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "unified.golden", out.Bytes())
-	golden(t, "unified-errors.golden", errOut.Bytes())
+	compare(t, "unified.golden", out.Bytes())
+	compare(t, "unified-errors.golden", errOut.Bytes())
 	out.Reset()
 	if err := WriteUnified(&out, &errOut, sampleResult(), 0, false); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "unified-context0.golden", out.Bytes())
+	compare(t, "unified-context0.golden", out.Bytes())
 }
 
 func TestColorOnlyWhenAsked(t *testing.T) {
@@ -91,7 +76,7 @@ func TestSummaryGolden(t *testing.T) {
 	if err := WriteSummary(&out, sampleResult(), false); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "summary.golden", out.Bytes())
+	compare(t, "summary.golden", out.Bytes())
 }
 
 func TestJSONGolden(t *testing.T) {
@@ -99,7 +84,7 @@ func TestJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "result.golden.json", append(b, '\n'))
+	compare(t, "result.golden.json", append(b, '\n'))
 	r := sampleResult()
 	if !r.Differs() || !r.Failed() {
 		t.Error("the sample differs and has a failure")

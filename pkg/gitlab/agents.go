@@ -63,21 +63,40 @@ func ParseAgentRef(s string) (AgentRef, error) {
 func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error) {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
-	var out []*Agent
-	lo := &gl.ListAgentsOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
+	lo := &gl.ListAgentsOptions{}
+	all, resp, err := allPages(&lo.ListOptions, maxListed, func() ([]*gl.Agent, *gl.Response, error) {
+		return c.api.ClusterAgents.ListAgents(p.pid(), lo, opt)
+	})
+	if err != nil {
+		return nil, c.classify(fmt.Sprintf("listing the agents of %s", p), resp, err, hints{
+			forbidden: fmt.Sprintf("you need at least the Developer role on %s to see its agents", p),
+			notFound:  fmt.Sprintf("no project %s, or your token cannot see it", p),
+		})
+	}
+	out := make([]*Agent, 0, len(all))
+	for _, a := range all {
+		out = append(out, agentFrom(a))
+	}
+	return out, nil
+}
+
+// maxListed bounds what a list reads, however many pages GitLab (or
+// something that answers in its place) says there are.
+const maxListed = 10000
+
+// allPages calls fetch for page 1, 2, ... of lo until there is no next page
+// or max items are read.
+func allPages[T any](lo *gl.ListOptions, max int, fetch func() ([]T, *gl.Response, error)) ([]T, *gl.Response, error) {
+	lo.PerPage, lo.Page = 100, 1
+	var out []T
 	for {
-		page, resp, err := c.api.ClusterAgents.ListAgents(p.pid(), lo, opt)
+		page, resp, err := fetch()
 		if err != nil {
-			return nil, c.classify(fmt.Sprintf("listing the agents of %s", p), resp, err, hints{
-				forbidden: fmt.Sprintf("you need at least the Developer role on %s to see its agents", p),
-				notFound:  fmt.Sprintf("no project %s, or your token cannot see it", p),
-			})
+			return nil, resp, err
 		}
-		for _, a := range page {
-			out = append(out, agentFrom(a))
-		}
-		if resp.NextPage == 0 {
-			return out, nil
+		out = append(out, page...)
+		if resp.NextPage == 0 || len(out) >= max {
+			return out, resp, nil
 		}
 		lo.Page = resp.NextPage
 	}

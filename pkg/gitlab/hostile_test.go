@@ -22,38 +22,6 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
-// catcher records what reaches a server that must never see a credential.
-type catcher struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
-}
-
-func newCatcher(t *testing.T) *catcher {
-	c := &catcher{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.seen = append(c.seen, r.Header.Clone())
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"version":"17.3.1","kas":{"enabled":true,"externalUrl":"wss://evil"}}`)
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *catcher) credentialsSeen() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, h := range c.seen {
-		if h.Get("PRIVATE-TOKEN") != "" || h.Get("JOB-TOKEN") != "" || h.Get("Authorization") != "" {
-			n++
-		}
-	}
-	return n
-}
-
 // redirector sends every request to target with status.
 func redirector(t *testing.T, target string, status int) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +32,8 @@ func redirector(t *testing.T, target string, status int) *httptest.Server {
 }
 
 func TestCredentialNeverFollowsARedirectToAnotherOrigin(t *testing.T) {
-	evil := newCatcher(t)
+	evil := fakegitlab.NewCatcher(`{"version":"17.3.1","kas":{"enabled":true,"externalUrl":"wss://evil"}}`)
+	t.Cleanup(evil.Close)
 	// "localhost" and 127.0.0.1 are different hosts to Go's redirect rules;
 	// another port on the same host is another origin to ours.
 	targets := map[string]string{
@@ -89,13 +58,11 @@ func TestCredentialNeverFollowsARedirectToAnotherOrigin(t *testing.T) {
 			}
 		}
 	}
-	if n := evil.credentialsSeen(); n != 0 {
+	if n := len(evil.Credentials()); n != 0 {
 		t.Fatalf("a credential reached another origin %d times", n)
 	}
-	evil.mu.Lock()
-	defer evil.mu.Unlock()
-	if len(evil.seen) != 0 {
-		t.Fatalf("the redirect was followed %d times (without the credential, but the error should stop it)", len(evil.seen))
+	if n := evil.Requests(); n != 0 {
+		t.Fatalf("the redirect was followed %d times (without the credential, but the error should stop it)", n)
 	}
 }
 

@@ -95,19 +95,14 @@ func (c *Client) revokeStrayPATs(ctx context.Context, name string, cause error) 
 func (c *Client) listPATs(ctx context.Context, search string) ([]*gl.PersonalAccessToken, error) {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
-	var out []*gl.PersonalAccessToken
-	lo := &gl.ListPersonalAccessTokensOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}, Search: gl.Ptr(search), State: gl.Ptr("active")}
-	for {
-		page, resp, err := c.api.PersonalAccessTokens.ListPersonalAccessTokens(lo, opt)
-		if err != nil {
-			return nil, c.classify("listing personal access tokens", resp, err, hints{})
-		}
-		out = append(out, page...)
-		if resp.NextPage == 0 || len(out) > 1000 {
-			return out, nil
-		}
-		lo.Page = resp.NextPage
+	lo := &gl.ListPersonalAccessTokensOptions{Search: gl.Ptr(search), State: gl.Ptr("active")}
+	out, resp, err := allPages(&lo.ListOptions, 1000, func() ([]*gl.PersonalAccessToken, *gl.Response, error) {
+		return c.api.PersonalAccessTokens.ListPersonalAccessTokens(lo, opt)
+	})
+	if err != nil {
+		return nil, c.classify("listing personal access tokens", resp, err, hints{})
 	}
+	return out, nil
 }
 
 // attemptID is a short random word that makes a name unique to one attempt.

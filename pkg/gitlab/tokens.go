@@ -47,23 +47,20 @@ func tokenFrom(t *gl.AgentToken) *Token {
 func (c *Client) ListTokens(ctx context.Context, p ProjectRef, a *Agent) ([]*Token, error) {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
-	var out []*Token
-	lo := &gl.ListAgentTokensOptions{ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
-	for {
-		page, resp, err := c.api.ClusterAgents.ListAgentTokens(p.pid(), a.ID, lo, opt)
-		if err != nil {
-			return nil, c.classify(fmt.Sprintf("listing the tokens of agent %q", a.Name), resp, err, hints{
-				forbidden: fmt.Sprintf("you need at least the Developer role on %s to see agent tokens", p),
-			})
-		}
-		for _, t := range page {
-			out = append(out, tokenFrom(t))
-		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		lo.Page = resp.NextPage
+	lo := &gl.ListAgentTokensOptions{}
+	all, resp, err := allPages(&lo.ListOptions, maxListed, func() ([]*gl.AgentToken, *gl.Response, error) {
+		return c.api.ClusterAgents.ListAgentTokens(p.pid(), a.ID, lo, opt)
+	})
+	if err != nil {
+		return nil, c.classify(fmt.Sprintf("listing the tokens of agent %q", a.Name), resp, err, hints{
+			forbidden: fmt.Sprintf("you need at least the Developer role on %s to see agent tokens", p),
+		})
 	}
+	out := make([]*Token, 0, len(all))
+	for _, t := range all {
+		out = append(out, tokenFrom(t))
+	}
+	return out, nil
 }
 
 // GetToken returns one token with its last use.

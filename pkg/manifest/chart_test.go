@@ -3,7 +3,6 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/golden"
+
 	"sigs.k8s.io/yaml"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // chartCase is testdata/chart/<case>/case.yaml: a release name and namespace
 // whose values.yaml we render and compare with `helm template` (helm.yaml).
@@ -68,7 +67,7 @@ func TestRenderGolden(t *testing.T) {
 			if err := WriteYAML(&buf, out.Objects); err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join(dir, "render.golden.yaml"), buf.Bytes())
+			golden.Compare(t, filepath.Join(dir, "render.golden.yaml"), buf.Bytes())
 		})
 	}
 }
@@ -228,40 +227,4 @@ func readYAML(t *testing.T, path string, v any) {
 	if err := yaml.UnmarshalStrict(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/manifest -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (rerun with -update and review the change):\n%s", path, firstDiffLine(want, got))
-	}
-}
-
-// firstDiffLine shows the first differing line of two texts.
-func firstDiffLine(want, got []byte) string {
-	wl := strings.Split(string(want), "\n")
-	gl := strings.Split(string(got), "\n")
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, w, g)
-		}
-	}
-	return ""
 }

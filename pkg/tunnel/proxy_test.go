@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/capture"
 )
 
 func TestCheckPath(t *testing.T) {
@@ -199,8 +201,8 @@ func TestProxyRenewsAtMostOncePerInterval(t *testing.T) {
 		}
 		return "tok-" + string(rune('a'+calls)), nil
 	}
-	var log strings.Builder
-	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: cred, AcceptHosts: DefaultAcceptHosts, Log: &syncWriter{w: &log}})
+	var log capture.Buffer // the proxy's goroutines write it
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: cred, AcceptHosts: DefaultAcceptHosts, Log: &log})
 	for i := 0; i < 30; i++ {
 		resp, err := http.Get("http://" + addr + "/api")
 		if err != nil {
@@ -216,15 +218,4 @@ func TestProxyRenewsAtMostOncePerInterval(t *testing.T) {
 	if refreshes != 1 {
 		t.Errorf("%d renewals for 30 refused requests, want 1", refreshes)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -21,44 +21,11 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
-// catcher is a server that must never see a credential.
-type catcher struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
-}
-
-func newCatcher(t *testing.T) *catcher {
-	c := &catcher{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.seen = append(c.seen, r.Header.Clone())
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, "[]")
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *catcher) credentials() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, h := range c.seen {
-		for _, k := range []string{"Private-Token", "Job-Token", "Authorization"} {
-			if h.Get(k) != "" {
-				out = append(out, k)
-			}
-		}
-	}
-	return out
-}
-
 // Item 2: Go strips only Authorization and Cookie on a cross-host redirect.
 func TestAttack02CredentialsStayWithTheirHost(t *testing.T) {
 	g := newGitLab(t)
-	evil := newCatcher(t)
+	evil := fakegitlab.NewCatcher("[]")
+	t.Cleanup(evil.Close)
 	// localhost is another host than 127.0.0.1 to Go's redirect rules.
 	target := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
 	for _, status := range []int{301, 302, 307, 308} {
@@ -75,7 +42,7 @@ func TestAttack02CredentialsStayWithTheirHost(t *testing.T) {
 			t.Errorf("the job token is in the error: %s", r.stderr)
 		}
 	}
-	if got := evil.credentials(); len(got) != 0 {
+	if got := evil.Credentials(); len(got) != 0 {
 		t.Fatalf("another host received credentials: %v", got)
 	}
 

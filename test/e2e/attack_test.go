@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/capture"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
@@ -26,22 +27,7 @@ import (
 func pluginBin() string { return filepath.Join(binDir, "kubectl-gitlab_agent") }
 
 // syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = capture.Buffer
 
 // startProxy starts `proxy` for the tunnel's agent on a free port.
 func (te *tunnelEnv) startProxy(t *testing.T) (*syncBuffer, string) {

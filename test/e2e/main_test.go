@@ -10,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -58,7 +59,7 @@ func mainWithCluster(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	binDir = filepath.Join(tmp, "bin")
-	if err := buildPlugin(ctx, binDir); err != nil {
+	if _, err := plugin.Build(ctx, binDir, "v0.0.0-e2e"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the plugin:", err)
 		return 1
 	}
@@ -110,20 +111,6 @@ users:
   user: {}
 current-context: none
 `
-
-func buildPlugin(ctx context.Context, dir string) error {
-	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "kubectl-gitlab_agent"),
-		"-ldflags", "-X github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version.version=v0.0.0-e2e",
-		"./cmd/kubectl-gitlab_agent")
-	cmd.Dir = repo
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	return nil
-}
 
 // result is what a command did.
 type result struct {

@@ -72,25 +72,38 @@ func (s *Server) matchFault(route string) *Fault {
 	return hit
 }
 
-// statusRecorder remembers the status written.
-type statusRecorder struct {
+// StatusRecorder passes a response through and remembers its status. It
+// flushes and unwraps to the writer it wraps, so that streams and upgrades
+// pass too.
+type StatusRecorder struct {
 	http.ResponseWriter
-	status int
+	Status int
 }
 
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
+func (r *StatusRecorder) WriteHeader(code int) {
+	if r.Status == 0 {
+		r.Status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
+func (r *StatusRecorder) Write(b []byte) (int, error) {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }
+
+// Flush flushes the wrapped writer when it can.
+func (r *StatusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController (and a reverse proxy's upgrades)
+// reach the connection.
+func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // handle registers h for pattern, counting calls, recording them and
 // applying faults first.
@@ -100,10 +113,10 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 		s.calls[pattern]++
 		f := s.matchFault(pattern)
 		s.mu.Unlock()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &StatusRecorder{ResponseWriter: w}
 		defer func() {
 			s.mu.Lock()
-			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Pattern: pattern, Status: rec.status})
+			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Pattern: pattern, Status: rec.Status})
 			s.mu.Unlock()
 		}()
 		if f != nil {

@@ -22,29 +22,66 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, fn http.HandlerFunc) { s.handle(mux, pattern, fn) }
 	h("GET "+api+"/metadata", s.getMetadata)
-	h("GET "+api+"/user", s.getUser)
-	h("GET "+api+"/projects/{id}", s.getProject)
-	h("GET "+api+"/projects/{id}/cluster_agents", s.listAgents)
-	h("POST "+api+"/projects/{id}/cluster_agents", s.registerAgent)
-	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}", s.getAgent)
-	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}", s.deleteAgent)
-	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.listTokens)
-	h("POST "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.createToken)
-	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.getToken)
-	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.revokeToken)
-	h("GET "+api+"/projects/{id}/repository/files/{path}", s.getFile)
-	h("HEAD "+api+"/projects/{id}/repository/files/{path}", s.getFile)
-	h("POST "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
-	h("PUT "+api+"/projects/{id}/repository/files/{path}", s.writeFile)
-	h("POST "+api+"/user/personal_access_tokens", s.createPAT)
-	h("GET "+api+"/personal_access_tokens", s.listPATs)
-	h("GET "+api+"/personal_access_tokens/self", s.getSelfPAT)
-	h("DELETE "+api+"/personal_access_tokens/self", s.revokeSelfPAT)
-	h("DELETE "+api+"/personal_access_tokens/{id}", s.revokePAT)
+	h("GET "+api+"/user", s.withUser(s.getUser))
+	h("GET "+api+"/projects/{id}", s.withProject(Guest, s.getProject))
+	h("GET "+api+"/projects/{id}/cluster_agents", s.withProject(Developer, s.listAgents))
+	h("POST "+api+"/projects/{id}/cluster_agents", s.withProject(Maintainer, s.registerAgent))
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}", s.withProject(Developer, s.getAgent))
+	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}", s.withAgent(Maintainer, s.deleteAgent))
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.withAgent(Developer, s.listTokens))
+	h("POST "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.withAgent(Maintainer, s.createToken))
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.withAgent(Developer, s.getToken))
+	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.withAgent(Maintainer, s.revokeToken))
+	h("GET "+api+"/projects/{id}/repository/files/{path}", s.withProject(Reporter, s.getFile))
+	h("HEAD "+api+"/projects/{id}/repository/files/{path}", s.withProject(Reporter, s.getFile))
+	h("POST "+api+"/projects/{id}/repository/files/{path}", s.withProject(Developer, s.writeFile))
+	h("PUT "+api+"/projects/{id}/repository/files/{path}", s.withProject(Developer, s.writeFile))
+	h("POST "+api+"/user/personal_access_tokens", s.withUser(s.createPAT))
+	h("GET "+api+"/personal_access_tokens", s.withUser(s.listPATs))
+	h("GET "+api+"/personal_access_tokens/self", s.withUser(s.getSelfPAT))
+	h("DELETE "+api+"/personal_access_tokens/self", s.withUser(s.revokeSelfPAT))
+	h("DELETE "+api+"/personal_access_tokens/{id}", s.withUser(s.revokePAT))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "404 Not Found")
 	})
 	return mux
+}
+
+// The handlers run under s's lock with what their route needs already
+// resolved: withUser authenticates the caller, withProject also finds
+// {id} and checks the role, withAgent also finds {agent_id} in it. Each
+// answers the failure itself (401, then 404, then 403, as GitLab orders
+// them) and the handler does not run.
+func (s *Server) locked(fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		fn(w, r)
+	}
+}
+
+func (s *Server) withUser(fn func(http.ResponseWriter, *http.Request, *User, *credential)) http.HandlerFunc {
+	return s.locked(func(w http.ResponseWriter, r *http.Request) {
+		if u, c := s.authenticate(w, r, false); u != nil {
+			fn(w, r, u, c)
+		}
+	})
+}
+
+func (s *Server) withProject(role Role, fn func(http.ResponseWriter, *http.Request, *User, *Project)) http.HandlerFunc {
+	return s.locked(func(w http.ResponseWriter, r *http.Request) {
+		if u, p := s.projectFor(w, r, role); p != nil {
+			fn(w, r, u, p)
+		}
+	})
+}
+
+func (s *Server) withAgent(role Role, fn func(http.ResponseWriter, *http.Request, *User, *Agent)) http.HandlerFunc {
+	return s.locked(func(w http.ResponseWriter, r *http.Request) {
+		if u, _, a := s.agentFor(w, r, role); a != nil {
+			fn(w, r, u, a)
+		}
+	})
 }
 
 // authenticate finds the caller from PRIVATE-TOKEN, Authorization: Bearer or
@@ -133,13 +170,7 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, _ := s.authenticate(w, r, false)
-	if u == nil {
-		return
-	}
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
 	writeJSON(w, http.StatusOK, userJSON(u))
 }
 
@@ -147,13 +178,7 @@ func userJSON(u *User) map[string]any {
 	return map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "state": "active"}
 }
 
-func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, p := s.projectFor(w, r, Guest)
-	if u == nil {
-		return
-	}
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
 	writeJSON(w, http.StatusOK, projectJSON(p))
 }
 
@@ -241,13 +266,7 @@ func paginate(w http.ResponseWriter, r *http.Request, n int) (int, int) {
 	return start, end
 }
 
-func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Developer)
-	if p == nil {
-		return
-	}
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, _ *User, p *Project) {
 	var list []*Agent
 	for _, a := range s.agents {
 		if a.ProjectID == p.ID {
@@ -266,13 +285,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 // agentNameRE is GitLab's rule for agent names.
 var agentNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, p := s.projectFor(w, r, Maintainer)
-	if p == nil {
-		return
-	}
+func (s *Server) registerAgent(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
 	var body struct {
 		Name string `json:"name"`
 	}
@@ -323,25 +336,13 @@ func parseID(s string) int64 {
 	return n
 }
 
-func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Developer)
-	if p == nil {
-		return
-	}
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request, _ *User, p *Project) {
 	if a := s.agent(w, r, p); a != nil {
 		writeJSON(w, http.StatusOK, s.agentJSON(a))
 	}
 }
 
-func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, _, a := s.agentFor(w, r, Maintainer)
-	if a == nil {
-		return
-	}
+func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
 	delete(s.agents, a.ID)
 	for _, t := range s.tokens {
 		if t.AgentID == a.ID {
@@ -351,13 +352,7 @@ func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, _, a := s.agentFor(w, r, Developer)
-	if a == nil {
-		return
-	}
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
 	var list []*AgentToken
 	for _, t := range s.tokens {
 		if t.AgentID == a.ID && t.Status == "active" {
@@ -388,13 +383,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 // MaxActiveTokens is GitLab's limit of active tokens per agent.
 const MaxActiveTokens = 2
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, _, a := s.agentFor(w, r, Maintainer)
-	if a == nil {
-		return
-	}
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *User, a *Agent) {
 	var body struct {
 		Name        string `json:"name"`
 		Description string `json:"description"`
@@ -426,13 +415,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, a *Agent) *AgentT
 	return t
 }
 
-func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, _, a := s.agentFor(w, r, Developer)
-	if a == nil {
-		return
-	}
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
 	t := s.token(w, r, a)
 	if t == nil {
 		return
@@ -444,13 +427,7 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tokenJSON(t, true, false))
 }
 
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, _, a := s.agentFor(w, r, Maintainer)
-	if a == nil {
-		return
-	}
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
 	t := s.token(w, r, a)
 	if t == nil {
 		return
@@ -459,13 +436,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, p := s.projectFor(w, r, Reporter)
-	if p == nil {
-		return
-	}
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request, _ *User, p *Project) {
 	ref := r.URL.Query().Get("ref")
 	if ref == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "ref is missing"})
@@ -519,13 +490,7 @@ func (s *Server) lastCommit(pid int64, branch, path string) string {
 	return strings.Repeat("0", 40)
 }
 
-func (s *Server) writeFile(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, p := s.projectFor(w, r, Developer)
-	if p == nil {
-		return
-	}
+func (s *Server) writeFile(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
 	var body struct {
 		Branch        string `json:"branch"`
 		Content       string `json:"content"`
@@ -606,13 +571,7 @@ func patJSON(p *PersonalAccessToken, withToken bool) map[string]any {
 	return m
 }
 
-func (s *Server) createPAT(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, _ := s.authenticate(w, r, false)
-	if u == nil {
-		return
-	}
+func (s *Server) createPAT(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
 	var body struct {
 		Name      string   `json:"name"`
 		Scopes    []string `json:"scopes"`
@@ -643,13 +602,7 @@ func (s *Server) createPAT(w http.ResponseWriter, r *http.Request) {
 
 // listPATs lists the caller's own personal access tokens (what GitLab shows a
 // user who is not an administrator), filtered by search, state and revoked.
-func (s *Server) listPATs(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, _ := s.authenticate(w, r, false)
-	if u == nil {
-		return
-	}
+func (s *Server) listPATs(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
 	q := r.URL.Query()
 	if uid := q.Get("user_id"); uid != "" && parseID(uid) != u.ID {
 		writeError(w, http.StatusUnauthorized, "401 Unauthorized")
@@ -675,13 +628,7 @@ func (s *Server) listPATs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getSelfPAT(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, c := s.authenticate(w, r, false)
-	if c == nil {
-		return
-	}
+func (s *Server) getSelfPAT(w http.ResponseWriter, r *http.Request, _ *User, c *credential) {
 	if c.kind != "pat" {
 		writeError(w, http.StatusNotFound, "404 Not Found")
 		return
@@ -689,13 +636,7 @@ func (s *Server) getSelfPAT(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, patJSON(s.pats[c.patID], false))
 }
 
-func (s *Server) revokePAT(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, _ := s.authenticate(w, r, false)
-	if u == nil {
-		return
-	}
+func (s *Server) revokePAT(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
 	p := s.pats[parseID(r.PathValue("id"))]
 	if p == nil || p.UserID != u.ID {
 		errNotFound(w, "PersonalAccessToken")
@@ -706,13 +647,7 @@ func (s *Server) revokePAT(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeSelfPAT revokes the token the request authenticates with (any scope).
-func (s *Server) revokeSelfPAT(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, c := s.authenticate(w, r, false)
-	if c == nil {
-		return
-	}
+func (s *Server) revokeSelfPAT(w http.ResponseWriter, r *http.Request, _ *User, c *credential) {
 	if c.kind != "pat" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "400 Bad request - requires token type to be a personal access token"})
 		return

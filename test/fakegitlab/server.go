@@ -9,9 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,14 +22,14 @@ import (
 // Role is a project member's access level, with GitLab's numbers.
 type Role int
 
-// The access levels GitLab uses.
+// The access levels GitLab uses: 0, 10, ... 50.
 const (
-	NoAccess   Role = 0
-	Guest      Role = 10
-	Reporter   Role = 20
-	Developer  Role = 30
-	Maintainer Role = 40
-	Owner      Role = 50
+	NoAccess Role = 10 * iota
+	Guest
+	Reporter
+	Developer
+	Maintainer
+	Owner
 )
 
 // Server is a fake GitLab. Create it with New; it serves on loopback until
@@ -266,15 +267,20 @@ func (s *Server) File(p *Project, branch, path string) ([]byte, bool) {
 
 // Agents lists p's agents, oldest first.
 func (s *Server) Agents(p *Project) []Agent {
+	return pick(s, s.agents, func(a *Agent) bool { return a.ProjectID == p.ID })
+}
+
+// pick copies the records of m (keyed by ID) that keep selects, oldest
+// (lowest ID) first, under s's lock.
+func pick[T any](s *Server, m map[int64]*T, keep func(*T) bool) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Agent
-	for _, a := range s.agents {
-		if a.ProjectID == p.ID {
-			out = append(out, *a)
+	var out []T
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		if keep(m[id]) {
+			out = append(out, *m[id])
 		}
 	}
-	sortByID(out, func(a Agent) int64 { return a.ID })
 	return out
 }
 
@@ -305,16 +311,7 @@ func (s *Server) newAgentToken(agentID int64, name, desc string, by int64) *Agen
 
 // AgentTokens lists every token of agent a (active and revoked).
 func (s *Server) AgentTokens(a *Agent) []AgentToken {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []AgentToken
-	for _, t := range s.tokens {
-		if t.AgentID == a.ID {
-			out = append(out, *t)
-		}
-	}
-	sortByID(out, func(t AgentToken) int64 { return t.ID })
-	return out
+	return pick(s, s.tokens, func(t *AgentToken) bool { return t.AgentID == a.ID })
 }
 
 // MarkTokenUsed records that agentk connected with the token value at t.
@@ -333,16 +330,7 @@ func (s *Server) MarkTokenUsed(token string, at time.Time) bool {
 
 // PersonalAccessTokens lists the user's tokens.
 func (s *Server) PersonalAccessTokens(u *User) []PersonalAccessToken {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []PersonalAccessToken
-	for _, p := range s.pats {
-		if p.UserID == u.ID {
-			out = append(out, *p)
-		}
-	}
-	sortByID(out, func(p PersonalAccessToken) int64 { return p.ID })
-	return out
+	return pick(s, s.pats, func(p *PersonalAccessToken) bool { return p.UserID == u.ID })
 }
 
 // Commits lists the commits made through the API, oldest first.
@@ -371,10 +359,6 @@ func randomString(n int) string {
 	b := make([]byte, (n+1)/2)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)[:n]
-}
-
-func sortByID[T any](list []T, id func(T) int64) {
-	sort.Slice(list, func(i, j int) bool { return id(list[i]) < id(list[j]) })
 }
 
 // writeJSON answers with status and v as JSON.

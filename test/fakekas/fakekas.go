@@ -196,10 +196,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, proxy *httputil.R
 	}
 	r.Header.Del("Authorization")
 	r.Header.Del("Cookie")
-	rec := &recorder{ResponseWriter: w}
+	rec := &fakegitlab.StatusRecorder{ResponseWriter: w}
 	proxy.ServeHTTP(rec, r)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: rec.status, As: as})
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: rec.Status, As: as})
 	s.mu.Unlock()
 }
 
@@ -246,27 +246,6 @@ func inGroup(groups []accessEntry, path string) bool {
 	}
 	return false
 }
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets the reverse proxy reach the connection for upgrades.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // byUpgrade sends connection upgrades over HTTP/1.1, the rest as usual.
 type byUpgrade struct{ normal, upgrade http.RoundTripper }

@@ -20,12 +20,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
 )
@@ -49,12 +50,9 @@ func run(namespaces, perKind, runs, concurrency int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "kubectl-gitlab_agent")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-gitlab_agent")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the plugin: %v\n%s", err, out)
+	bin, err := plugin.Build(ctx, tmp, "")
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(os.Stderr, "starting the test control plane...")
 	c, err := cluster.Start(ctx, cluster.Options{Log: os.Stderr})

@@ -24,10 +24,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
 
 	"k8s.io/client-go/rest"
 
@@ -56,16 +57,13 @@ func run(d time.Duration, rounds int, baseline string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "kubectl-gitlab_agent")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-gitlab_agent")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the plugin: %v\n%s", err, out)
+	bin, err := plugin.Build(ctx, tmp, "")
+	if err != nil {
+		return err
 	}
 	var baseBin string
 	if baseline != "" {
-		if baseBin, err = buildAt(build.Dir, baseline, tmp); err != nil {
+		if baseBin, err = plugin.BuildAt(ctx, baseline, tmp); err != nil {
 			return err
 		}
 	}
@@ -108,7 +106,7 @@ func run(d time.Duration, rounds int, baseline string) error {
 	// The same proxy code without KAS, on kubectl proxy's path.
 	pass := filepath.Join(tmp, "passthrough")
 	buildPass := exec.Command("go", "build", "-o", pass, "./test/bench/proxybench/passthrough")
-	buildPass.Dir = build.Dir
+	buildPass.Dir = plugin.Repo()
 	if out, err := buildPass.CombinedOutput(); err != nil {
 		return fmt.Errorf("building passthrough: %v\n%s", err, out)
 	}
@@ -217,25 +215,6 @@ func median(list []stats) stats {
 }
 
 // buildAt builds the plugin as it was at the git ref into dir.
-func buildAt(repo, ref, dir string) (string, error) {
-	src := filepath.Join(dir, "baseline-src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
-	}
-	archive := exec.Command("sh", "-c", "git archive --format=tar \"$0\" | tar -x -C \"$1\"", ref, src)
-	archive.Dir = repo
-	if out, err := archive.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("git archive %s: %v\n%s", ref, err, out)
-	}
-	bin := filepath.Join(dir, "kubectl-gitlab_agent-baseline")
-	b := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-gitlab_agent")
-	b.Dir = src
-	if out, err := b.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the plugin at %s: %v\n%s", ref, err, out)
-	}
-	return bin, nil
-}
-
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
