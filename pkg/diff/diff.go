@@ -51,6 +51,9 @@ type Options struct {
 	// EnforceNamespace makes other namespaces an error (-n was given).
 	DefaultNamespace string
 	EnforceNamespace bool
+	// ServerOnly sends every object that exists to the server's dry run,
+	// predicting nothing locally (for tests that compare the two).
+	ServerOnly bool
 }
 
 // Object is the outcome for one object.
@@ -137,6 +140,19 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 	}
 
 	manifests = nil // the targets hold them now
+	// What the apply would do is known without the server only where no
+	// webhook or admission policy may act on it, and the user may patch.
+	var pred *predictor
+	var admission *kube.Admission
+	var access *kube.Access
+	if !o.ServerOnly {
+		pred = newPredictor(c.OpenAPIV3(), c.HasStatusSubresource)
+		admission = c.ReadAdmission(ctx)
+		var err error
+		if access, err = c.NewAccess(); err != nil {
+			return nil, err
+		}
+	}
 	// Dry runs share one limit across the groups being read.
 	sem := make(chan struct{}, o.Concurrency)
 	c.LiveEach(ctx, targets, 4, o.Concurrency, func(t kube.Target, cur *unstructured.Unstructured, err error) {
@@ -150,11 +166,25 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 			return
 		}
 		salt := t.Ref.String()
+		// Status is compared as any field where it is not a subresource's
+		// (custom resources without one): the apply sets it.
+		n := n
+		n.showStatus = n.showStatus || !c.HasStatusSubresource(t.Mapping.Resource)
 		if cur != nil {
 			salt = string(cur.GetUID())
-			if unchangedByApply(cur, desired, o.Manager) {
-				add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
-				return
+			if !o.ServerOnly && admission.MayMatch("UPDATE", t.Mapping.Resource, t.Namespaced()) == "" &&
+				(unchangedByApply(cur, desired, o.Manager, !c.HasStatusSubresource(t.Mapping.Resource)) || pred.unchanged(t.Mapping.Resource, cur, desired, o.Manager, o.Force)) {
+				ok, why, err := access.CanPatch(ctx, t.Mapping.Resource, t.Ref.Namespace, t.Ref.Name)
+				switch {
+				case err == nil && ok:
+					add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
+					return
+				case err == nil:
+					// The apply would be refused, as the dry run would say.
+					add(Object{Ref: t.Ref, Action: Failed, Error: "forbidden: " + why, Origin: t.Origin})
+					return
+				}
+				// Not known: the dry run answers.
 			}
 		}
 		sem <- struct{}{}
@@ -266,13 +296,16 @@ func toYAML(m map[string]any) string {
 	return string(b)
 }
 
-// applyView is the part of an object that an apply configuration holds.
-func applyView(o *unstructured.Unstructured) map[string]any {
+// applyView is the part of an object that an apply configuration holds;
+// status only where it is an ordinary field (keepStatus).
+func applyView(o *unstructured.Unstructured, keepStatus bool) map[string]any {
 	c := o.DeepCopy().Object
 	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
 		unstructured.RemoveNestedField(c, "metadata", f)
 	}
-	delete(c, "status")
+	if !keepStatus {
+		delete(c, "status")
+	}
 	if m, ok := c["metadata"].(map[string]any); ok {
 		for _, k := range []string{"labels", "annotations"} {
 			if v, ok := m[k].(map[string]any); ok && len(v) == 0 {

@@ -167,11 +167,12 @@ func jsonEqual(a, b any) bool {
 }
 
 // unchangedByApply reports whether applying desired as manager would change
-// nothing: the manager's owned fields of live already equal desired.
-func unchangedByApply(live, desired *unstructured.Unstructured, manager string) bool {
+// nothing: the manager's owned fields of live already equal desired
+// (status included when it is an ordinary field, keepStatus).
+func unchangedByApply(live, desired *unstructured.Unstructured, manager string, keepStatus bool) bool {
 	owned, ok := extractOwned(live, manager)
 	if !ok {
 		return false
 	}
-	return reflect.DeepEqual(applyView(&unstructured.Unstructured{Object: owned}), applyView(desired))
+	return reflect.DeepEqual(applyView(&unstructured.Unstructured{Object: owned}, keepStatus), applyView(desired, keepStatus))
 }

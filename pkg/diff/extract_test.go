@@ -2,7 +2,6 @@ package diff
 
 import (
 	"context"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -14,8 +13,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
-
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
 )
 
 const manager = "kubectl-gitlab-agent"
@@ -78,16 +75,9 @@ spec:
 // TestExtractMatchesTypedExtractor checks the FieldsV1 reader against
 // client-go's schema-based extractor on objects a real apiserver applied.
 func TestExtractMatchesTypedExtractor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
+	c := testCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
 	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
 	dc := discovery.NewDiscoveryClientForConfigOrDie(c.RESTConfig())
 	typed, err := metav1ac.NewUnstructuredExtractor(dc)
@@ -137,19 +127,19 @@ func TestExtractMatchesTypedExtractor(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no extraction", desired.GetKind())
 		}
-		if w, g := applyView(want), applyView(&unstructured.Unstructured{Object: got}); !reflect.DeepEqual(w, g) {
+		if w, g := applyView(want, false), applyView(&unstructured.Unstructured{Object: got}, false); !reflect.DeepEqual(w, g) {
 			t.Errorf("%s:\ntyped: %v\nours:  %v", desired.GetKind(), w, g)
 		}
 		// The Deployment's env fieldRef is an atomic struct the server
 		// defaults (apiVersion: v1): owned whole, it no longer equals the
 		// manifest, and a dry run has to answer. Every other case is
 		// known unchanged without one.
-		if fast := unchangedByApply(live, desired, manager); fast != (desired.GetKind() != "Deployment") {
-			t.Errorf("%s: unchanged without a dry run = %v: %v", desired.GetKind(), fast, changedPaths(applyView(desired), applyView(&unstructured.Unstructured{Object: got})))
+		if fast := unchangedByApply(live, desired, manager, false); fast != (desired.GetKind() != "Deployment") {
+			t.Errorf("%s: unchanged without a dry run = %v: %v", desired.GetKind(), fast, changedPaths(applyView(desired, false), applyView(&unstructured.Unstructured{Object: got}, false)))
 		}
 		changed := desired.DeepCopy()
 		changed.SetLabels(map[string]string{"new": "label"})
-		if unchangedByApply(live, changed, manager) {
+		if unchangedByApply(live, changed, manager, false) {
 			t.Errorf("%s: a changed object is seen as unchanged", desired.GetKind())
 		}
 	}

@@ -14,9 +14,11 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/rest"
 )
 
@@ -145,6 +147,30 @@ func withoutNegotiation(cfg *rest.Config) *rest.Config {
 	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	cfg.GroupVersion = nil
 	return cfg
+}
+
+// OpenAPIV3 is the server's OpenAPI v3 documents, one per group version,
+// kept in kubectl's HTTP cache on disk.
+func (c *Client) OpenAPIV3() openapi.Client { return c.Discovery.OpenAPIV3() }
+
+// HasStatusSubresource reports whether discovery lists a status subresource
+// for the resource (then the apiserver ignores status in an apply to the
+// resource itself, and status is not the user's to set). When discovery
+// cannot say, it assumes there is one, as for most resources.
+func (c *Client) HasStatusSubresource(gvr schema.GroupVersionResource) bool {
+	if c.Discovery == nil {
+		return true
+	}
+	l, err := c.Discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil {
+		return true
+	}
+	for _, r := range l.APIResources {
+		if r.Name == gvr.Resource+"/status" {
+			return true
+		}
+	}
+	return false
 }
 
 type resettable struct{ meta.RESTMapper }

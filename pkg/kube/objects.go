@@ -210,14 +210,18 @@ func (c *Client) list(ctx context.Context, dyn dynamic.Interface, t Target, sele
 // Apply server-side applies t (decoded as o) as manager; with dryRun nothing
 // is stored and the result is what the apply would make. force takes over
 // fields that other managers own (as an install adopting a Helm release
-// must). Server bookkeeping in o is dropped first.
+// must). Server bookkeeping in o is dropped first, and status where it is a
+// subresource's (for a custom resource without one, status is an ordinary
+// field that the apply sets).
 func (c *Client) Apply(ctx context.Context, t Target, o *unstructured.Unstructured, manager string, force, dryRun bool) (*unstructured.Unstructured, error) {
 	o = o.DeepCopy()
 	unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
 	unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
 	unstructured.RemoveNestedField(o.Object, "metadata", "uid")
 	unstructured.RemoveNestedField(o.Object, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(o.Object, "status")
+	if c.HasStatusSubresource(t.Mapping.Resource) {
+		unstructured.RemoveNestedField(o.Object, "status")
+	}
 	opts := metav1.ApplyOptions{FieldManager: manager, Force: force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}

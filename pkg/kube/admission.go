@@ -1,0 +1,244 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Admission is what the cluster's admission configuration may do to a
+// write: the rules of its mutating and validating webhooks, and of its
+// mutating and validating admission policies that have a binding. A write
+// that no rule matches is admitted as it is; any other may be changed or
+// refused, and only the server can say.
+type Admission struct {
+	rules []admissionRule
+	// unknown: the configuration could not be read (not allowed to list
+	// it): every write may be matched.
+	unknown error
+}
+
+// admissionRule is one rule of a webhook or policy: the operations, groups,
+// versions and resources it matches, and its scope.
+type admissionRule struct {
+	source                                  string
+	operations, groups, versions, resources []string
+	scope                                   string
+}
+
+// admissionKinds are the admission objects read, in the group
+// admissionregistration.k8s.io; the policies count only with a binding.
+var admissionKinds = []struct {
+	kind, binding string
+	webhook       bool
+}{
+	{kind: "MutatingWebhookConfiguration", webhook: true},
+	{kind: "ValidatingWebhookConfiguration", webhook: true},
+	{kind: "MutatingAdmissionPolicy", binding: "MutatingAdmissionPolicyBinding"},
+	{kind: "ValidatingAdmissionPolicy", binding: "ValidatingAdmissionPolicyBinding"},
+}
+
+// ReadAdmission lists the cluster's webhooks and admission policies once.
+// Kinds the server does not serve are skipped; a list it refuses makes the
+// answer "unknown", so that every write is sent to the server.
+func (c *Client) ReadAdmission(ctx context.Context) *Admission {
+	a := &Admission{}
+	list := func(kind string) ([]unstructured.Unstructured, bool) {
+		m, err := c.Mapper.RESTMapping(schema.GroupKind{Group: "admissionregistration.k8s.io", Kind: kind})
+		if meta.IsNoMatchError(err) {
+			return nil, true
+		}
+		if err != nil {
+			a.unknown = fmt.Errorf("finding %s: %w", kind, err)
+			return nil, false
+		}
+		l, err := c.Dynamic.Resource(m.Resource).List(ctx, metav1.ListOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, true
+		}
+		if err != nil {
+			a.unknown = fmt.Errorf("listing %s: %w", m.Resource.Resource, explain(err))
+			return nil, false
+		}
+		return l.Items, true
+	}
+	for _, k := range admissionKinds {
+		items, ok := list(k.kind)
+		if !ok {
+			return a
+		}
+		bound := map[string]bool{}
+		if k.binding != "" {
+			bindings, ok := list(k.binding)
+			if !ok {
+				return a
+			}
+			for _, b := range bindings {
+				name, _, _ := unstructured.NestedString(b.Object, "spec", "policyName")
+				bound[name] = true
+			}
+		}
+		for _, item := range items {
+			source := k.kind + " " + item.GetName()
+			if k.webhook {
+				hooks, _, _ := unstructured.NestedSlice(item.Object, "webhooks")
+				for _, h := range hooks {
+					hm, _ := h.(map[string]any)
+					a.addRules(source, hm["rules"])
+				}
+				continue
+			}
+			if !bound[item.GetName()] {
+				continue // a policy without a binding is not enforced
+			}
+			rules, _, _ := unstructured.NestedSlice(item.Object, "spec", "matchConstraints", "resourceRules")
+			a.addRules(source, rules)
+		}
+	}
+	return a
+}
+
+func (a *Admission) addRules(source string, rules any) {
+	list, _ := rules.([]any)
+	for _, r := range list {
+		m, _ := r.(map[string]any)
+		strs := func(k string) []string {
+			v, _, _ := unstructured.NestedStringSlice(m, k)
+			return v
+		}
+		scope, _, _ := unstructured.NestedString(m, "scope")
+		a.rules = append(a.rules, admissionRule{
+			source: source, operations: strs("operations"), groups: strs("apiGroups"),
+			versions: strs("apiVersions"), resources: strs("resources"), scope: scope,
+		})
+	}
+}
+
+// MayMatch says which webhook or policy may act on an operation (CREATE,
+// UPDATE) on the resource, "" when none may. Namespace and object selectors
+// and match conditions are not evaluated: a rule that names the resource is
+// enough to ask the server.
+func (a *Admission) MayMatch(op string, gvr schema.GroupVersionResource, namespaced bool) string {
+	if a == nil {
+		return ""
+	}
+	if a.unknown != nil {
+		return "the admission configuration, which could not be read (" + a.unknown.Error() + ")"
+	}
+	for _, r := range a.rules {
+		if matchAny(r.operations, op) && matchAny(r.groups, gvr.Group) && matchAny(r.versions, gvr.Version) &&
+			matchResource(r.resources, gvr.Resource) && matchScope(r.scope, namespaced) {
+			return r.source
+		}
+	}
+	return ""
+}
+
+func matchAny(list []string, v string) bool {
+	return slices.Contains(list, "*") || slices.Contains(list, v)
+}
+
+// matchResource: "*" is every resource, "*/*" every resource and
+// subresource; "name/..." forms name subresources only.
+func matchResource(list []string, resource string) bool {
+	return slices.Contains(list, "*") || slices.Contains(list, "*/*") || slices.Contains(list, resource)
+}
+
+func matchScope(scope string, namespaced bool) bool {
+	switch scope {
+	case "Namespaced":
+		return namespaced
+	case "Cluster":
+		return !namespaced
+	}
+	return true
+}
+
+// Access answers whether the user may patch (server-side apply) objects,
+// with one SelfSubjectAccessReview per resource and namespace, and one per
+// object only where the resource and namespace as a whole are refused
+// (RBAC rules can name objects).
+type Access struct {
+	client kubernetes.Interface
+	mu     sync.Mutex
+	seen   map[accessKey]*accessAnswer
+}
+
+type accessKey struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+	name      string
+}
+
+type accessAnswer struct {
+	once    sync.Once
+	allowed bool
+	reason  string
+	err     error
+}
+
+// NewAccess asks the cluster behind c.
+func (c *Client) NewAccess() (*Access, error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	return &Access{client: cs, seen: map[accessKey]*accessAnswer{}}, nil
+}
+
+// CanPatch says whether the user may patch the object; when not, why, in
+// the words the apiserver would use.
+func (a *Access) CanPatch(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (bool, string, error) {
+	ok, _, err := a.ask(ctx, accessKey{gvr, namespace, ""})
+	if err != nil || ok {
+		return ok, "", err
+	}
+	ok, reason, err := a.ask(ctx, accessKey{gvr, namespace, name})
+	if err != nil || ok {
+		return ok, "", err
+	}
+	what := gvr.Resource
+	if gvr.Group != "" {
+		what += "." + gvr.Group
+	}
+	msg := fmt.Sprintf("%s %q is forbidden: you cannot patch resource %q in API group %q", what, name, gvr.Resource, gvr.Group)
+	if namespace != "" {
+		msg += fmt.Sprintf(" in the namespace %q", namespace)
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return false, msg, nil
+}
+
+func (a *Access) ask(ctx context.Context, k accessKey) (bool, string, error) {
+	a.mu.Lock()
+	ans := a.seen[k]
+	if ans == nil {
+		ans = &accessAnswer{}
+		a.seen[k] = ans
+	}
+	a.mu.Unlock()
+	ans.once.Do(func() {
+		r, err := a.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: "patch", Group: k.gvr.Group, Version: k.gvr.Version, Resource: k.gvr.Resource, Namespace: k.namespace, Name: k.name,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			ans.err = fmt.Errorf("asking whether you may patch %s: %w", k.gvr.Resource, explain(err))
+			return
+		}
+		ans.allowed, ans.reason = r.Status.Allowed, r.Status.Reason
+	})
+	return ans.allowed, ans.reason, ans.err
+}
