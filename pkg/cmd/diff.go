@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -10,8 +11,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -28,6 +31,7 @@ type DiffOptions struct {
 	Prune       bool
 	Selector    string
 	IgnoreField []string
+	IgnoreFiles []string
 	ShowSecrets bool
 	ShowStatus  bool
 	Unified     int
@@ -60,12 +64,17 @@ func NewCmdDiff(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams)
 	cmd := &cobra.Command{
 		Use:   "diff [NAME] [-f PATH]... [-k DIR]",
 		Short: "Show what applying the agent, or any manifests, would change in the cluster",
-		Long: `Compare manifests with the live cluster: each object is dry-run applied
-server-side with the field manager kubectl-gitlab-agent (taking over fields
-others own, as install does), and the result is compared with the live object.
+		Long: `Compare manifests with the live cluster: the verdict is what a server-side
+apply with the field manager kubectl-gitlab-agent (taking over fields others own,
+as install does) would do, the verdict kubectl diff --server-side gives.
 Defaults, admission and other managers' fields never show as differences unless
-the apply would change them. Objects whose fields the manager already owns with
-the desired values are known unchanged without a request.
+the apply would change them.
+
+An object the apply would leave as it is is known without a request: the apply
+is run locally with the server's own merge code and schema (OpenAPI v3, cached
+as kubectl caches discovery), provided no webhook or admission policy may act
+on it and you may patch it (else it is an error, as the apply would be). Every
+other object is dry-run applied on the server.
 
 With NAME, the agent is rendered as 'render NAME' would (the same flags, values
 with --values). With -f (files, directories, - for stdin; -R recurses) or -k
@@ -74,7 +83,27 @@ with --values). With -f (files, directories, - for stdin; -R recurses) or -k
 Secret values never print: each key shows as a short keyed hash, so changed,
 added and removed keys are visible (--show-secrets prints them). server-side
 bookkeeping (managedFields, resourceVersion, uid, generation,
-creationTimestamp) and status (unless --show-status) are left out.
+creationTimestamp) and status (unless --show-status, or where status is an
+ordinary field: custom resources without a status subresource) are left out.
+Objects created with their Namespace or CRD in the same manifests show as
+created, checked against the schema (a note says what was not validated).
+
+Fields others own on purpose are left out with --ignore-field KIND:JSONPATH or
+--ignore-file FILE, a YAML list in the shape of Argo CD's ignoreDifferences:
+  - group: apps              # "" is the core group; left out: any
+    kind: Deployment
+    name: web                # optional; namespace: too
+    jsonPointers: [/spec/replicas]
+  - kind: ConfigMap
+    managedFieldsManagers: [kube-controller-manager]
+
+With KUBECTL_EXTERNAL_DIFF set (and -o unified), that program runs instead, as
+with kubectl diff: it gets a LIVE and a MERGED directory of YAML files named
+group.version.Kind.namespace.name (Secrets masked) as its last two arguments;
+the variable is split as a shell splits words, and its exit code is diff's.
+
+-o json (or yaml) lists every object with its action and, for a changed
+object, the changed paths with their old and new values (Secrets masked).
 
 Exit status: 0 no differences, 1 differences, 2 an error (also when only some
 objects could not be compared).`,
@@ -106,6 +135,7 @@ objects could not be compared).`,
 	fl.BoolVar(&o.Prune, "prune", false, "also list live objects of the set that the manifests no longer contain (the agent's labels with NAME, -l with -f)")
 	fl.StringVarP(&o.Selector, "selector", "l", "", "with --prune: the label selector of the set")
 	fl.StringArrayVar(&o.IgnoreField, "ignore-field", nil, "KIND:JSONPATH of a field others own on purpose, e.g. Deployment:.spec.replicas (repeatable; * for every kind)")
+	fl.StringArrayVar(&o.IgnoreFiles, "ignore-file", nil, "a YAML file of ignore rules, as Argo CD's ignoreDifferences (repeatable; see above)")
 	fl.BoolVar(&o.ShowSecrets, "show-secrets", false, "print Secret values instead of their hashes")
 	fl.BoolVar(&o.ShowStatus, "show-status", false, "compare status too")
 	fl.IntVarP(&o.Unified, "unified", "U", 3, "lines of context in unified output (--context is kubectl's: the kubeconfig context)")
@@ -150,6 +180,17 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		o.opts.Ignore = append(o.opts.Ignore, r)
+	}
+	for _, f := range o.IgnoreFiles {
+		data, err := input.ReadFile(cmd.Context(), f, o.In, input.MaxValues, "--ignore-file")
+		if err != nil {
+			return err
+		}
+		rules, err := diff.ParseIgnoreFile(f, data)
+		if err != nil {
+			return err
+		}
+		o.opts.Ignore = append(o.opts.Ignore, rules...)
 	}
 	nsFlag := namespaceFlag(cmd, o.Kube)
 	if o.name != "" {
@@ -221,6 +262,9 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	case "summary":
 		err = diff.WriteSummary(o.Out, res, color)
 	default:
+		if ext := os.Getenv(diff.ExternalDiffEnv); ext != "" {
+			return o.external(ctx, ext, res)
+		}
 		err = diff.WriteUnified(o.Out, o.ErrOut, res, o.Unified, color)
 	}
 	if err != nil {
@@ -231,6 +275,26 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d objects could not be compared", res.Counts()[diff.Failed], len(res.Objects))}
 	case res.Differs():
 		return &ExitError{Code: 1}
+	}
+	return nil
+}
+
+// external runs KUBECTL_EXTERNAL_DIFF on the result; its exit code is the
+// command's (1: differences), unless objects could not be compared (2).
+func (o *DiffOptions) external(ctx context.Context, command string, res *diff.Result) error {
+	for _, obj := range res.Objects {
+		if obj.Action == diff.Failed {
+			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", safetext.Line(obj.Ref.String()), safetext.Line(obj.Error))
+		}
+	}
+	code, err := diff.RunExternal(ctx, command, res, o.Out, o.ErrOut)
+	switch {
+	case err != nil:
+		return diffError(err)
+	case res.Failed():
+		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d objects could not be compared", res.Counts()[diff.Failed], len(res.Objects))}
+	case code != 0:
+		return &ExitError{Code: code}
 	}
 	return nil
 }

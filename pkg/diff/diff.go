@@ -61,7 +61,13 @@ type Object struct {
 	kube.Ref
 	Action       Action   `json:"action"`
 	ChangedPaths []string `json:"changedPaths,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// Changes are the changed paths with their old and new values, for a
+	// changed object.
+	Changes []Change `json:"changes,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	// Note says what could not be checked (an object created with its
+	// Namespace or CRD, which no dry run can take yet).
+	Note string `json:"note,omitempty"`
 	// Before and After are the normalised, masked YAML texts compared.
 	Before string `json:"-"`
 	After  string `json:"-"`
@@ -108,25 +114,18 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 		mu.Unlock()
 	}
 
-	crdKinds, namespaces := createdByTheSet(manifests)
+	set := newCreatedBySet(manifests)
 	var targets []kube.Target
 	seen := map[kube.Ref]string{}
 	for _, m := range manifests {
 		t, err := c.Map(m, o.DefaultNamespace, o.EnforceNamespace)
 		if err != nil {
 			ref := m.Ref
-			if crdKinds[groupKind(ref)] {
-				// Its CRD comes with the same manifests: it would be created.
-				if ref.Namespace == "" {
-					ref.Namespace = o.DefaultNamespace
-				}
-				obj, derr := m.Object()
-				if derr == nil {
-					obj.SetNamespace(ref.Namespace)
-					add(created(ref, m, n.normalize(obj, ref.String())))
-					continue
-				}
-				err = derr
+			if crd := set.crds[groupKind(ref)]; crd != nil {
+				// Its CRD comes with the same manifests: it would be created,
+				// if it is valid by that CRD.
+				add(set.customResource(crd, m, o, n))
+				continue
 			}
 			add(Object{Ref: ref, Action: Failed, Error: objectMessage(err), Origin: m.Origin})
 			continue
@@ -191,9 +190,10 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 		merged, err := c.Apply(ctx, t, desired, o.Manager, o.Force, true)
 		<-sem
 		if err != nil {
-			if cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && namespaces[t.Ref.Namespace] {
-				// Its Namespace comes with the same manifests.
-				add(created(t.Ref, t.Manifest, n.normalize(desired, salt)))
+			if cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && set.namespaces[t.Ref.Namespace] {
+				// Its Namespace comes with the same manifests: no dry run
+				// can be made there yet; the schema is checked.
+				add(set.inNewNamespace(t, desired, pred, n.normalize(desired, salt)))
 				return
 			}
 			add(Object{Ref: t.Ref, Action: Failed, Error: objectMessage(err), Origin: t.Origin})
@@ -204,11 +204,17 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 			return
 		}
 		before, after := n.normalize(cur, salt), n.normalize(merged, salt)
+		dropManaged(o.Ignore, cur, before, after)
 		if reflect.DeepEqual(before, after) {
 			add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
 			return
 		}
-		add(Object{Ref: t.Ref, Action: Changed, ChangedPaths: changedPaths(before, after),
+		ch := changes(before, after)
+		paths := make([]string, len(ch))
+		for i, c := range ch {
+			paths[i] = c.Path
+		}
+		add(Object{Ref: t.Ref, Action: Changed, ChangedPaths: paths, Changes: ch,
 			Before: toYAML(before), After: toYAML(after), Origin: t.Origin})
 	})
 	if ctx.Err() != nil {
@@ -216,8 +222,8 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 	}
 	if o.PruneSelector != "" {
 		// Like kubectl apply --prune: namespaced objects only in the
-		// namespaces the manifests use.
-		nsSet := map[string]bool{o.DefaultNamespace: true}
+		// namespaces the manifests use (none: cluster-scoped ones only).
+		nsSet := map[string]bool{}
 		for _, t := range targets {
 			if t.Namespaced() {
 				nsSet[t.Ref.Namespace] = true
@@ -242,27 +248,6 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 
 func created(ref kube.Ref, m kube.Manifest, after map[string]any) Object {
 	return Object{Ref: ref, Action: Created, After: toYAML(after), ChangedPaths: []string{"."}, Origin: m.Origin}
-}
-
-// createdByTheSet finds the CRDs' kinds and the Namespaces that the
-// manifests themselves create.
-func createdByTheSet(ms []kube.Manifest) (map[string]bool, map[string]bool) {
-	kinds, nss := map[string]bool{}, map[string]bool{}
-	for _, m := range ms {
-		switch groupKind(m.Ref) {
-		case "CustomResourceDefinition.apiextensions.k8s.io":
-			o, err := m.Object()
-			if err != nil {
-				continue
-			}
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			kinds[kind+"."+group] = true
-		case "Namespace":
-			nss[m.Ref.Name] = true
-		}
-	}
-	return kinds, nss
 }
 
 // groupKind is "Kind.group" ("Kind" for the core group), as GroupKind prints.

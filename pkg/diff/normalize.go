@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -18,81 +16,6 @@ import (
 // lastApplied is kubectl's client-side apply annotation; on a Secret it holds
 // the whole Secret, values included.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// IgnoreRule drops a field that others own on purpose from both sides, e.g.
-// Deployment:.spec.replicas under an autoscaler.
-type IgnoreRule struct {
-	Kind string // a kind, or "*" for every kind
-	Path []pathSeg
-	Text string
-}
-
-type pathSeg struct {
-	key   string
-	index int // -1: a map key; -2: every element
-}
-
-var segRE = regexp.MustCompile(`^\.([A-Za-z0-9_$-]+)|^\[(\d+|\*)\]|^\['([^']*)'\]|^\["([^"]*)"\]`)
-
-// ParseIgnoreRule reads KIND:JSONPATH, with paths such as .spec.replicas,
-// .metadata.annotations['example.com/x'] or .spec.template.spec.containers[*].image.
-func ParseIgnoreRule(s string) (IgnoreRule, error) {
-	kind, path, ok := strings.Cut(s, ":")
-	if !ok || kind == "" || path == "" {
-		return IgnoreRule{}, fmt.Errorf("--ignore-field %q: want KIND:JSONPATH, e.g. Deployment:.spec.replicas", s)
-	}
-	r := IgnoreRule{Kind: kind, Text: s}
-	rest := path
-	for rest != "" {
-		m := segRE.FindStringSubmatch(rest)
-		if m == nil {
-			return IgnoreRule{}, fmt.Errorf("--ignore-field %q: cannot read the path at %q", s, rest)
-		}
-		switch {
-		case m[1] != "":
-			r.Path = append(r.Path, pathSeg{key: m[1], index: -1})
-		case m[2] == "*":
-			r.Path = append(r.Path, pathSeg{index: -2})
-		case m[2] != "":
-			n, _ := strconv.Atoi(m[2])
-			r.Path = append(r.Path, pathSeg{index: n})
-		case m[3] != "" || m[4] != "":
-			r.Path = append(r.Path, pathSeg{key: m[3] + m[4], index: -1})
-		}
-		rest = rest[len(m[0]):]
-	}
-	return r, nil
-}
-
-func (r IgnoreRule) applies(kind string) bool { return r.Kind == "*" || r.Kind == kind }
-
-// remove deletes the rule's path from v.
-func removePath(v any, path []pathSeg) {
-	if len(path) == 0 {
-		return
-	}
-	seg, last := path[0], len(path) == 1
-	switch t := v.(type) {
-	case map[string]any:
-		if seg.index != -1 {
-			return
-		}
-		if last {
-			delete(t, seg.key)
-			return
-		}
-		removePath(t[seg.key], path[1:])
-	case []any:
-		switch {
-		case seg.index == -2:
-			for _, e := range t {
-				removePath(e, path[1:])
-			}
-		case seg.index >= 0 && seg.index < len(t) && !last:
-			removePath(t[seg.index], path[1:])
-		}
-	}
-}
 
 // normalizer prepares objects for comparison: server bookkeeping removed,
 // ignored fields removed, Secret values masked.
@@ -117,7 +40,7 @@ func (n normalizer) normalize(o *unstructured.Unstructured, salt string) map[str
 		unstructured.RemoveNestedField(c, "metadata", "annotations")
 	}
 	for _, r := range n.ignore {
-		if r.applies(o.GetKind()) {
+		if r.applies(o) && r.Path != nil {
 			removePath(c, r.Path)
 		}
 	}
@@ -163,9 +86,28 @@ func maskSecret(c map[string]any, salt string) {
 	}
 }
 
+// Change is one difference: the path, and the old and new values as the
+// normalised objects have them (Secret values masked). A value absent on one
+// side is nil there.
+type Change struct {
+	Path string `json:"path"`
+	Old  any    `json:"old,omitempty"`
+	New  any    `json:"new,omitempty"`
+}
+
 // changedPaths lists the paths where a and b differ, in sorted order.
 func changedPaths(a, b any) []string {
 	var out []string
+	for _, c := range changes(a, b) {
+		out = append(out, c.Path)
+	}
+	return out
+}
+
+// changes lists where a and b differ, sorted by path: maps key by key, lists
+// of equal length element by element, anything else as a whole.
+func changes(a, b any) []Change {
+	var out []Change
 	var walk func(path string, a, b any)
 	walk = func(path string, a, b any) {
 		am, aok := a.(map[string]any)
@@ -195,11 +137,11 @@ func changedPaths(a, b any) []string {
 			if path == "" {
 				path = "."
 			}
-			out = append(out, path)
+			out = append(out, Change{Path: path, Old: a, New: b})
 		}
 	}
 	walk("", a, b)
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 

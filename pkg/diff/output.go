@@ -25,6 +25,9 @@ func WriteUnified(out, errOut io.Writer, r *Result, context int, color bool) err
 			continue
 		}
 		ref := safetext.Line(o.Ref.String())
+		if o.Note != "" {
+			fmt.Fprintf(errOut, "note: %s: %s\n", ref, safetext.Line(o.Note))
+		}
 		b.WriteString(paint(ui.Bold, "--- live/"+ref) + "\n")
 		b.WriteString(paint(ui.Bold, "+++ merged/"+ref) + "\n")
 		for _, h := range Hunks(o.Before, o.After, context) {
@@ -53,6 +56,9 @@ func WriteSummary(out io.Writer, r *Result, color bool) error {
 		obj := o.Ref.String()
 		if o.Error != "" {
 			obj += ": " + o.Error
+		}
+		if o.Note != "" {
+			obj += " (" + o.Note + ")"
 		}
 		t.Rows = append(t.Rows, []ui.Cell{ui.S(string(o.Action), style[o.Action]), ui.C(obj)})
 	}

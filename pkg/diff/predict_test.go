@@ -173,7 +173,7 @@ func seedObject(ctx context.Context, ri dynamic.ResourceInterface, o *unstructur
 }
 
 // changes are edits users make; each must show as a difference.
-var changes = []struct {
+var edits = []struct {
 	name string
 	edit func(o *unstructured.Unstructured)
 }{
@@ -258,7 +258,7 @@ func TestPredictionAgreesWithTheServer(t *testing.T) {
 
 		// Unchanged: no dry run at all, and the server agrees.
 		verdicts(t, ctx, k, dryRuns, how+", unchanged", objs, true)
-		for _, ch := range changes {
+		for _, ch := range edits {
 			var edited []*unstructured.Unstructured
 			for _, o := range objs {
 				e := o.DeepCopy()

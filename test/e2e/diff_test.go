@@ -244,3 +244,68 @@ func TestDiffAgent(t *testing.T) {
 		t.Error("the token was printed")
 	}
 }
+
+// TestDiffExternalProgramAndIgnoreFile: KUBECTL_EXTERNAL_DIFF gets the same
+// files kubectl gives it (Secrets masked) and sets the exit code; an
+// --ignore-file leaves out what it names.
+func TestDiffExternalProgramAndIgnoreFile(t *testing.T) {
+	needCluster(t)
+	applyAs(t, "kubectl", appManifests("diff-ext", "blue", "s3cret-value", 2))
+	dir := t.TempDir()
+	f := writeFile(t, dir, "a.yaml", appManifests("diff-ext", "green", "n3w-s3cret-value", 3))
+
+	// The file names: as kubectl's, for the same changes.
+	ours := runIn(t, runSpec{env: []string{"KUBECTL_EXTERNAL_DIFF=ls"}}, kubectl, "gitlab-agent", "diff", "-f", f)
+	theirs := runIn(t, runSpec{env: []string{"KUBECTL_EXTERNAL_DIFF=ls"}}, kubectl, "diff", "--server-side", "--field-manager=kubectl-gitlab-agent", "--force-conflicts", "-f", f)
+	names := func(out string) string {
+		var keep []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, ".diff-ext.") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if ours.code != 0 || names(ours.stdout) == "" || names(ours.stdout) != names(theirs.stdout) {
+		t.Errorf("ls of the directories: ours exit %d\n%s\nkubectl's exit %d\n%s", ours.code, ours.stdout, theirs.code, theirs.stdout)
+	}
+
+	// A program with quoted arguments, its exit code, no secret in the files.
+	script := `sh -c 'cat "$1"/*; exit 1'`
+	r := runIn(t, runSpec{env: []string{"KUBECTL_EXTERNAL_DIFF=" + script}}, kubectl, "gitlab-agent", "diff", "-f", f)
+	if r.code != 1 || !strings.Contains(r.stdout, "color: green") || strings.Contains(r.stdout, "s3cret") || !strings.Contains(r.stdout, "<secret sha256:") {
+		t.Errorf("external program: exit %d, stdout:\n%s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	// -o json: the changed paths with old and new values, masked.
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "-o", "json")
+	var doc struct {
+		Objects []struct {
+			Kind    string `json:"kind"`
+			Changes []struct {
+				Path     string `json:"path"`
+				Old, New any
+			} `json:"changes"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 1 {
+		t.Fatalf("-o json: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	found := map[string]string{}
+	for _, o := range doc.Objects {
+		for _, c := range o.Changes {
+			found[o.Kind+c.Path] = fmt.Sprintf("%v -> %v", c.Old, c.New)
+		}
+	}
+	if found["ConfigMap.data.color"] != "blue -> green" || found["Deployment.spec.replicas"] != "2 -> 3" ||
+		!strings.HasPrefix(found["Secret.data.password"], "<secret sha256:") || strings.Contains(r.stdout, "s3cret") {
+		t.Errorf("-o json changes: %v", found)
+	}
+
+	// An ignore file for the replicas and the ConfigMap's color.
+	ign := writeFile(t, dir, "ignore.yaml", "- group: apps\n  kind: Deployment\n  jsonPointers: [/spec/replicas]\n- group: \"\"\n  kind: ConfigMap\n  name: settings\n  jsonPointers: [/data/color]\n")
+	r = runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "-o", "summary", "--ignore-file", ign)
+	if r.code != 1 || !strings.Contains(r.stdout, "Plan: 0 to create, 1 to change, 0 to prune, 3 unchanged.") || !strings.Contains(r.stdout, "Secret") {
+		t.Errorf("--ignore-file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

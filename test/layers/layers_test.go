@@ -16,7 +16,7 @@ const module = "github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/"
 var allowed = map[string][]string{
 	"pkg/cmd":         {"*"},
 	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
-	"pkg/diff":        {"pkg/kube", "pkg/safetext", "pkg/ui"},
+	"pkg/diff":        {"pkg/kube", "pkg/safetext", "pkg/secretfile", "pkg/ui"},
 	"pkg/tunnel":      {"pkg/gitlab", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input"},
 	"pkg/kube/fake":   {"pkg/diff", "pkg/kube"},

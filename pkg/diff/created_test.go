@@ -1,0 +1,137 @@
+package diff
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+)
+
+func manifests(t *testing.T, docs ...string) []kube.Manifest {
+	t.Helper()
+	var ms []kube.Manifest
+	for _, d := range docs {
+		m, err := kube.FromObjects([]map[string]any{decodeYAML(t, d).Object}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m...)
+	}
+	return ms
+}
+
+func byName(r *Result) map[string]Object {
+	out := map[string]Object{}
+	for _, o := range r.Objects {
+		out[o.Name] = o
+	}
+	return out
+}
+
+const crdTemplate = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: %s}
+spec:
+  group: set.example.com
+  scope: %s
+  names: {plural: %s, singular: %s, kind: %s}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 0}
+              mode: {type: string, enum: [fast, safe]}
+`
+
+func crd(plural, kind, scope string) string {
+	return fmt.Sprintf(crdTemplate, plural+".set.example.com", scope, plural, strings.ToLower(kind), kind)
+}
+
+// TestObjectsCreatedWithTheirCRDOrNamespace: they show as created, in the
+// namespace their CRD's scope gives, and what can be checked without the
+// server is: the CRD's versions and schema, the server's field types.
+func TestObjectsCreatedWithTheirCRDOrNamespace(t *testing.T) {
+	c := testCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, _ := countingClient(t, c)
+	ms := manifests(t,
+		crd("clusterthings", "ClusterThing", "Cluster"),
+		crd("things", "Thing", "Namespaced"),
+		"apiVersion: set.example.com/v1\nkind: ClusterThing\nmetadata: {name: global}\nspec: {size: 1}\n",
+		"apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: ok}\nspec: {size: 1, mode: fast}\n",
+		"apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: wrong-type}\nspec: {size: two}\n",
+		"apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: not-allowed}\nspec: {size: -1, mode: slow}\n",
+		"apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: missing}\nspec: {mode: safe}\n",
+		"apiVersion: set.example.com/v2\nkind: Thing\nmetadata: {name: unserved}\nspec: {size: 1}\n",
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: brand-new}\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typed-wrong, namespace: brand-new}\nspec: {replicas: two, selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: x}]}}}\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: negative, namespace: brand-new}\nspec: {replicas: -1, selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: x}]}}}\n",
+	)
+	res, err := Run(ctx, k, ms, Options{Force: true, DefaultNamespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(res)
+	want := map[string]struct {
+		action          Action
+		namespace, text string
+	}{
+		"global":      {Created, "", "checked against the CRD's schema"},
+		"ok":          {Created, "default", "checked against the CRD's schema"},
+		"wrong-type":  {Failed, "default", "spec.size"},
+		"not-allowed": {Failed, "default", "spec.mode"},
+		"missing":     {Failed, "default", "spec.size"},
+		"unserved":    {Failed, "default", "version v2 is not served by CRD things.set.example.com"},
+		"typed-wrong": {Failed, "brand-new", ".spec.replicas"},
+		"negative":    {Created, "brand-new", "the rest not validated"},
+	}
+	for name, w := range want {
+		o := got[name]
+		if o.Action != w.action || o.Namespace != w.namespace || !strings.Contains(o.Error+o.Note, w.text) {
+			t.Errorf("%s: %s in %q, %q %q; want %s in %q saying %q", name, o.Action, o.Namespace, o.Error, o.Note, w.action, w.namespace, w.text)
+		}
+	}
+}
+
+// TestPruneOnlyWhereTheManifestsAre: --prune looks in the namespaces the
+// manifests use, not in the default namespace when none is there.
+func TestPruneOnlyWhereTheManifestsAre(t *testing.T) {
+	c := testCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, _ := countingClient(t, c)
+	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	applyAll(t, ctx, dyn, k,
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-a}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: prune-a, labels: {set: prune-test}}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone, namespace: prune-a, labels: {set: prune-test}}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrelated, namespace: default, labels: {set: prune-test}}\n",
+	)
+	ms := manifests(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: prune-a, labels: {set: prune-test}}\n")
+	res, err := Run(ctx, k, ms, Options{Force: true, DefaultNamespace: "default", PruneSelector: "set=prune-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(res)
+	if got["gone"].Action != Pruned || got["kept"].Action != Unchanged {
+		t.Errorf("in the manifests' namespace: %+v", res.Objects)
+	}
+	if o, ok := got["unrelated"]; ok {
+		t.Errorf("an object in a namespace no manifest uses is reported: %+v", o)
+	}
+}
