@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,6 +110,15 @@ Kubernetes Agent Server (KAS).`,
 // what was done is undone where it can be, and the error says what stays;
 // the exit code is 130. A second Ctrl-C ends the process at once.
 func Main(args []string, streams genericiooptions.IOStreams) int {
+	// For performance work: a CPU profile of the whole command.
+	if path := os.Getenv("KUBECTL_GITLAB_AGENT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			defer f.Close() // after the profile is written: defers run last first
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	return Execute(DefaultFactory(), args, streams)
 }
 

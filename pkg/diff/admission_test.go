@@ -190,3 +190,44 @@ webhooks:
 		t.Errorf("mutated by a webhook: predicted %s %v, the server %s %v", p.Action, p.ChangedPaths, s.Action, s.ChangedPaths)
 	}
 }
+
+// TestUnreadableAdmissionSendsAllToTheServer: a user who may not list the
+// cluster's webhooks and policies gets the server's verdicts for every
+// object, and a note that says why it was slower.
+func TestUnreadableAdmissionSendsAllToTheServer(t *testing.T) {
+	c := testCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, _ := countingClient(t, c)
+	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bobs, namespace: bob-test}\ndata: {a: \"1\"}\n"
+	applyAll(t, ctx, dyn, admin, "apiVersion: v1\nkind: Namespace\nmetadata: {name: bob-test}\n", cm, `
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: editor, namespace: bob-test}
+rules:
+- {apiGroups: [""], resources: [configmaps], verbs: [get, list, patch]}
+`, `
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-edits, namespace: bob-test}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: editor}
+subjects: [{kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}]
+`)
+	bob, dryRuns := countingClient(t, c, "bob")
+	waitFor(t, ctx, func() bool {
+		_, s := diffBoth(t, ctx, bob, cm)
+		return s.Action == Unchanged
+	})
+	before := dryRuns.Load()
+	res, err := Run(ctx, bob, manifests(t, cm), Options{Force: true, DefaultNamespace: "bob-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Objects[0].Action != Unchanged || dryRuns.Load()-before != 1 {
+		t.Errorf("%s after %d dry runs, want unchanged after one", res.Objects[0].Action, dryRuns.Load()-before)
+	}
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "dry-run on the server") || !strings.Contains(res.Notes[0], "forbidden") {
+		t.Errorf("notes %q", res.Notes)
+	}
+}

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 // testCluster is the shared control plane; it skips the test under -short.
-func testCluster(t *testing.T) *cluster.Cluster {
+func testCluster(t testing.TB) *cluster.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the test control plane")
@@ -60,7 +60,7 @@ func testCluster(t *testing.T) *cluster.Cluster {
 // countingClient is a kube.Client for the test cluster that counts the
 // dry-run applies it sends; as names a user to act as (the admin
 // impersonates them).
-func countingClient(t *testing.T, c *cluster.Cluster, as ...string) (*kube.Client, *atomic.Int64) {
+func countingClient(t testing.TB, c *cluster.Cluster, as ...string) (*kube.Client, *atomic.Int64) {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(true)
 	kc, cache := c.Kubeconfig, t.TempDir()

@@ -77,6 +77,9 @@ type Object struct {
 // Result is the outcome for every object, in a stable order.
 type Result struct {
 	Objects []Object
+	// Notes say what made the diff slower or less certain than it could be
+	// (for the user, on stderr).
+	Notes []string `json:"-"`
 }
 
 // Counts tallies the actions.
@@ -144,13 +147,21 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 	var pred *predictor
 	var admission *kube.Admission
 	var access *kube.Access
+	// The admission configuration and the schemas are read while the live
+	// objects are: neither is needed before the first of those arrives.
+	var ready sync.WaitGroup
 	if !o.ServerOnly {
 		pred = newPredictor(c.OpenAPIV3(), c.HasStatusSubresource)
-		admission = c.ReadAdmission(ctx)
-		var err error
-		if access, err = c.NewAccess(); err != nil {
-			return nil, err
+		for _, t := range targets {
+			pred.want(t.Mapping.GroupVersionKind)
 		}
+		access = c.NewAccess()
+		ready.Add(1)
+		go func() {
+			defer ready.Done()
+			admission = c.ReadAdmission(ctx)
+		}()
+		pred.prefetch()
 	}
 	// Dry runs share one limit across the groups being read.
 	sem := make(chan struct{}, o.Concurrency)
@@ -171,6 +182,7 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 		n.showStatus = n.showStatus || !c.HasStatusSubresource(t.Mapping.Resource)
 		if cur != nil {
 			salt = string(cur.GetUID())
+			ready.Wait()
 			if !o.ServerOnly && admission.MayMatch("UPDATE", t.Mapping.Resource, t.Namespaced()) == "" &&
 				(unchangedByApply(cur, desired, o.Manager, !c.HasStatusSubresource(t.Mapping.Resource)) || pred.unchanged(t.Mapping.Resource, cur, desired, o.Manager, o.Force)) {
 				ok, why, err := access.CanPatch(ctx, t.Mapping.Resource, t.Ref.Namespace, t.Ref.Name)
@@ -217,6 +229,10 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 		add(Object{Ref: t.Ref, Action: Changed, ChangedPaths: paths, Changes: ch,
 			Before: toYAML(before), After: toYAML(after), Origin: t.Origin})
 	})
+	ready.Wait()
+	if err := admission.Unknown(); err != nil {
+		res.Notes = append(res.Notes, "every object was dry-run on the server: "+err.Error()+" (webhooks and admission policies could act on any apply)")
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}

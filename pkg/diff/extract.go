@@ -19,15 +19,11 @@ import (
 // key fields have these values, "v:<json>" the set element with this value,
 // "i:<n>" a list index, "." the node itself; an empty {} owns the whole value.
 func extractOwned(live *unstructured.Unstructured, manager string) (map[string]any, bool) {
-	for _, mf := range live.GetManagedFields() {
-		if mf.Manager != manager || mf.Operation != "Apply" || mf.Subresource != "" || mf.APIVersion != live.GetAPIVersion() || mf.FieldsV1 == nil {
+	for _, mf := range managedEntries(live) {
+		if mf.manager != manager || mf.operation != "Apply" || mf.subresource != "" || mf.apiVersion != live.GetAPIVersion() || mf.fields == nil {
 			continue
 		}
-		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
-			return nil, false
-		}
-		out, ok := extractNode(live.Object, fields)
+		out, ok := extractNode(live.Object, mf.fields)
 		if !ok {
 			return nil, false
 		}
@@ -49,6 +45,34 @@ func extractOwned(live *unstructured.Unstructured, manager string) (map[string]a
 		return m, true
 	}
 	return nil, false
+}
+
+// managedEntry is one managedFields entry as the live object holds it.
+type managedEntry struct {
+	manager, operation, apiVersion, subresource string
+	// fields is the FieldsV1 tree, nil when the entry has none.
+	fields map[string]any
+}
+
+// managedEntries reads the managedFields of o from its map, as it is:
+// Unstructured.GetManagedFields converts them through JSON on every call,
+// which costs more than the rest of a prediction.
+func managedEntries(o *unstructured.Unstructured) []managedEntry {
+	list, _, _ := unstructured.NestedSlice(o.Object, "metadata", "managedFields")
+	out := make([]managedEntry, 0, len(list))
+	for _, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		e := managedEntry{manager: str("manager"), operation: str("operation"), apiVersion: str("apiVersion"), subresource: str("subresource")}
+		if str("fieldsType") == "FieldsV1" {
+			e.fields, _ = m["fieldsV1"].(map[string]any)
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func extractNode(live any, fields map[string]any) (any, bool) {

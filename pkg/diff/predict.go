@@ -1,18 +1,24 @@
 package diff
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/openapi"
-	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+	"sigs.k8s.io/structured-merge-diff/v6/merge"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
 )
 
 // predictor runs a server-side apply locally, with the code the apiserver
@@ -39,6 +45,7 @@ type predictor struct {
 	mu       sync.Mutex
 	managers map[managerKey]*managerOnce
 	types    map[schema.GroupVersion]*typesOnce
+	kinds    map[schema.GroupVersion]map[string]bool // see want
 }
 
 type managerKey struct {
@@ -72,29 +79,139 @@ func (p *predictor) unchanged(gvr schema.GroupVersionResource, live, desired *un
 	if p == nil || p.client == nil {
 		return false
 	}
-	fm, err := p.manager(desired.GroupVersionKind(), gvr)
+	gvk := desired.GroupVersionKind()
+	applied := withoutMeta(desired, "managedFields", "resourceVersion", "uid", "creationTimestamp")
+	if managed, ok := p.directMerge(gvk, live, manager); ok {
+		// The merge the field manager runs, without the bookkeeping around
+		// it that only touches managedFields.
+		tc, err := p.typeConverter(gvk.GroupVersion())
+		if err != nil {
+			return false
+		}
+		liveTV, err := tc.ObjectToTyped(withoutMeta(live, "managedFields"), typed.AllowDuplicates)
+		if err != nil {
+			return false
+		}
+		cfgTV, err := tc.ObjectToTyped(applied)
+		if err != nil {
+			return false
+		}
+		u := merge.Updater{Converter: sameVersionTyped(gvk.GroupVersion().String()), IgnoreFilter: p.resetFields(gvk, gvr)}
+		newTV, _, err := u.Apply(liveTV, cfgTV, fieldpath.APIVersion(gvk.GroupVersion().String()), managed, applyKey(manager), force)
+		if err != nil {
+			return false // a conflict, a field it cannot read: the server says
+		}
+		if newTV == nil {
+			return true // the merge's own no-op check
+		}
+		obj, err := tc.TypedToObject(newTV)
+		if err != nil {
+			return false
+		}
+		u2, ok := obj.(*unstructured.Unstructured)
+		return ok && sameAfterKnownDefaults(u2.Object, withoutMeta(live, "managedFields").Object)
+	}
+	fm, err := p.manager(gvk, gvr)
 	if err != nil {
 		return false
-	}
-	applied := desired.DeepCopy()
-	for _, f := range []string{"managedFields", "resourceVersion", "uid", "creationTimestamp"} {
-		unstructured.RemoveNestedField(applied.Object, "metadata", f)
 	}
 	merged, err := fm.Apply(live.DeepCopy(), applied, manager, force)
 	if err != nil {
-		return false // a conflict, a type it cannot read: the server says
-	}
-	u, ok := merged.(*unstructured.Unstructured)
-	if !ok {
 		return false
 	}
-	// The apiserver defaults what the merge leaves out; where that is a
-	// known default of an atomic struct (replaced whole by the apply), the
-	// live value is taken when it is that default.
-	fillKnownDefaults(u.Object, live.Object)
-	// As JSON: the merge gives numbers in other Go types than decoding does.
-	return jsonEqual(withoutManagedFields(u.Object), withoutManagedFields(live.Object))
+	u, ok := merged.(*unstructured.Unstructured)
+	return ok && sameAfterKnownDefaults(withoutManagedFields(u.Object), withoutManagedFields(live.Object))
 }
+
+// sameAfterKnownDefaults compares a merge with the live object, taking the
+// live value where the merge left out a known default (see knownDefaults).
+func sameAfterKnownDefaults(merged, live map[string]any) bool {
+	fillKnownDefaults(merged, live)
+	// As JSON: the merge gives numbers in other Go types than decoding does.
+	return jsonEqual(merged, live)
+}
+
+// directMerge decides whether the plain structured merge gives what the
+// apiserver's field manager chain gives for this apply, and decodes the
+// managed fields for it. It does not when the chain does more to the
+// object: an object with no managed fields yet (its fields then belong to
+// "before-first-apply"), managed fields in other versions (converted
+// first), the manager "kubectl" (which keeps the last-applied annotation
+// in step).
+func (p *predictor) directMerge(gvk schema.GroupVersionKind, live *unstructured.Unstructured, manager string) (fieldpath.ManagedFields, bool) {
+	entries := managedEntries(live)
+	if len(entries) == 0 || manager == "kubectl" {
+		return nil, false
+	}
+	gv := gvk.GroupVersion().String()
+	managed := fieldpath.ManagedFields{}
+	for i, e := range entries {
+		if e.apiVersion != gv || e.fields == nil {
+			return nil, false
+		}
+		raw, err := json.Marshal(e.fields)
+		if err != nil {
+			return nil, false
+		}
+		set := &fieldpath.Set{}
+		if err := set.FromJSON(bytes.NewReader(raw)); err != nil {
+			return nil, false
+		}
+		key := fmt.Sprintf("%d\x00%s\x00%s\x00%s", i, e.manager, e.operation, e.subresource)
+		applied := e.operation == string(metav1.ManagedFieldsOperationApply)
+		if applied && e.manager == manager && e.subresource == "" {
+			key = applyKey(manager)
+		}
+		managed[key] = fieldpath.NewVersionedSet(set, fieldpath.APIVersion(e.apiVersion), applied)
+	}
+	return managed, true
+}
+
+func applyKey(manager string) string { return "apply\x00" + manager }
+
+// resetFields is what the apiserver leaves out of an apply to the resource:
+// status, where it is a subresource's.
+func (p *predictor) resetFields(gvk schema.GroupVersionKind, gvr schema.GroupVersionResource) map[fieldpath.APIVersion]fieldpath.Filter {
+	if p.statusIsSubresource == nil || !p.statusIsSubresource(gvr) {
+		return nil
+	}
+	return map[fieldpath.APIVersion]fieldpath.Filter{
+		fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status"))),
+	}
+}
+
+// withoutMeta is o without the named metadata fields, sharing the rest.
+func withoutMeta(o *unstructured.Unstructured, fields ...string) *unstructured.Unstructured {
+	c := make(map[string]any, len(o.Object))
+	for k, v := range o.Object {
+		c[k] = v
+	}
+	if meta, ok := o.Object["metadata"].(map[string]any); ok {
+		m := make(map[string]any, len(meta))
+		for k, v := range meta {
+			if !slices.Contains(fields, k) {
+				m[k] = v
+			}
+		}
+		c["metadata"] = m
+	}
+	return &unstructured.Unstructured{Object: c}
+}
+
+// sameVersionTyped converts typed values to their own version only: the
+// direct merge runs only where every managed set is in the applied version.
+type sameVersionTyped string
+
+func (v sameVersionTyped) Convert(object *typed.TypedValue, version fieldpath.APIVersion) (*typed.TypedValue, error) {
+	if string(version) != string(v) {
+		return nil, errMissingVersion
+	}
+	return object, nil
+}
+
+func (sameVersionTyped) IsMissingVersionError(err error) bool { return err == errMissingVersion }
+
+var errMissingVersion = fmt.Errorf("no conversion between versions here")
 
 // knownDefaults are defaults the apiserver's defaulting code sets inside
 // atomic structs, which an apply replaces whole: an env var's
@@ -171,14 +288,9 @@ func (p *predictor) manager(gvk schema.GroupVersionKind, gvr schema.GroupVersion
 			m.err = err
 			return
 		}
-		var reset map[fieldpath.APIVersion]fieldpath.Filter
-		if p.statusIsSubresource != nil && p.statusIsSubresource(gvr) {
-			// As the apiserver's strategies do: an apply to the resource
-			// leaves status to the status subresource.
-			reset = map[fieldpath.APIVersion]fieldpath.Filter{
-				fieldpath.APIVersion(gvk.GroupVersion().String()): fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status"))),
-			}
-		}
+		// As the apiserver's strategies do: an apply to the resource
+		// leaves status to the status subresource.
+		reset := p.resetFields(gvk, gvr)
 		newFM := managedfields.NewDefaultFieldManager
 		if !scheme.Scheme.Recognizes(gvk) {
 			newFM = managedfields.NewDefaultCRDFieldManager // custom resources: fields the schema does not name
@@ -216,18 +328,106 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 			t.err = err
 			return
 		}
-		var spec spec3.OpenAPI
-		if err := json.Unmarshal(b, &spec); err != nil {
+		p.mu.Lock()
+		kinds := p.kinds[gv]
+		p.mu.Unlock()
+		schemas, err := schemasFor(b, gv, kinds)
+		if err != nil {
 			t.err = fmt.Errorf("reading the OpenAPI schema of %s: %w", gv, err)
 			return
 		}
-		if spec.Components == nil {
-			t.err = fmt.Errorf("the OpenAPI schema of %s has no components", gv)
-			return
-		}
-		t.tc, t.err = managedfields.NewTypeConverter(spec.Components.Schemas, false)
+		t.tc, t.err = managedfields.NewTypeConverter(schemas, false)
 	})
 	return t.tc, t.err
+}
+
+// prefetch reads the schemas of the group versions wanted, in the
+// background.
+func (p *predictor) prefetch() {
+	p.mu.Lock()
+	gvs := make([]schema.GroupVersion, 0, len(p.kinds))
+	for gv := range p.kinds {
+		gvs = append(gvs, gv)
+	}
+	p.mu.Unlock()
+	for _, gv := range gvs {
+		go func() { _, _ = p.typeConverter(gv) }()
+	}
+}
+
+// want notes the kinds the manifests have, before the first prediction, so
+// that only their schemas are read (a group version's document holds every
+// kind of it: core/v1's is 1.6 MB).
+func (p *predictor) want(gvk schema.GroupVersionKind) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.kinds == nil {
+		p.kinds = map[schema.GroupVersion]map[string]bool{}
+	}
+	if p.kinds[gvk.GroupVersion()] == nil {
+		p.kinds[gvk.GroupVersion()] = map[string]bool{}
+	}
+	p.kinds[gvk.GroupVersion()][gvk.Kind] = true
+}
+
+var schemaRefRE = regexp.MustCompile(`"\$ref"\s*:\s*"#/components/schemas/([^"]+)"`)
+
+// schemasFor decodes, from a group version's OpenAPI v3 document, the
+// schemas of kinds (every kind when nil) and of all they refer to.
+func schemasFor(doc []byte, gv schema.GroupVersion, kinds map[string]bool) (map[string]*spec.Schema, error) {
+	var raw struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		return nil, err
+	}
+	var todo []string
+	for name, s := range raw.Components.Schemas {
+		if kinds == nil || !bytes.Contains(s, []byte("x-kubernetes-group-version-kind")) {
+			if kinds == nil {
+				todo = append(todo, name)
+			}
+			continue
+		}
+		var ext struct {
+			GVKs []schema.GroupVersionKind `json:"x-kubernetes-group-version-kind"`
+		}
+		if json.Unmarshal(s, &ext) != nil {
+			continue
+		}
+		for _, k := range ext.GVKs {
+			if k.Group == gv.Group && k.Version == gv.Version && kinds[k.Kind] {
+				todo = append(todo, name)
+				break
+			}
+		}
+	}
+	out := map[string]*spec.Schema{}
+	for len(todo) > 0 {
+		name := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if _, done := out[name]; done {
+			continue
+		}
+		r, ok := raw.Components.Schemas[name]
+		if !ok {
+			continue // a dangling reference: the converter says so
+		}
+		var sc spec.Schema
+		if err := json.Unmarshal(r, &sc); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", name, err)
+		}
+		out[name] = &sc
+		for _, m := range schemaRefRE.FindAllSubmatch(r, -1) {
+			todo = append(todo, string(m[1]))
+		}
+	}
+	return out, nil
 }
 
 // sameVersion converts nothing: live and applied objects are read in the

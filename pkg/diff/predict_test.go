@@ -136,7 +136,7 @@ spec:
 // the last-applied annotation), and a plain create as Helm makes.
 var seeders = []string{"ssa-kubectl", "ssa-ours", "csa", "create-helm"}
 
-func decodeYAML(t *testing.T, src string) *unstructured.Unstructured {
+func decodeYAML(t testing.TB, src string) *unstructured.Unstructured {
 	t.Helper()
 	j, err := yaml.YAMLToJSON([]byte(src))
 	if err != nil {
@@ -256,8 +256,11 @@ func TestPredictionAgreesWithTheServer(t *testing.T) {
 			objs = append(objs, o)
 		}
 
-		// Unchanged: no dry run at all, and the server agrees.
+		// Unchanged: no dry run at all, and the server agrees; also as the
+		// manager kubectl, whose applies the apiserver treats apart (the
+		// last-applied annotation is kept in step).
 		verdicts(t, ctx, k, dryRuns, how+", unchanged", objs, true)
+		verdictsAs(t, ctx, k, dryRuns, "kubectl", how+", unchanged, as kubectl", objs, how == "ssa-kubectl")
 		for _, ch := range edits {
 			var edited []*unstructured.Unstructured
 			for _, o := range objs {
@@ -274,6 +277,11 @@ func TestPredictionAgreesWithTheServer(t *testing.T) {
 // wants the same action for every object; unchanged says all are.
 func verdicts(t *testing.T, ctx context.Context, k *kube.Client, dryRuns interface{ Load() int64 }, what string, objs []*unstructured.Unstructured, unchanged bool) {
 	t.Helper()
+	verdictsAs(t, ctx, k, dryRuns, manager, what, objs, unchanged)
+}
+
+func verdictsAs(t *testing.T, ctx context.Context, k *kube.Client, dryRuns interface{ Load() int64 }, fieldManager, what string, objs []*unstructured.Unstructured, unchanged bool) {
+	t.Helper()
 	var ms []kube.Manifest
 	for _, o := range objs {
 		m, err := kube.FromObjects([]map[string]any{o.Object}, what)
@@ -282,7 +290,7 @@ func verdicts(t *testing.T, ctx context.Context, k *kube.Client, dryRuns interfa
 		}
 		ms = append(ms, m...)
 	}
-	o := Options{Force: true, DefaultNamespace: objs[0].GetNamespace()}
+	o := Options{Force: true, DefaultNamespace: objs[0].GetNamespace(), Manager: fieldManager}
 	before := dryRuns.Load()
 	predicted, err := Run(ctx, k, ms, o)
 	if err != nil {

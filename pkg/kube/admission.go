@@ -6,13 +6,12 @@ import (
 	"slices"
 	"sync"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 )
 
 // Admission is what the cluster's admission configuration may do to a
@@ -123,6 +122,14 @@ func (a *Admission) addRules(source string, rules any) {
 	}
 }
 
+// Unknown is why the configuration could not be read, nil when it was.
+func (a *Admission) Unknown() error {
+	if a == nil {
+		return nil
+	}
+	return a.unknown
+}
+
 // MayMatch says which webhook or policy may act on an operation (CREATE,
 // UPDATE) on the resource, "" when none may. Namespace and object selectors
 // and match conditions are not evaluated: a rule that names the resource is
@@ -168,7 +175,7 @@ func matchScope(scope string, namespaced bool) bool {
 // object only where the resource and namespace as a whole are refused
 // (RBAC rules can name objects).
 type Access struct {
-	client kubernetes.Interface
+	client dynamic.Interface
 	mu     sync.Mutex
 	seen   map[accessKey]*accessAnswer
 }
@@ -187,13 +194,11 @@ type accessAnswer struct {
 }
 
 // NewAccess asks the cluster behind c.
-func (c *Client) NewAccess() (*Access, error) {
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return nil, err
-	}
-	return &Access{client: cs, seen: map[accessKey]*accessAnswer{}}, nil
+func (c *Client) NewAccess() *Access {
+	return &Access{client: c.Dynamic, seen: map[accessKey]*accessAnswer{}}
 }
+
+var selfSubjectAccessReviews = schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}
 
 // CanPatch says whether the user may patch the object; when not, why, in
 // the words the apiserver would use.
@@ -229,16 +234,20 @@ func (a *Access) ask(ctx context.Context, k accessKey) (bool, string, error) {
 	}
 	a.mu.Unlock()
 	ans.once.Do(func() {
-		r, err := a.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb: "patch", Group: k.gvr.Group, Version: k.gvr.Version, Resource: k.gvr.Resource, Namespace: k.namespace, Name: k.name,
+		review := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+			"spec": map[string]any{"resourceAttributes": map[string]any{
+				"verb": "patch", "group": k.gvr.Group, "version": k.gvr.Version, "resource": k.gvr.Resource,
+				"namespace": k.namespace, "name": k.name,
 			}},
-		}, metav1.CreateOptions{})
+		}}
+		r, err := a.client.Resource(selfSubjectAccessReviews).Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
 			ans.err = fmt.Errorf("asking whether you may patch %s: %w", k.gvr.Resource, explain(err))
 			return
 		}
-		ans.allowed, ans.reason = r.Status.Allowed, r.Status.Reason
+		ans.allowed, _, _ = unstructured.NestedBool(r.Object, "status", "allowed")
+		ans.reason, _, _ = unstructured.NestedString(r.Object, "status", "reason")
 	})
 	return ans.allowed, ans.reason, ans.err
 }

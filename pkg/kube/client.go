@@ -7,13 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
@@ -37,6 +40,8 @@ type Client struct {
 	NamespaceExplicit bool
 	// Context is the kubeconfig context in use, for messages.
 	Context string
+
+	statusSubresources sync.Map // GroupVersionResource → bool
 }
 
 // NewClient builds a client from kubectl's flags. client-go's default rate
@@ -161,16 +166,17 @@ func (c *Client) HasStatusSubresource(gvr schema.GroupVersionResource) bool {
 	if c.Discovery == nil {
 		return true
 	}
-	l, err := c.Discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
-	if err != nil {
-		return true
+	// The disk cache reads and decodes its file on every call: once per
+	// group version is enough for a run.
+	if v, ok := c.statusSubresources.Load(gvr); ok {
+		return v.(bool)
 	}
-	for _, r := range l.APIResources {
-		if r.Name == gvr.Resource+"/status" {
-			return true
-		}
+	has := true
+	if l, err := c.Discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String()); err == nil {
+		has = slices.ContainsFunc(l.APIResources, func(r metav1.APIResource) bool { return r.Name == gvr.Resource+"/status" })
 	}
-	return false
+	c.statusSubresources.Store(gvr, has)
+	return has
 }
 
 type resettable struct{ meta.RESTMapper }

@@ -5,6 +5,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +43,14 @@ func BuildAt(ctx context.Context, ref, dir string) (string, error) {
 	return build(ctx, src, filepath.Join(dir, Name+"-"+ref), "")
 }
 
+// build builds into out. The linker writes its output through a memory map,
+// and a binary written that way is mapped with more of it resident when it
+// runs (seen: 57 MB RSS for `version`, 37 MB for the same bytes written by
+// cp or tar); so the binary is then copied, as krew's tar extraction or a
+// package manager writes it: memory figures are the ones users see.
 func build(ctx context.Context, src, out, version string) (string, error) {
-	args := []string{"build", "-o", out}
+	linked := out + ".linked"
+	args := []string{"build", "-o", linked}
 	if version != "" {
 		args = append(args, "-ldflags", "-X github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version.version="+version)
 	}
@@ -52,5 +59,23 @@ func build(ctx context.Context, src, out, version string) (string, error) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the plugin in %s: %v\n%s", src, err, b)
 	}
-	return out, nil
+	defer os.Remove(linked)
+	return out, copyFile(linked, out)
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, in); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

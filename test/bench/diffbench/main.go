@@ -44,12 +44,26 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each tool per seeding (the median is reported)")
 	concurrency := flag.Int("concurrency", 16, "our --concurrency")
 	only := flag.String("seedings", "own,ssa,csa", "which seedings to run, comma-separated")
+	flag.StringVar(&profileDir, "profile", "", "also write a CPU profile of one more run of ours per seeding into DIR")
+	flag.Var(&oursEnv, "ours-env", "KEY=VALUE in our environment only (repeatable), e.g. GOGC=50")
+	flag.StringVar(&oursRef, "ours-ref", "", "measure the plugin as built at this git ref instead of the working tree")
 	flag.Parse()
 	if err := run(*namespaces, *perKind, *runs, *concurrency, strings.Split(*only, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
+
+var (
+	profileDir string
+	oursEnv    envList
+	oursRef    string
+)
+
+type envList []string
+
+func (e *envList) String() string     { return strings.Join(*e, ",") }
+func (e *envList) Set(v string) error { *e = append(*e, v); return nil }
 
 // seeding is how the objects were last applied before the diff.
 type seeding struct {
@@ -79,6 +93,9 @@ func run(namespaces, perKind, runs, concurrency int, only []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin, err := plugin.Build(ctx, tmp, "")
+	if oursRef != "" {
+		bin, err = plugin.BuildAt(ctx, oursRef, tmp)
+	}
 	if err != nil {
 		return err
 	}
@@ -110,12 +127,23 @@ func run(namespaces, perKind, runs, concurrency int, only []string) error {
 				args []string
 				into *[]measure
 			}{{"kubectl", kubectlArgs, &theirs}, {bin, oursArgs, &ours}, {"kubectl", floorArgs, &floor}} {
-				m, err := runTool(env, t.name, t.args...)
+				e := env
+				if t.name == bin {
+					e = append(append([]string{}, env...), oursEnv...)
+				}
+				m, err := runTool(e, t.name, t.args...)
 				if err != nil {
 					return err
 				}
 				*t.into = append(*t.into, m)
 			}
+		}
+		if profileDir != "" {
+			prof := filepath.Join(profileDir, sd.key+".pprof")
+			if _, err := runTool(append(env, "KUBECTL_GITLAB_AGENT_CPUPROFILE="+prof), bin, oursArgs...); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "CPU profile of ours: go tool pprof %s %s\n", bin, prof)
 		}
 		theirSet, ourSet := kubectlChanged(theirs[0].stdout), ourChanged(ours[0].stdout)
 		if !equal(theirSet, ourSet) {
