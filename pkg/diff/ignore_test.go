@@ -63,9 +63,9 @@ func TestIgnoreManagedFields(t *testing.T) {
 	live := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "web"}}}
 	live.SetManagedFields([]metav1.ManagedFieldsEntry{
 		{Manager: "hpa", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1", FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}},"f:metadata":{"f:labels":{"f:scaled":{}}}}`)}},
+			FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}},"f:metadata":{"f:labels":{"f:scaled":{}}}}`)},
 		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:paused":{}}}`)}},
+			FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:paused":{}}}`)},
 	})
 	before := map[string]any{"metadata": map[string]any{"labels": map[string]any{"scaled": "yes", "app": "web"}}, "spec": map[string]any{"replicas": int64(5), "paused": false}}
 	after := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "web"}}, "spec": map[string]any{"replicas": int64(2), "paused": true}}

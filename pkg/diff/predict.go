@@ -96,7 +96,7 @@ func (p *predictor) unchanged(gvr schema.GroupVersionResource, live, desired *un
 		if err != nil {
 			return false
 		}
-		u := merge.Updater{Converter: sameVersionTyped(gvk.GroupVersion().String()), IgnoreFilter: p.resetFields(gvk, gvr)}
+		u := (&merge.UpdaterBuilder{Converter: sameVersionTyped(gvk.GroupVersion().String()), IgnoreFilter: p.resetFields(gvk, gvr)}).BuildUpdater()
 		newTV, _, err := u.Apply(liveTV, cfgTV, fieldpath.APIVersion(gvk.GroupVersion().String()), managed, applyKey(manager), force)
 		if err != nil {
 			return false // a conflict, a field it cannot read: the server says
