@@ -531,3 +531,42 @@ func setAccessAsNode(sec *yaml.Node, mode string) {
 	}
 	sec.Content = append([]*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "access_as"}, as}, sec.Content...)
 }
+
+// Entries lists the ids of section.kind (ci_access.projects, ...), in order.
+func (c *Config) Entries(section, kind string) []string {
+	g, err := decodeGeneric(c.src)
+	if err != nil {
+		return nil
+	}
+	sec, _ := g[section].(map[string]any)
+	list, _ := sec[kind].([]any)
+	var out []string
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok {
+			if id, ok := m["id"].(string); ok {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// Has reports whether the file sets the key at path (gitops,
+// manifest_projects).
+func (c *Config) Has(path ...string) bool {
+	g, err := decodeGeneric(c.src)
+	if err != nil {
+		return false
+	}
+	var cur any = g
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[k]; !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -215,3 +215,19 @@ func FuzzEdit(f *testing.F) {
 		}
 	})
 }
+
+func TestEntriesAndHas(t *testing.T) {
+	c, err := Parse("c", []byte("ci_access:\n  projects:\n  - id: a/b\n  - id: c/d\n  groups:\n  - id: g\ngitops:\n  manifest_projects:\n  - id: x/y\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Entries(CIAccess, Projects); len(got) != 2 || got[0] != "a/b" || got[1] != "c/d" {
+		t.Errorf("projects %v", got)
+	}
+	if got := c.Entries(UserAccess, Groups); got != nil {
+		t.Errorf("user groups %v", got)
+	}
+	if !c.Has("gitops", "manifest_projects") || c.Has("gitops", "other") || c.Has("flux") {
+		t.Error("Has")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -29,6 +30,10 @@ func (fakeFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client,
 }
 
 func (f fakeFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {
+	return f.cluster, nil
+}
+
+func (f fakeFactory) Doctor(genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
 	return f.cluster, nil
 }
 

@@ -3,6 +3,7 @@ package cmd
 import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
@@ -16,6 +17,8 @@ type Factory interface {
 	KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error)
 	// Cluster is what the lifecycle actions need of that cluster.
 	Cluster(flags genericclioptions.RESTClientGetter) (install.Cluster, error)
+	// Doctor is what doctor reads of it.
+	Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error)
 }
 
 // DefaultFactory connects to real clusters.
@@ -33,4 +36,8 @@ func (defaultFactory) Cluster(flags genericclioptions.RESTClientGetter) (install
 		return nil, err
 	}
 	return install.NewCluster(c), nil
+}
+
+func (defaultFactory) Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
+	return kube.NewClient(flags)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,6 +24,7 @@ type RenderFlags struct {
 	changed         func(name string) bool
 	ValuesFiles     []string
 	Sets            []string
+	SetFiles        []string
 	KasAddress      string
 	AgentVersion    string
 	TokenFile       string
@@ -40,6 +40,7 @@ func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 	f.changed = func(name string) bool { return fl.Changed(name) }
 	fl.StringArrayVarP(&f.ValuesFiles, "values", valuesShorthand, nil, "a values file with the Helm chart's keys (repeatable; later files win)")
 	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
+	fl.StringArrayVar(&f.SetFiles, "set-file", nil, "set a chart value to a file's content, key=FILE as in Helm, e.g. config.kasCaCert=ca.pem (repeatable; wins over --set)")
 	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
 	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v17.3.1 (default "+manifest.ChartAppVersion+")")
 	fl.StringVar(&f.TokenFile, "token-file", "", "read the agent token from FILE, or '-' for stdin, and embed it in a Secret")
@@ -114,11 +115,26 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 	if ns == "" {
 		ns = manifest.DefaultNamespace(name)
 	}
-	if f.TokenFile == "-" && slices.Contains(f.ValuesFiles, "-") {
-		return manifest.Input{}, fmt.Errorf("--token-file - and -f - both read stdin: give one of them a file")
+	// Stdin can be read once: the second flag that names it is an error.
+	stdinBy := ""
+	claim := func(path, what string) error {
+		if path != "-" {
+			return nil
+		}
+		if stdinBy != "" {
+			return fmt.Errorf("%s - and %s - both read stdin: give one of them a file", stdinBy, what)
+		}
+		stdinBy = what
+		return nil
+	}
+	if err := claim(f.TokenFile, "--token-file"); err != nil {
+		return manifest.Input{}, err
 	}
 	var sources []manifest.Source
 	for _, path := range f.ValuesFiles {
+		if err := claim(path, "-f"); err != nil {
+			return manifest.Input{}, err
+		}
 		data, err := input.ReadFile(ctx, path, stdin, input.MaxValues, "values file")
 		if err != nil {
 			return manifest.Input{}, err
@@ -131,6 +147,18 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 	}
 	for _, expr := range f.Sets {
 		s, err := manifest.ParseSet(expr)
+		if err != nil {
+			return manifest.Input{}, err
+		}
+		sources = append(sources, s)
+	}
+	for _, expr := range f.SetFiles {
+		s, err := manifest.ParseSetFile(expr, func(path string) ([]byte, error) {
+			if err := claim(path, "--set-file"); err != nil {
+				return nil, err
+			}
+			return input.ReadFile(ctx, path, stdin, input.MaxValues, "--set-file")
+		})
 		if err != nil {
 			return manifest.Input{}, err
 		}

@@ -108,6 +108,11 @@ func TestRenderErrors(t *testing.T) {
 		{[]string{"render", "demo", "--kas-address", ""}, "error: no KAS address"},
 		{[]string{"render", "demo", "--replicas", "-1"}, "error: --replicas must be 0 or more"},
 		{[]string{"nosuch"}, `error: unknown command "nosuch" for "kubectl gitlab-agent"`},
+		{[]string{"render", "demo", "--set-file", "config.kasCaCert"}, `error: --set-file: "config.kasCaCert": want key=FILE`},
+		{[]string{"render", "demo", "--set-file", "config.kasCaCert=" + filepath.Join(dir, "missing.pem")}, "error: reading --set-file: open " + filepath.Join(dir, "missing.pem")},
+		{[]string{"render", "demo", "--set-file", "config.kasCa=" + bad}, "error: --set-file: config.kasCa: unknown key (known keys here: kasAddress, kasCaCert"},
+		{[]string{"render", "demo", "-f", "-", "--set-file", "config.kasCaCert=-"}, "error: -f - and --set-file - both read stdin: give one of them a file"},
+		{[]string{"render", "demo", "--token-file", "-", "-f", "-"}, "error: --token-file - and -f - both read stdin"},
 	}
 	for _, tt := range tests {
 		code, out, errOut := run(t, "", tt.args...)
@@ -117,6 +122,20 @@ func TestRenderErrors(t *testing.T) {
 			}
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1, no stdout, stderr starting %q", tt.args, code, out, errOut, tt.want)
 		}
+	}
+}
+
+func TestRenderSetFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	if err := os.WriteFile(ca, []byte(pem), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// As Helm: the file's content, verbatim; --set-file wins over --set.
+	code, out, errOut := run(t, "", "render", "demo", "--set", "config.kasCaCert=x", "--set-file", "config.kasCaCert="+ca, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"`) || !strings.Contains(out, "--kas-ca-cert-file=") {
+		t.Errorf("exit %d, %s\n%s", code, errOut, out)
 	}
 }
 

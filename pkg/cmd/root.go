@@ -85,6 +85,7 @@ Kubernetes Agent Server (KAS).`,
 		NewCmdUpgrade(f, g, streams),
 		NewCmdUninstall(f, g, streams),
 		NewCmdStatus(f, g, streams),
+		NewCmdDoctor(f, g, streams),
 		NewCmdKubeconfig(g, streams),
 		NewCmdGetToken(streams),
 		NewCmdTokenCache(g, streams),
@@ -94,7 +95,7 @@ Kubernetes Agent Server (KAS).`,
 		NewCmdCompletion(streams),
 		NewCmdGenerate(root),
 	)
-	for _, path := range [][]string{{"render"}, {"diff"}, {"version"}, {"status"}, {"agent", "list"}, {"agent", "get"},
+	for _, path := range [][]string{{"render"}, {"diff"}, {"version"}, {"status"}, {"doctor"}, {"agent", "list"}, {"agent", "get"},
 		{"agent", "config", "show"}, {"token", "list"}, {"token-cache", "list"}} {
 		if c, rest, err := root.Find(path); err == nil && len(rest) == 0 {
 			markReadOnly(c)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
@@ -24,6 +27,9 @@ type StatusOptions struct {
 	Kube    *genericclioptions.ConfigFlags
 	names   []string
 	env     install.Env
+	doctor  doctor.Env
+	// NoDoctor leaves doctor's checks out.
+	NoDoctor bool
 }
 
 // NewCmdStatus builds `status [NAME]`.
@@ -36,12 +42,15 @@ func NewCmdStatus(f Factory, g *GlobalOptions, streams genericiooptions.IOStream
 registration, its tokens and their last use, KAS's address and version, the
 agent's Deployment in the current cluster with agentk's version and its skew
 from KAS, and a verdict: connected, installed-but-not-connected or not
-installed.`,
+installed. For an agent found in the current cluster (or named), doctor's
+checks run too, each within 3s, and a Doctor line gives its verdict when it
+is not healthy (--no-doctor leaves them out).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runOptions(o),
 	}
 	o.addFlags(cmd, true)
 	o.Kube = newKubeFlags(cmd)
+	cmd.Flags().BoolVar(&o.NoDoctor, "no-doctor", false, "do not run doctor's checks")
 	return cmd
 }
 
@@ -61,11 +70,26 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 	c, err := o.Factory.Cluster(o.Kube)
 	if err != nil {
 		fmt.Fprintf(o.ErrOut, "warning: no cluster to look at (%v)\n", err)
+	} else {
+		o.env.Cluster = c
+	}
+	if o.NoDoctor {
 		return nil
 	}
-	o.env.Cluster = c
-	return nil
+	url := o.GitLab.ResolvedURL()
+	creds, err := gitlab.FindCredentials(url, o.GitLab.TokenFile)
+	if err != nil {
+		return err
+	}
+	o.doctor = doctor.Env{GitLabURL: url, Project: o.project, Timeout: statusDoctorTimeout}
+	if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
+		return err
+	}
+	return completeDoctorEnv(&o.doctor, o.Factory, o.Kube, "", creds)
 }
+
+// statusDoctorTimeout bounds each of doctor's checks under status.
+const statusDoctorTimeout = 3 * time.Second
 
 // Run reports.
 func (o *StatusOptions) Run(ctx context.Context) error {
@@ -73,10 +97,40 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !o.NoDoctor {
+		o.diagnose(ctx, st)
+	}
 	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"agents": st}); done {
 		return err
 	}
 	return o.print(st)
+}
+
+// diagnose runs doctor, in parallel, on each agent found in the cluster or
+// named: an agent that runs elsewhere is not this cluster's to diagnose.
+func (o *StatusOptions) diagnose(ctx context.Context, st []*install.AgentStatus) {
+	var wg sync.WaitGroup
+	for _, s := range st {
+		if s.Cluster == nil && len(o.names) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := doctor.Run(ctx, o.doctor, s.Agent.Name)
+			d := &install.Diagnosis{Verdict: r.Verdict}
+			for _, c := range r.Checks {
+				switch c.Status {
+				case doctor.Fail:
+					d.Failed = append(d.Failed, c.ID)
+				case doctor.Warn:
+					d.Warned = append(d.Warned, c.ID)
+				}
+			}
+			s.Doctor = d
+		}()
+	}
+	wg.Wait()
 }
 
 func (o *StatusOptions) print(st []*install.AgentStatus) error {
@@ -111,6 +165,16 @@ func (o *StatusOptions) print(st []*install.AgentStatus) error {
 		fmt.Fprintf(&b, "%-10s %s\n", "Verdict", verdict) // our own word, maybe coloured
 		for _, w := range s.Warnings {
 			row("Warning", w)
+		}
+		if d := s.Doctor; d != nil && d.Verdict != doctor.Healthy {
+			var parts []string
+			if len(d.Failed) > 0 {
+				parts = append(parts, "failing "+strings.Join(d.Failed, ", "))
+			}
+			if len(d.Warned) > 0 {
+				parts = append(parts, "warning "+strings.Join(d.Warned, ", "))
+			}
+			row("Doctor", fmt.Sprintf("%s (%s): run kubectl gitlab-agent doctor %s", d.Verdict, strings.Join(parts, "; "), s.Agent.Name))
 		}
 	}
 	_, err := fmt.Fprint(o.Out, b.String())

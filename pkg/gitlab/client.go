@@ -40,6 +40,9 @@ type Options struct {
 	Log io.Writer
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Anonymous allows a client without credentials, for what GitLab
+	// answers to anyone (and to tell a reachable GitLab from none).
+	Anonymous bool
 }
 
 // Client talks to one GitLab instance.
@@ -60,7 +63,7 @@ func New(o Options) (*Client, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("invalid GitLab URL %q: want https://host[/path]", o.URL)
 	}
-	if o.Credentials.Token == "" && o.Credentials.JobToken == "" {
+	if o.Credentials.Token == "" && o.Credentials.JobToken == "" && !o.Anonymous {
 		return nil, &NoCredentialsError{Host: u.Host, Tried: []string{"none given"}}
 	}
 	c := &Client{
@@ -100,8 +103,10 @@ func New(o Options) (*Client, error) {
 		}, opts...)
 	case o.Credentials.Token != "":
 		c.api, err = gl.NewClient(o.Credentials.Token, opts...)
-	default:
+	case o.Credentials.JobToken != "":
 		c.api, err = gl.NewJobClient(o.Credentials.JobToken, opts...)
+	default: // anonymous: an empty token is no credential to GitLab
+		c.api, err = gl.NewClient("", opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating the GitLab client: %w", err)
@@ -235,4 +240,18 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Credentials says which credential the client sends, without its value.
+func (c *Client) Credentials() Credentials {
+	cr := c.creds
+	cr.Token, cr.JobToken = redact(cr.Token), redact(cr.JobToken)
+	return cr
+}
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "<set>"
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
 )
 
 // ProjectRef names a project by numeric ID or by full path.
@@ -71,4 +73,88 @@ func (c *Client) GetProject(ctx context.Context, ref ProjectRef) (*Project, erro
 		})
 	}
 	return &Project{ID: p.ID, PathWithNamespace: p.PathWithNamespace, DefaultBranch: p.DefaultBranch, WebURL: p.WebURL}, nil
+}
+
+// Role is a project member's access level, with GitLab's numbers.
+type Role int
+
+// The access levels GitLab uses; a user's role on a project is the higher
+// of the project's and its group's.
+const (
+	RoleNone       Role = 0
+	RoleGuest      Role = 10
+	RoleReporter   Role = 20
+	RoleDeveloper  Role = 30
+	RoleMaintainer Role = 40
+	RoleOwner      Role = 50
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleGuest:
+		return "Guest"
+	case RoleReporter:
+		return "Reporter"
+	case RoleDeveloper:
+		return "Developer"
+	case RoleMaintainer:
+		return "Maintainer"
+	case RoleOwner:
+		return "Owner"
+	}
+	return "no role"
+}
+
+// Role is the calling user's role on the project, from the project's
+// permissions as GitLab reports them to that user.
+func (c *Client) Role(ctx context.Context, ref ProjectRef) (Role, error) {
+	_, cancel, opt := c.call(ctx, repeatable)
+	defer cancel()
+	p, resp, err := c.api.Projects.GetProject(ref.pid(), nil, opt)
+	if err != nil {
+		return 0, c.classify(fmt.Sprintf("looking up project %s", ref), resp, err, hints{
+			notFound: fmt.Sprintf("no project %s, or your token cannot see it", ref),
+		})
+	}
+	role := RoleNone
+	if p.Permissions != nil {
+		if a := p.Permissions.ProjectAccess; a != nil && Role(a.AccessLevel) > role {
+			role = Role(a.AccessLevel)
+		}
+		if a := p.Permissions.GroupAccess; a != nil && Role(a.AccessLevel) > role {
+			role = Role(a.AccessLevel)
+		}
+	}
+	return role, nil
+}
+
+// CurrentUser is the username the credential authenticates as.
+func (c *Client) CurrentUser(ctx context.Context) (string, error) {
+	_, cancel, opt := c.call(ctx, repeatable)
+	defer cancel()
+	u, resp, err := c.api.Users.CurrentUser(opt)
+	if err != nil {
+		return "", c.classify("reading the user of the GitLab token", resp, err, hints{})
+	}
+	return u.Username, nil
+}
+
+// GroupExists reports whether GitLab shows the group (by full path) to the
+// caller.
+func (c *Client) GroupExists(ctx context.Context, path string) (bool, error) {
+	_, cancel, opt := c.call(ctx, repeatable)
+	defer cancel()
+	// with_projects=false: GitLab would otherwise send up to 100 of the
+	// group's projects. The option is deprecated for API v5, where the
+	// default becomes false; v4 still defaults to true.
+	//lint:ignore SA1019 see above
+	_, resp, err := c.api.Groups.GetGroup(path, &gl.GetGroupOptions{WithProjects: gl.Ptr(false)}, opt)
+	if err == nil {
+		return true, nil
+	}
+	err = c.classify(fmt.Sprintf("looking up group %s", path), resp, err, hints{})
+	if IsClass(err, ClassNotFound) {
+		return false, nil
+	}
+	return false, err
 }

@@ -30,6 +30,15 @@ type AgentStatus struct {
 	Verdict string          `json:"verdict"`
 	// Warnings are problems worth acting on (version skew, ...).
 	Warnings []string `json:"warnings,omitempty"`
+	// Doctor is doctor's verdict on the agent, when the caller ran it.
+	Doctor *Diagnosis `json:"doctor,omitempty"`
+}
+
+// Diagnosis is doctor's verdict and the checks that did not pass.
+type Diagnosis struct {
+	Verdict string   `json:"verdict"`
+	Failed  []string `json:"failed,omitempty"`
+	Warned  []string `json:"warned,omitempty"`
 }
 
 // ClusterState is the agent's Deployment as it runs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 )
 
 var (
@@ -64,6 +68,23 @@ func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret
 		return nil, err
 	}
 	return &s, nil
+}
+
+// SecretMetadata reads only a Secret's metadata (nil when there is none):
+// its data, the token, never leaves the apiserver.
+func (c *Client) SecretMetadata(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
+	mc, err := metadata.NewForConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mc.Resource(secretsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, explain(err)
+	}
+	return &m.ObjectMeta, nil
 }
 
 // ErrSecretChanged: the Secret was written by someone else since it was read.
@@ -250,4 +271,59 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 		}
 	}
 	return nil
+}
+
+var configMapsGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// GetConfigMap reads a ConfigMap; nil when it does not exist.
+func (c *Client) GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	u, err := c.Dynamic.Resource(configMapsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, explain(err)
+	}
+	var cm corev1.ConfigMap
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &cm); err != nil {
+		return nil, err
+	}
+	return &cm, nil
+}
+
+var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// Pods lists the pods in ns with the label selector.
+func (c *Client) Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, error) {
+	l, err := c.Dynamic.Resource(podsGVR).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, explain(err)
+	}
+	out := make([]corev1.Pod, 0, len(l.Items))
+	for i := range l.Items {
+		var p corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(l.Items[i].Object, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// PodLogs reads the last lines of a container's log, at most limit bytes.
+func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, lines, limit int64) (string, error) {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.APIPath, cfg.GroupVersion = "/api", &corev1.SchemeGroupVersion
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return "", err
+	}
+	b, err := rc.Get().Namespace(ns).Resource("pods").Name(pod).SubResource("log").
+		Param("container", container).Param("tailLines", strconv.FormatInt(lines, 10)).
+		Param("limitBytes", strconv.FormatInt(limit, 10)).DoRaw(ctx)
+	if err != nil {
+		return "", explain(err)
+	}
+	return string(b), nil
 }

@@ -100,6 +100,34 @@ func ParseSet(expr string) (Source, error) {
 	return src, nil
 }
 
+// ParseSetFile reads one --set-file argument as Helm does: key=FILE pairs
+// separated by commas, each key (dotted, as in --set) set to the content of
+// its FILE as a string, e.g. config.kasCaCert=ca.pem. read reads a file.
+func ParseSetFile(expr string, read func(path string) ([]byte, error)) (Source, error) {
+	src := Source{Name: "--set-file", tree: map[string]any{}}
+	for _, part := range splitUnescaped(expr, ',', false) {
+		if part == "" {
+			continue
+		}
+		key, file, ok := strings.Cut(part, "=")
+		if !ok || key == "" || file == "" {
+			return Source{}, &ValueError{Source: "--set-file", Msg: fmt.Sprintf("%q: want key=FILE", part)}
+		}
+		path, err := parseKeyPath(key)
+		if err != nil {
+			return Source{}, &ValueError{Source: "--set-file", Msg: err.Error()}
+		}
+		data, err := read(file)
+		if err != nil {
+			return Source{}, err
+		}
+		if err := setPath(src.tree, path, string(data)); err != nil {
+			return Source{}, &ValueError{Source: "--set-file " + key, Msg: err.Error()}
+		}
+	}
+	return src, nil
+}
+
 // chartKey reports a dotted key whose first part is a chart value (so that
 // echoing it cannot show a secret typed in the wrong place).
 func chartKey(s string) bool {

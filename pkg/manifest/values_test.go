@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -249,5 +250,37 @@ func TestSetRefusesSecretsWithoutEchoingThem(t *testing.T) {
 	}
 	if v, err := Load(s); err != nil || v.Config.Token != "glagent-x" {
 		t.Fatalf("%+v %v", v.Config, err)
+	}
+}
+
+func TestParseSetFile(t *testing.T) {
+	files := map[string]string{"ca.pem": "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n", "a,b": "comma"}
+	read := func(p string) ([]byte, error) {
+		if s, ok := files[p]; ok {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("open %s: no such file", p)
+	}
+	src, err := ParseSetFile(`config.kasCaCert=ca.pem,config.kasHeaders[0]=a\,b`, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Config.KasCaCert != files["ca.pem"] || len(v.Config.KasHeaders) != 1 || v.Config.KasHeaders[0] != "comma" {
+		t.Errorf("kasCaCert %q, kasHeaders %q", v.Config.KasCaCert, v.Config.KasHeaders)
+	}
+	// The value is the file's text, never typed: "3" stays a string.
+	files["n"] = "3"
+	src, _ = ParseSetFile("replicas=n", read)
+	if _, err := Load(src); err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("replicas from a file: %v", err)
+	}
+	for _, bad := range []string{"config.kasCaCert", "=ca.pem", "config.kasCaCert=", "config..x=ca.pem", "config.kasCaCert=missing"} {
+		if _, err := ParseSetFile(bad, read); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

@@ -219,3 +219,31 @@ func ExecCredential(c Credential) ([]byte, error) {
 	b, err := json.Marshal(ec)
 	return append(b, '\n'), err
 }
+
+// CachedCredential is the credential GetCredential would give without a
+// request and without minting: the job token with CI, else a cached
+// k8s_proxy token that is not about to expire. false when there is none.
+func CachedCredential(o CredentialOptions) (string, bool) {
+	agent := strconv.FormatInt(o.AgentID, 10)
+	if o.CI {
+		tok := os.Getenv("CI_JOB_TOKEN")
+		return "ci:" + agent + ":" + tok, tok != ""
+	}
+	if o.Cache == nil {
+		return "", false
+	}
+	now := time.Now()
+	if o.Now != nil {
+		now = o.Now()
+	}
+	var p *CachedPAT
+	if o.Credentials.Token != "" {
+		p = o.Cache.Load(Key(o.GitLabURL, o.Credentials.Token))
+	} else {
+		p = o.Cache.Newest(o.GitLabURL, now)
+	}
+	if !usable(p, now) {
+		return "", false
+	}
+	return credential(agent, p, false).Token, true
+}

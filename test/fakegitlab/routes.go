@@ -24,6 +24,7 @@ func (s *Server) routes() http.Handler {
 	h("GET "+api+"/metadata", s.getMetadata)
 	h("GET "+api+"/user", s.withUser(s.getUser))
 	h("GET "+api+"/projects/{id}", s.withProject(Guest, s.getProject))
+	h("GET "+api+"/groups/{id}", s.withUser(s.getGroup))
 	h("GET "+api+"/projects/{id}/cluster_agents", s.withProject(Developer, s.listAgents))
 	h("POST "+api+"/projects/{id}/cluster_agents", s.withProject(Maintainer, s.registerAgent))
 	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}", s.withProject(Developer, s.getAgent))
@@ -179,7 +180,24 @@ func userJSON(u *User) map[string]any {
 }
 
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
-	writeJSON(w, http.StatusOK, projectJSON(p))
+	j := projectJSON(p)
+	// What GitLab shows the caller of its own access (members only here).
+	j["permissions"] = map[string]any{"project_access": map[string]any{"access_level": int(p.Members[u.ID]), "notification_level": 3}, "group_access": nil}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// getGroup answers for a group that holds a project the caller is a member
+// of (groups exist here only as the paths of projects).
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
+	path := r.PathValue("id")
+	for _, p := range s.projects {
+		if strings.HasPrefix(p.PathWithNS, path+"/") && p.Members[u.ID] >= Guest {
+			parts := strings.Split(path, "/")
+			writeJSON(w, http.StatusOK, map[string]any{"id": 9000 + len(path), "name": parts[len(parts)-1], "path": parts[len(parts)-1], "full_path": path})
+			return
+		}
+	}
+	errNotFound(w, "Group")
 }
 
 func projectJSON(p *Project) map[string]any {

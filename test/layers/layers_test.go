@@ -15,6 +15,7 @@ const module = "github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/"
 // import (docs/architecture.md, "Layers").
 var allowed = map[string][]string{
 	"pkg/cmd":         {"*"},
+	"pkg/doctor":      {"pkg/agentconfig", "pkg/gitlab", "pkg/install", "pkg/kube", "pkg/manifest"},
 	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
 	"pkg/diff":        {"pkg/kube", "pkg/safetext", "pkg/secretfile", "pkg/ui"},
 	"pkg/tunnel":      {"pkg/gitlab", "pkg/safetext", "pkg/secretfile"},

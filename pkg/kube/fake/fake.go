@@ -13,11 +13,13 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +42,10 @@ const (
 	SelectedObjects = "SelectedObjects"
 	DeleteAndWait   = "DeleteAndWait"
 	Diff            = "Diff"
+	GetConfigMap    = "GetConfigMap"
+	SecretMetadata  = "SecretMetadata"
+	Pods            = "Pods"
+	PodLogs         = "PodLogs"
 )
 
 // Call is one recorded call: the method and what it was about.
@@ -68,6 +74,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	objects map[kube.Ref]*unstructured.Unstructured
+	logs    map[string]string // "namespace/pod/container" → log text
 	rv      int
 	calls   []Call
 	count   map[string]int
@@ -93,7 +100,7 @@ func New() *Cluster {
 	add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", meta.RESTScopeNamespace)
 	add("networking.k8s.io", "v1", "Ingress", "ingresses", meta.RESTScopeNamespace)
 	add("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", meta.RESTScopeNamespace)
-	return &Cluster{objects: map[kube.Ref]*unstructured.Unstructured{}, count: map[string]int{}, mapper: m}
+	return &Cluster{objects: map[kube.Ref]*unstructured.Unstructured{}, logs: map[string]string{}, count: map[string]int{}, mapper: m}
 }
 
 // Fail makes the nth call of method (1-based, counting every call of it
@@ -217,6 +224,17 @@ func (c *Cluster) GetSecret(_ context.Context, ns, name string) (*corev1.Secret,
 		return nil, err
 	}
 	return &s, err
+}
+
+// SecretMetadata returns the stored Secret's metadata, nil when there is
+// none.
+func (c *Cluster) SecretMetadata(_ context.Context, ns, name string) (*metav1.ObjectMeta, error) {
+	var s corev1.Secret
+	ok, err := c.typed(SecretMetadata, secretRef(ns, name), &s)
+	if !ok {
+		return nil, err
+	}
+	return &s.ObjectMeta, err
 }
 
 // GetDeployment returns the stored Deployment, nil when there is none.
@@ -471,4 +489,61 @@ func text(o *unstructured.Unstructured) string {
 	delete(c, "status")
 	b, _ := json.Marshal(c)
 	return string(b)
+}
+
+// GetConfigMap returns the stored ConfigMap, nil when there is none.
+func (c *Cluster) GetConfigMap(_ context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	var cm corev1.ConfigMap
+	ok, err := c.typed(GetConfigMap, kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: name}, &cm)
+	if !ok {
+		return nil, err
+	}
+	return &cm, err
+}
+
+// Pods lists the stored pods in ns with the selector (the fake runs no
+// pods itself: tests Put them).
+func (c *Cluster) Pods(_ context.Context, ns, selector string) ([]corev1.Pod, error) {
+	objs, err := c.selected(Pods, selector, []string{ns}, "Pod")
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, o := range objs {
+		if o.GetNamespace() != ns {
+			continue
+		}
+		var p corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// SetLogs makes text the log of a pod's container.
+func (c *Cluster) SetLogs(ns, pod, container, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logs[ns+"/"+pod+"/"+container] = text
+}
+
+// PodLogs returns the last lines of what SetLogs gave.
+func (c *Cluster) PodLogs(_ context.Context, ns, pod, container string, lines, limit int64) (string, error) {
+	if err := c.call(PodLogs, kube.Ref{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod}); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	text := c.logs[ns+"/"+pod+"/"+container]
+	c.mu.Unlock()
+	all := strings.SplitAfter(text, "\n")
+	if n := int(lines); n > 0 && len(all) > n {
+		all = all[len(all)-n:]
+	}
+	text = strings.Join(all, "")
+	if limit > 0 && int64(len(text)) > limit {
+		text = text[int64(len(text))-limit:]
+	}
+	return text, nil
 }

@@ -1,0 +1,326 @@
+package doctor
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+)
+
+// lazy is a fact several checks need: found once, by whichever asks first,
+// within its own time bound.
+type lazy[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+func (l *lazy[T]) get(d *doctor, f func(ctx context.Context) (T, error)) (T, error) {
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(d.ctx, d.env.Timeout)
+		defer cancel()
+		l.v, l.err = f(ctx)
+	})
+	return l.v, l.err
+}
+
+// doctor is one run: the environment and the facts the checks share.
+type doctor struct {
+	ctx  context.Context
+	env  Env
+	name string
+
+	kas        lazy[*gitlab.KAS]
+	project    lazy[*gitlab.Project]
+	agent      lazy[*gitlab.Agent]
+	tokens     lazy[[]*gitlab.Token]
+	deployment lazy[*appsv1.Deployment]
+	agentk     lazy[*agentkView]
+	config     lazy[*agentconfig.Config]
+}
+
+func newDoctor(ctx context.Context, env Env, name string) *doctor {
+	return &doctor{ctx: ctx, env: env, name: name}
+}
+
+// errSkipped is a fact that cannot be had: its reason makes the check skip.
+type errSkipped struct{ reason string }
+
+func (e *errSkipped) Error() string { return e.reason }
+
+func skipped(err error) (Check, bool) {
+	var s *errSkipped
+	if errors.As(err, &s) {
+		return skip("%s", s.reason), true
+	}
+	return Check{}, false
+}
+
+// metadata is KAS as GitLab's /metadata advertises it.
+func (d *doctor) metadata() (*gitlab.KAS, error) {
+	return d.kas.get(d, func(ctx context.Context) (*gitlab.KAS, error) {
+		c := d.env.GitLab
+		if c == nil {
+			c = d.env.Anonymous
+		}
+		if c == nil {
+			return nil, &errSkipped{"no GitLab URL"}
+		}
+		return c.DiscoverKAS(ctx)
+	})
+}
+
+// needGitLab is the credentialed client, or why the check skips.
+func (d *doctor) needGitLab() (*gitlab.Client, error) {
+	if d.env.GitLab == nil {
+		reason := "no GitLab credentials"
+		if d.env.NoCredentials != nil {
+			reason = d.env.NoCredentials.Error()
+		}
+		return nil, &errSkipped{reason}
+	}
+	if d.env.NoProject != nil {
+		return nil, &errSkipped{d.env.NoProject.Error()}
+	}
+	return d.env.GitLab, nil
+}
+
+func (d *doctor) theProject() (*gitlab.Project, error) {
+	return d.project.get(d, func(ctx context.Context) (*gitlab.Project, error) {
+		c, err := d.needGitLab()
+		if err != nil {
+			return nil, err
+		}
+		return c.GetProject(ctx, d.env.Project)
+	})
+}
+
+func (d *doctor) theAgent() (*gitlab.Agent, error) {
+	return d.agent.get(d, func(ctx context.Context) (*gitlab.Agent, error) {
+		c, err := d.needGitLab()
+		if err != nil {
+			return nil, err
+		}
+		return c.FindAgent(ctx, d.env.Project, gitlab.AgentRef{Name: d.name})
+	})
+}
+
+// theTokens are the agent's active tokens with their last use.
+func (d *doctor) theTokens() ([]*gitlab.Token, error) {
+	return d.tokens.get(d, func(ctx context.Context) ([]*gitlab.Token, error) {
+		a, err := d.theAgent()
+		if err != nil {
+			return nil, &errSkipped{"the agent is not known: see agent-registered"}
+		}
+		return d.env.GitLab.ListTokensWithLastUse(ctx, d.env.Project, a)
+	})
+}
+
+// needCluster is the cluster, or why the check skips.
+func (d *doctor) needCluster() (Cluster, error) {
+	if d.env.Cluster == nil {
+		reason := "no cluster"
+		if d.env.NoCluster != nil {
+			reason = "no cluster: " + d.env.NoCluster.Error()
+		}
+		return nil, &errSkipped{reason}
+	}
+	return d.env.Cluster, nil
+}
+
+// theDeployment is the agent's Deployment in the cluster, found by the
+// chart's labels; nil when there is none.
+func (d *doctor) theDeployment() (*appsv1.Deployment, error) {
+	return d.deployment.get(d, func(ctx context.Context) (*appsv1.Deployment, error) {
+		c, err := d.needCluster()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Reachable(ctx); err != nil {
+			return nil, &errSkipped{"the cluster does not answer: see cluster-reachable"}
+		}
+		ds, err := c.FindDeployments(ctx, manifest.Selector(manifest.Input{Name: d.name}))
+		if err != nil || len(ds) == 0 {
+			return nil, err
+		}
+		return ds[0], nil
+	})
+}
+
+// agentkView is what the running agentk is given: the KAS address, the
+// CA it trusts for KAS, the headers it sends, and its token Secret.
+type agentkView struct {
+	install.Running
+	// CAs are the system's and the CA agentk is given, if any; caFile is
+	// that CA's file in the pod ("" none).
+	CAs    *x509.CertPool
+	caFile string
+	Header http.Header
+	Secret string
+}
+
+// theAgentk reads the agentk container of the Deployment.
+func (d *doctor) theAgentk() (*agentkView, error) {
+	return d.agentk.get(d, func(ctx context.Context) (*agentkView, error) {
+		dep, err := d.theDeployment()
+		if err != nil {
+			return nil, err
+		}
+		if dep == nil {
+			return nil, &errSkipped{"the agent is not installed in this cluster: see agent-pods"}
+		}
+		v := &agentkView{Running: install.RunningOf(dep), Header: http.Header{}}
+		spec := dep.Spec.Template.Spec
+		for _, c := range spec.Containers {
+			if c.Name != manifest.ChartName {
+				continue
+			}
+			for i := 0; i < len(c.Args); i++ {
+				a := c.Args[i]
+				switch {
+				case strings.HasPrefix(a, "--kas-ca-cert-file="):
+					v.caFile = strings.TrimPrefix(a, "--kas-ca-cert-file=")
+				case strings.HasPrefix(a, "--kas-header="):
+					addHeader(v.Header, strings.TrimPrefix(a, "--kas-header="))
+				case a == "--kas-header" && i+1 < len(c.Args):
+					i++
+					addHeader(v.Header, c.Args[i])
+				}
+			}
+			for _, m := range c.VolumeMounts {
+				for _, vol := range spec.Volumes {
+					if vol.Name == m.Name && vol.Secret != nil && strings.Contains(m.MountPath, "secrets") {
+						v.Secret = vol.Secret.SecretName
+					}
+				}
+			}
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || d.env.RootCAs != nil {
+			pool = d.env.RootCAs
+		}
+		if pool == nil {
+			pool = x509.NewCertPool()
+		} else {
+			pool = pool.Clone()
+		}
+		v.CAs = pool
+		if v.caFile != "" {
+			pem, err := d.caFromVolume(ctx, dep, v.caFile)
+			if err != nil {
+				return nil, err
+			}
+			if !v.CAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("the CA agentk is given (%s) holds no PEM certificate", v.caFile)
+			}
+		}
+		return v, nil
+	})
+}
+
+func addHeader(h http.Header, line string) {
+	if k, val, ok := strings.Cut(line, ":"); ok {
+		h.Add(strings.TrimSpace(k), strings.TrimSpace(val))
+	}
+}
+
+// caFromVolume reads the file agentk's --kas-ca-cert-file names from the
+// ConfigMap mounted there (the chart's config.kasCaCert).
+func (d *doctor) caFromVolume(ctx context.Context, dep *appsv1.Deployment, file string) ([]byte, error) {
+	dir, key := path.Dir(file), path.Base(file)
+	spec := dep.Spec.Template.Spec
+	for _, c := range spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if path.Clean(m.MountPath) != dir {
+				continue
+			}
+			for _, vol := range spec.Volumes {
+				if vol.Name != m.Name || vol.ConfigMap == nil {
+					continue
+				}
+				cm, err := d.env.Cluster.GetConfigMap(ctx, dep.Namespace, vol.ConfigMap.Name)
+				if err != nil {
+					return nil, fmt.Errorf("reading the CA agentk is given: %w", err)
+				}
+				if cm == nil || cm.Data[key] == "" {
+					return nil, fmt.Errorf("agentk is given the CA %s, but ConfigMap %s/%s has no %s", file, dep.Namespace, vol.ConfigMap.Name, key)
+				}
+				return []byte(cm.Data[key]), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("agentk is given the CA %s, which no ConfigMap volume provides", file)
+}
+
+// kasTarget is the KAS address to probe, the CAs and the headers to probe
+// it with, and where they came from: the running agent's, else what GitLab
+// advertises (then with the system's CAs and no headers).
+type kasTarget struct {
+	u      *url.URL
+	from   string
+	cas    *x509.CertPool
+	header http.Header
+}
+
+func (d *doctor) target() (*kasTarget, error) {
+	if v, err := d.theAgentk(); err == nil && v.KasAddress != "" {
+		u, err := url.Parse(v.KasAddress)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("agentk's --kas-address %q is not a URL", v.KasAddress)
+		}
+		return &kasTarget{u: u, from: "agentk's --kas-address", cas: v.CAs, header: v.Header}, nil
+	}
+	kas, err := d.metadata()
+	if err != nil {
+		return nil, &errSkipped{"no KAS address: neither a running agent nor GitLab's /metadata gives one"}
+	}
+	u, err := url.Parse(kas.AgentURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("GitLab advertises a KAS address that is not a URL: %q", kas.AgentURL)
+	}
+	cas := d.env.RootCAs
+	if cas == nil {
+		cas, _ = x509.SystemCertPool()
+	}
+	return &kasTarget{u: u, from: "GitLab's advertised KAS address", cas: cas, header: http.Header{}}, nil
+}
+
+// theConfig is the agent's config file on the default branch (nil when
+// there is none).
+func (d *doctor) theConfig() (*agentconfig.Config, error) {
+	return d.config.get(d, func(ctx context.Context) (*agentconfig.Config, error) {
+		c, err := d.needGitLab()
+		if err != nil {
+			return nil, err
+		}
+		p, err := d.theProject()
+		if err != nil {
+			return nil, err
+		}
+		cfg, prev, err := install.LoadAgentConfig(ctx, c, d.env.Project, d.name, p.DefaultBranch)
+		if err != nil {
+			return nil, err
+		}
+		if prev == nil {
+			return nil, nil
+		}
+		return cfg, nil
+	})
+}
+
+// recent is how recent a token's last use must be for the agent to count
+// as connected.
+const recent = 10 * time.Minute
