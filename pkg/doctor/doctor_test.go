@@ -266,6 +266,9 @@ func TestProtocolMismatch(t *testing.T) {
 		t.Errorf("fix %q", c.Fix)
 	}
 	want(t, r, "kas-address", Warn, "another protocol")
+	// grpcs:// where KAS speaks WebSocket only: no HTTP/2 there.
+	w = newWorld(t, setup{agentAddress: func(u string) string { return "grpcs://" + strings.TrimPrefix(u, "wss://") }})
+	want(t, w.run(t, "prod"), "kas-handshake", Fail, "does not offer HTTP/2")
 	// And grpcs:// where it is gRPC: HTTP/2 is there.
 	r = newWorld(t, setup{endpoint: fakekas.GRPC}).run(t, "prod")
 	if c := byID(r)["kas-handshake"]; c.Status != Pass {

@@ -187,7 +187,9 @@ func checkKASHandshake(ctx context.Context, d *doctor) Check {
 	}
 	switch t.u.Scheme {
 	case "grpcs":
-		conn, err := dialTLS(ctx, t, []string{"h2"})
+		// Offering http/1.1 too lets a server without HTTP/2 answer
+		// (many refuse a client offering only h2), so that this can say so.
+		conn, err := dialTLS(ctx, t, []string{"h2", "http/1.1"})
 		if err != nil {
 			if msg, _ := unanswered(err, t.u.Host, d.env.Timeout); msg != "" {
 				return fail("see kas-tls", "%s", msg)
