@@ -144,6 +144,7 @@ func Run(ctx context.Context, env Env, name string) *Report {
 		env.Now = time.Now
 	}
 	d := newDoctor(ctx, env, name)
+	d.prefetch()
 	r := &Report{Agent: name, Checks: make([]Check, len(checks))}
 	var wg sync.WaitGroup
 	for i, c := range checks {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
@@ -54,6 +55,35 @@ type doctor struct {
 
 func newDoctor(ctx context.Context, env Env, name string) *doctor {
 	return &doctor{ctx: ctx, env: env, name: name}
+}
+
+// prefetch finds the shared facts, in parallel, before the checks start:
+// so that a check's own bound is spent on its own probe, not on waiting
+// for a cluster or a GitLab that hangs. Each fact has its own bound (a
+// fact that depends on another starts its clock after it); a fact whose
+// call ignores its context is left behind after two bounds, and the
+// checks that need it end on their own bounds.
+func (d *doctor) prefetch() {
+	done := make(chan struct{}, 4)
+	for _, f := range []func(){
+		func() { _, _ = d.metadata() },
+		func() { _, _ = d.theAgentk() },
+		func() { _, _ = d.theTokens() },
+		func() { _, _ = d.theConfig() },
+	} {
+		go func() { f(); done <- struct{}{} }()
+	}
+	limit := time.NewTimer(2*d.env.Timeout + checkGrace)
+	defer limit.Stop()
+	for i := 0; i < 4; i++ {
+		select {
+		case <-done:
+		case <-limit.C:
+			return
+		case <-d.ctx.Done():
+			return
+		}
+	}
 }
 
 // errSkipped is a fact that cannot be had: its reason makes the check skip.
@@ -120,9 +150,9 @@ func (d *doctor) theAgent() (*gitlab.Agent, error) {
 
 // theTokens are the agent's active tokens with their last use.
 func (d *doctor) theTokens() ([]*gitlab.Token, error) {
+	a, aerr := d.theAgent() // before the clock of this fact starts
 	return d.tokens.get(d, func(ctx context.Context) ([]*gitlab.Token, error) {
-		a, err := d.theAgent()
-		if err != nil {
+		if aerr != nil {
 			return nil, &errSkipped{"the agent is not known: see agent-registered"}
 		}
 		return d.env.GitLab.ListTokensWithLastUse(ctx, d.env.Project, a)
@@ -174,39 +204,43 @@ type agentkView struct {
 
 // theAgentk reads the agentk container of the Deployment.
 func (d *doctor) theAgentk() (*agentkView, error) {
+	dep, derr := d.theDeployment() // before the clock of this fact starts
 	return d.agentk.get(d, func(ctx context.Context) (*agentkView, error) {
-		dep, err := d.theDeployment()
-		if err != nil {
-			return nil, err
+		if derr != nil {
+			return nil, derr
 		}
 		if dep == nil {
 			return nil, &errSkipped{"the agent is not installed in this cluster: see agent-pods"}
 		}
 		v := &agentkView{Running: install.RunningOf(dep), Header: http.Header{}}
 		spec := dep.Spec.Template.Spec
-		for _, c := range spec.Containers {
-			if c.Name != manifest.ChartName {
-				continue
+		var agentk *corev1.Container
+		for i := range spec.Containers {
+			if spec.Containers[i].Name == manifest.ChartName {
+				agentk = &spec.Containers[i]
 			}
-			for i := 0; i < len(c.Args); i++ {
-				a := c.Args[i]
-				switch {
-				case strings.HasPrefix(a, "--kas-ca-cert-file="):
-					v.caFile = strings.TrimPrefix(a, "--kas-ca-cert-file=")
-				case strings.HasPrefix(a, "--kas-header="):
-					addHeader(v.Header, strings.TrimPrefix(a, "--kas-header="))
-				case a == "--kas-header" && i+1 < len(c.Args):
-					i++
-					addHeader(v.Header, c.Args[i])
-				}
+		}
+		if agentk == nil {
+			return nil, &errSkipped{fmt.Sprintf("Deployment %s/%s has no %s container: see agent-pods", dep.Namespace, dep.Name, manifest.ChartName)}
+		}
+		tokenFile := ""
+		for i := 0; i < len(agentk.Args); i++ {
+			a := agentk.Args[i]
+			switch {
+			case strings.HasPrefix(a, "--kas-ca-cert-file="):
+				v.caFile = strings.TrimPrefix(a, "--kas-ca-cert-file=")
+			case strings.HasPrefix(a, "--token-file="):
+				tokenFile = strings.TrimPrefix(a, "--token-file=")
+			case strings.HasPrefix(a, "--kas-header="):
+				addHeader(v.Header, strings.TrimPrefix(a, "--kas-header="))
+			case a == "--kas-header" && i+1 < len(agentk.Args):
+				i++
+				addHeader(v.Header, agentk.Args[i])
 			}
-			for _, m := range c.VolumeMounts {
-				for _, vol := range spec.Volumes {
-					if vol.Name == m.Name && vol.Secret != nil && strings.Contains(m.MountPath, "secrets") {
-						v.Secret = vol.Secret.SecretName
-					}
-				}
-			}
+		}
+		// The token Secret is the one mounted where --token-file points.
+		if vol := volumeAt(dep, agentk, tokenFile); vol != nil && vol.Secret != nil {
+			v.Secret = vol.Secret.SecretName
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || d.env.RootCAs != nil {
@@ -219,7 +253,7 @@ func (d *doctor) theAgentk() (*agentkView, error) {
 		}
 		v.CAs = pool
 		if v.caFile != "" {
-			pem, err := d.caFromVolume(ctx, dep, v.caFile)
+			pem, err := d.caFromVolume(ctx, dep, agentk, v.caFile)
 			if err != nil {
 				return nil, err
 			}
@@ -237,32 +271,41 @@ func addHeader(h http.Header, line string) {
 	}
 }
 
-// caFromVolume reads the file agentk's --kas-ca-cert-file names from the
-// ConfigMap mounted there (the chart's config.kasCaCert).
-func (d *doctor) caFromVolume(ctx context.Context, dep *appsv1.Deployment, file string) ([]byte, error) {
-	dir, key := path.Dir(file), path.Base(file)
-	spec := dep.Spec.Template.Spec
-	for _, c := range spec.Containers {
-		for _, m := range c.VolumeMounts {
-			if path.Clean(m.MountPath) != dir {
-				continue
-			}
-			for _, vol := range spec.Volumes {
-				if vol.Name != m.Name || vol.ConfigMap == nil {
-					continue
-				}
-				cm, err := d.env.Cluster.GetConfigMap(ctx, dep.Namespace, vol.ConfigMap.Name)
-				if err != nil {
-					return nil, fmt.Errorf("reading the CA agentk is given: %w", err)
-				}
-				if cm == nil || cm.Data[key] == "" {
-					return nil, fmt.Errorf("agentk is given the CA %s, but ConfigMap %s/%s has no %s", file, dep.Namespace, vol.ConfigMap.Name, key)
-				}
-				return []byte(cm.Data[key]), nil
+// volumeAt is the volume mounted in c at the directory of file (nil none).
+func volumeAt(dep *appsv1.Deployment, c *corev1.Container, file string) *corev1.Volume {
+	if file == "" {
+		return nil
+	}
+	dir := path.Dir(file)
+	for _, m := range c.VolumeMounts {
+		if path.Clean(m.MountPath) != dir {
+			continue
+		}
+		for i, vol := range dep.Spec.Template.Spec.Volumes {
+			if vol.Name == m.Name {
+				return &dep.Spec.Template.Spec.Volumes[i]
 			}
 		}
 	}
-	return nil, fmt.Errorf("agentk is given the CA %s, which no ConfigMap volume provides", file)
+	return nil
+}
+
+// caFromVolume reads the file agentk's --kas-ca-cert-file names from the
+// ConfigMap mounted there (the chart's config.kasCaCert).
+func (d *doctor) caFromVolume(ctx context.Context, dep *appsv1.Deployment, c *corev1.Container, file string) ([]byte, error) {
+	vol := volumeAt(dep, c, file)
+	if vol == nil || vol.ConfigMap == nil {
+		return nil, fmt.Errorf("agentk is given the CA %s, which no ConfigMap volume provides", file)
+	}
+	key := path.Base(file)
+	cm, err := d.env.Cluster.GetConfigMap(ctx, dep.Namespace, vol.ConfigMap.Name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA agentk is given: %w", err)
+	}
+	if cm == nil || cm.Data[key] == "" {
+		return nil, fmt.Errorf("agentk is given the CA %s, but ConfigMap %s/%s has no %s", file, dep.Namespace, vol.ConfigMap.Name, key)
+	}
+	return []byte(cm.Data[key]), nil
 }
 
 // kasTarget is the KAS address to probe, the CAs and the headers to probe
@@ -301,14 +344,14 @@ func (d *doctor) target() (*kasTarget, error) {
 // theConfig is the agent's config file on the default branch (nil when
 // there is none).
 func (d *doctor) theConfig() (*agentconfig.Config, error) {
+	p, perr := d.theProject() // before the clock of this fact starts
 	return d.config.get(d, func(ctx context.Context) (*agentconfig.Config, error) {
 		c, err := d.needGitLab()
 		if err != nil {
 			return nil, err
 		}
-		p, err := d.theProject()
-		if err != nil {
-			return nil, err
+		if perr != nil {
+			return nil, perr
 		}
 		cfg, prev, err := install.LoadAgentConfig(ctx, c, d.env.Project, d.name, p.DefaultBranch)
 		if err != nil {

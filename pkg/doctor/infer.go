@@ -19,11 +19,14 @@ func (e *NameError) Error() string { return e.Msg }
 // Infer names the agent to diagnose when the user did not: the only agent
 // whose Deployment runs in the cluster, else the project's only agent.
 // Several candidates, or none, is a NameError that lists them.
+// Each of the two asks has its own bound: a cluster that hangs leaves the
+// GitLab ask its time.
 func Infer(ctx context.Context, env Env) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
-	defer cancel()
 	if env.Cluster != nil {
-		if ds, err := env.Cluster.FindDeployments(ctx, "app.kubernetes.io/name="+manifest.ChartName); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
+		ds, err := env.Cluster.FindDeployments(cctx, "app.kubernetes.io/name="+manifest.ChartName)
+		cancel()
+		if err == nil {
 			names := map[string]bool{}
 			for _, d := range ds {
 				if n := d.Labels["app.kubernetes.io/instance"]; n != "" {
@@ -40,7 +43,9 @@ func Infer(ctx context.Context, env Env) (string, error) {
 		}
 	}
 	if env.GitLab != nil && env.NoProject == nil {
-		agents, err := env.GitLab.ListAgents(ctx, env.Project)
+		gctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
+		agents, err := env.GitLab.ListAgents(gctx, env.Project)
+		cancel()
 		if err == nil {
 			names := map[string]bool{}
 			for _, a := range agents {

@@ -30,27 +30,42 @@ func checkKASAddress(_ context.Context, d *doctor) Check {
 		}
 		return fail("see agent-pods", "%v", err)
 	}
-	if v.KasAddress == kas.AgentURL {
-		return pass("agentk dials %s, as GitLab advertises", v.KasAddress)
-	}
 	fix := fmt.Sprintf("kubectl gitlab-agent upgrade %s --kas-address %s", d.name, kas.AgentURL)
 	got, err1 := url.Parse(v.KasAddress)
 	want, err2 := url.Parse(kas.AgentURL)
 	if err1 != nil || err2 != nil || got.Host == "" {
 		return fail(fix, "agentk dials %q, GitLab advertises %s", v.KasAddress, kas.AgentURL)
 	}
+	g, w := normalURL(got), normalURL(want)
 	switch {
-	case !strings.EqualFold(got.Host, want.Host):
+	case g == w:
+		return pass("agentk dials %s, as GitLab advertises", v.KasAddress)
+	case g.host != w.host:
 		return fail(fix, "agentk dials host %s, GitLab advertises %s", got.Host, want.Host)
-	case got.Scheme == want.Scheme && strings.TrimRight(got.Path, "/") == strings.TrimRight(want.Path, "/"):
+	case g.scheme == w.scheme && g.path != "/" && w.path != "/" && strings.TrimRight(g.path, "/") == strings.TrimRight(w.path, "/"):
 		// Only the trailing slash: GitLab's web server redirects the
 		// WebSocket without it, and the handshake fails.
 		return fail(fix, "agentk dials %s, GitLab advertises %s: the trailing slash matters (without it the WebSocket is redirected)", v.KasAddress, kas.AgentURL)
-	case got.Path == want.Path && secureOf(got.Scheme) == secureOf(want.Scheme):
+	case g.path == w.path && secureOf(g.scheme) == secureOf(w.scheme):
 		// wss:// and grpcs:// both reach KAS where it serves both.
 		return warn(fix, "agentk dials %s, GitLab advertises %s (another protocol to the same place): see kas-handshake", v.KasAddress, kas.AgentURL)
 	}
 	return fail(fix, "agentk dials %s, GitLab advertises %s", v.KasAddress, kas.AgentURL)
+}
+
+// normal is a KAS address as it is dialled: scheme and host in lower case,
+// the port explicit, an empty path "/".
+type normal struct{ scheme, host, path string }
+
+func normalURL(u *url.URL) normal {
+	n := normal{scheme: strings.ToLower(u.Scheme), path: u.EscapedPath()}
+	c := *u
+	c.Scheme = n.scheme
+	n.host = strings.ToLower(hostPort(&c))
+	if n.path == "" {
+		n.path = "/"
+	}
+	return n
 }
 
 func secureOf(scheme string) bool { return scheme == "wss" || scheme == "grpcs" || scheme == "https" }
@@ -236,7 +251,7 @@ func websocketHandshake(ctx context.Context, d *doctor, t *kasTarget) Check {
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key[:]))
 	client := &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: t.cas, ServerName: t.u.Hostname(), MinVersion: tls.VersionTLS12},
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: t.cas, ServerName: t.u.Hostname(), MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -261,7 +276,7 @@ func websocketHandshake(ctx context.Context, d *doctor, t *kasTarget) Check {
 		return pass("%s accepts the agent's WebSocket (101)", t.u.Redacted())
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		loc := resp.Header.Get("Location")
-		if strings.HasSuffix(loc, t.u.Path+"/") || strings.HasSuffix(strings.TrimRight(loc, "/"), strings.TrimRight(t.u.Path, "/")) {
+		if lacksSlash(&u, loc) {
 			return fail(fix+" (with the trailing slash)", "%s redirects the WebSocket (%d) to %s: the address lacks its trailing slash", t.u.Redacted(), resp.StatusCode, safeLoc(loc))
 		}
 		return fail(fix, "%s redirects the WebSocket (%d) to %s", t.u.Redacted(), resp.StatusCode, safeLoc(loc))
@@ -274,6 +289,15 @@ func websocketHandshake(ctx context.Context, d *doctor, t *kasTarget) Check {
 	// endpoint may send no newline at all.
 	line, _ := bufio.NewReader(io.LimitReader(resp.Body, 4<<10)).ReadString('\n')
 	return fail(fix, "%s answers the WebSocket with %s %s", t.u.Redacted(), resp.Status, strings.TrimSpace(clip(line, 120)))
+}
+
+// lacksSlash reports a redirect from u's path to the same path with a
+// trailing slash, what GitLab's web server answers for
+// /-/kubernetes-agent.
+func lacksSlash(u *url.URL, loc string) bool {
+	l, err := u.Parse(loc)
+	p := u.EscapedPath()
+	return err == nil && p != "" && !strings.HasSuffix(p, "/") && l.EscapedPath() == p+"/" && strings.EqualFold(l.Host, u.Host)
 }
 
 func safeLoc(s string) string { return clip(s, 200) }

@@ -87,6 +87,8 @@ const (
 	RoleDeveloper  Role = 30
 	RoleMaintainer Role = 40
 	RoleOwner      Role = 50
+	// RoleAdmin is an instance administrator, who may do anything.
+	RoleAdmin Role = 60
 )
 
 func (r Role) String() string {
@@ -101,12 +103,17 @@ func (r Role) String() string {
 		return "Maintainer"
 	case RoleOwner:
 		return "Owner"
+	case RoleAdmin:
+		return "administrator"
 	}
 	return "no role"
 }
 
-// Role is the calling user's role on the project, from the project's
-// permissions as GitLab reports them to that user.
+// Role is the calling user's role on the project: from the project's
+// permissions as GitLab reports them to that user, else (GitLab leaves them
+// null for access inherited from ancestor groups, through a group the
+// project is shared with, and for administrators) from the user and the
+// project's members including inherited and invited ones.
 func (c *Client) Role(ctx context.Context, ref ProjectRef) (Role, error) {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
@@ -125,7 +132,25 @@ func (c *Client) Role(ctx context.Context, ref ProjectRef) (Role, error) {
 			role = Role(a.AccessLevel)
 		}
 	}
-	return role, nil
+	if role != RoleNone {
+		return role, nil
+	}
+	u, resp, err := c.api.Users.CurrentUser(opt)
+	if err != nil {
+		return 0, c.classify("reading the user of the GitLab token", resp, err, hints{})
+	}
+	if u.IsAdmin {
+		return RoleAdmin, nil
+	}
+	m, resp, err := c.api.ProjectMembers.GetInheritedProjectMember(p.ID, u.ID, opt)
+	if err != nil {
+		err = c.classify(fmt.Sprintf("looking up your membership of %s", ref), resp, err, hints{})
+		if IsClass(err, ClassNotFound) {
+			return RoleNone, nil
+		}
+		return 0, err
+	}
+	return Role(m.AccessLevel), nil
 }
 
 // CurrentUser is the username the credential authenticates as.

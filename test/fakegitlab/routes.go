@@ -24,6 +24,7 @@ func (s *Server) routes() http.Handler {
 	h("GET "+api+"/metadata", s.getMetadata)
 	h("GET "+api+"/user", s.withUser(s.getUser))
 	h("GET "+api+"/projects/{id}", s.withProject(Guest, s.getProject))
+	h("GET "+api+"/projects/{id}/members/all/{user_id}", s.withProject(Guest, s.getInheritedMember))
 	h("GET "+api+"/groups/{id}", s.withUser(s.getGroup))
 	h("GET "+api+"/projects/{id}/cluster_agents", s.withProject(Developer, s.listAgents))
 	h("POST "+api+"/projects/{id}/cluster_agents", s.withProject(Maintainer, s.registerAgent))
@@ -182,8 +183,25 @@ func userJSON(u *User) map[string]any {
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
 	j := projectJSON(p)
 	// What GitLab shows the caller of its own access (members only here).
-	j["permissions"] = map[string]any{"project_access": map[string]any{"access_level": int(p.Members[u.ID]), "notification_level": 3}, "group_access": nil}
+	// Access through an ancestor group shows in neither.
+	var access any = map[string]any{"access_level": int(p.Members[u.ID]), "notification_level": 3}
+	if p.Inherited[u.ID] {
+		access = nil
+	}
+	j["permissions"] = map[string]any{"project_access": access, "group_access": nil}
 	writeJSON(w, http.StatusOK, j)
+}
+
+// getInheritedMember is a member of the project, direct or inherited.
+func (s *Server) getInheritedMember(w http.ResponseWriter, r *http.Request, _ *User, p *Project) {
+	id, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+	if m := s.users[id]; err == nil && m != nil && p.Members[id] > 0 {
+		j := userJSON(m)
+		j["access_level"] = int(p.Members[id])
+		writeJSON(w, http.StatusOK, j)
+		return
+	}
+	errNotFound(w, "Member")
 }
 
 // getGroup answers for a group that holds a project the caller is a member

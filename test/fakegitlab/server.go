@@ -67,6 +67,9 @@ type Project struct {
 	DefaultBranch string
 	// Members maps user IDs to their role in the project.
 	Members map[int64]Role
+	// Inherited marks the members whose role comes from an ancestor group:
+	// GitLab shows them no project permissions, only members/all does.
+	Inherited map[int64]bool
 	// Files maps branch → file path → content.
 	Files map[string]map[string][]byte
 	// ProtectedBranches need Maintainer to commit to; the default branch is
@@ -245,6 +248,18 @@ func (s *Server) SetRole(p *Project, u *User, r Role) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.Members[u.ID] = r
+	delete(p.Inherited, u.ID)
+}
+
+// SetInheritedRole gives u role r on p through an ancestor group.
+func (s *Server) SetInheritedRole(p *Project, u *User, r Role) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.Members[u.ID] = r
+	if p.Inherited == nil {
+		p.Inherited = map[int64]bool{}
+	}
+	p.Inherited[u.ID] = true
 }
 
 // SetFile puts content at path on branch without a commit, as a fixture.
