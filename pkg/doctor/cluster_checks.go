@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -54,14 +55,18 @@ func checkPods(ctx context.Context, d *doctor) Check {
 	}
 	var problems []string
 	restarts := int32(0)
+	now := d.env.Now()
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			restarts += cs.RestartCount
 			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
 				problems = append(problems, fmt.Sprintf("pod %s: %s", p.Name, w.Reason))
 			}
-			if t := cs.LastTerminationState.Terminated; t != nil && cs.RestartCount > 0 {
-				problems = append(problems, fmt.Sprintf("pod %s restarted %d times, last %s (exit %d)", p.Name, cs.RestartCount, t.Reason, t.ExitCode))
+			// A restart long ago (a node drained, KAS upgraded) is history:
+			// only one within restartWindow is named, so the verdict clears.
+			if t := cs.LastTerminationState.Terminated; t != nil && cs.RestartCount > 0 && now.Sub(t.FinishedAt.Time) < restartWindow {
+				problems = append(problems, fmt.Sprintf("pod %s restarted %d times, last %s ago: %s (exit %d)", p.Name, cs.RestartCount,
+					now.Sub(t.FinishedAt.Time).Round(time.Second), t.Reason, t.ExitCode))
 			}
 		}
 		if p.Status.Phase == "Pending" {
@@ -96,6 +101,14 @@ func checkPods(ctx context.Context, d *doctor) Check {
 	}
 	return pass("%s: %d/%d available, %d restarts", where, r.Available, r.Desired, restarts)
 }
+
+// restartWindow is how long ago a restart still counts as a problem, and
+// logWindow how far back agentk's logs are read: a fault that was mended
+// stops being reported once it has aged out.
+const (
+	restartWindow = time.Hour
+	logWindow     = 10 * time.Minute
+)
 
 // knownErrors map what agentk logs when it cannot work to the fix.
 var knownErrors = []struct {
@@ -150,7 +163,7 @@ func checkLogs(ctx context.Context, d *doctor) Check {
 	found := map[int]string{} // known error → an example line
 	read := 0
 	for _, p := range pods {
-		text, err := d.env.Cluster.PodLogs(ctx, dep.Namespace, p.Name, manifest.ChartName, 200, 256<<10)
+		text, err := d.env.Cluster.PodLogs(ctx, dep.Namespace, p.Name, manifest.ChartName, kube.LogQuery{Lines: 200, Since: logWindow, Limit: 256 << 10})
 		if err != nil {
 			continue // a pod that has not started has no log yet
 		}
@@ -158,7 +171,9 @@ func checkLogs(ctx context.Context, d *doctor) Check {
 		for _, line := range strings.Split(text, "\n") {
 			for i, k := range knownErrors {
 				if _, seen := found[i]; !seen && k.re.MatchString(line) {
-					found[i] = tokenLike.ReplaceAllString(clip(strings.TrimSpace(line), 200), "<token>")
+					// Redact before clipping: a token cut in half would
+					// no longer match.
+					found[i] = clip(tokenLike.ReplaceAllString(strings.TrimSpace(line), "<token>"), 200)
 				}
 			}
 		}
@@ -167,7 +182,7 @@ func checkLogs(ctx context.Context, d *doctor) Check {
 		return warn(fmt.Sprintf("kubectl logs -n %s deployment/%s", dep.Namespace, dep.Name), "the logs of %d pods could not be read", len(pods))
 	}
 	if len(found) == 0 {
-		return pass("no known error in the last 200 lines of %d pods", read)
+		return pass("no known error in the last %s of logs (at most 200 lines) of %d pods", logWindow, read)
 	}
 	idx := make([]int, 0, len(found))
 	for i := range found {
@@ -178,6 +193,11 @@ func checkLogs(ctx context.Context, d *doctor) Check {
 	for _, i := range idx {
 		what = append(what, fmt.Sprintf("%s (%q)", knownErrors[i].what, found[i]))
 		fixes = append(fixes, knownErrors[i].fix)
+	}
+	if d.connectedNow() {
+		// agentk is connected now: what it logged was passing (a KAS
+		// restart, a network blip) or is about something else.
+		return warn(strings.Join(fixes, "; "), "agentk is connected, but logged in the last %s: %s", logWindow, strings.Join(what, "; "))
 	}
 	return fail(strings.Join(fixes, "; "), "agentk logs: %s", strings.Join(what, "; "))
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
 
 // Status is a check's outcome.
@@ -64,7 +65,7 @@ type Cluster interface {
 	SecretMetadata(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error)
 	GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error)
 	Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, error)
-	PodLogs(ctx context.Context, ns, pod, container string, lines, limit int64) (string, error)
+	PodLogs(ctx context.Context, ns, pod, container string, q kube.LogQuery) (string, error)
 }
 
 // Env is what doctor may use. Each part may be missing, with the reason:

@@ -117,6 +117,11 @@ func newWorld(t *testing.T, s setup) *world {
 
 // pod is a pod of the agent's Deployment; waiting names a container state.
 func pod(name, waiting string, restarts int) *unstructured.Unstructured {
+	return podFinished(name, waiting, restarts, 5*time.Minute)
+}
+
+// podFinished is a pod whose container last terminated ago.
+func podFinished(name, waiting string, restarts int, ago time.Duration) *unstructured.Unstructured {
 	state := map[string]any{"running": map[string]any{}}
 	if waiting != "" {
 		state = map[string]any{"waiting": map[string]any{"reason": waiting}}
@@ -127,7 +132,8 @@ func pod(name, waiting string, restarts int) *unstructured.Unstructured {
 			"labels": map[string]any{"app.kubernetes.io/name": "gitlab-agent", "app.kubernetes.io/instance": "prod"}},
 		"status": map[string]any{"phase": "Running", "containerStatuses": []any{map[string]any{
 			"name": "gitlab-agent", "ready": waiting == "", "restartCount": int64(restarts), "image": "agentk", "imageID": "", "state": state,
-			"lastState": map[string]any{"terminated": map[string]any{"reason": "Error", "exitCode": int64(1)}},
+			"lastState": map[string]any{"terminated": map[string]any{"reason": "Error", "exitCode": int64(1),
+				"finishedAt": time.Now().Add(-ago).UTC().Format(time.RFC3339)}},
 		}}},
 	}}
 }
@@ -443,18 +449,41 @@ func TestClusterFailures(t *testing.T) {
 		_ = w.cluster.ApplyAll(context.Background(), targets, kube.FieldManager)
 		want(t, w.run(t, "prod"), "agent-pods", Fail, "CrashLoopBackOff")
 	})
-	t.Run("errors in the logs", func(t *testing.T) {
+	t.Run("restarts long ago", func(t *testing.T) {
 		w := newWorld(t, setup{})
-		w.cluster.SetLogs("gitlab-agent-prod", "prod-0", "gitlab-agent",
-			`{"level":"error","msg":"Error handling a connection","error":"rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority"}`+"\n"+
-				`{"level":"error","msg":"token glagent-abcdefghijklmnop is 401 Unauthorized"}`+"\n")
-		r := w.run(t, "prod")
-		want(t, r, "agent-logs", Fail, "config.kasCaCert")
-		c := byID(r)["agent-logs"]
-		if !strings.Contains(c.Fix, "active token") || strings.Contains(c.Message, "glagent-abcdefghijklmnop") {
-			t.Errorf("agent-logs: %q / %q", c.Message, c.Fix)
-		}
+		w.cluster.Put(podFinished("prod-1", "", 3, 3*time.Hour))
+		want(t, w.run(t, "prod"), "agent-pods", Pass, "3 restarts")
+		w.cluster.Put(podFinished("prod-1", "", 4, 10*time.Minute))
+		want(t, w.run(t, "prod"), "agent-pods", Warn, "restarted 4 times, last 10m")
 	})
+	// The second token starts at byte 188 of its line, so that the 200-byte
+	// clip would cut it to a stub too short to look like a token.
+	line2 := `{"level":"error","msg":"token glagent-abcdefghijklmnop is 401 Unauthorized `
+	line2 += strings.Repeat("x", 188-len(line2)) + `glagent-qrstuvwxyz0123456789"}`
+	logs := `{"level":"error","msg":"Error handling a connection","error":"rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority"}` + "\n" +
+		line2 + "\n"
+	for _, connected := range []bool{false, true} {
+		t.Run(fmt.Sprintf("errors in the logs, connected %v", connected), func(t *testing.T) {
+			w := newWorld(t, setup{notConnected: !connected})
+			w.cluster.SetLogs("gitlab-agent-prod", "prod-0", "gitlab-agent", logs)
+			r := w.run(t, "prod")
+			if connected {
+				// Connected now: what it logged was passing.
+				want(t, r, "agent-logs", Warn, "agentk is connected, but logged")
+			} else {
+				want(t, r, "agent-logs", Fail, "config.kasCaCert")
+			}
+			c := byID(r)["agent-logs"]
+			if !strings.Contains(c.Fix, "active token") || strings.Contains(c.Message, "glagent-") {
+				t.Errorf("agent-logs: %q / %q", c.Message, c.Fix)
+			}
+			for _, q := range w.cluster.LogQueries() {
+				if q.Since != logWindow || q.Lines == 0 || q.Limit == 0 {
+					t.Errorf("logs read with %+v: want the last %s, bounded", q, logWindow)
+				}
+			}
+		})
+	}
 }
 
 func mustManifests(t *testing.T, objs ...*unstructured.Unstructured) []kube.Manifest {
@@ -496,7 +525,7 @@ func TestK8sProxy(t *testing.T) {
 // stuckLogs is a cluster whose log reads never return, context or not.
 type stuckLogs struct{ *fake.Cluster }
 
-func (stuckLogs) PodLogs(context.Context, string, string, string, int64, int64) (string, error) {
+func (stuckLogs) PodLogs(context.Context, string, string, string, kube.LogQuery) (string, error) {
 	select {}
 }
 

@@ -187,6 +187,28 @@ func checkTokenLimit(_ context.Context, d *doctor) Check {
 	return pass("%d active token(s) of %d allowed", len(tokens), gitlab.MaxActiveTokens)
 }
 
+// lastUsed is when agentk last used one of tokens, nil when never.
+func lastUsed(tokens []*gitlab.Token) *time.Time {
+	var last *time.Time
+	for _, t := range tokens {
+		if t.LastUsedAt != nil && (last == nil || t.LastUsedAt.After(*last)) {
+			last = t.LastUsedAt
+		}
+	}
+	return last
+}
+
+// connectedNow reports whether agent-connected passes: agentk used a token
+// within the last few minutes.
+func (d *doctor) connectedNow() bool {
+	tokens, err := d.theTokens()
+	if err != nil {
+		return false
+	}
+	last := lastUsed(tokens)
+	return last != nil && d.env.Now().Sub(*last) <= recent
+}
+
 // checkConnected: agentk used a token recently.
 func checkConnected(_ context.Context, d *doctor) Check {
 	tokens, err := d.theTokens()
@@ -196,12 +218,7 @@ func checkConnected(_ context.Context, d *doctor) Check {
 		}
 		return fail("see gitlab-token", "%v", err)
 	}
-	var last *time.Time
-	for _, t := range tokens {
-		if t.LastUsedAt != nil && (last == nil || t.LastUsedAt.After(*last)) {
-			last = t.LastUsedAt
-		}
-	}
+	last := lastUsed(tokens)
 	now := d.env.Now()
 	switch {
 	case last == nil:
@@ -234,20 +251,36 @@ func checkAgentConfig(ctx context.Context, d *doctor) Check {
 		problems = append(problems, "gitops.manifest_projects is deprecated (removed in GitLab 17.0)")
 		fix = "deploy with Flux or CI through the agent instead of gitops.manifest_projects"
 	}
+	var unchecked []string // names GitLab could not answer for
 	for _, section := range []string{agentconfig.CIAccess, agentconfig.UserAccess} {
 		for _, id := range cfg.Entries(section, agentconfig.Projects) {
-			if _, err := d.env.GitLab.Role(ctx, gitlab.ProjectRef{Path: id}); gitlab.IsClass(err, gitlab.ClassNotFound) {
+			_, err := d.env.GitLab.Role(ctx, gitlab.ProjectRef{Path: id})
+			switch {
+			case gitlab.IsClass(err, gitlab.ClassNotFound):
 				problems = append(problems, fmt.Sprintf("%s.projects names %s, which does not exist or you cannot see", section, id))
+			case err != nil:
+				unchecked = append(unchecked, id)
 			}
 		}
 		for _, id := range cfg.Entries(section, agentconfig.Groups) {
-			if ok, err := d.env.GitLab.GroupExists(ctx, id); err == nil && !ok {
+			ok, err := d.env.GitLab.GroupExists(ctx, id)
+			switch {
+			case err != nil:
+				unchecked = append(unchecked, id)
+			case !ok:
 				problems = append(problems, fmt.Sprintf("%s.groups names %s, which does not exist or you cannot see", section, id))
 			}
 		}
 	}
+	if len(unchecked) > 0 {
+		problems = append(problems, fmt.Sprintf("not fully checked: GitLab did not answer for %s", strings.Join(unchecked, ", ")))
+	}
 	if len(problems) > 0 {
-		if fix == "" {
+		switch {
+		case fix != "":
+		case len(unchecked) > 0 && len(problems) == 1:
+			fix = "run doctor again; if it persists, see gitlab-reachable and gitlab-token"
+		default:
 			fix = "correct the paths with kubectl gitlab-agent agent config set " + d.name + " --remove-ci-access-project ... (or edit the file)"
 		}
 		return warn(fix, "%s", strings.Join(problems, "; "))

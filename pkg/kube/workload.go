@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"time"
@@ -310,8 +311,17 @@ func (c *Client) Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, e
 	return out, nil
 }
 
-// PodLogs reads the last lines of a container's log, at most limit bytes.
-func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, lines, limit int64) (string, error) {
+// LogQuery bounds a log read: the last Lines lines written within Since,
+// at most Limit bytes. A zero field sets no bound of its own.
+type LogQuery struct {
+	Lines int64
+	Since time.Duration
+	Limit int64
+}
+
+// PodLogs reads a container's log within q's bounds. The answer is read
+// through a limit whatever the server does with limitBytes.
+func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, q LogQuery) (string, error) {
 	cfg := rest.CopyConfig(c.Config)
 	cfg.APIPath, cfg.GroupVersion = "/api", &corev1.SchemeGroupVersion
 	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
@@ -319,11 +329,26 @@ func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, lines, 
 	if err != nil {
 		return "", err
 	}
-	b, err := rc.Get().Namespace(ns).Resource("pods").Name(pod).SubResource("log").
-		Param("container", container).Param("tailLines", strconv.FormatInt(lines, 10)).
-		Param("limitBytes", strconv.FormatInt(limit, 10)).DoRaw(ctx)
+	r := rc.Get().Namespace(ns).Resource("pods").Name(pod).SubResource("log").Param("container", container)
+	if q.Lines > 0 {
+		r = r.Param("tailLines", strconv.FormatInt(q.Lines, 10))
+	}
+	if s := int64(q.Since / time.Second); s > 0 {
+		r = r.Param("sinceSeconds", strconv.FormatInt(s, 10))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	r = r.Param("limitBytes", strconv.FormatInt(limit, 10))
+	rd, err := r.Stream(ctx)
 	if err != nil {
 		return "", explain(err)
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(io.LimitReader(rd, limit))
+	if err != nil {
+		return "", fmt.Errorf("reading the log of %s/%s: %w", ns, pod, err)
 	}
 	return string(b), nil
 }

@@ -72,14 +72,15 @@ type Cluster struct {
 	// marks a token used there, as a connecting agentk would).
 	OnApply func(o *unstructured.Unstructured)
 
-	mu      sync.Mutex
-	objects map[kube.Ref]*unstructured.Unstructured
-	logs    map[string]string // "namespace/pod/container" → log text
-	rv      int
-	calls   []Call
-	count   map[string]int
-	hooks   []hook
-	mapper  meta.RESTMapper
+	mu         sync.Mutex
+	objects    map[kube.Ref]*unstructured.Unstructured
+	logs       map[string]string // "namespace/pod/container" → log text
+	logQueries []kube.LogQuery
+	rv         int
+	calls      []Call
+	count      map[string]int
+	hooks      []hook
+	mapper     meta.RESTMapper
 }
 
 // New is an empty cluster that knows the kinds the agent's chart renders.
@@ -522,6 +523,13 @@ func (c *Cluster) Pods(_ context.Context, ns, selector string) ([]corev1.Pod, er
 	return out, nil
 }
 
+// LogQueries are the bounds of every PodLogs call so far.
+func (c *Cluster) LogQueries() []kube.LogQuery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]kube.LogQuery(nil), c.logQueries...)
+}
+
 // SetLogs makes text the log of a pod's container.
 func (c *Cluster) SetLogs(ns, pod, container, text string) {
 	c.mu.Lock()
@@ -529,14 +537,17 @@ func (c *Cluster) SetLogs(ns, pod, container, text string) {
 	c.logs[ns+"/"+pod+"/"+container] = text
 }
 
-// PodLogs returns the last lines of what SetLogs gave.
-func (c *Cluster) PodLogs(_ context.Context, ns, pod, container string, lines, limit int64) (string, error) {
+// PodLogs returns the last lines of what SetLogs gave. The fake keeps no
+// times: LogQueries records each query, for a test to check its bounds.
+func (c *Cluster) PodLogs(_ context.Context, ns, pod, container string, q kube.LogQuery) (string, error) {
 	if err := c.call(PodLogs, kube.Ref{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod}); err != nil {
 		return "", err
 	}
 	c.mu.Lock()
 	text := c.logs[ns+"/"+pod+"/"+container]
+	c.logQueries = append(c.logQueries, q)
 	c.mu.Unlock()
+	lines, limit := q.Lines, q.Limit
 	all := strings.SplitAfter(text, "\n")
 	if n := int(lines); n > 0 && len(all) > n {
 		all = all[len(all)-n:]
