@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
@@ -231,9 +232,14 @@ func checkK8sProxy(ctx context.Context, d *doctor) Check {
 	if !ok {
 		return skip("no k8s_proxy credential at hand: kubectl gitlab-agent kubeconfig %s makes one on first use (or run in CI with --ci)", d.name)
 	}
-	client := d.env.ProxyClient
-	if client == nil {
-		client = http.DefaultClient
+	if gitlab.Cleartext(kas.ProxyURL) {
+		return skip("KAS's proxy %s is not encrypted: doctor does not send a credential over it", kas.ProxyURL)
+	}
+	// A redirect is not followed: the credential stays with the host it
+	// was made for, and a redirect is itself what is wrong.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if d.env.ProxyClient != nil {
+		client.Transport, client.Timeout = d.env.ProxyClient.Transport, d.env.ProxyClient.Timeout
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(kas.ProxyURL, "/")+"/version", nil)
 	if err != nil {
@@ -250,6 +256,9 @@ func checkK8sProxy(ctx context.Context, d *doctor) Check {
 		return pass("GET /version through %s answers", kas.ProxyURL)
 	case http.StatusUnauthorized:
 		return fail("kubectl gitlab-agent token-cache clear, then kubeconfig again; check that user_access names a project or group where you are Developer", "KAS refuses the credential (401)")
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return fail("check KAS's proxy URL in GitLab's /metadata (k8s_proxy_url) and any proxy in front of it",
+			"%s redirects (%d) to %s: the credential was not sent on", kas.ProxyURL, resp.StatusCode, safeLoc(resp.Header.Get("Location")))
 	case http.StatusForbidden:
 		return fail(fmt.Sprintf("add this project to ci_access (kubectl gitlab-agent agent config set %s --ci-access-project PROJECT) or check user_access", d.name), "KAS refuses access to agent %d (403)", a.ID)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -520,6 +521,35 @@ func TestK8sProxy(t *testing.T) {
 	want(t, w.run(t, "prod"), "k8s-proxy", Fail, "token-cache clear")
 	w.env.ProxyCredential = func(int64) (string, bool) { return "", false }
 	want(t, w.run(t, "prod"), "k8s-proxy", Skip, "kubeconfig prod")
+}
+
+// TestK8sProxyKeepsTheCredential: the proxy URL GitLab advertises may
+// redirect elsewhere or be cleartext; the credential goes to neither.
+func TestK8sProxyKeepsTheCredential(t *testing.T) {
+	var mu sync.Mutex
+	var stolen []string
+	thief := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stolen = append(stolen, r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	defer thief.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		http.Redirect(rw, r, thief.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	w := newWorld(t, setup{})
+	w.env.ProxyCredential = func(id int64) (string, bool) { return fmt.Sprintf("pat:%d:glpat-secret", id), true }
+	w.gl.Metadata.KAS.ExternalK8sProxyURL = redirector.URL + "/k8s-proxy"
+	want(t, w.run(t, "prod"), "k8s-proxy", Fail, "was not sent on")
+	mu.Lock()
+	if len(stolen) > 0 {
+		t.Errorf("the redirect target got %q", stolen)
+	}
+	mu.Unlock()
+
+	w.gl.Metadata.KAS.ExternalK8sProxyURL = "http://kas.example.invalid/k8s-proxy"
+	want(t, w.run(t, "prod"), "k8s-proxy", Skip, "not encrypted")
 }
 
 // stuckLogs is a cluster whose log reads never return, context or not.
