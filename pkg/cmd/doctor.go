@@ -108,7 +108,7 @@ func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.env.Project, err = o.GitLab.ProjectRef(o.ErrOut); err != nil {
 		o.env.NoProject = err
 	}
-	creds, err := gitlab.FindCredentials(url, o.GitLab.TokenFile)
+	creds, err := o.GitLab.Credentials()
 	if err != nil {
 		o.env.NoCredentials = err
 	} else {

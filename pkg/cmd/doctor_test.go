@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -149,6 +151,52 @@ func TestStatusShowsDoctorsVerdict(t *testing.T) {
 	}
 	if _, out, _ = w.run(t, "status", "prod", "--no-doctor"); strings.Contains(out, "Doctor") {
 		t.Errorf("--no-doctor:\n%s", out)
+	}
+}
+
+// TestStatusReadsTheTokenFileOnce: --gitlab-token-file may be a pipe or a
+// one-shot secret; status builds two GitLab clients (its own and doctor's)
+// and must read it once. The pipe here is written once: a second read
+// blocks, and fails the test.
+func TestStatusReadsTheTokenFileOnce(t *testing.T) {
+	w, _ := doctorWorld(t)
+	token, err := os.ReadFile(w.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "token-pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil { // blocks until a reader opens
+			_, _ = f.Write(token)
+			f.Close()
+		}
+	}()
+	w.tokenFile = fifo
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	ran := make(chan result, 1)
+	go func() {
+		code, out, errOut := w.run(t, "status", "prod")
+		ran <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-ran:
+		if r.code != 0 || !strings.Contains(r.out, "prod") {
+			t.Fatalf("status: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+	case <-time.After(time.Minute):
+		// Release the second reader (it then reads nothing), so that the
+		// test ends.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-ran
+		t.Fatal("status read --gitlab-token-file a second time (it waited on the pipe)")
 	}
 }
 

@@ -32,6 +32,23 @@ type GitLabFlags struct {
 	Project   string
 
 	warned map[string]bool // hosts warned about cleartext
+	// creds memoizes Credentials: a token file (a pipe, a one-shot secret
+	// mount) is read once however many clients a command builds.
+	creds    *gitlab.Credentials
+	credsErr error
+	credsFor string
+}
+
+// Credentials is the first credential of the chain (--gitlab-token-file,
+// GITLAB_TOKEN, CI_JOB_TOKEN, glab's config) for the resolved URL, found
+// once per command.
+func (g *GitLabFlags) Credentials() (gitlab.Credentials, error) {
+	url := g.ResolvedURL()
+	if g.creds == nil || g.credsFor != url {
+		c, err := gitlab.FindCredentials(url, g.TokenFile)
+		g.creds, g.credsErr, g.credsFor = &c, err, url
+	}
+	return *g.creds, g.credsErr
 }
 
 // AddFlags binds the GitLab flags to cmd; withProject adds --project.
@@ -68,7 +85,7 @@ func (g *GitLabFlags) ResolvedProject() string {
 // config), with retry notices on errOut.
 func (g *GitLabFlags) Client(errOut io.Writer) (*gitlab.Client, error) {
 	url := g.ResolvedURL()
-	creds, err := gitlab.FindCredentials(url, g.TokenFile)
+	creds, err := g.Credentials()
 	if err != nil {
 		return nil, err
 	}

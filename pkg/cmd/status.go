@@ -77,7 +77,7 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 		return nil
 	}
 	url := o.GitLab.ResolvedURL()
-	creds, err := gitlab.FindCredentials(url, o.GitLab.TokenFile)
+	creds, err := o.GitLab.Credentials()
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func credentialOptions(g *GitLabFlags, agentID int64, ci bool, days int, log io.
 	if ci {
 		return o, nil
 	}
-	creds, err := gitlab.FindCredentials(o.GitLabURL, g.TokenFile)
+	creds, err := g.Credentials()
 	switch {
 	case errors.Is(err, gitlab.ErrNoCredentials):
 		// A cached token serves without them; they are needed to mint.
