@@ -47,6 +47,7 @@ type setup struct {
 	agentVersion string
 	notConnected bool
 	role         fakegitlab.Role
+	values       func(*manifest.Values) // changes to the chart's values before install
 }
 
 func newWorld(t *testing.T, s setup) *world {
@@ -91,6 +92,9 @@ func newWorld(t *testing.T, s setup) *world {
 	}
 	if !s.noCA {
 		values.Config.KasCaCert = w.endpoint.CAPEM()
+	}
+	if s.values != nil {
+		s.values(&values)
 	}
 	set := manifest.Keys{manifest.KeyKasAddress: true}
 	if s.agentVersion != "" {
@@ -231,6 +235,66 @@ func pool(pems ...string) *x509.CertPool {
 	return p
 }
 
+// TestSameAddressWrittenOtherwise: what differs only in how it is written
+// (case, the default port, an empty path for "/") is the same address.
+func TestSameAddressWrittenOtherwise(t *testing.T) {
+	for _, tc := range []struct{ agent, advertised string }{
+		{"wss://kas.example.com", "wss://kas.example.com/"},
+		{"wss://KAS.Example.com:443/", "wss://kas.example.com"},
+		{"WSS://kas.example.com/", "wss://kas.example.com:443/"},
+	} {
+		w := newWorld(t, setup{agentAddress: func(string) string { return tc.agent }})
+		w.gl.Metadata.KAS.ExternalURL = tc.advertised
+		want(t, w.run(t, "prod"), "kas-address", Pass, "as GitLab advertises")
+	}
+	// A different port or path is another address.
+	for _, tc := range []struct{ agent, advertised, says string }{
+		{"wss://kas.example.com:8443/", "wss://kas.example.com/", "host kas.example.com:8443"},
+		{"wss://kas.example.com/-/kubernetes-agent", "wss://kas.example.com/-/kubernetes-agent/", "trailing slash"},
+	} {
+		w := newWorld(t, setup{agentAddress: func(string) string { return tc.agent }})
+		w.gl.Metadata.KAS.ExternalURL = tc.advertised
+		want(t, w.run(t, "prod"), "kas-address", Fail, tc.says)
+	}
+}
+
+// TestHangingCluster: a cluster that never answers takes only the cluster
+// checks down; KAS is still probed as GitLab advertises it.
+func TestHangingCluster(t *testing.T) {
+	w := newWorld(t, setup{})
+	w.env.Cluster, w.env.Timeout = hangingCluster{w.cluster}, 300*time.Millisecond
+	w.env.RootCAs = pool(w.endpoint.CAPEM())
+	r := w.run(t, "prod")
+	want(t, r, "cluster-reachable", Fail, "kubeconfig context")
+	for _, id := range []string{"kas-dns", "kas-tls", "kas-handshake", "agent-registered", "agent-connected", "gitlab-token"} {
+		if c := byID(r)[id]; c.Status != Pass {
+			t.Errorf("%s: %s %q", id, c.Status, c.Message)
+		}
+	}
+}
+
+// hangingCluster answers nothing until the caller gives up.
+type hangingCluster struct{ *fake.Cluster }
+
+func (hangingCluster) Reachable(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (hangingCluster) FindDeployments(ctx context.Context, _ string) ([]*appsv1.Deployment, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestTokenSecretFoundByItsMount: with the observability TLS Secret
+// mounted too, agent-token still reads the Secret behind --token-file.
+func TestTokenSecretFoundByItsMount(t *testing.T) {
+	w := newWorld(t, setup{values: func(v *manifest.Values) {
+		v.Config.Observability.TLS = manifest.ObservabilityTLS{Enabled: true, Cert: "cert", Key: "key", Secret: manifest.ObservabilityTLSSecret{Create: true, Name: "obs-tls"}}
+	}})
+	want(t, w.run(t, "prod"), "agent-token", Pass, "")
+}
+
 func TestUntrustedCertificate(t *testing.T) {
 	w := newWorld(t, setup{noCA: true})
 	r := w.run(t, "prod")
@@ -260,7 +324,7 @@ func TestBlackHoledKASDoesNotHang(t *testing.T) {
 func TestUnresolvableKAS(t *testing.T) {
 	w := newWorld(t, setup{agentAddress: func(string) string { return "wss://kas.invalid/" }})
 	r := w.run(t, "prod")
-	want(t, r, "kas-dns", Fail, "DNS")
+	want(t, r, "kas-dns", Fail, "does not resolve")
 	want(t, r, "kas-address", Fail, "kas.invalid")
 }
 
@@ -353,6 +417,23 @@ func TestAgentConfigProblems(t *testing.T) {
 	}
 	w.gl.SetFile(w.project, "main", ".gitlab/agents/prod/config.yaml", []byte("ci_access: [\n"))
 	want(t, w.run(t, "prod"), "agent-config", Fail, "cannot parse")
+
+	// GitLab fails on the names: not a pass, not a "does not exist".
+	w.gl.SetFile(w.project, "main", ".gitlab/agents/prod/config.yaml", []byte("ci_access:\n  groups:\n  - id: infra\n"))
+	w.gl.Inject(fakegitlab.Fault{Route: "GET /api/v4/groups/{id}", Status: http.StatusInternalServerError})
+	r = w.run(t, "prod")
+	want(t, r, "agent-config", Warn, "not fully checked: GitLab did not answer for infra")
+	if c := byID(r)["agent-config"]; strings.Contains(c.Message, "does not exist") || !strings.Contains(c.Fix, "run doctor again") {
+		t.Errorf("agent-config: %q / %q", c.Message, c.Fix)
+	}
+}
+
+// TestInheritedMaintainer: a Maintainer through the group (GitLab then
+// sends no project_access) has the role every command needs.
+func TestInheritedMaintainer(t *testing.T) {
+	w := newWorld(t, setup{})
+	w.gl.SetInheritedRole(w.project, w.user, fakegitlab.Maintainer)
+	want(t, w.run(t, "prod"), "gitlab-token", Pass, "Maintainer")
 }
 
 func TestGitLabFailures(t *testing.T) {

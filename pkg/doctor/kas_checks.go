@@ -135,7 +135,7 @@ func checkKASTLS(ctx context.Context, d *doctor) Check {
 		if msg, fix := unanswered(err, t.u.Host, d.env.Timeout); msg != "" {
 			return fail(fix, "%s", msg)
 		}
-		return fail("check that the cluster can reach "+t.u.Host+" (egress rules, HTTPS_PROXY)", "TLS to %s: %v", t.u.Host, err)
+		return fail("this machine cannot reach "+t.u.Host+": check egress here and from the cluster (firewall, HTTPS_PROXY)", "TLS to %s from here: %v", t.u.Host, err)
 	}
 	defer conn.Close()
 	cert := conn.ConnectionState().PeerCertificates[0]
@@ -184,10 +184,10 @@ func unanswered(err error, host string, timeout time.Duration) (msg, fix string)
 	}
 	if errors.As(err, &se) && se.stage == "TLS handshake" {
 		return fmt.Sprintf("%s accepts the connection but the TLS handshake gets no answer within %s", host, timeout),
-			"something between the cluster and KAS holds the connection (a proxy that needs HTTPS_PROXY, a TLS-inspecting middlebox, a port that is not KAS's): check egress to " + host
+			"from here, something holds the connection (a proxy that needs HTTPS_PROXY, a TLS-inspecting middlebox, a port that is not KAS's): check egress to " + host + " from here and from the cluster"
 	}
 	return fmt.Sprintf("connecting to %s gets no answer within %s", host, timeout),
-		"a firewall drops the packets, or the address is wrong: check egress from the cluster to " + host + " and the host in --kas-address"
+		"a firewall drops the packets, or the address is wrong: check egress to " + host + " from here and from the cluster, and the host in --kas-address"
 }
 
 // checkKASHandshake: the agent protocol's first step, as agentk takes it:
@@ -219,7 +219,7 @@ func checkKASHandshake(ctx context.Context, d *doctor) Check {
 	case "grpc":
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(t.u))
 		if err != nil {
-			return fail("check that the cluster can reach "+t.u.Host, "%v", err)
+			return fail("this machine cannot reach "+t.u.Host+": check egress here and from the cluster", "from here: %v", err)
 		}
 		conn.Close()
 		return pass("%s accepts connections (plain gRPC)", t.u.Host)
@@ -264,7 +264,7 @@ func websocketHandshake(ctx context.Context, d *doctor, t *kasTarget) Check {
 		return fail("see kas-tls", "the WebSocket to %s gets no answer within %s", t.u.Redacted(), d.env.Timeout)
 	}
 	if err != nil {
-		return fail("see kas-dns and kas-tls; check that the cluster can reach "+t.u.Host+" (egress, HTTPS_PROXY)", "WebSocket to %s: %v", t.u.Redacted(), err)
+		return fail("see kas-dns and kas-tls; check egress to "+t.u.Host+" from here and from the cluster (firewall, HTTPS_PROXY)", "WebSocket to %s from here: %v", t.u.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	fix := fmt.Sprintf("kubectl gitlab-agent upgrade %s --kas-address <the address GitLab advertises>", d.name)
