@@ -193,9 +193,16 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		o.opts.Ignore = append(o.opts.Ignore, rules...)
 	}
 	nsFlag := namespaceFlag(cmd, o.Kube)
+	var err error
+	if o.client, err = o.Factory.KubeClient(o.Kube); err != nil {
+		return err
+	}
 	if o.name != "" {
 		in, err := o.Render.Input(cmd.Context(), o.name, nsFlag, o.In)
 		if err != nil {
+			return err
+		}
+		if err := keepLiveSecret(cmd.Context(), o.client, &in); err != nil {
 			return err
 		}
 		out, err := manifest.Render(in)
@@ -220,10 +227,6 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		o.manifests = append(o.manifests, ms...)
-	}
-	var err error
-	if o.client, err = o.Factory.KubeClient(o.Kube); err != nil {
-		return err
 	}
 	o.opts.DefaultNamespace, o.opts.EnforceNamespace = o.client.Namespace, o.client.NamespaceExplicit
 	if nsFlag != "" {
@@ -301,6 +304,26 @@ func (o *DiffOptions) external(ctx context.Context, command string, res *diff.Re
 		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d objects could not be compared", res.Counts()[diff.Failed], len(res.Objects))}
 	case code != 0:
 		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// keepLiveSecret: a receptive agent's rendered Secret holds more than the
+// token (its private-api-jwt), so it is rendered even without a token in
+// the values. Diffed as rendered, it would show the token and the random
+// JWT replaced; both are taken from the live Secret instead, as upgrade
+// keeps them.
+func keepLiveSecret(ctx context.Context, c *kube.Client, in *manifest.Input) error {
+	if !in.Values.Config.Receptive.Enabled {
+		return nil
+	}
+	s, err := c.GetSecret(ctx, in.Namespace, manifest.SecretName(*in))
+	if err != nil {
+		return fmt.Errorf("reading the agent's Secret: %w", err)
+	}
+	in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
+	if s != nil && in.Values.Config.Token == "" {
+		in.Values.Config.Token = string(s.Data["token"])
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type RenderFlags struct {
 	SecretName      string
 	Replicas        int
 	CreateNamespace bool
+	ChartVersion    string
 }
 
 // AddFlags binds the render flags to cmd. Commands that read manifests with
@@ -42,7 +43,8 @@ func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
 	fl.StringArrayVar(&f.SetFiles, "set-file", nil, "set a chart value to a file's content, key=FILE as in Helm, e.g. config.kasCaCert=ca.pem (repeatable; wins over --set)")
 	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
-	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v17.3.1 (default "+manifest.ChartAppVersion+")")
+	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v18.0.0 (default: the chart version's agentk, "+defaultChart().AppVersion+" for "+manifest.DefaultChartVersion+")")
+	fl.StringVar(&f.ChartVersion, "chart-version", manifest.DefaultChartVersion, "the gitlab-agent chart version whose objects and values to follow: "+manifest.ChartVersions())
 	fl.StringVar(&f.TokenFile, "token-file", "", "read the agent token from FILE, or '-' for stdin, and embed it in a Secret")
 	fl.StringVar(&f.SecretName, "secret-name", "", "mount this existing Secret (key 'token') instead of creating one (config.secretName)")
 	fl.IntVar(&f.Replicas, "replicas", 2, "number of agentk replicas (the chart's replicas)")
@@ -67,12 +69,19 @@ func NewCmdRender(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Print the agentk manifests for an agent, with no cluster and no GitLab",
 		Long: `Print the Kubernetes objects that run agentk for the agent NAME.
 
-The objects equal what the official gitlab-agent Helm chart ` + manifest.ChartVersion + ` makes for
+The objects equal what the official gitlab-agent Helm chart ` + manifest.DefaultChartVersion + ` makes for
 release NAME in the same namespace with the same values (-f takes the chart's
 values.yaml keys), so a chart user can switch without rewriting values and an
 install adopts the chart's objects. The differences: no helm.sh/chart label,
 app.kubernetes.io/managed-by: ` + manifest.ManagedBy + `, every namespaced object names
-its namespace, and a Namespace object comes first.
+its namespace, a Namespace object comes first, and agentk's telemetry names
+this plugin as the installation method.
+
+--chart-version 2.6.2 follows the older chart (agentk v17.3.1), as this
+plugin rendered it before: diff NAME --chart-version 2.6.2 against the default
+shows what moving an agent to the newer layout changes. A receptive agent
+(config.receptive.enabled) gets a random private-api-jwt at each render;
+install, upgrade and diff NAME keep the one its Secret holds.
 
 Without --token-file (or config.token) no Secret is rendered: the Deployment
 mounts the Secret <NAME>-gitlab-agent-token (or --secret-name), which must
@@ -164,7 +173,7 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 		}
 		sources = append(sources, s)
 	}
-	values, err := manifest.Load(sources...)
+	values, err := manifest.LoadChart(f.ChartVersion, sources...)
 	if err != nil {
 		return manifest.Input{}, err
 	}
@@ -192,6 +201,11 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 		values.Config.Token, set["config.token"] = token, true
 	}
 	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values, Set: set}, nil
+}
+
+func defaultChart() *manifest.Chart {
+	c, _ := manifest.LookupChart("")
+	return c
 }
 
 func (f *RenderFlags) isSet(name string) bool {

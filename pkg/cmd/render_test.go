@@ -110,7 +110,7 @@ func TestRenderErrors(t *testing.T) {
 		{[]string{"nosuch"}, `error: unknown command "nosuch" for "kubectl gitlab-agent"`},
 		{[]string{"render", "demo", "--set-file", "config.kasCaCert"}, `error: --set-file: "config.kasCaCert": want key=FILE`},
 		{[]string{"render", "demo", "--set-file", "config.kasCaCert=" + filepath.Join(dir, "missing.pem")}, "error: reading --set-file: open " + filepath.Join(dir, "missing.pem")},
-		{[]string{"render", "demo", "--set-file", "config.kasCa=" + bad}, "error: --set-file: config.kasCa: unknown key (known keys here: kasAddress, kasCaCert"},
+		{[]string{"render", "demo", "--set-file", "config.kasCa=" + bad}, "error: --set-file: config.kasCa: unknown key; gitlab-agent chart 2.15.0, the version followed, has no such key"},
 		{[]string{"render", "demo", "-f", "-", "--set-file", "config.kasCaCert=-"}, "error: -f - and --set-file - both read stdin: give one of them a file"},
 		{[]string{"render", "demo", "--token-file", "-", "-f", "-"}, "error: --token-file - and -f - both read stdin"},
 	}

@@ -42,6 +42,9 @@ func (r *rendered) changed() int {
 // and compares it with the cluster; an object the cluster would refuse is
 // an error.
 func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (*rendered, error) {
+	if err := a.keepPrivateJWT(ctx, &in); err != nil {
+		return nil, err
+	}
 	out, err := manifest.Render(in)
 	if err != nil {
 		return nil, err
@@ -185,4 +188,19 @@ func ImageTag(image string) string {
 		return t.Tag()
 	}
 	return ""
+}
+
+// keepPrivateJWT gives a receptive agent the private-api-jwt its Secret
+// holds, as the chart's lookup does, so that an upgrade does not change it
+// under the running replicas.
+func (a *action) keepPrivateJWT(ctx context.Context, in *manifest.Input) error {
+	if !in.Values.Config.Receptive.Enabled || in.PrivateAPIJWT != "" {
+		return nil
+	}
+	s, err := a.env.Cluster.GetSecret(ctx, in.Namespace, manifest.SecretName(*in))
+	if err != nil {
+		return fmt.Errorf("reading the agent's Secret for its private-api-jwt: %w", err)
+	}
+	in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
+	return nil
 }

@@ -140,6 +140,9 @@ func (a *action) makeRoom(ctx context.Context, ref gitlab.ProjectRef, ag *gitlab
 // Cluster.ClaimSecret. A new install's Namespace is applied first.
 func (a *action) claimSecret(ctx context.Context, in manifest.Input, t *gitlab.NewToken, rv string) error {
 	in.Values.Config.Token = t.Secret
+	if err := a.keepPrivateJWT(ctx, &in); err != nil {
+		return err
+	}
 	out, err := manifest.Render(in)
 	if err != nil {
 		return err

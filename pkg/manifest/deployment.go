@@ -1,5 +1,7 @@
 package manifest
 
+import "fmt"
+
 // The paths agentk reads its files from, as the chart mounts them.
 const (
 	tokenMountDir    = "/etc/agentk/secrets"
@@ -15,12 +17,17 @@ const (
 // templates/deployment.yaml makes it.
 func deployment(n names, v Values, labels map[string]any) Object {
 	d := newObject("apps/v1", "Deployment", deploymentName(n), n.namespace, labels)
+	legacy := chartOf(v).legacy()
 
 	podLabels := copyMap(labels)
 	for k, val := range v.PodLabels {
-		podLabels[k] = val
+		// 2.15.0 merges podLabels under the common labels (sprig's merge
+		// keeps the first map's keys); 2.6.2 laid them over.
+		if _, common := labels[k]; legacy || !common {
+			podLabels[k] = val
+		}
 	}
-	d["spec"] = map[string]any{
+	spec := map[string]any{
 		"replicas": v.Replicas,
 		"strategy": map[string]any{
 			"rollingUpdate": map[string]any{"maxSurge": v.MaxSurge, "maxUnavailable": v.MaxUnavailable},
@@ -35,6 +42,10 @@ func deployment(n names, v Values, labels map[string]any) Object {
 			"spec": podSpec(n, v),
 		},
 	}
+	if !legacy && v.RevisionHistoryLimit != 0 {
+		spec["revisionHistoryLimit"] = v.RevisionHistoryLimit
+	}
+	d["spec"] = spec
 	return d
 }
 
@@ -88,10 +99,59 @@ func podSpec(n names, v Values) map[string]any {
 }
 
 func container(n names, v Values) map[string]any {
+	c := chartOf(v)
 	tag := v.Image.Tag
 	if tag == "" {
-		tag = ChartAppVersion
+		tag = c.AppVersion
 	}
+	var args []any
+	if c.legacy() {
+		args = args262(v)
+	} else {
+		args = args2150(v)
+	}
+	probe := func(path string, delay, period int) map[string]any {
+		return map[string]any{
+			"httpGet":             map[string]any{"path": path, "port": observabilityPort},
+			"initialDelaySeconds": delay,
+			"periodSeconds":       period,
+		}
+	}
+	ctr := map[string]any{
+		"name":                     ChartName,
+		"securityContext":          orEmptyMap(v.SecurityContext),
+		"image":                    v.Image.Repository + ":" + tag,
+		"imagePullPolicy":          v.Image.PullPolicy,
+		"terminationMessagePolicy": v.TerminationMessagePolicy,
+		"args":                     args,
+		"livenessProbe":            probe("/liveness", 15, 20),
+		"readinessProbe":           probe("/readiness", 5, 10),
+		"resources":                orEmptyMap(v.Resources),
+		"env":                      env(n, v),
+		"volumeMounts":             volumeMounts(v),
+	}
+	if c.legacy() {
+		if v.Config.Observability.Enabled {
+			ctr["ports"] = []any{map[string]any{"name": "observability", "containerPort": observabilityPort, "protocol": "TCP"}}
+		}
+		return ctr
+	}
+	var ports []any // the chart writes "ports:" even when it lists none
+	if v.Config.Observability.Enabled {
+		ports = append(ports, map[string]any{"name": "observability", "containerPort": observabilityPort, "protocol": "TCP"})
+	}
+	if v.Config.Receptive.Enabled {
+		ports = append(ports, map[string]any{"containerPort": v.Service.PrivateAPIPort, "name": "private-api"})
+	}
+	if (v.Config.Receptive.Enabled || v.Config.Observability.Enabled) && v.Service.InternalPort != 0 {
+		ports = append(ports, map[string]any{"containerPort": v.Service.InternalPort, "name": "api"})
+	}
+	ctr["ports"] = ports
+	return ctr
+}
+
+// args262 are chart 2.6.2's agentk arguments.
+func args262(v Values) []any {
 	args := []any{
 		"--token-file=" + tokenMountDir + "/token",
 		"--kas-address=" + v.Config.KasAddress,
@@ -110,30 +170,70 @@ func container(n names, v Values) map[string]any {
 	for _, a := range v.ExtraArgs {
 		args = append(args, a)
 	}
-	probe := func(path string, delay, period int) map[string]any {
-		return map[string]any{
-			"httpGet":             map[string]any{"path": path, "port": observabilityPort},
-			"initialDelaySeconds": delay,
-			"periodSeconds":       period,
+	return args
+}
+
+// args2150 are chart 2.15.0's: a receptive agent dials nothing and serves
+// its API instead; one --kas-header= per header.
+func args2150(v Values) []any {
+	cfg := v.Config
+	args := []any{"--token-file=" + tokenMountDir + "/token"}
+	if !cfg.Receptive.Enabled {
+		args = append(args, "--kas-address="+cfg.KasAddress)
+		if cfg.KasCaCert != "" {
+			args = append(args, "--kas-ca-cert-file="+configMountDir+"/ca.crt")
+		}
+		for _, h := range cfg.KasHeaders {
+			args = append(args, "--kas-header="+h)
 		}
 	}
-	c := map[string]any{
-		"name":                     ChartName,
-		"securityContext":          orEmptyMap(v.SecurityContext),
-		"image":                    v.Image.Repository + ":" + tag,
-		"imagePullPolicy":          v.Image.PullPolicy,
-		"terminationMessagePolicy": v.TerminationMessagePolicy,
-		"args":                     args,
-		"livenessProbe":            probe("/liveness", 15, 20),
-		"readinessProbe":           probe("/readiness", 5, 10),
-		"resources":                orEmptyMap(v.Resources),
-		"env":                      env(n, v),
-		"volumeMounts":             volumeMounts(v),
+	if cfg.Observability.TLS.Enabled {
+		args = append(args,
+			"--observability-cert-file="+obsTLSMountDir+"/tls.crt",
+			"--observability-key-file="+obsTLSMountDir+"/tls.key")
 	}
-	if v.Config.Observability.Enabled {
-		c["ports"] = []any{map[string]any{"name": "observability", "containerPort": observabilityPort, "protocol": "TCP"}}
+	for _, a := range v.ExtraArgs {
+		args = append(args, a)
 	}
-	return c
+	if !cfg.Receptive.Enabled {
+		return args
+	}
+	if cfg.API.ListenNetwork != "" {
+		args = append(args, "--api-listen-network="+cfg.API.ListenNetwork)
+	}
+	if cfg.API.ListenAddress != "" {
+		args = append(args, "--api-listen-address="+cfg.API.ListenAddress)
+	}
+	if cfg.API.JWTPublicKey != "" {
+		args = append(args, "--api-jwt-file="+tokenMountDir+"/api-jwt")
+	}
+	if cfg.API.TLS.Enabled && !v.Ingress.TLS.Enabled {
+		if cfg.API.TLS.Cert != "" {
+			args = append(args, "--api-cert-file="+tokenMountDir+"/tls.crt")
+		}
+		if cfg.API.TLS.Key != "" {
+			args = append(args, "--api-key-file="+tokenMountDir+"/tls.key")
+		}
+	}
+	args = append(args, "--private-api-jwt-file="+tokenMountDir+"/private-api-jwt")
+	if cfg.PrivateAPI.ListenNetwork != "" {
+		args = append(args, "--private-api-listen-network="+cfg.PrivateAPI.ListenNetwork)
+	}
+	if cfg.PrivateAPI.ListenAddress != "" {
+		args = append(args, "--private-api-listen-address="+cfg.PrivateAPI.ListenAddress)
+	}
+	if t := cfg.PrivateAPI.TLS; t.Enabled {
+		if t.Cert != "" {
+			args = append(args, "--private-api-cert-file="+tokenMountDir+"/private-api-tls-cert")
+		}
+		if t.Key != "" {
+			args = append(args, "--private-api-key-file="+tokenMountDir+"/private-api-tls-key")
+		}
+		if t.CACert != "" {
+			args = append(args, "--private-api-ca-cert-file="+configMountDir+"/private-api-ca.crt")
+		}
+	}
+	return args
 }
 
 func fieldEnv(name, path string) map[string]any {
@@ -144,14 +244,34 @@ func resourceEnv(name, resource string) map[string]any {
 	return map[string]any{"name": name, "valueFrom": map[string]any{"resourceFieldRef": map[string]any{"resource": resource}}}
 }
 
+// TelemetryInstallationMethod is what agentk reports as how it was
+// installed (chart 2.15.0 says "helm-chart").
+const TelemetryInstallationMethod = ManagedBy
+
 func env(n names, v Values) []any {
 	ocs := v.Config.OperationalContainerScanning.Enabled
 	e := []any{
 		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 		fieldEnv("POD_NAME", "metadata.name"),
-		fieldEnv("SERVICE_ACCOUNT_NAME", "spec.serviceAccountName"),
-		map[string]any{"name": "OCS_ENABLED", "value": boolText(ocs)},
 	}
+	if c := chartOf(v); !c.legacy() {
+		e = append(e,
+			fieldEnv("POD_IP", "status.podIP"),
+			map[string]any{"name": "GITLAB_AGENT_TELEMETRY_installation_method", "value": TelemetryInstallationMethod},
+			map[string]any{"name": "GITLAB_AGENT_TELEMETRY_helm_chart_version", "value": c.Version})
+		if v.Config.Receptive.Enabled {
+			scheme := "grpc"
+			if v.Config.PrivateAPI.TLS.Enabled {
+				scheme = "grpcs"
+			}
+			e = append(e,
+				map[string]any{"name": "OWN_PRIVATE_API_URL", "value": fmt.Sprintf("%s://$(POD_IP):%d", scheme, v.Service.PrivateAPIPort)},
+				map[string]any{"name": "POD_SELECTOR_LABELS", "value": "app.kubernetes.io/name=" + n.name + ",app.kubernetes.io/instance=" + n.release})
+		}
+	}
+	e = append(e,
+		fieldEnv("SERVICE_ACCOUNT_NAME", "spec.serviceAccountName"),
+		map[string]any{"name": "OCS_ENABLED", "value": boolText(ocs)})
 	if ocs {
 		e = append(e, map[string]any{"name": "OCS_SERVICE_ACCOUNT_NAME", "value": n.ocsServiceAccount})
 	}
@@ -178,7 +298,7 @@ func volumeMounts(v Values) []any {
 	if v.Config.Observability.TLS.Enabled {
 		m = append(m, mount("observability-secret-volume", obsTLSMountDir))
 	}
-	if v.Config.KasCaCert != "" {
+	if needsConfigVolume(v) {
 		m = append(m, mount("config-volume", configMountDir))
 	}
 	return append(m, v.ExtraVolumeMounts...)
@@ -208,10 +328,16 @@ func volumes(n names, v Values) []any {
 	if v.Config.Observability.TLS.Enabled {
 		vols = append(vols, secretVolume("observability-secret-volume", n.observabilitySecret))
 	}
-	if v.Config.KasCaCert != "" {
+	if needsConfigVolume(v) {
 		vols = append(vols, map[string]any{"name": "config-volume", "configMap": map[string]any{"defaultMode": readOnlyFileMode, "name": n.full}})
 	}
 	return append(vols, v.ExtraVolumes...)
+}
+
+// needsConfigVolume: the ConfigMap holds KAS's CA, and (2.15.0) the
+// private API's.
+func needsConfigVolume(v Values) bool {
+	return v.Config.KasCaCert != "" || (!chartOf(v).legacy() && v.Config.PrivateAPI.TLS.CACert != "")
 }
 
 func boolText(b bool) string {

@@ -30,6 +30,10 @@ type Input struct {
 	// Set lists the value keys the user set; the rest are the chart's
 	// defaults.
 	Set Keys
+	// PrivateAPIJWT is a receptive agent's private-api-jwt as the live
+	// Secret's data holds it (base64), kept across upgrades as the chart's
+	// lookup keeps it; "" makes a new random one.
+	PrivateAPIJWT string
 }
 
 // Output is the rendered object set.
@@ -54,6 +58,7 @@ type names struct {
 	secret              string
 	ocsServiceAccount   string
 	observabilitySecret string
+	service             string // chart 2.15.0's <fullname|trunc 55>-service
 }
 
 // trunc63 is the chart's `trunc 63 | trimSuffix "-"`.
@@ -97,6 +102,11 @@ func computeNames(in Input) names {
 	if n.observabilitySecret == "" {
 		n.observabilitySecret = n.full + "-observability"
 	}
+	svc := n.full
+	if len(svc) > 55 {
+		svc = svc[:55]
+	}
+	n.service = svc + "-service"
 	return n
 }
 
@@ -140,7 +150,7 @@ func Selector(in Input) string {
 
 func commonLabels(n names, v Values) map[string]any {
 	l := n.selectorLabels()
-	l["app.kubernetes.io/version"] = ChartAppVersion
+	l["app.kubernetes.io/version"] = chartOf(v).AppVersion
 	l["app.kubernetes.io/managed-by"] = ManagedBy
 	for k, val := range v.AdditionalLabels {
 		l[k] = val
@@ -149,11 +159,13 @@ func commonLabels(n names, v Values) map[string]any {
 }
 
 // Render builds the agentk objects that `helm template` of the gitlab-agent
-// chart makes for the same release name, namespace and values, with these
-// differences: no helm.sh/chart label, managed-by kubectl-gitlab-agent, every
-// namespaced object names its namespace (as a chart install puts it there), a
-// Namespace object first, and, when the values name no token and no Secret,
-// the Deployment mounts the Secret "<fullname>-token" that install fills.
+// chart (the version in.Values are for) makes for the same release name,
+// namespace and values, with these differences: no helm.sh/chart label,
+// managed-by kubectl-gitlab-agent, every namespaced object names its
+// namespace (as a chart install puts it there), a Namespace object first,
+// when the values name no token and no Secret the Deployment mounts the
+// Secret "<fullname>-token" that install fills, and (2.15.0) the telemetry
+// installation method names this plugin.
 func Render(in Input) (Output, error) {
 	if err := agentname.Validate(in.Name); err != nil {
 		return Output{}, err
@@ -169,6 +181,12 @@ func Render(in Input) (Output, error) {
 		(v.Config.Observability.TLS.Cert == "" || v.Config.Observability.TLS.Key == "") {
 		return Output{}, fmt.Errorf("config.observability.tls.secret.create needs config.observability.tls.cert and config.observability.tls.key")
 	}
+	c := chartOf(v)
+	if !c.legacy() {
+		if err := validate2150(v); err != nil {
+			return Output{}, err
+		}
+	}
 	n := computeNames(in)
 	labels := commonLabels(n, v)
 	var out Output
@@ -182,12 +200,24 @@ func Render(in Input) (Output, error) {
 		setAnnotations(sa, v.ServiceAccount.Annotations)
 		add(sa)
 	}
-	if v.Config.Token != "" {
+	if c.legacy() && v.Config.Token != "" {
 		s := newObject("v1", "Secret", n.secret, n.namespace, labels)
 		s["type"] = "Opaque"
 		s["data"] = map[string]any{"token": base64.StdEncoding.EncodeToString([]byte(v.Config.Token))}
 		add(s)
 		out.Embedded = append(out.Embedded, n.namespace+"/"+n.secret)
+	}
+	if !c.legacy() {
+		s, err := secret2150(n, v, labels, in.PrivateAPIJWT)
+		if err != nil {
+			return Output{}, err
+		}
+		if s != nil {
+			add(s)
+			if v.Config.Token != "" || v.Config.API.TLS.Key != "" || v.Config.PrivateAPI.TLS.Key != "" {
+				out.Embedded = append(out.Embedded, n.namespace+"/"+n.secret)
+			}
+		}
 	}
 	if obsTLS := v.Config.Observability.TLS; obsTLS.Enabled && obsTLS.Secret.Create {
 		s := newObject("v1", "Secret", n.observabilitySecret, n.namespace, labels)
@@ -199,9 +229,16 @@ func Render(in Input) (Output, error) {
 		add(s)
 		out.Embedded = append(out.Embedded, n.namespace+"/"+n.observabilitySecret)
 	}
-	if v.Config.KasCaCert != "" {
+	if v.Config.KasCaCert != "" || (!c.legacy() && v.Config.PrivateAPI.TLS.CACert != "") {
 		cm := newObject("v1", "ConfigMap", n.full, n.namespace, labels)
-		cm["data"] = map[string]any{"ca.crt": v.Config.KasCaCert}
+		data := map[string]any{}
+		if v.Config.KasCaCert != "" {
+			data["ca.crt"] = v.Config.KasCaCert
+		}
+		if v.Config.PrivateAPI.TLS.CACert != "" {
+			data["private-api-ca.crt"] = v.Config.PrivateAPI.TLS.CACert
+		}
+		cm["data"] = data
 		add(cm)
 	}
 	if v.RBAC.Create {
@@ -219,6 +256,14 @@ func Render(in Input) (Output, error) {
 	}
 	if v.ServiceMonitor.Enabled {
 		out.Objects = append(out.Objects, serviceMonitorObjects(n, labels)...)
+	}
+	if !c.legacy() {
+		if v.Config.Receptive.Enabled || v.Config.Observability.Enabled {
+			add(service2150(n, v, labels))
+		}
+		if v.Config.Receptive.Enabled && v.Ingress.Enabled {
+			add(ingress2150(n, v, labels))
+		}
 	}
 	add(deployment(n, v, labels))
 	sortObjects(out.Objects)
@@ -323,7 +368,7 @@ func TokenChecksum(token string) string {
 // (the ServiceMonitor) go last, as Helm puts them.
 var kindOrder = map[string]int{
 	"Namespace": 0, "ServiceAccount": 1, "Secret": 2, "ConfigMap": 3, "ClusterRole": 4,
-	"ClusterRoleBinding": 5, "Role": 6, "RoleBinding": 7, "Service": 8, "Deployment": 9,
+	"ClusterRoleBinding": 5, "Role": 6, "RoleBinding": 7, "Service": 8, "Deployment": 9, "Ingress": 10,
 }
 
 func sortObjects(objs []Object) {

@@ -39,6 +39,7 @@ const (
 	kStringMap
 	kObject
 	kFree
+	kNullableInt // an integer or null (the chart's `if` skips both 0 and null)
 )
 
 // field is one key of the values schema.
@@ -55,15 +56,18 @@ func obj(fields map[string]*field) *field { return &field{kind: kObject, fields:
 func free(newValue func() any) *field     { return &field{kind: kFree, free: newValue} }
 func boolean() *field                     { return &field{kind: kBool} }
 func integer() *field                     { return &field{kind: kInt} }
+func nullableInt() *field                 { return &field{kind: kNullableInt} }
 func intOrPercent() *field                { return &field{kind: kIntOrPercent} }
 func stringList() *field                  { return &field{kind: kStringList} }
 func stringMap() *field                   { return &field{kind: kStringMap} }
 func freeOf[T any]() *field               { return free(func() any { return new(T) }) }
 func toggle() *field                      { return obj(map[string]*field{"enabled": boolean()}) }
 
-// schema lists every key of the chart's values.yaml with its type. Fields the
-// chart passes to Kubernetes verbatim are checked against the Kubernetes type.
-var schema = obj(map[string]*field{
+// schema262 lists every key of chart 2.6.2's values.yaml with its type.
+// Fields the chart passes to Kubernetes verbatim are checked against the
+// Kubernetes type. Each call builds a new tree.
+func schema262() *field {
+	return obj(map[string]*field{
 	"image": obj(map[string]*field{
 		"repository": str(),
 		"pullPolicy": enum("Always", "IfNotPresent", "Never"),
@@ -123,7 +127,57 @@ var schema = obj(map[string]*field{
 	"additionalLabels":         stringMap(),
 	"initContainers":           freeOf[[]corev1.Container](),
 	"terminationMessagePolicy": enum("File", "FallbackToLogsOnError"),
-})
+	})
+}
+
+// schema2150 is chart 2.15.0's: 2.6.2's and the keys it adds.
+func schema2150() *field {
+	s := schema262()
+	s.fields["revisionHistoryLimit"] = nullableInt()
+	cfg := s.fields["config"].fields
+	cfg["receptive"] = toggle()
+	cfg["api"] = obj(map[string]*field{
+		"listenNetwork": str(),
+		"listenAddress": str(),
+		"jwtPublicKey":  str(),
+		"tls": obj(map[string]*field{
+			"enabled": boolean(),
+			"cert":    str(),
+			"key":     str(),
+		}),
+	})
+	cfg["privateApi"] = obj(map[string]*field{
+		"listenNetwork": str(),
+		"listenAddress": str(),
+		"tls": obj(map[string]*field{
+			"enabled": boolean(),
+			"cert":    str(),
+			"key":     str(),
+			"caCert":  str(),
+		}),
+	})
+	// loadBalancerIP and loadBalancerSourceRanges are read by the
+	// chart's service.yaml though values.yaml does not list them.
+	s.fields["service"] = obj(map[string]*field{
+		"type":                     enum("ClusterIP", "NodePort", "LoadBalancer"),
+		"externalPort":             integer(),
+		"internalPort":             integer(),
+		"privateApiPort":           integer(),
+		"loadBalancerIP":           str(),
+		"loadBalancerSourceRanges": stringList(),
+	})
+	s.fields["ingress"] = obj(map[string]*field{
+		"enabled":     boolean(),
+		"provider":    str(),
+		"annotations": stringMap(),
+		"hostname":    str(),
+		"tls":         toggle(),
+	})
+	// The vendored ingress-nginx subchart's values: accepted, so that a
+	// chart values file loads, but enabling it is refused by Render.
+	s.fields["ingress-nginx"] = freeOf[map[string]any]()
+	return s
+}
 
 var (
 	percentRE     = regexp.MustCompile(`^[0-9]+%$`)
@@ -157,7 +211,7 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 			return nil, fail("want one of %s, got %q", strings.Join(f.enum, ", "), s)
 		}
 		return s, nil
-	case kInt:
+	case kInt, kNullableInt:
 		if n, ok := v.(json.Number); ok {
 			if _, err := n.Int64(); err == nil {
 				return n, nil

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -133,9 +134,8 @@ func ParseSetFile(expr string, read func(path string) ([]byte, error)) (Source, 
 func chartKey(s string) bool {
 	first, _, _ := strings.Cut(s, ".")
 	first, _, _ = strings.Cut(first, "[")
-	defaults, err := decodeYAMLMap([]byte(defaultValues))
-	_, ok := defaults[first]
-	return err == nil && ok
+	_, ok := chart2150.defaults[first] // the newest chart has every key
+	return ok
 }
 
 // secretKey reports the values that hold secrets: the agent token and the
@@ -149,7 +149,7 @@ func secretKey(path []pathElem) bool {
 		keys = append(keys, p.key)
 	}
 	switch strings.Join(keys, ".") {
-	case "config.token", "config.observability.tls.key":
+	case "config.token", "config.observability.tls.key", "config.api.tls.key", "config.privateApi.tls.key":
 		return true
 	}
 	return false
@@ -291,16 +291,32 @@ func setPath(tree map[string]any, path []pathElem, v any) error {
 	return nil
 }
 
-// Load validates each source against the chart's schema, merges them over
-// the chart's defaults in order, and returns the result.
+// Load is LoadChart for the default chart version.
 func Load(sources ...Source) (Values, error) {
-	merged, err := decodeYAMLMap([]byte(defaultValues))
+	return LoadChart("", sources...)
+}
+
+// LoadChart validates each source against the schema of chart version
+// ("" for DefaultChartVersion), merges them over that chart's defaults in
+// order, and returns the result.
+func LoadChart(version string, sources ...Source) (Values, error) {
+	c, err := LookupChart(version)
 	if err != nil {
-		return Values{}, fmt.Errorf("built-in defaults: %w", err)
+		return Values{}, err
 	}
+	merged := c.defaultsCopy()
 	for _, s := range sources {
-		checked, err := schema.check(s.Name, "", s.tree, s.set)
+		checked, err := c.schema.check(s.Name, "", s.tree, s.set)
 		if err != nil {
+			var ve *ValueError
+			if errors.As(err, &ve) && strings.HasPrefix(ve.Msg, "unknown key") {
+				ve.Msg += fmt.Sprintf("; gitlab-agent chart %s, the version followed, has no such key", c.Version)
+				if newest := Charts[len(Charts)-1]; c != newest {
+					ve.Msg += " (--chart-version " + newest.Version + " may have it)"
+				} else {
+					ve.Msg += " (a newer chart's keys are not modelled yet: leave it out)"
+				}
+			}
 			return Values{}, err
 		}
 		coalesce(merged, checked.(map[string]any))
@@ -315,6 +331,7 @@ func Load(sources ...Source) (Values, error) {
 	if err := dec.Decode(&v); err != nil {
 		return Values{}, fmt.Errorf("merging values: %w", err)
 	}
+	v.Chart = c.Version
 	return v, nil
 }
 

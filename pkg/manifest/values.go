@@ -1,13 +1,11 @@
 // Package manifest builds agentk's Kubernetes objects from the values of the
-// official gitlab-agent Helm chart (2.6.2), with no Helm and no cluster.
+// official gitlab-agent Helm chart, with no Helm and no cluster. It follows
+// two chart versions: 2.15.0 (the default) and 2.6.2 (see Charts).
 package manifest
 
-// The chart this package reproduces, and the agentk version it deploys when
-// no image tag is given.
+// ChartName is the chart's name, and agentk's container name.
 const (
-	ChartName       = "gitlab-agent"
-	ChartVersion    = "2.6.2"
-	ChartAppVersion = "v17.3.1"
+	ChartName = "gitlab-agent"
 	// ManagedBy is our app.kubernetes.io/managed-by label value; the chart
 	// writes "Helm" there.
 	ManagedBy = "kubectl-gitlab-agent"
@@ -46,6 +44,36 @@ type Values struct {
 	AdditionalLabels         map[string]string `json:"additionalLabels"`
 	InitContainers           []any             `json:"initContainers"`
 	TerminationMessagePolicy string            `json:"terminationMessagePolicy"`
+
+	// Since chart 2.15.0.
+	RevisionHistoryLimit int64          `json:"revisionHistoryLimit"`
+	Service              Service        `json:"service"`
+	Ingress              Ingress        `json:"ingress"`
+	IngressNginx         map[string]any `json:"ingress-nginx"`
+
+	// Chart is the chart version these values are for (Load sets it; ""
+	// is DefaultChartVersion).
+	Chart string `json:"-"`
+}
+
+// Service is the agent's Service (chart 2.15.0): the observability port,
+// and in receptive mode the API that KAS dials.
+type Service struct {
+	Type                     string   `json:"type"`
+	ExternalPort             int64    `json:"externalPort"`
+	InternalPort             int64    `json:"internalPort"`
+	PrivateAPIPort           int64    `json:"privateApiPort"`
+	LoadBalancerIP           string   `json:"loadBalancerIP"`
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges"`
+}
+
+// Ingress exposes a receptive agent's API (chart 2.15.0).
+type Ingress struct {
+	Enabled     bool              `json:"enabled"`
+	Provider    string            `json:"provider"`
+	Annotations map[string]string `json:"annotations"`
+	Hostname    string            `json:"hostname"`
+	TLS         Toggle            `json:"tls"`
 }
 
 // Image is the agentk image.
@@ -82,6 +110,41 @@ type Config struct {
 	KasCaCert                    string        `json:"kasCaCert"`
 	Observability                Observability `json:"observability"`
 	OperationalContainerScanning Toggle        `json:"operational_container_scanning"`
+
+	// Since chart 2.15.0: a receptive agent is dialled by KAS instead.
+	Receptive  Toggle     `json:"receptive"`
+	API        API        `json:"api"`
+	PrivateAPI PrivateAPI `json:"privateApi"`
+}
+
+// API is the endpoint a receptive agent serves KAS on.
+type API struct {
+	ListenNetwork string `json:"listenNetwork"`
+	ListenAddress string `json:"listenAddress"`
+	JWTPublicKey  string `json:"jwtPublicKey"`
+	TLS           APITLS `json:"tls"`
+}
+
+// APITLS is a certificate and key for API.
+type APITLS struct {
+	Enabled bool   `json:"enabled"`
+	Cert    string `json:"cert"`
+	Key     string `json:"key"`
+}
+
+// PrivateAPI is the endpoint agentk replicas talk to each other on.
+type PrivateAPI struct {
+	ListenNetwork string        `json:"listenNetwork"`
+	ListenAddress string        `json:"listenAddress"`
+	TLS           PrivateAPITLS `json:"tls"`
+}
+
+// PrivateAPITLS is PrivateAPI's certificate, key and CA.
+type PrivateAPITLS struct {
+	Enabled bool   `json:"enabled"`
+	Cert    string `json:"cert"`
+	Key     string `json:"key"`
+	CACert  string `json:"caCert"`
 }
 
 // Observability is agentk's metrics and probes endpoint.
@@ -104,8 +167,8 @@ type ObservabilityTLSSecret struct {
 	Name   string `json:"name"`
 }
 
-// defaultValues are the chart's values.yaml defaults, as YAML.
-const defaultValues = `
+// defaults262 are chart 2.6.2's values.yaml defaults, as YAML.
+const defaults262 = `
 image:
   repository: registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk
   pullPolicy: IfNotPresent
@@ -163,4 +226,45 @@ podLabels: {}
 additionalLabels: {}
 initContainers: []
 terminationMessagePolicy: FallbackToLogsOnError
+`
+
+// defaults2150 are what chart 2.15.0's values.yaml adds to defaults262.
+const defaults2150 = `
+revisionHistoryLimit: null
+config:
+  receptive:
+    enabled: false
+  api:
+    listenNetwork: tcp
+    listenAddress: ":8082"
+    jwtPublicKey: null
+    tls:
+      enabled: false
+      cert: null
+      key: null
+  privateApi:
+    listenNetwork: tcp
+    listenAddress: ":8081"
+    tls:
+      enabled: false
+      cert: null
+      key: null
+      caCert: null
+service:
+  type: ClusterIP
+  externalPort: 8182
+  internalPort: 8082
+  privateApiPort: 8081
+ingress:
+  enabled: false
+  provider: nginx
+  annotations: {}
+  hostname: agent.example.com
+  tls:
+    enabled: false
+ingress-nginx:
+  enabled: false
+  controller:
+    ingressClassResource:
+      name: gitlab-agent-nginx
 `

@@ -1,11 +1,14 @@
 package manifest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestLoadErrors(t *testing.T) {
@@ -211,7 +214,8 @@ func FuzzParseSet(f *testing.F) {
 }
 
 func FuzzParseValuesFile(f *testing.F) {
-	f.Add([]byte(defaultValues))
+	f.Add([]byte(defaults262))
+	f.Add([]byte(defaults2150))
 	f.Add([]byte("replicas: 2\nconfig: {token: x}\ntolerations: [{key: a}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src, err := ParseValuesFile("v.yaml", data)
@@ -282,5 +286,103 @@ func TestParseSetFile(t *testing.T) {
 		if _, err := ParseSetFile(bad, read); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+func TestChartVersions(t *testing.T) {
+	// A 2.15.0 key is refused by 2.6.2, which points at the newer chart.
+	src, err := ParseValuesFile("values.yaml", []byte("config:\n  receptive:\n    enabled: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadChart("2.6.2", src); err == nil || !strings.Contains(err.Error(), "config.receptive: unknown key") || !strings.Contains(err.Error(), "--chart-version 2.15.0") {
+		t.Errorf("2.6.2 with a 2.15.0 key: %v", err)
+	}
+	v, err := LoadChart("", src)
+	if err != nil || v.Chart != DefaultChartVersion || !v.Config.Receptive.Enabled {
+		t.Fatalf("default chart: %+v, %v", v.Chart, err)
+	}
+	// A key of a chart newer than any followed names the chart followed.
+	newer, _ := ParseValuesFile("values.yaml", []byte("config:\n  someNewerThing: 1\n"))
+	if _, err := Load(newer); err == nil || !strings.Contains(err.Error(), "config.someNewerThing: unknown key") || !strings.Contains(err.Error(), "chart 2.15.0, the version followed, has no such key") {
+		t.Errorf("a newer key: %v", err)
+	}
+	if _, err := LoadChart("2.30.0"); err == nil || !strings.Contains(err.Error(), "2.6.2, 2.15.0") {
+		t.Errorf("an unknown chart version: %v", err)
+	}
+	if c, err := LookupChart("v2.6.2"); err != nil || c.AppVersion != "v17.3.1" {
+		t.Errorf("v2.6.2: %v %v", c, err)
+	}
+}
+
+func TestChart2150Refuses(t *testing.T) {
+	for _, tt := range []struct{ values, want string }{
+		{"ingress-nginx:\n  enabled: true\n", "install ingress-nginx separately"},
+		{"config:\n  receptive: {enabled: true}\n  api: {listenAddress: '8082'}\n", "config.api.listenAddress must be in the format of host:port"},
+		{"config:\n  receptive: {enabled: true}\n  api: {listenAddress: ':9000'}\n", `service.internalPort "8082" must be equal to the port that is set in config.api.listenAddress "9000"`},
+		{"config:\n  receptive: {enabled: true}\nservice: {privateApiPort: 9}\n", `service.privateApiPort "9" must be equal`},
+	} {
+		src, err := ParseValuesFile("values.yaml", []byte(tt.values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := Load(src)
+		if err == nil {
+			_, err = Render(Input{Name: "recv", Values: v})
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.values, err, tt.want)
+		}
+	}
+	// The subchart's own values load while it stays disabled.
+	src, _ := ParseValuesFile("values.yaml", []byte("ingress-nginx:\n  enabled: false\n  controller:\n    replicaCount: 2\n"))
+	if v, err := Load(src); err != nil {
+		t.Errorf("ingress-nginx values: %v", err)
+	} else if _, err := Render(Input{Name: "x", Values: v}); err != nil {
+		t.Errorf("ingress-nginx disabled: %v", err)
+	}
+}
+
+// TestPrivateAPIJWT: made as the chart makes it (randAscii 64, base64 twice
+// in the Secret's data), new at each render, kept when given.
+func TestPrivateAPIJWT(t *testing.T) {
+	src, _ := ParseValuesFile("values.yaml", []byte("config:\n  receptive: {enabled: true}\n"))
+	v, err := Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwt := func(in Input) string {
+		out, err := Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Objects {
+			if o["kind"] == "Secret" {
+				return o["data"].(map[string]any)[PrivateAPIJWTKey].(string)
+			}
+		}
+		t.Fatal("no Secret")
+		return ""
+	}
+	a, b := jwt(Input{Name: "recv", Values: v}), jwt(Input{Name: "recv", Values: v})
+	if a == b {
+		t.Error("two renders made the same private-api-jwt")
+	}
+	file, err := base64.StdEncoding.DecodeString(a) // what the Secret's data holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(file)) // what agentk's file holds, decoded
+	if err != nil || len(raw) != 64 {
+		t.Fatalf("private-api-jwt is not base64 of 64 characters: %q, %v", raw, err)
+	}
+	for _, c := range raw {
+		if c < 32 || c > 126 {
+			t.Errorf("not printable ASCII: %q", raw)
+		}
+	}
+	secret := &corev1.Secret{Data: map[string][]byte{PrivateAPIJWTKey: file}}
+	if got := jwt(Input{Name: "recv", Values: v, PrivateAPIJWT: KeptPrivateAPIJWT(secret)}); got != a {
+		t.Errorf("kept %q, rendered %q", a, got)
 	}
 }

@@ -46,11 +46,12 @@ func TestRenderApplyRollsOut(t *testing.T) {
 	waitAvailable(t, "gitlab-agent-e2e", "e2e-gitlab-agent-v2", 2)
 }
 
-// TestChartCasesApply: every chart comparison case (except the ServiceMonitor,
-// whose CRD the test cluster lacks) is accepted by a real apiserver.
+// TestChartCasesApply: every chart comparison case of every chart version
+// (except the ServiceMonitor, whose CRD the test cluster lacks) is accepted
+// by a real apiserver.
 func TestChartCasesApply(t *testing.T) {
 	needCluster(t)
-	files, err := filepath.Glob("../../pkg/manifest/testdata/chart/*/render.golden.yaml")
+	files, err := filepath.Glob("../../pkg/manifest/testdata/chart/*/*/render.golden.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden renders: %v", err)
 	}
@@ -67,7 +68,7 @@ func TestChartCasesApply(t *testing.T) {
 		}
 		r := runCmd(t, "---\n"+strings.Join(docs, "---\n"), kubectl, "apply", "--server-side", "-f", "-")
 		if r.code != 0 {
-			t.Errorf("%s: kubectl apply: exit %d: %s", filepath.Base(filepath.Dir(f)), r.code, r.stderr)
+			t.Errorf("%s: kubectl apply: exit %d: %s", strings.TrimPrefix(filepath.Dir(f), "../../pkg/manifest/testdata/chart/"), r.code, r.stderr)
 		}
 	}
 }
