@@ -12,6 +12,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
@@ -202,10 +203,7 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := keepLiveSecret(cmd.Context(), o.client, &in); err != nil {
-			return err
-		}
-		out, err := manifest.Render(in)
+		out, err := install.RenderAsRunning(cmd.Context(), install.NewCluster(o.client), in)
 		if err != nil {
 			return err
 		}
@@ -304,26 +302,6 @@ func (o *DiffOptions) external(ctx context.Context, command string, res *diff.Re
 		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d objects could not be compared", res.Counts()[diff.Failed], len(res.Objects))}
 	case code != 0:
 		return &ExitError{Code: code}
-	}
-	return nil
-}
-
-// keepLiveSecret: a receptive agent's rendered Secret holds more than the
-// token (its private-api-jwt), so it is rendered even without a token in
-// the values. Diffed as rendered, it would show the token and the random
-// JWT replaced; both are taken from the live Secret instead, as upgrade
-// keeps them.
-func keepLiveSecret(ctx context.Context, c *kube.Client, in *manifest.Input) error {
-	if !in.Values.Config.Receptive.Enabled {
-		return nil
-	}
-	s, err := c.GetSecret(ctx, in.Namespace, manifest.SecretName(*in))
-	if err != nil {
-		return fmt.Errorf("reading the agent's Secret: %w", err)
-	}
-	in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
-	if s != nil && in.Values.Config.Token == "" {
-		in.Values.Config.Token = string(s.Data["token"])
 	}
 	return nil
 }

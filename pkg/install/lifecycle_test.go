@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -297,5 +299,60 @@ func TestStatus(t *testing.T) {
 	}
 	if _, err := Status(context.Background(), w.env(), w.opts("prod").Project, []string{"nope"}); err == nil {
 		t.Error("an unknown agent is not an error")
+	}
+}
+
+// TestUpgradeMovesTheLayout: an agent installed with chart 2.6.2's layout
+// moves to 2.15.0's; later, what 2.15.0 stops rendering goes, but only
+// when it carries our labels.
+func TestUpgradeMovesTheLayout(t *testing.T) {
+	w := newWorld(t)
+	old := w.opts("prod")
+	var err error
+	if old.Input.Values, err = manifest.LoadChart("2.6.2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Install(context.Background(), w.env(), InstallOptions{Options: old}); err != nil {
+		t.Fatal(err)
+	}
+	svc := kube.Ref{APIVersion: "v1", Kind: "Service", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent-service"}
+	if w.cluster.Get(svc) != nil {
+		t.Fatal("2.6.2 made the 2.15.0 Service")
+	}
+	res, err := Upgrade(context.Background(), w.env(), w.opts("prod"))
+	if err != nil || res.UpToDate || len(res.Removed) != 0 {
+		t.Fatalf("upgrade to 2.15.0: %+v, %v", res, err)
+	}
+	if w.cluster.Get(svc) == nil {
+		t.Fatal("no Service after the upgrade to 2.15.0")
+	}
+	d := w.cluster.Get(kube.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent-v2"})
+	if env, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers"); !strings.Contains(fmt.Sprint(env), "GITLAB_AGENT_TELEMETRY_helm_chart_version") {
+		t.Errorf("the Deployment is not 2.15.0's: %v", env)
+	}
+
+	// Someone else's object with the agent's labels, managed by Helm: kept.
+	helmSvc := w.cluster.Get(svc).DeepCopy()
+	helmSvc.SetName("prod-gitlab-agent-metrics")
+	l := helmSvc.GetLabels()
+	l["app.kubernetes.io/managed-by"] = "Helm"
+	helmSvc.SetLabels(l)
+	w.cluster.Put(helmSvc)
+
+	// Observability off: 2.15.0 renders no Service, so ours goes.
+	o := w.opts("prod")
+	o.Input.Values.Config.Observability.Enabled = false
+	res, err = Upgrade(context.Background(), w.env(), o)
+	if err != nil || strings.Join(res.Removed, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" {
+		t.Fatalf("observability off: %+v, %v", res, err)
+	}
+	if w.cluster.Get(svc) != nil {
+		t.Error("the Service is still there")
+	}
+	if w.cluster.Get(kube.Ref{APIVersion: "v1", Kind: "Service", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent-metrics"}) == nil {
+		t.Error("a Service labelled by Helm was removed")
+	}
+	if id, _ := w.secret(t, "prod"); id == 0 {
+		t.Error("the token Secret went")
 	}
 }

@@ -3,6 +3,12 @@ package install
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
@@ -58,6 +64,9 @@ type UpgradeResult struct {
 	Namespace      string  `json:"namespace"`
 	ObjectsChanged int     `json:"objectsChanged"`
 	UpToDate       bool    `json:"upToDate"`
+	// Removed are the objects of ours the new render no longer has (a
+	// layout change, a feature turned off).
+	Removed []string `json:"removed,omitempty"`
 	Plan           *Plan   `json:"plan,omitempty"`
 	Phases         []Phase `json:"phases"`
 }
@@ -98,8 +107,93 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	if err := a.apply(ctx, r); err != nil {
 		return res, err
 	}
-	if o.NoWait {
-		return res, nil
+	if !o.NoWait {
+		if err := a.awaitReady(ctx, in, o.Timeout, nil); err != nil {
+			return res, err
+		}
 	}
-	return res, a.awaitReady(ctx, in, o.Timeout, nil)
+	// Only once the new objects serve: what the old layout had and the new
+	// has not goes, when it carries our labels.
+	res.Removed, err = a.removeStale(ctx, r)
+	return res, err
+}
+
+// renderedKinds are the kinds the chart makes: what removeStale may remove.
+var renderedKinds = map[string]bool{
+	"ServiceAccount": true, "Secret": true, "ConfigMap": true, "ClusterRole": true, "ClusterRoleBinding": true,
+	"Role": true, "RoleBinding": true, "Service": true, "Deployment": true, "Ingress": true, "ServiceMonitor": true,
+}
+
+// removeStale deletes the install's objects that r no longer renders: those
+// with its selector labels and our managed-by label (an object Helm or
+// someone else labelled stays), of a kind the chart makes, never the token
+// Secret.
+func (a *action) removeStale(ctx context.Context, r *rendered) ([]string, error) {
+	sel := manifest.Selector(r.in) + ",app.kubernetes.io/managed-by=" + manifest.ManagedBy
+	objs, err := a.env.Cluster.SelectedObjects(ctx, sel, []string{r.in.Namespace})
+	if err != nil {
+		return nil, fmt.Errorf("looking for objects the new layout no longer has: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, t := range r.targets {
+		keep[t.Ref.Kind+" "+t.Ref.Namespace+"/"+t.Ref.Name] = true
+	}
+	var stale []*unstructured.Unstructured
+	var names []string
+	for _, o := range objs {
+		if !renderedKinds[o.GetKind()] || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
+			(o.GetKind() == "Secret" && o.GetName() == manifest.SecretName(r.in)) || len(o.GetOwnerReferences()) > 0 {
+			continue
+		}
+		stale = append(stale, o)
+		names = append(names, kube.RefOf(o).String())
+	}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	sort.Strings(names)
+	if err := a.step("remove", func() error { return a.env.Cluster.DeleteAndWait(ctx, stale) }); err != nil {
+		return nil, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
+	}
+	a.say("removed " + strings.Join(names, ", ") + ": the new layout no longer has them")
+	return names, nil
+}
+
+// RenderAsRunning renders in as upgrade would apply it to the agent as it
+// runs: what the user did not set (the KAS address, agentk's version) taken
+// from its Deployment, and its Secret's token (with the token-id
+// annotation) and private-api-jwt kept. An agent not installed, or whose
+// token is in a Secret the user named (config.secretName), renders as in
+// says. diff NAME shows with it what upgrade NAME would change.
+func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifest.Output, error) {
+	d, err := c.GetDeployment(ctx, in.Namespace, manifest.DeploymentName(in))
+	if err != nil {
+		return manifest.Output{}, err
+	}
+	var tokenID int64
+	if d != nil {
+		s, err := c.GetSecret(ctx, in.Namespace, manifest.SecretName(in))
+		if err != nil {
+			return manifest.Output{}, err
+		}
+		cur := &installed{Running: RunningOf(d)}
+		token := in.Values.Config.Token
+		if s != nil && token == "" && !in.Set.Has("config.secretName") {
+			tokenID, token = secretToken(s)
+		}
+		o := Options{Input: in}
+		in = o.withCurrent(cur, token)
+		in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
+	}
+	out, err := manifest.Render(in)
+	if err != nil || tokenID == 0 {
+		return out, err
+	}
+	for _, obj := range out.Objects {
+		u := &unstructured.Unstructured{Object: obj}
+		if u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
+			annotateTokenID(u, tokenID)
+		}
+	}
+	return out, nil
 }
