@@ -61,14 +61,14 @@ func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 
 // UpgradeResult says what upgrade did, or with DryRun would do (Plan).
 type UpgradeResult struct {
-	Namespace      string  `json:"namespace"`
-	ObjectsChanged int     `json:"objectsChanged"`
-	UpToDate       bool    `json:"upToDate"`
+	Namespace      string `json:"namespace"`
+	ObjectsChanged int    `json:"objectsChanged"`
+	UpToDate       bool   `json:"upToDate"`
 	// Removed are the objects of ours the new render no longer has (a
 	// layout change, a feature turned off).
 	Removed []string `json:"removed,omitempty"`
-	Plan           *Plan   `json:"plan,omitempty"`
-	Phases         []Phase `json:"phases"`
+	Plan    *Plan    `json:"plan,omitempty"`
+	Phases  []Phase  `json:"phases"`
 }
 
 // Upgrade re-renders the installed agent with new values or agentk version
