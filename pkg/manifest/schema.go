@@ -159,7 +159,7 @@ func schema2150() *field {
 	// loadBalancerIP and loadBalancerSourceRanges are read by the
 	// chart's service.yaml though values.yaml does not list them.
 	s.fields["service"] = obj(map[string]*field{
-		"type":                     enum("ClusterIP", "NodePort", "LoadBalancer"),
+		"type":                     enum("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"),
 		"externalPort":             integer(),
 		"internalPort":             integer(),
 		"privateApiPort":           integer(),
