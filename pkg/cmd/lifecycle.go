@@ -131,13 +131,14 @@ func (l *lifecycle) printTotal(what string, start time.Time) {
 type planDocument struct {
 	GitLab  []string      `json:"gitlab"`
 	Cluster diff.Document `json:"cluster"`
+	Remove  []string      `json:"remove,omitempty"`
 }
 
 func newPlanDocument(p *install.Plan) *planDocument {
 	if p == nil {
 		return nil
 	}
-	return &planDocument{GitLab: append([]string{}, p.GitLab...), Cluster: diff.JSON(p.Cluster)}
+	return &planDocument{GitLab: append([]string{}, p.GitLab...), Cluster: diff.JSON(p.Cluster), Remove: p.Remove}
 }
 
 // printPlan prints a dry run's plan: the GitLab changes, then the diff.
@@ -150,6 +151,9 @@ func (l *lifecycle) printPlan(p *install.Plan) error {
 		b.WriteString("GitLab: would " + safetext.Line(s) + "\n")
 	}
 	fmt.Fprintln(&b, "Cluster: "+diff.PlanLine(p.Cluster))
+	for _, r := range p.Remove {
+		fmt.Fprintln(&b, "Cluster: would remove "+safetext.Line(r)+" after the rollout (the new layout no longer has it)")
+	}
 	if _, err := l.Out.Write(b.Bytes()); err != nil {
 		return err
 	}

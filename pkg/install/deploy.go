@@ -22,6 +22,9 @@ import (
 type Plan struct {
 	GitLab  []string     `json:"gitlab"`
 	Cluster *diff.Result `json:"-"`
+	// Remove are the objects of ours an upgrade would remove after its
+	// rollout (the new render no longer has them).
+	Remove []string `json:"remove,omitempty"`
 }
 
 // rendered is the agent rendered for a cluster, and what applying it would

@@ -339,9 +339,16 @@ func TestUpgradeMovesTheLayout(t *testing.T) {
 	helmSvc.SetLabels(l)
 	w.cluster.Put(helmSvc)
 
-	// Observability off: 2.15.0 renders no Service, so ours goes.
+	// Observability off: 2.15.0 renders no Service, so ours goes; a dry
+	// run says so first.
 	o := w.opts("prod")
 	o.Input.Values.Config.Observability.Enabled = false
+	o.DryRun = true
+	res, err = Upgrade(context.Background(), w.env(), o)
+	if err != nil || res.Plan == nil || strings.Join(res.Plan.Remove, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" || w.cluster.Get(svc) == nil {
+		t.Fatalf("dry run: %+v, %v", res.Plan, err)
+	}
+	o.DryRun = false
 	res, err = Upgrade(context.Background(), w.env(), o)
 	if err != nil || strings.Join(res.Removed, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" {
 		t.Fatalf("observability off: %+v, %v", res, err)

@@ -97,6 +97,13 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	}
 	if o.DryRun {
 		res.Plan = &Plan{Cluster: r.diff}
+		stale, names, err := a.findStale(ctx, r)
+		if err != nil {
+			return res, err
+		}
+		if len(stale) > 0 {
+			res.Plan.Remove = names
+		}
 		return res, nil
 	}
 	res.ObjectsChanged = r.changed()
@@ -129,10 +136,23 @@ var renderedKinds = map[string]bool{
 // someone else labelled stays), of a kind the chart makes, never the token
 // Secret.
 func (a *action) removeStale(ctx context.Context, r *rendered) ([]string, error) {
+	stale, names, err := a.findStale(ctx, r)
+	if err != nil || len(stale) == 0 {
+		return nil, err
+	}
+	if err := a.step("remove", func() error { return a.env.Cluster.DeleteAndWait(ctx, stale) }); err != nil {
+		return nil, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
+	}
+	a.say("removed " + strings.Join(names, ", ") + ": the new layout no longer has them")
+	return names, nil
+}
+
+// findStale finds what removeStale removes, and names it.
+func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Unstructured, []string, error) {
 	sel := manifest.Selector(r.in) + ",app.kubernetes.io/managed-by=" + manifest.ManagedBy
 	objs, err := a.env.Cluster.SelectedObjects(ctx, sel, []string{r.in.Namespace})
 	if err != nil {
-		return nil, fmt.Errorf("looking for objects the new layout no longer has: %w", err)
+		return nil, nil, fmt.Errorf("looking for objects the new layout no longer has: %w", err)
 	}
 	keep := map[string]bool{}
 	for _, t := range r.targets {
@@ -148,15 +168,8 @@ func (a *action) removeStale(ctx context.Context, r *rendered) ([]string, error)
 		stale = append(stale, o)
 		names = append(names, kube.RefOf(o).String())
 	}
-	if len(stale) == 0 {
-		return nil, nil
-	}
 	sort.Strings(names)
-	if err := a.step("remove", func() error { return a.env.Cluster.DeleteAndWait(ctx, stale) }); err != nil {
-		return nil, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
-	}
-	a.say("removed " + strings.Join(names, ", ") + ": the new layout no longer has them")
-	return names, nil
+	return stale, names, nil
 }
 
 // RenderAsRunning renders in as upgrade would apply it to the agent as it
