@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
@@ -22,13 +27,18 @@ type KubeconfigOptions struct {
 	UseContext bool
 	CI         bool
 	CAFile     string
+
+	// With --ci: the agent as the job names it, resolved with no API call
+	// a job token cannot make.
+	ciAgentID int64
+	ciContext string // PROJECT_PATH:AGENT_NAME, when given so
 }
 
 // NewCmdKubeconfig builds `kubeconfig NAME|ID`.
 func NewCmdKubeconfig(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &KubeconfigOptions{agentTarget: agentTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}}
 	cmd := &cobra.Command{
-		Use:   "kubeconfig NAME|ID",
+		Use:   "kubeconfig NAME|ID|PROJECT_PATH:AGENT_NAME",
 		Short: "Add a kubeconfig context that reaches the agent's cluster through KAS",
 		Long: `Add (or update) a cluster, a user and a context for the agent in the kubeconfig
 kubectl uses (--kubeconfig to choose), named as the GitLab CLI names them. The
@@ -36,13 +46,22 @@ cluster is KAS's Kubernetes API proxy; the user runs 'kubectl-gitlab_agent
 get-token' as an exec credential plugin, which mints and caches a k8s_proxy
 personal access token (with GITLAB_TOKEN) or, with --ci, passes the job's
 CI_JOB_TOKEN at call time, so that nothing secret is stored. Every other
-entry of the kubeconfig stays as it was.`,
+entry of the kubeconfig stays as it was.
+
+With --ci the job token alone is enough: give the agent's numeric ID, or
+PROJECT_PATH:AGENT_NAME as GitLab names the contexts of the KUBECONFIG it
+injects (the ID is read from there). No agents API call is made (a job token
+cannot make one); a plain NAME needs a token that may use the agents API. KAS's proxy URL is --kas-proxy-url, else what /metadata
+advertises when the job token may read it, else derived from CI_SERVER_URL
+(https://kas.gitlab.com/k8s-proxy for GitLab.com, <CI_SERVER_URL>/-/kubernetes-agent/k8s-proxy
+otherwise); the command says which.`,
 		Example: `  kubectl gitlab-agent kubeconfig prod-eu --project infra/agents --use-context
   kubectl get pods -A
 
   # In a CI job of a project the agent's ci_access names
-  kubectl gitlab-agent kubeconfig prod-eu --project infra/agents --ci --use-context`,
-		Args: exactArgs(1, "NAME|ID"),
+  kubectl gitlab-agent kubeconfig 101 --ci --use-context
+  kubectl gitlab-agent kubeconfig infra/agents:prod-eu --ci --use-context`,
+		Args: exactArgs(1, "NAME|ID|PROJECT_PATH:AGENT_NAME"),
 		RunE: runOptions(o),
 	}
 	o.addFlags(cmd, true)
@@ -64,15 +83,106 @@ type kubeconfigDocument struct {
 	Repaired []string `json:"repaired,omitempty"`
 }
 
-// Run looks the agent and KAS up and writes the entries.
-func (o *KubeconfigOptions) Run(ctx context.Context) error {
-	if err := o.resolve(ctx); err != nil {
+// Complete reads the argument; with --ci it needs no GitLab client yet.
+func (o *KubeconfigOptions) Complete(cmd *cobra.Command, args []string) error {
+	if !o.CI {
+		return o.agentTarget.Complete(cmd, args)
+	}
+	if err := o.Output.Validate(); err != nil {
 		return err
 	}
-	gitlabURL := o.GitLab.ResolvedURL()
-	names, err := tunnel.EntryNames(gitlabURL, o.proj.PathWithNamespace, o.agent.Name, o.agent.ID)
+	arg := args[0]
+	if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
+		o.ciAgentID = id
+		return nil
+	}
+	path, name, ok := strings.Cut(arg, ":")
+	if !ok {
+		// A plain NAME needs the agents API: fine with a personal or
+		// project token, not with the job token alone.
+		if creds, err := o.GitLab.Credentials(); err == nil && creds.JobToken != "" {
+			return fmt.Errorf("with --ci and only CI_JOB_TOKEN, give the agent's numeric ID or PROJECT_PATH:AGENT_NAME (GitLab's context name), not %q: a job token cannot look an agent up by name", arg)
+		}
+		return o.agentTarget.Complete(cmd, args)
+	}
+	if path == "" || name == "" {
+		return fmt.Errorf("with --ci, give the agent's numeric ID or PROJECT_PATH:AGENT_NAME, not %q", arg)
+	}
+	cfg, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
 	if err != nil {
+		return fmt.Errorf("reading $KUBECONFIG for context %s: %w", arg, err)
+	}
+	if o.ciAgentID, err = tunnel.InjectedAgentID(cfg, arg); err != nil {
 		return err
+	}
+	o.ciContext = arg
+	return nil
+}
+
+// ciTarget settles, for --ci, the proxy URL and the entry names with no
+// call a job token cannot make.
+func (o *KubeconfigOptions) ciTarget(ctx context.Context, gitlabURL string) (tunnel.Names, error) {
+	switch {
+	case o.KASProxyURL != "":
+		o.proxyURL = strings.TrimRight(o.KASProxyURL, "/")
+		fmt.Fprintf(o.ErrOut, "KAS proxy %s (from --kas-proxy-url)\n", o.proxyURL)
+	default:
+		if u, err := o.metadataProxyURL(ctx, gitlabURL); err == nil {
+			o.proxyURL = u
+			fmt.Fprintf(o.ErrOut, "KAS proxy %s (from GitLab's /metadata)\n", o.proxyURL)
+			break
+		} else if !errors.Is(err, gitlab.ErrNoCredentials) {
+			fmt.Fprintf(o.ErrOut, "GitLab's /metadata is not readable here (%v)\n", err)
+		}
+		u, err := tunnel.DerivedProxyURL(gitlabURL)
+		if err != nil {
+			return tunnel.Names{}, err
+		}
+		o.proxyURL = u
+		fmt.Fprintf(o.ErrOut, "KAS proxy %s (derived from %s; --kas-proxy-url to choose)\n", o.proxyURL, gitlabURL)
+	}
+	o.GitLab.WarnCleartext(o.ErrOut, o.proxyURL, "the job token")
+	path, name := "agent", strconv.FormatInt(o.ciAgentID, 10)
+	if o.ciContext != "" {
+		path, name, _ = strings.Cut(o.ciContext, ":")
+	}
+	return tunnel.EntryNames(gitlabURL, path, name, o.ciAgentID)
+}
+
+// metadataProxyURL is the proxy URL /metadata advertises, when the
+// credential at hand (the job token) may read it.
+func (o *KubeconfigOptions) metadataProxyURL(ctx context.Context, gitlabURL string) (string, error) {
+	c, err := o.GitLab.Client(io.Discard)
+	if err != nil {
+		return "", err
+	}
+	kas, err := c.DiscoverKAS(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := tunnel.CheckProxyURL(gitlabURL, kas.ProxyURL, false); err != nil {
+		return "", err
+	}
+	return kas.ProxyURL, nil
+}
+
+// Run looks the agent and KAS up and writes the entries.
+func (o *KubeconfigOptions) Run(ctx context.Context) error {
+	gitlabURL := o.GitLab.ResolvedURL()
+	var names tunnel.Names
+	var err error
+	if o.ciAgentID != 0 {
+		if names, err = o.ciTarget(ctx, gitlabURL); err != nil {
+			return err
+		}
+		o.agent = &gitlab.Agent{ID: o.ciAgentID, Name: names.Context}
+	} else {
+		if err := o.resolve(ctx); err != nil {
+			return err
+		}
+		if names, err = tunnel.EntryNames(gitlabURL, o.proj.PathWithNamespace, o.agent.Name, o.agent.ID); err != nil {
+			return err
+		}
 	}
 	// A path that survives upgrades: krew's ~/.krew/bin link, not the
 	// versioned file it points at.
@@ -104,7 +214,11 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 	if done, err := o.Output.PrintDocument(o.Out, doc); done {
 		return err
 	}
-	fmt.Fprintf(o.Out, "context %q for agent %q written to %s\n", names.Context, o.agent.Name, res.File)
+	if o.ciAgentID != 0 {
+		fmt.Fprintf(o.Out, "context %q for agent %d written to %s\n", names.Context, o.agent.ID, res.File)
+	} else {
+		fmt.Fprintf(o.Out, "context %q for agent %q written to %s\n", names.Context, o.agent.Name, res.File)
+	}
 	if !o.UseContext {
 		fmt.Fprintf(o.ErrOut, "use it with: kubectl --context %s get pods\n", names.Context)
 	}

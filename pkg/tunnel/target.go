@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // CheckProxyURL decides whether k8s_proxy credentials may go to proxyURL,
@@ -61,4 +63,43 @@ func loopback(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// DerivedProxyURL is where KAS's Kubernetes API proxy is on a GitLab whose
+// /metadata cannot be read (a CI job token may not read it): on GitLab.com
+// https://kas.gitlab.com/k8s-proxy, on a self-managed instance
+// <GitLab URL>/-/kubernetes-agent/k8s-proxy, where Omnibus and the GitLab
+// chart serve it by default.
+func DerivedProxyURL(gitlabURL string) (string, error) {
+	g, err := url.Parse(strings.TrimRight(gitlabURL, "/"))
+	if err != nil || g.Host == "" || (g.Scheme != "https" && g.Scheme != "http") {
+		return "", fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	if strings.EqualFold(g.Hostname(), "gitlab.com") {
+		return "https://kas.gitlab.com/k8s-proxy", nil
+	}
+	return g.Scheme + "://" + g.Host + g.Path + "/-/kubernetes-agent/k8s-proxy", nil
+}
+
+// InjectedAgentID finds the agent ID of context (PROJECT_PATH:AGENT_NAME)
+// in the kubeconfig GitLab injects into a CI job, whose user token is
+// "ci:<agent-id>:<job token>". The token itself is not returned.
+func InjectedAgentID(cfg *clientcmdapi.Config, context string) (int64, error) {
+	c, ok := cfg.Contexts[context]
+	if !ok {
+		return 0, fmt.Errorf("no context %q in $KUBECONFIG: GitLab injects one per agent whose ci_access names this project; else give the agent's numeric ID", context)
+	}
+	u, ok := cfg.AuthInfos[c.AuthInfo]
+	if !ok {
+		return 0, fmt.Errorf("context %q names no user in $KUBECONFIG", context)
+	}
+	parts := strings.SplitN(u.Token, ":", 3)
+	if len(parts) != 3 || parts[0] != "ci" {
+		return 0, fmt.Errorf("context %q is not one GitLab injected (its user has no ci:<agent-id>: token): give the agent's numeric ID", context)
+	}
+	id, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("context %q: its token names no agent ID: give the agent's numeric ID", context)
+	}
+	return id, nil
 }
