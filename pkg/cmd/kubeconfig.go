@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
@@ -129,10 +130,10 @@ func (o *KubeconfigOptions) ciTarget(ctx context.Context, gitlabURL string) (tun
 	default:
 		if u, err := o.metadataProxyURL(ctx, gitlabURL); err == nil {
 			o.proxyURL = u
-			fmt.Fprintf(o.ErrOut, "KAS proxy %s (from GitLab's /metadata)\n", o.proxyURL)
+			fmt.Fprintf(o.ErrOut, "KAS proxy %s (from GitLab's /metadata)\n", safetext.Line(o.proxyURL))
 			break
 		} else if !errors.Is(err, gitlab.ErrNoCredentials) {
-			fmt.Fprintf(o.ErrOut, "GitLab's /metadata is not readable here (%v)\n", err)
+			fmt.Fprintf(o.ErrOut, "GitLab's /metadata is not readable here (%s)\n", safetext.Line(err.Error()))
 		}
 		u, err := tunnel.DerivedProxyURL(gitlabURL)
 		if err != nil {
