@@ -48,17 +48,9 @@ func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (
 	if err := a.keepPrivateJWT(ctx, &in); err != nil {
 		return nil, err
 	}
-	out, err := manifest.Render(in)
+	out, err := renderAnnotated(in, tokenID)
 	if err != nil {
 		return nil, err
-	}
-	if tokenID != 0 {
-		for _, obj := range out.Objects {
-			u := &unstructured.Unstructured{Object: obj}
-			if u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
-				annotateTokenID(u, tokenID)
-			}
-		}
 	}
 	ms, err := kube.FromObjects(out.Objects, "render "+in.Name)
 	if err != nil {
@@ -206,4 +198,20 @@ func (a *action) keepPrivateJWT(ctx context.Context, in *manifest.Input) error {
 	}
 	in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
 	return nil
+}
+
+// renderAnnotated renders in, its token Secret annotated with tokenID when
+// known (0: not).
+func renderAnnotated(in manifest.Input, tokenID int64) (manifest.Output, error) {
+	out, err := manifest.Render(in)
+	if err != nil || tokenID == 0 {
+		return out, err
+	}
+	for _, obj := range out.Objects {
+		u := &unstructured.Unstructured{Object: obj}
+		if u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
+			annotateTokenID(u, tokenID)
+		}
+	}
+	return out, nil
 }

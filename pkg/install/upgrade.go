@@ -125,12 +125,6 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	return res, err
 }
 
-// renderedKinds are the kinds the chart makes: what removeStale may remove.
-var renderedKinds = map[string]bool{
-	"ServiceAccount": true, "Secret": true, "ConfigMap": true, "ClusterRole": true, "ClusterRoleBinding": true,
-	"Role": true, "RoleBinding": true, "Service": true, "Deployment": true, "Ingress": true, "ServiceMonitor": true,
-}
-
 // removeStale deletes the install's objects that r no longer renders: those
 // with its selector labels and our managed-by label (an object Helm or
 // someone else labelled stays), of a kind the chart makes, never the token
@@ -161,7 +155,7 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 	var stale []*unstructured.Unstructured
 	var names []string
 	for _, o := range objs {
-		if !renderedKinds[o.GetKind()] || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
+		if !manifest.ChartKind(o.GetKind()) || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
 			(o.GetKind() == "Secret" && o.GetName() == manifest.SecretName(r.in)) || len(o.GetOwnerReferences()) > 0 {
 			continue
 		}
@@ -198,15 +192,5 @@ func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifes
 		in = o.withCurrent(cur, token)
 		in.PrivateAPIJWT = manifest.KeptPrivateAPIJWT(s)
 	}
-	out, err := manifest.Render(in)
-	if err != nil || tokenID == 0 {
-		return out, err
-	}
-	for _, obj := range out.Objects {
-		u := &unstructured.Unstructured{Object: obj}
-		if u.GetKind() == "Secret" && u.GetName() == manifest.SecretName(in) {
-			annotateTokenID(u, tokenID)
-		}
-	}
-	return out, nil
+	return renderAnnotated(in, tokenID)
 }

@@ -364,6 +364,13 @@ func TokenChecksum(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ChartKind reports a kind the chart makes (of any version followed): the
+// Namespace is ours, not the chart's.
+func ChartKind(kind string) bool {
+	_, ok := kindOrder[kind]
+	return (ok && kind != "Namespace") || kind == "ServiceMonitor"
+}
+
 // kindOrder is Helm's install order for the kinds we render; unknown kinds
 // (the ServiceMonitor) go last, as Helm puts them.
 var kindOrder = map[string]int{
