@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"sort"
 	"strconv"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -184,12 +187,27 @@ func Rollout(d *appsv1.Deployment) RolloutStatus {
 }
 
 // WaitRollout polls a Deployment until its rollout is done, reporting each
-// change of state to progress, until ctx ends.
+// change of state to progress, until ctx ends. A transient failure (a
+// gateway's 502/503/504, a timeout, a dropped connection) is retried until
+// ctx ends: through KAS, an agent that upgrades itself replaces the pods
+// that carry the request, and for a moment none may hold the tunnel.
 func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func(RolloutStatus)) error {
 	var last RolloutStatus
 	first := true
+	var transient error
 	for {
 		d, err := c.GetDeployment(ctx, ns, name)
+		if err != nil && ctx.Err() == nil && Transient(err) {
+			transient = err
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil && ctx.Err() != nil && transient != nil {
+			return fmt.Errorf("waiting for Deployment %s/%s: %w (the last answer: %v)", ns, name, ctx.Err(), transient)
+		}
 		if err != nil {
 			return err
 		}
@@ -351,4 +369,21 @@ func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, q LogQu
 		return "", fmt.Errorf("reading the log of %s/%s: %w", ns, pod, err)
 	}
 	return string(b), nil
+}
+
+// Transient says whether err is a failure that may pass on its own: a
+// gateway's or an overloaded server's answer (429, 502, 503, 504) or a
+// connection that was refused, reset or ended early.
+func Transient(err error) bool {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		switch st.Status().Code {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return utilnet.IsConnectionReset(err) || utilnet.IsConnectionRefused(err) || utilnet.IsProbableEOF(err) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }
