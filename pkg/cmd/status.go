@@ -2,7 +2,10 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +33,8 @@ type StatusOptions struct {
 	doctor  doctor.Env
 	// NoDoctor leaves doctor's checks out.
 	NoDoctor bool
+	// notAsked says why GitLab is not asked ("" it is).
+	notAsked string
 }
 
 // NewCmdStatus builds `status [NAME]`.
@@ -44,7 +49,13 @@ agent's Deployment in the current cluster with agentk's version and its skew
 from KAS, and a verdict: connected, installed-but-not-connected or not
 installed. For an agent found in the current cluster (or named), doctor's
 checks run too, each within 3s, and a Doctor line gives its verdict when it
-is not healthy (--no-doctor leaves them out).`,
+is not healthy (--no-doctor leaves them out).
+
+Without a credential GitLab's agents API takes (none at all, or only a CI
+job's CI_JOB_TOKEN), status shows the cluster part: the agents installed in
+the cluster (or named), their Deployments and the KAS address agentk is
+given, with the verdict "installed" or "not installed", and a note on what
+the GitLab part needs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runOptions(o),
 	}
@@ -55,7 +66,8 @@ is not healthy (--no-doctor leaves them out).`,
 }
 
 // Complete checks the names and connects; without a cluster the GitLab part
-// is still shown.
+// is still shown, and without a credential GitLab takes (none at all, or a
+// CI job's token, which the agents API refuses) the cluster part is.
 func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 	for _, a := range args {
 		if err := agentname.Validate(a); err != nil {
@@ -63,29 +75,59 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 		}
 	}
 	o.names = args
-	if err := o.complete(); err != nil {
+	creds, credErr := o.GitLab.Credentials()
+	o.notAsked = gitlabNotAsked(o.GitLab.ResolvedURL(), creds, credErr)
+	if o.notAsked == "" {
+		if err := o.complete(); err != nil {
+			return err
+		}
+		o.env = install.Env{GitLab: o.client}
+	} else if err := o.Output.Validate(); err != nil {
 		return err
 	}
-	o.env = install.Env{GitLab: o.client}
 	c, err := o.Factory.Cluster(o.Kube)
-	if err != nil {
+	switch {
+	case err != nil && o.notAsked != "":
+		return fmt.Errorf("nothing to look at: GitLab not asked (%s), and no cluster: %w", o.notAsked, err)
+	case err != nil:
 		fmt.Fprintf(o.ErrOut, "warning: no cluster to look at (%v)\n", err)
-	} else {
+	default:
 		o.env.Cluster = c
 	}
 	if o.NoDoctor {
 		return nil
 	}
 	url := o.GitLab.ResolvedURL()
-	creds, err := o.GitLab.Credentials()
-	if err != nil {
-		return err
-	}
 	o.doctor = doctor.Env{GitLabURL: url, Project: o.project, Timeout: statusDoctorTimeout}
-	if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
+	if o.notAsked != "" {
+		if o.doctor.Project, err = o.GitLab.ProjectRef(io.Discard); err != nil {
+			o.doctor.NoProject = err
+		}
+	}
+	if credErr != nil {
+		o.doctor.NoCredentials = credErr
+	} else if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
 		return err
 	}
 	return completeDoctorEnv(&o.doctor, o.Factory, o.Kube, "", creds)
+}
+
+// gitlabNotAsked says why status cannot ask GitLab's agents API with the
+// credential at hand ("" it can); an error other than none found stays an
+// error (a token file that cannot be read).
+func gitlabNotAsked(url string, creds gitlab.Credentials, err error) string {
+	const fix = "for registration, tokens and the connection set GITLAB_TOKEN to a token with the api scope"
+	switch {
+	case errors.Is(err, gitlab.ErrNoCredentials):
+		host := url
+		if u, perr := neturl.Parse(url); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return "no GitLab credential for " + host + "; " + fix
+	case err == nil && creds.Token == "" && creds.JobToken != "":
+		return "GitLab's agents API does not accept CI_JOB_TOKEN; " + fix
+	}
+	return ""
 }
 
 // statusDoctorTimeout bounds each of doctor's checks under status.
@@ -93,7 +135,14 @@ const statusDoctorTimeout = 3 * time.Second
 
 // Run reports.
 func (o *StatusOptions) Run(ctx context.Context) error {
-	st, err := install.Status(ctx, o.env, o.project, o.names)
+	var st []*install.AgentStatus
+	var err error
+	if o.notAsked != "" {
+		fmt.Fprintf(o.ErrOut, "note: the cluster part only: %s\n", o.notAsked)
+		st, err = install.ClusterStatus(ctx, o.env.Cluster, o.names, o.notAsked)
+	} else {
+		st, err = install.Status(ctx, o.env, o.project, o.names)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,7 +185,7 @@ func (o *StatusOptions) diagnose(ctx context.Context, st []*install.AgentStatus)
 func (o *StatusOptions) print(st []*install.AgentStatus) error {
 	p := ui.NewPainter(o.Out, o.color())
 	now := time.Now()
-	verdictStyle := map[string]ui.Style{install.Connected: ui.Good, install.NotConnected: ui.Warn, install.NotInstalled: ui.Faint}
+	verdictStyle := map[string]ui.Style{install.Connected: ui.Good, install.Installed: ui.Good, install.NotConnected: ui.Warn, install.NotInstalled: ui.Faint}
 	var b strings.Builder
 	for i, s := range st {
 		if i > 0 {
@@ -144,10 +193,18 @@ func (o *StatusOptions) print(st []*install.AgentStatus) error {
 		}
 		// Values come from GitLab and the cluster: printed inert.
 		row := func(k, v string) { fmt.Fprintf(&b, "%-10s %s\n", k, safetext.Line(v)) }
-		row("Agent", fmt.Sprintf("%s (id %d) in %s", s.Agent.Name, s.Agent.ID, s.Agent.ConfigProject))
-		row("KAS", fmt.Sprintf("%s, version %s (Kubernetes API proxy %s)", s.KAS.AgentURL, s.KAS.Version, s.KAS.ProxyURL))
-		if len(s.Tokens) == 0 {
-			row("Tokens", "none active")
+		switch {
+		case s.GitLabNotAsked != "":
+			row("Agent", s.Agent.Name+" (GitLab not asked)")
+			if cs := s.Cluster; cs != nil && cs.KasAddress != "" {
+				row("KAS", cs.KasAddress+" (as agentk is given it)")
+			}
+		default:
+			row("Agent", fmt.Sprintf("%s (id %d) in %s", s.Agent.Name, s.Agent.ID, s.Agent.ConfigProject))
+			row("KAS", fmt.Sprintf("%s, version %s (Kubernetes API proxy %s)", s.KAS.AgentURL, s.KAS.Version, s.KAS.ProxyURL))
+			if len(s.Tokens) == 0 {
+				row("Tokens", "none active")
+			}
 		}
 		for j, t := range s.Tokens {
 			k := ""

@@ -472,6 +472,34 @@ func TestGitLabFailures(t *testing.T) {
 		w.env.GitLab = bad
 		want(t, w.run(t, "prod"), "gitlab-token", Fail, "GITLAB_TOKEN")
 	})
+	t.Run("only a CI job token", func(t *testing.T) {
+		// The agents API refuses a job token: its checks skip and point at
+		// gitlab-token (a warning), they do not fail; the rest runs.
+		w := newWorld(t, setup{})
+		job, _ := gitlab.New(gitlab.Options{URL: w.gl.URL, Credentials: gitlab.Credentials{JobToken: w.gl.AddJobToken(w.user, w.project), Source: "CI_JOB_TOKEN"}, RetryBase: time.Millisecond})
+		w.env.GitLab = job
+		before := len(w.gl.Requests())
+		r := w.run(t, "prod")
+		want(t, r, "gitlab-token", Warn, "api scope")
+		for _, id := range []string{"agent-registered", "agent-token", "agent-config", "k8s-proxy"} {
+			if c := byID(r)[id]; c.Status != Skip {
+				t.Errorf("%s with a job token: %s %q", id, c.Status, c.Message)
+			}
+		}
+		for _, id := range []string{"kas-tls", "agent-pods", "cluster-reachable"} {
+			if c := byID(r)[id]; c.Status != Pass {
+				t.Errorf("%s with a job token: %s %q", id, c.Status, c.Message)
+			}
+		}
+		if r.Failed() {
+			t.Errorf("a job token alone fails doctor: %+v", r)
+		}
+		for _, q := range w.gl.Requests()[before:] {
+			if strings.Contains(q.Path, "cluster_agents") || strings.Contains(q.Path, "repository") {
+				t.Errorf("asked %s with a job token", q.Path)
+			}
+		}
+	})
 	t.Run("a Developer", func(t *testing.T) {
 		want(t, newWorld(t, setup{role: fakegitlab.Developer}).run(t, "prod"), "gitlab-token", Warn, "Maintainer")
 	})

@@ -122,6 +122,9 @@ func (d *doctor) needGitLab() (*gitlab.Client, error) {
 		}
 		return nil, &errSkipped{reason}
 	}
+	if creds := d.env.GitLab.Credentials(); creds.Token == "" && creds.JobToken != "" {
+		return nil, &errSkipped{"GitLab's API does not take a CI job token for this: see gitlab-token"}
+	}
 	if d.env.NoProject != nil {
 		return nil, &errSkipped{d.env.NoProject.Error()}
 	}

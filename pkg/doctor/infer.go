@@ -24,12 +24,12 @@ func (e *NameError) Error() string { return e.Msg }
 func Infer(ctx context.Context, env Env) (string, error) {
 	if env.Cluster != nil {
 		cctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
-		ds, err := env.Cluster.FindDeployments(cctx, "app.kubernetes.io/name="+manifest.ChartName)
+		ds, err := env.Cluster.FindDeployments(cctx, manifest.AllAgents)
 		cancel()
 		if err == nil {
 			names := map[string]bool{}
 			for _, d := range ds {
-				if n := d.Labels["app.kubernetes.io/instance"]; n != "" {
+				if n := manifest.InstanceOf(d.Labels); n != "" {
 					names[n] = true
 				}
 			}

@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,9 +15,12 @@ import (
 
 // The verdicts of status.
 const (
-	Connected        = "connected"
-	NotConnected     = "installed-but-not-connected"
-	NotInstalled     = "not installed"
+	Connected    = "connected"
+	NotConnected = "installed-but-not-connected"
+	NotInstalled = "not installed"
+	// Installed is the verdict when GitLab was not asked: the agent runs
+	// in the cluster; whether it is connected is not known.
+	Installed        = "installed"
 	versionSkewWarn  = "agentk %s is older than KAS %s's minor version minus one: upgrade it"
 	versionAheadWarn = "agentk %s is newer than KAS %s: GitLab does not support agentk ahead of KAS"
 )
@@ -32,6 +36,9 @@ type AgentStatus struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Doctor is doctor's verdict on the agent, when the caller ran it.
 	Doctor *Diagnosis `json:"doctor,omitempty"`
+	// GitLabNotAsked says why GitLab's part (registration, tokens, KAS,
+	// the connection) is missing, when it is.
+	GitLabNotAsked string `json:"gitlabNotAsked,omitempty"`
 }
 
 // Diagnosis is doctor's verdict and the checks that did not pass.
@@ -50,6 +57,8 @@ type ClusterState struct {
 	Available  int32  `json:"available"`
 	Image      string `json:"image"`
 	Version    string `json:"version"`
+	// KasAddress is the address agentk is given (--kas-address).
+	KasAddress string `json:"kasAddress,omitempty"`
 }
 
 // Status reports on the named agents (all of the project's when names is
@@ -111,7 +120,44 @@ func clusterState(ctx context.Context, c Cluster, name string) (*ClusterState, e
 	d := ds[0]
 	r, run := kube.Rollout(d), RunningOf(d)
 	return &ClusterState{Namespace: d.Namespace, Deployment: d.Name, Desired: r.Desired, Ready: r.Ready, Available: r.Available,
-		Image: run.Image, Version: run.Version}, nil
+		Image: run.Image, Version: run.Version, KasAddress: run.KasAddress}, nil
+}
+
+// ClusterStatus reports on agents from the cluster alone, for when GitLab
+// cannot be asked (why says why: a CI job's token, no credential): the
+// named agents, or every agent installed in the cluster. The verdict is
+// Installed or NotInstalled; the connection is GitLab's to tell.
+func ClusterStatus(ctx context.Context, c Cluster, names []string, why string) ([]*AgentStatus, error) {
+	if err := c.Reachable(ctx); err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		ds, err := c.FindDeployments(ctx, manifest.AllAgents)
+		if err != nil {
+			return nil, fmt.Errorf("finding the agents in the cluster: %w", err)
+		}
+		seen := map[string]bool{}
+		for _, d := range ds {
+			if n := manifest.InstanceOf(d.Labels); n != "" && !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+	}
+	var out []*AgentStatus
+	for _, n := range names {
+		s := &AgentStatus{Agent: &gitlab.Agent{Name: n}, Verdict: NotInstalled, GitLabNotAsked: why}
+		var err error
+		if s.Cluster, err = clusterState(ctx, c, n); err != nil {
+			return nil, err
+		}
+		if s.Cluster != nil {
+			s.Verdict = Installed
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // judge sets the verdict and warnings; unreachable is why the cluster could

@@ -143,6 +143,13 @@ func SelectorLabels(in Input) map[string]string {
 	return out
 }
 
+// AllAgents selects every install's objects, whatever its name.
+const AllAgents = "app.kubernetes.io/name=" + ChartName
+
+// InstanceOf is the agent an object of an install belongs to, by its
+// labels ("" none).
+func InstanceOf(labels map[string]string) string { return labels["app.kubernetes.io/instance"] }
+
 // Selector is SelectorLabels as a label selector.
 func Selector(in Input) string {
 	return labels.SelectorFromSet(SelectorLabels(in)).String()
