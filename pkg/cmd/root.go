@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
 
 // DisplayName is how users call the plugin; kubectl runs the binary
@@ -154,7 +155,11 @@ func Execute(f Factory, args []string, streams genericiooptions.IOStreams) int {
 	}
 	// Text from GitLab, KAS, the cluster or files may be in the message:
 	// it is printed as one inert line.
-	msg := safetext.Line(oneLine(err.Error()))
+	msg := oneLine(err.Error())
+	if tunnel.IsCIAccessRefusal(msg) {
+		msg += ": " + tunnel.CIAccessHint(os.Getenv("CI_PROJECT_PATH"))
+	}
+	msg = safetext.Line(msg)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		msg = strings.ReplaceAll(msg, ": context canceled", "")
 		if ran != nil && ran.Annotations[readOnly] == "true" {

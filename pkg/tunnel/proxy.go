@@ -441,7 +441,7 @@ func (t *credentialTransport) explainForbidden(resp *http.Response) {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
-	if bytes.Contains(b, []byte("agentId is not allowed")) {
-		fmt.Fprintln(t.log, "proxy: KAS refuses this CI job for the agent: add the job's project to the agent's ci_access, e.g. 'kubectl gitlab-agent agent config set AGENT --ci-access-project GROUP/PROJECT'")
+	if bytes.Contains(b, []byte(ciAccessRefusal)) {
+		fmt.Fprintln(t.log, "proxy: "+safetext.Line(CIAccessHint(os.Getenv("CI_PROJECT_PATH"))))
 	}
 }
