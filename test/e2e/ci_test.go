@@ -574,6 +574,21 @@ func TestCIClusterCommandsWithGitLabsKubeconfig(t *testing.T) {
 		})
 	}
 
+	// Without GitLab's KUBECONFIG at hand: kubeconfig --ci writes a context
+	// from the job token alone (the agent ID read from GitLab's context),
+	// and kubectl reaches the cluster through KAS with it.
+	caFile := filepath.Join(t.TempDir(), "kas-proxy-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.kas.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	own := maps.Clone(job)
+	own["KAS_CA"], own["OWN_KUBECONFIG"] = caFile, filepath.Join(e.home, "own.kubeconfig")
+	before := len(e.kas.Requests())
+	r := e.sh(t, p, own, `kubectl gitlab-agent kubeconfig "$KUBE_CONTEXT" --ci --ca-file "$KAS_CA" --kubeconfig "$OWN_KUBECONFIG" --use-context && kubectl --kubeconfig "$OWN_KUBECONFIG" get deployment -n gitlab-agent-prod-eu -o name`)
+	if r.code != 0 || !strings.Contains(r.log, "deployment.apps/prod-eu-gitlab-agent-v2") || len(e.kas.Requests()) == before {
+		t.Fatalf("kubeconfig --ci with the job token alone: %+v", r)
+	}
+
 	// A job of a project the agent is not shared with: KAS's 403, and the fix.
 	other := e.fake.AddProject("other/app")
 	dev, _ := e.fake.AddUser("other-dev")
@@ -585,7 +600,7 @@ func TestCIClusterCommandsWithGitLabsKubeconfig(t *testing.T) {
 	}
 	refused := maps.Clone(job)
 	refused["KUBECONFIG"], refused["CI_JOB_TOKEN"], refused["CI_PROJECT_PATH"], refused["CI_PROJECT_ID"] = foreign, otherToken, "other/app", itoa(other.ID)
-	r := e.sh(t, p, refused, `kubectl gitlab-agent diff prod-eu --context "$KUBE_CONTEXT" --values agent/values.yaml`)
+	r = e.sh(t, p, refused, `kubectl gitlab-agent diff prod-eu --context "$KUBE_CONTEXT" --values agent/values.yaml`)
 	lines := strings.Split(strings.TrimSpace(r.log), "\n")
 	if r.code != 2 || !strings.HasPrefix(lines[len(lines)-1], "error: ") ||
 		!strings.Contains(lines[len(lines)-1], "agentId is not allowed: KAS refuses this CI job for the agent: the job's project (other/app) is not in the agent's ci_access; add it with 'kubectl gitlab-agent agent config set AGENT --project AGENT_PROJECT --ci-access-project other/app'") {
