@@ -35,10 +35,7 @@ func checkClusterReachable(ctx context.Context, d *doctor) Check {
 func checkPods(ctx context.Context, d *doctor) Check {
 	dep, err := d.theDeployment()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see cluster-reachable", "%v", err)
+		return failedOn(err, "see cluster-reachable")
 	}
 	if dep == nil {
 		return fail(fmt.Sprintf("kubectl gitlab-agent install %s (or check the context: the agent may run in another cluster)", d.name),
@@ -142,10 +139,7 @@ var tokenLike = regexp.MustCompile(`gl[a-z]+-[A-Za-z0-9_-]{8,}`)
 func checkLogs(ctx context.Context, d *doctor) Check {
 	dep, err := d.theDeployment()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see cluster-reachable", "%v", err)
+		return failedOn(err, "see cluster-reachable")
 	}
 	if dep == nil {
 		return skip("no agentk runs in this cluster: see agent-pods")

@@ -91,6 +91,15 @@ type errSkipped struct{ reason string }
 
 func (e *errSkipped) Error() string { return e.reason }
 
+// failedOn is the verdict of a check whose fact could not be had: the
+// fact's skip reason, else a failure with fix.
+func failedOn(err error, fix string) Check {
+	if c, ok := skipped(err); ok {
+		return c
+	}
+	return fail(fix, "%v", err)
+}
+
 func skipped(err error) (Check, bool) {
 	var s *errSkipped
 	if errors.As(err, &s) {

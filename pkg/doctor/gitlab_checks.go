@@ -29,10 +29,7 @@ func checkGitLabReachable(_ context.Context, d *doctor) Check {
 	case gitlab.IsClass(err, gitlab.ClassRedirect):
 		return fail("use the URL GitLab redirects to as --gitlab-url", "%v", err)
 	}
-	if c, ok := skipped(err); ok {
-		return c
-	}
-	return fail("check the URL, DNS, proxy settings (HTTPS_PROXY) and, for a private CA, SSL_CERT_FILE", "%v", err)
+	return failedOn(err, "check the URL, DNS, proxy settings (HTTPS_PROXY) and, for a private CA, SSL_CERT_FILE")
 }
 
 // checkGitLabToken: the credential is accepted, and its role on the project
@@ -125,10 +122,7 @@ func checkAgentRegistered(_ context.Context, d *doctor) Check {
 	case gitlab.IsClass(err, gitlab.ClassNotFound):
 		return fail(fmt.Sprintf("kubectl gitlab-agent install %s --project %s (or agent register)", d.name, d.env.Project), "no agent %q in %s", d.name, d.env.Project)
 	}
-	if c, ok := skipped(err); ok {
-		return c
-	}
-	return fail("see gitlab-token", "%v", err)
+	return failedOn(err, "see gitlab-token")
 }
 
 // checkAgentToken: the token the cluster's Secret holds is active.
@@ -142,10 +136,7 @@ func checkAgentToken(ctx context.Context, d *doctor) Check {
 	}
 	v, err := d.theAgentk()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see agent-pods", "%v", err)
+		return failedOn(err, "see agent-pods")
 	}
 	dep, _ := d.theDeployment()
 	s, err := d.env.Cluster.SecretMetadata(ctx, dep.Namespace, v.Secret)
@@ -174,10 +165,7 @@ func checkAgentToken(ctx context.Context, d *doctor) Check {
 func checkTokenLimit(_ context.Context, d *doctor) Check {
 	tokens, err := d.theTokens()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see gitlab-token", "%v", err)
+		return failedOn(err, "see gitlab-token")
 	}
 	if len(tokens) >= gitlab.MaxActiveTokens {
 		lru := tokens[len(tokens)-1]
@@ -213,10 +201,7 @@ func (d *doctor) connectedNow() bool {
 func checkConnected(_ context.Context, d *doctor) Check {
 	tokens, err := d.theTokens()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see gitlab-token", "%v", err)
+		return failedOn(err, "see gitlab-token")
 	}
 	last := lastUsed(tokens)
 	now := d.env.Now()
@@ -238,10 +223,7 @@ func checkAgentConfig(ctx context.Context, d *doctor) Check {
 	case errors.As(err, &cfe):
 		return fail("fix the file in the agent's config project: GitLab ignores a config it cannot parse", "%v", cfe.Err)
 	case err != nil:
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see gitlab-token", "%v", err)
+		return failedOn(err, "see gitlab-token")
 	case cfg == nil:
 		return pass("no %s: the agent runs with the defaults", agentconfig.Path(d.name))
 	}

@@ -85,10 +85,7 @@ func hostPort(u *url.URL) string {
 func checkKASDNS(ctx context.Context, d *doctor) Check {
 	t, err := d.target()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see kas-address", "%v", err)
+		return failedOn(err, "see kas-address")
 	}
 	host := t.u.Hostname()
 	if net.ParseIP(host) != nil {
@@ -110,10 +107,7 @@ func checkKASDNS(ctx context.Context, d *doctor) Check {
 func checkKASTLS(ctx context.Context, d *doctor) Check {
 	t, err := d.target()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see kas-address", "%v", err)
+		return failedOn(err, "see kas-address")
 	}
 	if !secureOf(t.u.Scheme) {
 		return warn("use wss:// or grpcs://: the agent token crosses the network in the clear", "%s (%s) is not encrypted", t.u, t.from)
@@ -195,10 +189,7 @@ func unanswered(err error, host string, timeout time.Duration) (msg, fix string)
 func checkKASHandshake(ctx context.Context, d *doctor) Check {
 	t, err := d.target()
 	if err != nil {
-		if c, ok := skipped(err); ok {
-			return c
-		}
-		return fail("see kas-address", "%v", err)
+		return failedOn(err, "see kas-address")
 	}
 	switch t.u.Scheme {
 	case "grpcs":
