@@ -140,6 +140,16 @@ func (g *GitLabFlags) ProjectRef(errOut io.Writer) (gitlab.ProjectRef, error) {
 	return gitlab.ProjectRef{}, fmt.Errorf("no project: pass --project GROUP/PROJECT (the project that holds the agent), or run inside a clone of it")
 }
 
+// outputOnly is the Complete and Validate of a command whose only input is
+// -o.
+type outputOnly struct{ Output *OutputFlags }
+
+// Complete has nothing to read.
+func (o *outputOnly) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate checks -o.
+func (o *outputOnly) Validate() error { return o.Output.Validate() }
+
 // OutputFlags is -o for a command that prints a result: the formats it
 // takes, the first the default.
 type OutputFlags struct {

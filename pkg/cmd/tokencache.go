@@ -26,13 +26,13 @@ func NewCmdTokenCache(g *GlobalOptions, streams genericiooptions.IOStreams) *cob
 
 // TokenCacheListOptions lists the cached tokens, never their values.
 type TokenCacheListOptions struct {
+	outputOnly
 	Global *GlobalOptions
-	Output *OutputFlags
 	genericiooptions.IOStreams
 }
 
 func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheListOptions{Global: g, Output: NewOutputFlags("table", "json", "yaml"), IOStreams: streams}
+	o := &TokenCacheListOptions{outputOnly: outputOnly{NewOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the cached tokens (never their values)",
@@ -42,12 +42,6 @@ func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) 
 	o.Output.AddFlags(cmd)
 	return cmd
 }
-
-// Complete has nothing to read.
-func (o *TokenCacheListOptions) Complete(*cobra.Command, []string) error { return nil }
-
-// Validate checks -o.
-func (o *TokenCacheListOptions) Validate() error { return o.Output.Validate() }
 
 // cachedToken is one cache entry as listed.
 type cachedToken struct {
@@ -60,11 +54,7 @@ type cachedToken struct {
 
 // Run lists the cache.
 func (o *TokenCacheListOptions) Run(context.Context) error {
-	c, err := tunnel.DefaultCache()
-	if err != nil {
-		return err
-	}
-	entries, err := c.List()
+	c, entries, err := cachedTokens()
 	if err != nil {
 		return err
 	}
@@ -88,13 +78,13 @@ func (o *TokenCacheListOptions) Run(context.Context) error {
 
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
 type TokenCacheClearOptions struct {
+	outputOnly
 	Revoke bool
-	Output *OutputFlags
 	genericiooptions.IOStreams
 }
 
 func newCmdTokenCacheClear(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheClearOptions{Output: NewOutputFlags("text", "json", "yaml"), IOStreams: streams}
+	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "clear",
 		Short: "Remove the cached tokens; --revoke also revokes them in GitLab",
@@ -106,19 +96,9 @@ func newCmdTokenCacheClear(streams genericiooptions.IOStreams) *cobra.Command {
 	return cmd
 }
 
-// Complete has nothing to read.
-func (o *TokenCacheClearOptions) Complete(*cobra.Command, []string) error { return nil }
-
-// Validate checks -o.
-func (o *TokenCacheClearOptions) Validate() error { return o.Output.Validate() }
-
 // Run clears the cache.
 func (o *TokenCacheClearOptions) Run(ctx context.Context) error {
-	c, err := tunnel.DefaultCache()
-	if err != nil {
-		return err
-	}
-	entries, err := c.List()
+	c, entries, err := cachedTokens()
 	if err != nil {
 		return err
 	}
@@ -144,4 +124,14 @@ func (o *TokenCacheClearOptions) Run(ctx context.Context) error {
 	}
 	_, err = fmt.Fprintf(o.Out, "%s %d cached tokens\n", verb, len(entries))
 	return err
+}
+
+// cachedTokens is the token cache and what it holds.
+func cachedTokens() (*tunnel.Cache, []tunnel.CacheEntry, error) {
+	c, err := tunnel.DefaultCache()
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, err := c.List()
+	return c, entries, err
 }

@@ -12,13 +12,13 @@ import (
 
 // VersionOptions prints the build's version.
 type VersionOptions struct {
-	Output *OutputFlags
+	outputOnly
 	genericiooptions.IOStreams
 }
 
 // NewCmdVersion builds `version`.
 func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &VersionOptions{Output: NewOutputFlags("text", "json", "yaml"), IOStreams: streams}
+	o := &VersionOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the plugin's version, commit and build date",
@@ -30,12 +30,6 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 	o.Output.AddFlags(cmd)
 	return cmd
 }
-
-// Complete has nothing to read.
-func (o *VersionOptions) Complete(*cobra.Command, []string) error { return nil }
-
-// Validate checks the output format.
-func (o *VersionOptions) Validate() error { return o.Output.Validate() }
 
 // Run prints the version.
 func (o *VersionOptions) Run(_ context.Context) error {
