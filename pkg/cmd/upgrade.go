@@ -21,8 +21,10 @@ func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
 		Use:   "upgrade NAME",
 		Short: "Re-render the installed agent with a new agentk version or values, apply and wait",
 		Long: `Re-render the installed agent with the given --agent-version, values or flags;
-what is not given stays as the agent runs now (its KAS address, agentk version
-and token). Needs only the cluster, no GitLab access. --dry-run prints the diff.`,
+what is not given stays as the agent runs now: how it reaches KAS (the address,
+the CA, the headers), agentk's version and its token; any other value not given
+is the chart's default. Needs only the cluster, no GitLab access. --dry-run
+prints the diff.`,
 		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
 		Args: exactArgs(1, "NAME"),

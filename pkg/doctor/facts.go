@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
@@ -206,10 +204,8 @@ func (d *doctor) theDeployment() (*appsv1.Deployment, error) {
 // CA it trusts for KAS, the headers it sends, and its token Secret.
 type agentkView struct {
 	install.Running
-	// CAs are the system's and the CA agentk is given, if any; caFile is
-	// that CA's file in the pod ("" none).
+	// CAs are the system's and the CA agentk is given, if any.
 	CAs    *x509.CertPool
-	caFile string
 	Header http.Header
 	Secret string
 }
@@ -224,34 +220,19 @@ func (d *doctor) theAgentk() (*agentkView, error) {
 		if dep == nil {
 			return nil, &errSkipped{"the agent is not installed in this cluster: see agent-pods"}
 		}
-		v := &agentkView{Running: install.RunningOf(dep), Header: http.Header{}}
-		spec := dep.Spec.Template.Spec
-		var agentk *corev1.Container
-		for i := range spec.Containers {
-			if spec.Containers[i].Name == manifest.ChartName {
-				agentk = &spec.Containers[i]
-			}
-		}
-		if agentk == nil {
+		run, caErr := install.ReadRunning(ctx, d.env.Cluster, dep)
+		if run.Container == nil {
 			return nil, &errSkipped{fmt.Sprintf("Deployment %s/%s has no %s container: see agent-pods", dep.Namespace, dep.Name, manifest.ChartName)}
 		}
-		tokenFile := ""
-		for i := 0; i < len(agentk.Args); i++ {
-			a := agentk.Args[i]
-			switch {
-			case strings.HasPrefix(a, "--kas-ca-cert-file="):
-				v.caFile = strings.TrimPrefix(a, "--kas-ca-cert-file=")
-			case strings.HasPrefix(a, "--token-file="):
-				tokenFile = strings.TrimPrefix(a, "--token-file=")
-			case strings.HasPrefix(a, "--kas-header="):
-				addHeader(v.Header, strings.TrimPrefix(a, "--kas-header="))
-			case a == "--kas-header" && i+1 < len(agentk.Args):
-				i++
-				addHeader(v.Header, agentk.Args[i])
-			}
+		if caErr != nil {
+			return nil, caErr
+		}
+		v := &agentkView{Running: run, Header: http.Header{}}
+		for _, h := range run.KasHeaders {
+			addHeader(v.Header, h)
 		}
 		// The token Secret is the one mounted where --token-file points.
-		if vol := volumeAt(dep, agentk, tokenFile); vol != nil && vol.Secret != nil {
+		if vol := run.VolumeAt(dep, run.TokenFile); vol != nil && vol.Secret != nil {
 			v.Secret = vol.Secret.SecretName
 		}
 		pool, err := x509.SystemCertPool()
@@ -264,14 +245,8 @@ func (d *doctor) theAgentk() (*agentkView, error) {
 			pool = pool.Clone()
 		}
 		v.CAs = pool
-		if v.caFile != "" {
-			pem, err := d.caFromVolume(ctx, dep, agentk, v.caFile)
-			if err != nil {
-				return nil, err
-			}
-			if !v.CAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("the CA agentk is given (%s) holds no PEM certificate", v.caFile)
-			}
+		if run.KasCA != "" && !v.CAs.AppendCertsFromPEM([]byte(run.KasCA)) {
+			return nil, fmt.Errorf("the CA agentk is given (%s) holds no PEM certificate", run.KasCAFile)
 		}
 		return v, nil
 	})
@@ -281,43 +256,6 @@ func addHeader(h http.Header, line string) {
 	if k, val, ok := strings.Cut(line, ":"); ok {
 		h.Add(strings.TrimSpace(k), strings.TrimSpace(val))
 	}
-}
-
-// volumeAt is the volume mounted in c at the directory of file (nil none).
-func volumeAt(dep *appsv1.Deployment, c *corev1.Container, file string) *corev1.Volume {
-	if file == "" {
-		return nil
-	}
-	dir := path.Dir(file)
-	for _, m := range c.VolumeMounts {
-		if path.Clean(m.MountPath) != dir {
-			continue
-		}
-		for i, vol := range dep.Spec.Template.Spec.Volumes {
-			if vol.Name == m.Name {
-				return &dep.Spec.Template.Spec.Volumes[i]
-			}
-		}
-	}
-	return nil
-}
-
-// caFromVolume reads the file agentk's --kas-ca-cert-file names from the
-// ConfigMap mounted there (the chart's config.kasCaCert).
-func (d *doctor) caFromVolume(ctx context.Context, dep *appsv1.Deployment, c *corev1.Container, file string) ([]byte, error) {
-	vol := volumeAt(dep, c, file)
-	if vol == nil || vol.ConfigMap == nil {
-		return nil, fmt.Errorf("agentk is given the CA %s, which no ConfigMap volume provides", file)
-	}
-	key := path.Base(file)
-	cm, err := d.env.Cluster.GetConfigMap(ctx, dep.Namespace, vol.ConfigMap.Name)
-	if err != nil {
-		return nil, fmt.Errorf("reading the CA agentk is given: %w", err)
-	}
-	if cm == nil || cm.Data[key] == "" {
-		return nil, fmt.Errorf("agentk is given the CA %s, but ConfigMap %s/%s has no %s", file, dep.Namespace, vol.ConfigMap.Name, key)
-	}
-	return []byte(cm.Data[key]), nil
 }
 
 // kasTarget is the KAS address to probe, the CAs and the headers to probe

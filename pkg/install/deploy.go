@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/distribution/reference"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
@@ -147,28 +149,101 @@ func (a *action) waitConnected(ctx context.Context, in manifest.Input, c connect
 }
 
 // Running is what the agent's Deployment runs: agentk's image, its version
-// (the image tag) and the KAS address it dials.
+// (the image tag), the KAS address it dials, the CA file and headers it is
+// given for KAS, and the file its token is read from.
 type Running struct {
 	Image      string
 	Version    string
 	KasAddress string
+	// KasCAFile is --kas-ca-cert-file ("" none); KasCA is that file's
+	// content when it was read (ReadRunning).
+	KasCAFile string
+	KasCA     string
+	// KasHeaders are the --kas-header values, in order.
+	KasHeaders []string
+	TokenFile  string
+	// Container is agentk's container (nil: the Deployment has none).
+	Container *corev1.Container
 }
 
 // RunningOf reads the agentk container of d.
 func RunningOf(d *appsv1.Deployment) Running {
 	var r Running
-	for _, c := range d.Spec.Template.Spec.Containers {
+	for i, c := range d.Spec.Template.Spec.Containers {
 		if c.Name != manifest.ChartName {
 			continue
 		}
+		r.Container = &d.Spec.Template.Spec.Containers[i]
 		r.Image, r.Version = c.Image, ImageTag(c.Image)
-		for _, arg := range c.Args {
-			if v, ok := strings.CutPrefix(arg, "--kas-address="); ok {
-				r.KasAddress = v
+		for j := 0; j < len(c.Args); j++ {
+			arg := c.Args[j]
+			if k, v, ok := strings.Cut(arg, "="); ok {
+				switch k {
+				case "--kas-address":
+					r.KasAddress = v
+				case "--kas-ca-cert-file":
+					r.KasCAFile = v
+				case "--token-file":
+					r.TokenFile = v
+				case "--kas-header":
+					r.KasHeaders = append(r.KasHeaders, v)
+				}
+			} else if arg == "--kas-header" && j+1 < len(c.Args) {
+				j++
+				r.KasHeaders = append(r.KasHeaders, c.Args[j])
 			}
 		}
 	}
 	return r
+}
+
+// VolumeAt is the volume of d mounted in agentk's container at the
+// directory of file (nil none).
+func (r Running) VolumeAt(d *appsv1.Deployment, file string) *corev1.Volume {
+	if file == "" || r.Container == nil {
+		return nil
+	}
+	dir := path.Dir(file)
+	for _, m := range r.Container.VolumeMounts {
+		if path.Clean(m.MountPath) != dir {
+			continue
+		}
+		for i, vol := range d.Spec.Template.Spec.Volumes {
+			if vol.Name == m.Name {
+				return &d.Spec.Template.Spec.Volumes[i]
+			}
+		}
+	}
+	return nil
+}
+
+// ConfigMapReader reads a ConfigMap; nil, nil when there is none.
+type ConfigMapReader interface {
+	GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error)
+}
+
+// ReadRunning is RunningOf with the CA agentk is given for KAS read from
+// the ConfigMap mounted where --kas-ca-cert-file points (the chart's
+// config.kasCaCert).
+func ReadRunning(ctx context.Context, c ConfigMapReader, d *appsv1.Deployment) (Running, error) {
+	r := RunningOf(d)
+	if r.KasCAFile == "" {
+		return r, nil
+	}
+	vol := r.VolumeAt(d, r.KasCAFile)
+	if vol == nil || vol.ConfigMap == nil {
+		return r, fmt.Errorf("agentk is given the CA %s, which no ConfigMap volume provides", r.KasCAFile)
+	}
+	key := path.Base(r.KasCAFile)
+	cm, err := c.GetConfigMap(ctx, d.Namespace, vol.ConfigMap.Name)
+	if err != nil {
+		return r, fmt.Errorf("reading the CA agentk is given: %w", err)
+	}
+	if cm == nil || cm.Data[key] == "" {
+		return r, fmt.Errorf("agentk is given the CA %s, but ConfigMap %s/%s has no %s", r.KasCAFile, d.Namespace, vol.ConfigMap.Name, key)
+	}
+	r.KasCA = cm.Data[key]
+	return r, nil
 }
 
 // ImageTag is the tag of an image reference ("" when it has none): a

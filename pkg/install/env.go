@@ -27,6 +27,8 @@ type Cluster interface {
 	GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error)
 	GetDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error)
 	FindDeployments(ctx context.Context, selector string) ([]*appsv1.Deployment, error)
+	// GetConfigMap returns nil, nil when there is none.
+	GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error)
 	MapAll(ms []kube.Manifest, defaultNS string) ([]kube.Target, error)
 	// ApplyAll server-side applies the targets in order, forcing conflicts.
 	ApplyAll(ctx context.Context, targets []kube.Target, manager string) error

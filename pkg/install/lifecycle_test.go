@@ -363,3 +363,71 @@ func TestUpgradeMovesTheLayout(t *testing.T) {
 		t.Error("the token Secret went")
 	}
 }
+
+// TestUpgradeKeepsHowTheAgentReachesKAS: what the user does not give of how
+// agentk reaches KAS (its CA, its headers) stays as it runs, as the address
+// does; what the user gives wins; a CA the cluster no longer has is an
+// error that says how to give it, unless the user gives one.
+func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
+	w := newWorld(t)
+	o := w.opts("prod")
+	o.Input.Values.Config.KasCaCert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	o.Input.Values.Config.KasHeaders = []string{"X-Proxy-Auth: secret-ish", "X-Two: 2"}
+	if _, err := Install(context.Background(), w.env(), InstallOptions{Options: o}); err != nil {
+		t.Fatal(err)
+	}
+	running := func() Running {
+		t.Helper()
+		d, _ := w.cluster.GetDeployment(context.Background(), "gitlab-agent-prod", "prod-gitlab-agent-v2")
+		r, err := ReadRunning(context.Background(), w.cluster, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := running(); r.KasCA != o.Input.Values.Config.KasCaCert || !slices.Equal(r.KasHeaders, o.Input.Values.Config.KasHeaders) {
+		t.Fatalf("installed: %+v", r)
+	}
+
+	// A new version alone: the CA and the headers stay.
+	up := w.opts("prod")
+	up.Input.Values.Image.Tag, up.Input.Set = "v17.4.0", manifest.Keys{manifest.KeyImageTag: true}
+	if _, err := Upgrade(context.Background(), w.env(), up); err != nil {
+		t.Fatal(err)
+	}
+	if r := running(); r.Version != "v17.4.0" || r.KasCA != o.Input.Values.Config.KasCaCert || !slices.Equal(r.KasHeaders, o.Input.Values.Config.KasHeaders) {
+		t.Fatalf("after a version upgrade: %+v", r)
+	}
+
+	// Given: the user's win, an empty list included.
+	up.Input.Values.Config.KasHeaders = nil
+	up.Input.Set = manifest.Keys{manifest.KeyKasHeaders: true}
+	if _, err := Upgrade(context.Background(), w.env(), up); err != nil {
+		t.Fatal(err)
+	}
+	if r := running(); len(r.KasHeaders) != 0 || r.KasCA == "" {
+		t.Fatalf("headers removed by the user: %+v", r)
+	}
+
+	// The CA's ConfigMap gone: an error naming the flag, unless a CA is given.
+	cm := &unstructured.Unstructured{}
+	cm.SetAPIVersion("v1")
+	cm.SetKind("ConfigMap")
+	cm.SetNamespace("gitlab-agent-prod")
+	cm.SetName("prod-gitlab-agent")
+	if err := w.cluster.DeleteAndWait(context.Background(), []*unstructured.Unstructured{cm}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "--set-file config.kasCaCert=FILE") {
+		t.Fatalf("CA gone: %v", err)
+	}
+	given := w.opts("prod")
+	given.Input.Values.Config.KasCaCert = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
+	given.Input.Set = manifest.Keys{manifest.KeyKasCaCert: true}
+	if _, err := Upgrade(context.Background(), w.env(), given); err != nil {
+		t.Fatal(err)
+	}
+	if r := running(); r.KasCA != given.Input.Values.Config.KasCaCert {
+		t.Fatalf("a new CA: %+v", r)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -37,7 +38,11 @@ func (a *action) current(ctx context.Context, in manifest.Input) (*installed, er
 		return nil, fmt.Errorf("agent %q is not installed in namespace %s (no Deployment %s or Secret %s): run install first",
 			in.Name, in.Namespace, manifest.DeploymentName(in), manifest.SecretName(in))
 	}
-	cur := &installed{Running: RunningOf(d), secretRV: s.ResourceVersion}
+	run, err := readRunning(ctx, a.env.Cluster, d, in)
+	if err != nil {
+		return nil, err
+	}
+	cur := &installed{Running: run, secretRV: s.ResourceVersion}
 	cur.tokenID, cur.token = secretToken(s)
 	if cur.token == "" {
 		return nil, fmt.Errorf("the Secret %s/%s holds no token: run install to create one", in.Namespace, s.Name)
@@ -45,12 +50,29 @@ func (a *action) current(ctx context.Context, in manifest.Input) (*installed, er
 	return cur, nil
 }
 
+// readRunning is ReadRunning for a render of in: a CA that cannot be read
+// matters only when the user gives none.
+func readRunning(ctx context.Context, c ConfigMapReader, d *appsv1.Deployment, in manifest.Input) (Running, error) {
+	run, err := ReadRunning(ctx, c, d)
+	if err != nil && !in.Set.Has(manifest.KeyKasCaCert) {
+		return run, fmt.Errorf("%w: give agentk its CA with --set-file %s=FILE", err, manifest.KeyKasCaCert)
+	}
+	return run, nil
+}
+
 // withCurrent is the render input with what the user did not set taken
-// from the running agent, and token in the Secret.
+// from the running agent (how it reaches KAS: the address, the CA and the
+// headers; agentk's version), and token in the Secret.
 func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 	in := o.Input
 	if !in.Set.Has(manifest.KeyKasAddress) && cur.KasAddress != "" {
 		in.Values.Config.KasAddress = cur.KasAddress
+	}
+	if !in.Set.Has(manifest.KeyKasCaCert) && cur.KasCA != "" {
+		in.Values.Config.KasCaCert = cur.KasCA
+	}
+	if !in.Set.Has(manifest.KeyKasHeaders) && len(cur.KasHeaders) > 0 {
+		in.Values.Config.KasHeaders = append([]string(nil), cur.KasHeaders...)
 	}
 	if !in.Set.Has(manifest.KeyImageTag) && cur.Version != "" {
 		in.Values.Image.Tag = cur.Version
@@ -167,8 +189,8 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 }
 
 // RenderAsRunning renders in as upgrade would apply it to the agent as it
-// runs: what the user did not set (the KAS address, agentk's version) taken
-// from its Deployment, and its Secret's token (with the token-id
+// runs: what the user did not set (the KAS address, CA and headers,
+// agentk's version) taken from its Deployment, and its Secret's token (with the token-id
 // annotation) and private-api-jwt kept. An agent not installed, or whose
 // token is in a Secret the user named (config.secretName), renders as in
 // says. diff NAME shows with it what upgrade NAME would change.
@@ -183,7 +205,11 @@ func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifes
 		if err != nil {
 			return manifest.Output{}, err
 		}
-		cur := &installed{Running: RunningOf(d)}
+		run, err := readRunning(ctx, c, d, in)
+		if err != nil {
+			return manifest.Output{}, err
+		}
+		cur := &installed{Running: run}
 		token := in.Values.Config.Token
 		if s != nil && token == "" && !in.Set.Has("config.secretName") {
 			tokenID, token = secretToken(s)

@@ -368,6 +368,8 @@ type Keys map[string]bool
 const (
 	KeyKasAddress = "config.kasAddress"
 	KeyImageTag   = "image.tag"
+	KeyKasCaCert  = "config.kasCaCert"
+	KeyKasHeaders = "config.kasHeaders"
 )
 
 // Has reports whether the user set key.
