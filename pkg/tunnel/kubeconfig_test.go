@@ -13,28 +13,15 @@ import (
 )
 
 // handWritten is a kubeconfig as people keep them: comments, lists indented
-// by two, quoting, a flow-style empty map, an odd order.
-const handWritten = `# my clusters, do not lose this comment
-apiVersion: v1
-kind: Config
-clusters:
-  # production first
-  - name: prod
-    cluster:
-      server: "https://10.0.0.1:6443"   # via VPN
-      insecure-skip-tls-verify: true
-  - name: 'dev'
-    cluster: {server: https://10.0.0.2:6443}
-users:
-  - name: prod-admin
-    user:
-      token: "s3cr3t-token"
-contexts:
-  - name: prod
-    context: {cluster: prod, user: prod-admin, namespace: "ops"}
-current-context: prod   # keep me
-preferences: {}
-`
+// by two, quoting, a flow-style empty map, an odd order (test/e2e uses the
+// file too).
+var handWritten = func() string {
+	b, err := os.ReadFile("testdata/hand-written.kubeconfig")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func entry(command string) Entry {
 	return Entry{

@@ -251,30 +251,15 @@ func TestAttack10ParallelKubeconfigWrites(t *testing.T) {
 	}
 }
 
-// handWrittenKubeconfig is kept as people keep theirs.
-const handWrittenKubeconfig = `# my clusters; keep this comment
-apiVersion: v1
-kind: Config
-clusters:
-  # production first
-  - name: prod
-    cluster:
-      server: "https://10.0.0.1:6443"   # via the VPN
-      insecure-skip-tls-verify: true
-  - name: 'dev'
-    cluster: {server: https://10.0.0.2:6443}
-users:
-  - name: prod-admin
-    user:
-      token: "t0ken-of-prod"
-contexts:
-  - name: prod
-    context: {cluster: prod, user: prod-admin, namespace: "ops"}
-  - name: dev
-    context: {cluster: dev, user: prod-admin}
-current-context: prod   # keep me
-preferences: {}
-`
+// handWrittenKubeconfig is kept as people keep theirs (comments, quoting,
+// flow style), the one pkg/tunnel's tests edit.
+var handWrittenKubeconfig = func() string {
+	b, err := os.ReadFile("../../pkg/tunnel/testdata/hand-written.kubeconfig")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // Item 12: --set config.token put the token in the process list.
 func TestAttack12TokenOnTheCommandLine(t *testing.T) {

@@ -366,37 +366,12 @@ func TestCIExamplePipeline(t *testing.T) {
 			t.Fatalf("%s has no job %s", ciFile, name)
 		}
 	}
+	app, err := os.ReadFile("testdata/ci-app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	manifests := func(data string) {
-		writeFile(t, mkdir(t, e.dir, "deploy"), "app.yaml", `apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web
-  namespace: shop
-data:
-`+data+`
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: registry.example.test/shop/web:1.0
-`)
+		writeFile(t, mkdir(t, e.dir, "deploy"), "app.yaml", strings.Replace(string(app), "  DATA\n", data, 1))
 	}
 	manifests("  greeting: hello\n  color: blue\n")
 	e.agentValues(t, 3)
@@ -407,7 +382,7 @@ spec:
 		t.Helper()
 		out := map[string]jobResult{}
 		for _, stage := range []string{"check", "deploy"} {
-			for _, name := range sortedKeys(p.Jobs) {
+			for _, name := range slices.Sorted(maps.Keys(p.Jobs)) {
 				j := p.Jobs[name]
 				run, manual := j.runs(t, vars)
 				if j.Stage != stage || !run || (manual && !slices.Contains(clicked, name)) {
@@ -485,15 +460,6 @@ func mkdir(t *testing.T, parent, name string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // TestCIClusterCommandsWithGitLabsKubeconfig: every cluster-side command
