@@ -64,11 +64,7 @@ func diffBoth(t *testing.T, ctx context.Context, k *kube.Client, src string) (pr
 // as the dry run says, even when nothing would change; RBAC rules that name
 // objects are honoured.
 func TestForbiddenApplyIsAnError(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, _ := countingClient(t, c)
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	c, ctx, admin, dyn := onCluster(t, 2*time.Minute)
 	cm := func(name string) string {
 		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: rbac-test}\ndata: {a: \"1\"}\n"
 	}
@@ -120,11 +116,7 @@ subjects: [{kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}]
 // refuses the object, and a mutating webhook that adds a label, both act on
 // an apply that changes nothing; the verdict is the server's.
 func TestAdmissionThatMayActGoesToTheServer(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	k, _ := countingClient(t, c)
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	_, ctx, k, dyn := onCluster(t, 2*time.Minute)
 	denied := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: denied, namespace: vap-test, labels: {deny: \"yes\"}}\ndata: {a: \"1\"}\n"
 	applyAll(t, ctx, dyn, k, "apiVersion: v1\nkind: Namespace\nmetadata: {name: vap-test, labels: {admission-test: vap}}\n", denied, `
 apiVersion: admissionregistration.k8s.io/v1
@@ -195,11 +187,7 @@ webhooks:
 // cluster's webhooks and policies gets the server's verdicts for every
 // object, and a note that says why it was slower.
 func TestUnreadableAdmissionSendsAllToTheServer(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, _ := countingClient(t, c)
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	c, ctx, admin, dyn := onCluster(t, 2*time.Minute)
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bobs, namespace: bob-test}\ndata: {a: \"1\"}\n"
 	applyAll(t, ctx, dyn, admin, "apiVersion: v1\nkind: Namespace\nmetadata: {name: bob-test}\n", cm, `
 apiVersion: rbac.authorization.k8s.io/v1

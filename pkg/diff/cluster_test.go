@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -60,6 +61,18 @@ func testCluster(t testing.TB) *cluster.Cluster {
 // countingClient is a kube.Client for the test cluster that counts the
 // dry-run applies it sends; as names a user to act as (the admin
 // impersonates them).
+// onCluster is how a test against the control plane starts: the cluster, a
+// context that ends after timeout (or with the test), an admin client that
+// counts its dry runs, and a dynamic client.
+func onCluster(t *testing.T, timeout time.Duration) (*cluster.Cluster, context.Context, *kube.Client, dynamic.Interface) {
+	t.Helper()
+	c := testCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	k, _ := countingClient(t, c)
+	return c, ctx, k, dynamic.NewForConfigOrDie(c.RESTConfig())
+}
+
 func countingClient(t testing.TB, c *cluster.Cluster, as ...string) (*kube.Client, *atomic.Int64) {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(true)

@@ -1,13 +1,10 @@
 package diff
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/dynamic"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
@@ -65,10 +62,7 @@ func crd(plural, kind, scope string) string {
 // namespace their CRD's scope gives, and what can be checked without the
 // server is: the CRD's versions and schema, the server's field types.
 func TestObjectsCreatedWithTheirCRDOrNamespace(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	k, _ := countingClient(t, c)
+	_, ctx, k, _ := onCluster(t, 2*time.Minute)
 	ms := manifests(t,
 		crd("clusterthings", "ClusterThing", "Cluster"),
 		crd("things", "Thing", "Namespaced"),
@@ -111,11 +105,7 @@ func TestObjectsCreatedWithTheirCRDOrNamespace(t *testing.T) {
 // TestPruneOnlyWhereTheManifestsAre: --prune looks in the namespaces the
 // manifests use, not in the default namespace when none is there.
 func TestPruneOnlyWhereTheManifestsAre(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	k, _ := countingClient(t, c)
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	_, ctx, k, dyn := onCluster(t, 2*time.Minute)
 	applyAll(t, ctx, dyn, k,
 		"apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-a}\n",
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: prune-a, labels: {set: prune-test}}\n",

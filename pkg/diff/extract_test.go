@@ -1,7 +1,6 @@
 package diff
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -75,10 +74,7 @@ spec:
 // TestExtractMatchesTypedExtractor checks the FieldsV1 reader against
 // client-go's schema-based extractor on objects a real apiserver applied.
 func TestExtractMatchesTypedExtractor(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	c, ctx, _, dyn := onCluster(t, 5*time.Minute)
 	dc := discovery.NewDiscoveryClientForConfigOrDie(c.RESTConfig())
 	typed, err := metav1ac.NewUnstructuredExtractor(dc)
 	if err != nil {

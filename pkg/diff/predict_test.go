@@ -215,10 +215,7 @@ var edits = []struct {
 // prediction sends no dry run for what is unchanged, and the verdicts are
 // the server's dry run's, object by object, changed or not.
 func TestPredictionAgreesWithTheServer(t *testing.T) {
-	c := testCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	c, ctx, _, dyn := onCluster(t, 5*time.Minute)
 	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	for _, src := range predictCRDs {
 		crd := decodeYAML(t, src)
