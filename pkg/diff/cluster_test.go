@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,15 @@ func testCluster(t testing.TB) *cluster.Cluster {
 // countingClient is a kube.Client for the test cluster that counts the
 // dry-run applies it sends; as names a user to act as (the admin
 // impersonates them).
+// readTestdata is a file of testdata/.
+func readTestdata(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 // onCluster is how a test against the control plane starts: the cluster, a
 // context that ends after timeout (or with the test), an admin client that
 // counts its dry runs, and a dynamic client.

@@ -30,29 +30,8 @@ func byName(r *Result) map[string]Object {
 	return out
 }
 
-const crdTemplate = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: %s}
-spec:
-  group: set.example.com
-  scope: %s
-  names: {plural: %s, singular: %s, kind: %s}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            required: [size]
-            properties:
-              size: {type: integer, minimum: 0}
-              mode: {type: string, enum: [fast, safe]}
-`
+// crdTemplate is a CRD of set.example.com whose spec.size is required.
+var crdTemplate = readTestdata("set-crd.yaml.tmpl")
 
 func crd(plural, kind, scope string) string {
 	return fmt.Sprintf(crdTemplate, plural+".set.example.com", scope, plural, strings.ToLower(kind), kind)

@@ -88,48 +88,8 @@ spec: {size: 3}
 status: {phase: Ready}
 `}
 
-var predictCRDs = []string{`
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gadgets.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: gadgets, singular: gadget, kind: Gadget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-              tags: {type: array, items: {type: string}, x-kubernetes-list-type: set}
-          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`, `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: widgets.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec: {type: object, properties: {size: {type: integer}}}
-          status: {type: object, properties: {phase: {type: string}}}
-`}
+// predictCRDs are the CRDs of the objects above.
+var predictCRDs = strings.Split(readTestdata("predict-crds.yaml"), "\n---\n")
 
 // seeders write an object the ways users' clusters are written: server-side
 // apply by kubectl or by the plugin, client-side kubectl apply (a create with
