@@ -395,8 +395,17 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 	if _, err := Upgrade(context.Background(), w.env(), up); err != nil {
 		t.Fatal(err)
 	}
-	if r := running(); r.Version != "v17.4.0" || r.KasCA != o.Input.Values.Config.KasCaCert || !slices.Equal(r.KasHeaders, o.Input.Values.Config.KasHeaders) {
+	if r := running(); r.Version != "v17.4.0" || r.KasAddress != "wss://kas.example.com" || r.KasCA != o.Input.Values.Config.KasCaCert || !slices.Equal(r.KasHeaders, o.Input.Values.Config.KasHeaders) {
 		t.Fatalf("after a version upgrade: %+v", r)
+	}
+	// The same KAS written otherwise (case, the default port) keeps them too.
+	same := w.opts("prod")
+	same.Input.Values.Config.KasAddress, same.Input.Set = "wss://KAS.example.com:443", manifest.Keys{manifest.KeyKasAddress: true}
+	if _, err := Upgrade(context.Background(), w.env(), same); err != nil {
+		t.Fatal(err)
+	}
+	if r := running(); r.KasCA == "" || len(r.KasHeaders) != 2 {
+		t.Fatalf("the same KAS host: %+v", r)
 	}
 
 	// Given: the user's win, an empty list included.
@@ -429,5 +438,26 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 	}
 	if r := running(); r.KasCA != given.Input.Values.Config.KasCaCert {
 		t.Fatalf("a new CA: %+v", r)
+	}
+
+	// Another KAS host: the old one's CA and headers do not follow (a
+	// header may hold a proxy's credential), and the report says so.
+	moved := w.opts("prod")
+	moved.Input.Values.Config.KasAddress, moved.Input.Set = "wss://other-kas.example.net", manifest.Keys{manifest.KeyKasAddress: true}
+	back := w.opts("prod")
+	back.Input.Values.Config.KasHeaders = []string{"X-Proxy-Auth: secret-ish"}
+	back.Input.Set = manifest.Keys{manifest.KeyKasHeaders: true}
+	if _, err := Upgrade(context.Background(), w.env(), back); err != nil {
+		t.Fatal(err)
+	}
+	steps := len(w.report.lines)
+	if _, err := Upgrade(context.Background(), w.env(), moved); err != nil {
+		t.Fatal(err)
+	}
+	if r := running(); r.KasAddress != "wss://other-kas.example.net" || r.KasCA != "" || len(r.KasHeaders) != 0 {
+		t.Fatalf("moved to another KAS: %+v", r)
+	}
+	if said := strings.Join(w.report.lines[steps:], "\n"); !strings.Contains(said, "config.kasCaCert, config.kasHeaders") {
+		t.Errorf("the move was not reported: %q", said)
 	}
 }

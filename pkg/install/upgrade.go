@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -61,24 +62,69 @@ func readRunning(ctx context.Context, c ConfigMapReader, d *appsv1.Deployment, i
 }
 
 // withCurrent is the render input with what the user did not set taken
-// from the running agent (how it reaches KAS: the address, the CA and the
-// headers; agentk's version), and token in the Secret.
+// from the running agent (how it reaches KAS: the address, and for the same
+// KAS host the CA and the headers; agentk's version), and token in the
+// Secret.
 func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 	in := o.Input
 	if !in.Set.Has(manifest.KeyKasAddress) && cur.KasAddress != "" {
 		in.Values.Config.KasAddress = cur.KasAddress
 	}
-	if !in.Set.Has(manifest.KeyKasCaCert) && cur.KasCA != "" {
-		in.Values.Config.KasCaCert = cur.KasCA
-	}
-	if !in.Set.Has(manifest.KeyKasHeaders) && len(cur.KasHeaders) > 0 {
-		in.Values.Config.KasHeaders = append([]string(nil), cur.KasHeaders...)
+	if sameKASHost(in.Values.Config.KasAddress, cur.KasAddress) {
+		if !in.Set.Has(manifest.KeyKasCaCert) && cur.KasCA != "" {
+			in.Values.Config.KasCaCert = cur.KasCA
+		}
+		if !in.Set.Has(manifest.KeyKasHeaders) && len(cur.KasHeaders) > 0 {
+			in.Values.Config.KasHeaders = append([]string(nil), cur.KasHeaders...)
+		}
 	}
 	if !in.Set.Has(manifest.KeyImageTag) && cur.Version != "" {
 		in.Values.Image.Tag = cur.Version
 	}
 	in.Values.Config.Token = token
 	return in
+}
+
+// notCarried names what withCurrent leaves behind because the user moves
+// the agent to another KAS host: the CA and the headers it is given for
+// the old one (headers may hold a proxy's credential).
+func (o Options) notCarried(cur *installed) []string {
+	in := o.Input
+	if !in.Set.Has(manifest.KeyKasAddress) || sameKASHost(in.Values.Config.KasAddress, cur.KasAddress) {
+		return nil
+	}
+	var out []string
+	if !in.Set.Has(manifest.KeyKasCaCert) && cur.KasCA != "" {
+		out = append(out, manifest.KeyKasCaCert)
+	}
+	if !in.Set.Has(manifest.KeyKasHeaders) && len(cur.KasHeaders) > 0 {
+		out = append(out, manifest.KeyKasHeaders)
+	}
+	return out
+}
+
+// sameKASHost says whether two KAS addresses dial the same host and port
+// (the scheme's default port when none is written).
+func sameKASHost(a, b string) bool {
+	hostPort := func(addr string) string {
+		u, err := url.Parse(addr)
+		if err != nil || u.Host == "" {
+			return strings.ToLower(addr)
+		}
+		port := u.Port()
+		if port == "" {
+			switch strings.ToLower(u.Scheme) {
+			case "ws", "http":
+				port = "80"
+			case "grpc":
+				port = "8150"
+			default:
+				port = "443"
+			}
+		}
+		return strings.ToLower(u.Hostname()) + ":" + port
+	}
+	return hostPort(a) == hostPort(b)
 }
 
 // UpgradeResult says what upgrade did, or with DryRun would do (Plan).
@@ -110,6 +156,10 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 		return res, err
 	}
 	in := o.withCurrent(cur, cur.token)
+	if left := o.notCarried(cur); len(left) > 0 {
+		a.say(fmt.Sprintf("the new KAS host %s does not get what agentk was given for %s (%s): give them again with --set-file or -f if it needs them",
+			in.Values.Config.KasAddress, cur.KasAddress, strings.Join(left, ", ")))
+	}
 	var r *rendered
 	if err := a.step("diff", func() (err error) {
 		r, err = a.render(ctx, in, cur.tokenID)
