@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,7 +75,7 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 	}
 	o.names = args
 	creds, credErr := o.GitLab.Credentials()
-	o.notAsked = gitlabNotAsked(o.GitLab.ResolvedURL(), creds, credErr)
+	o.notAsked = gitlabNotAsked(creds, credErr)
 	if o.notAsked == "" {
 		if err := o.complete(); err != nil {
 			return err
@@ -106,26 +105,25 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 	}
 	if credErr != nil {
 		o.doctor.NoCredentials = credErr
-	} else if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
-		return err
+	} else {
+		o.GitLab.WarnCleartext(o.ErrOut, url, "the GitLab token")
+		if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
+			return err
+		}
 	}
 	return completeDoctorEnv(&o.doctor, o.Factory, o.Kube, "", creds)
 }
 
 // gitlabNotAsked says why status cannot ask GitLab's agents API with the
-// credential at hand ("" it can); an error other than none found stays an
-// error (a token file that cannot be read).
-func gitlabNotAsked(url string, creds gitlab.Credentials, err error) string {
-	const fix = "for registration, tokens and the connection set GITLAB_TOKEN to a token with the api scope"
+// credential at hand ("" it can): none found (the error lists what was
+// tried), or only a CI job's token. Another error (a token file that cannot
+// be read) stays an error.
+func gitlabNotAsked(creds gitlab.Credentials, err error) string {
 	switch {
 	case errors.Is(err, gitlab.ErrNoCredentials):
-		host := url
-		if u, perr := neturl.Parse(url); perr == nil && u.Host != "" {
-			host = u.Host
-		}
-		return "no GitLab credential for " + host + "; " + fix
+		return err.Error()
 	case err == nil && creds.Token == "" && creds.JobToken != "":
-		return "GitLab's agents API does not accept CI_JOB_TOKEN; " + fix
+		return "GitLab's agents API does not accept CI_JOB_TOKEN; for registration, tokens and the connection set GITLAB_TOKEN to a token with the api scope"
 	}
 	return ""
 }

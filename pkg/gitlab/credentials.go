@@ -67,14 +67,25 @@ func FindCredentials(gitlabURL, tokenFile string) (Credentials, error) {
 	if tok := strings.TrimSpace(os.Getenv("GITLAB_TOKEN")); tok != "" {
 		return Credentials{Token: tok, Source: "GITLAB_TOKEN"}, nil
 	}
-	if tok := strings.TrimSpace(os.Getenv("CI_JOB_TOKEN")); tok != "" {
-		return Credentials{JobToken: tok, Source: "CI_JOB_TOKEN"}, nil
-	}
 	u, err := url.Parse(gitlabURL)
 	if err != nil || u.Host == "" {
 		return Credentials{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
 	}
-	tried := []string{"--gitlab-token-file (not given)", "GITLAB_TOKEN (not set)", "CI_JOB_TOKEN (not set)"}
+	job := "CI_JOB_TOKEN (not set)"
+	if tok := strings.TrimSpace(os.Getenv("CI_JOB_TOKEN")); tok != "" {
+		// The job's token is for the GitLab that runs the job, and goes
+		// nowhere else.
+		server, err := url.Parse(os.Getenv("CI_SERVER_URL"))
+		switch {
+		case os.Getenv("CI_SERVER_URL") == "" || (err == nil && Origin(server) == Origin(u)):
+			return Credentials{JobToken: tok, Source: "CI_JOB_TOKEN"}, nil
+		case err != nil:
+			job = "CI_JOB_TOKEN (CI_SERVER_URL, the job's GitLab, is not a URL)"
+		default:
+			job = fmt.Sprintf("CI_JOB_TOKEN (for %s, the job's GitLab, not %s)", Origin(server), Origin(u))
+		}
+	}
+	tried := []string{"--gitlab-token-file (not given)", "GITLAB_TOKEN (not set)", job}
 	c, why := glabCredentials(u)
 	if c.Token != "" {
 		return c, nil
