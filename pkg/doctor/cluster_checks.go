@@ -254,7 +254,7 @@ func checkK8sProxy(ctx context.Context, d *doctor) Check {
 		return fail("check KAS's proxy URL in GitLab's /metadata (k8s_proxy_url) and any proxy in front of it",
 			"%s redirects (%d) to %s: the credential was not sent on", kas.ProxyURL, resp.StatusCode, safeLoc(resp.Header.Get("Location")))
 	case http.StatusForbidden:
-		return fail(fmt.Sprintf("add this project to ci_access (kubectl gitlab-agent agent config set %s --ci-access-project PROJECT) or check user_access", d.name), "KAS refuses access to agent %d (403)", a.ID)
+		return fail(fmt.Sprintf("for a CI job, add its project to ci_access: kubectl gitlab-agent agent config set %s --project %s --ci-access-project JOB_PROJECT; for a person, check user_access", d.name, d.env.Project), "KAS refuses access to agent %d (403)", a.ID)
 	}
 	return fail("see kas-* and agent-connected", "GET /version through KAS: %s", resp.Status)
 }

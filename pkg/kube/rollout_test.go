@@ -3,13 +3,21 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
@@ -67,11 +75,16 @@ func TestWaitRolloutRidesOutTransientFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, n := rolloutServer(t, status(503, "GitLab Agent Server: no agent connected"), hangUp, status(502, "bad gateway"))
-	if err := c.WaitRollout(ctx, "a", "web", func(RolloutStatus) {}); err != nil {
+	var said []string
+	if err := c.WaitRollout(ctx, "a", "web", func(s RolloutStatus) { said = append(said, s.String()) }); err != nil {
 		t.Fatalf("WaitRollout: %v", err)
 	}
 	if n.Load() != 4 {
 		t.Errorf("%d requests, want 4", n.Load())
+	}
+	// Once that it retries (not per attempt), then the state it reached.
+	if len(said) != 2 || !strings.Contains(said[0], "(retrying: ") || !strings.Contains(said[0], "no agent connected") || said[1] != "1/1 updated, 1/1 available" {
+		t.Errorf("progress: %q", said)
 	}
 
 	c, n = rolloutServer(t, status(403, "GitLab Agent Server: Forbidden: agentId is not allowed"))
@@ -93,3 +106,39 @@ func TestWaitRolloutRidesOutTransientFailures(t *testing.T) {
 		t.Fatalf("503 until the deadline: %v", err)
 	}
 }
+
+// TestTransient: what a gateway or an overloaded server answers, and a
+// connection that is refused, reset or cut short, pass; a refusal does not.
+func TestTransient(t *testing.T) {
+	get := func(err error) error {
+		return &url.Error{Op: "Get", URL: "https://kas.example.com/k8s-proxy/api", Err: err}
+	}
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{apierrors.NewServiceUnavailable("no agent"), true},
+		{apierrors.NewTooManyRequests("slow down", 1), true},
+		{apierrors.NewGenericServerResponse(502, "get", schema.GroupResource{}, "", "bad gateway", 0, false), true},
+		{apierrors.NewGenericServerResponse(504, "get", schema.GroupResource{}, "", "timeout", 0, false), true},
+		{get(&net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}), true},
+		{get(&net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}), true},
+		{get(io.EOF), true},
+		{get(io.ErrUnexpectedEOF), true},
+		{get(timeoutError{}), true},
+		{apierrors.NewForbidden(schema.GroupResource{Resource: "deployments"}, "web", errors.New("agentId is not allowed")), false},
+		{apierrors.NewUnauthorized("no"), false},
+		{apierrors.NewInternalError(errors.New("boom")), false},
+		{errors.New("the Deployment is gone"), false},
+	} {
+		if got := Transient(tt.err); got != tt.want {
+			t.Errorf("Transient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }

@@ -163,10 +163,16 @@ type RolloutStatus struct {
 	// Problem is set when the rollout cannot finish on its own (the
 	// Deployment's progress deadline passed, or a pod cannot start).
 	Problem string
+	// Retrying is the transient failure the wait is riding out, if any.
+	Retrying string
 }
 
 func (s RolloutStatus) String() string {
-	return fmt.Sprintf("%d/%d updated, %d/%d available", s.Updated, s.Desired, s.Available, s.Desired)
+	out := fmt.Sprintf("%d/%d updated, %d/%d available", s.Updated, s.Desired, s.Available, s.Desired)
+	if s.Retrying != "" {
+		out += " (retrying: " + s.Retrying + ")"
+	}
+	return out
 }
 
 // Rollout reads a Deployment's rollout state.
@@ -198,6 +204,11 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 	for {
 		d, err := c.GetDeployment(ctx, ns, name)
 		if err != nil && ctx.Err() == nil && Transient(err) {
+			if transient == nil {
+				said := last
+				said.Retrying = err.Error()
+				progress(said)
+			}
 			transient = err
 			select {
 			case <-ctx.Done():
@@ -215,7 +226,9 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 			return fmt.Errorf("the Deployment %s/%s does not exist", ns, name)
 		}
 		s := Rollout(d)
-		if first || s != last {
+		recovered := transient != nil
+		transient = nil
+		if first || s != last || recovered {
 			progress(s)
 			last, first = s, false
 		}
