@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -70,6 +71,14 @@ contexts: [{name: "infra/agents:prod", context: {cluster: gitlab, user: "agent:1
 	}
 	if w.gl.Calls("GET /api/v4/metadata") == 0 {
 		t.Error("/metadata was never asked")
+	}
+
+	// Without --kubeconfig the file would be GitLab's own: refused, untouched.
+	before, _ := os.ReadFile(injected)
+	code, _, errOut = w.runBare(t, "kubeconfig", "infra/agents:prod", "--ci", "--kas-proxy-url", "https://kas.example.com/k8s-proxy")
+	if after, _ := os.ReadFile(injected); code == 0 || !bytes.Equal(before, after) || !strings.Contains(errOut, "is the one GitLab writes for this job") ||
+		!strings.Contains(errOut, "--kubeconfig FILE") || strings.Contains(errOut, jobToken) {
+		t.Errorf("into GitLab's KUBECONFIG: exit %d, %s", code, errOut)
 	}
 
 	// A name a job token cannot resolve.

@@ -123,6 +123,11 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 		touched[f] = true
 	}
 	res := WriteResult{File: dest}
+	for f := range touched {
+		if err := refuseInjected(f); err != nil {
+			return res, err
+		}
+	}
 	for _, f := range slices.Sorted(maps.Keys(touched)) {
 		repaired, err := editFile(ctx, f, e, where, f == dest && e.UseContext)
 		if err != nil {
@@ -131,6 +136,22 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 		res.Repaired = append(res.Repaired, repaired...)
 	}
 	return res, nil
+}
+
+// refuseInjected refuses to edit the kubeconfig GitLab writes for a CI
+// job: it holds the job's token (a user token "ci:<agent-id>:<token>"),
+// which is GitLab's to write, and every command can use it as it is.
+func refuseInjected(file string) error {
+	cfg, err := clientcmd.LoadFromFile(file)
+	if err != nil {
+		return nil // absent or unreadable: editFile says so
+	}
+	for _, u := range cfg.AuthInfos {
+		if strings.HasPrefix(u.Token, "ci:") {
+			return fmt.Errorf("kubeconfig %s is the one GitLab writes for this job (it holds the job token): its contexts work as they are (--context PROJECT_PATH:AGENT_NAME); write a new context elsewhere with --kubeconfig FILE, e.g. --kubeconfig \"$CI_PROJECT_DIR/.kube/config\"", file)
+		}
+	}
+	return nil
 }
 
 // editFile writes into file the parts of e that where assigns to it.
