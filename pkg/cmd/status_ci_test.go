@@ -16,14 +16,17 @@ func TestStatusWithoutTheAgentsAPI(t *testing.T) {
 		t.Fatalf("install: %s", errOut)
 	}
 	jobToken := w.gl.AddJobToken(w.user, w.project)
-	for name, env := range map[string]string{"job token": jobToken, "no credential": ""} {
+	for name, tt := range map[string]struct{ env, why string }{
+		"job token":     {jobToken, "GitLab's agents API does not accept CI_JOB_TOKEN"},
+		"no credential": {"", "no GitLab credentials for 127.0.0.1"},
+	} {
 		t.Run(name, func(t *testing.T) {
-			t.Setenv("CI_JOB_TOKEN", env)
+			t.Setenv("CI_JOB_TOKEN", tt.env)
 			t.Setenv("HOME", t.TempDir()) // no glab config
 			t.Setenv("XDG_CONFIG_HOME", "")
 			before := len(w.gl.Requests())
 			code, out, errOut := w.runBare(t, "status", "prod", "--gitlab-url", w.gl.URL, "--no-doctor")
-			if code != 0 || !strings.Contains(errOut, "note: the cluster part only: ") || !strings.Contains(errOut, "api scope") ||
+			if code != 0 || !strings.Contains(errOut, "note: the cluster part only: "+tt.why) || !strings.Contains(errOut, "api scope") ||
 				strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
@@ -53,7 +56,19 @@ func TestStatusWithoutTheAgentsAPI(t *testing.T) {
 				t.Errorf("not installed: exit %d\n%s", code, out)
 			}
 			if n := len(w.gl.Requests()); n != before {
-				t.Errorf("GitLab was asked %d times", n-before)
+				t.Errorf("GitLab was asked %d times without doctor", n-before)
+			}
+			// With doctor's checks: they run on what there is, and the
+			// agents API is still not asked.
+			asked := len(w.gl.Requests())
+			code, out, errOut = w.runBare(t, "status", "prod", "--gitlab-url", w.gl.URL)
+			if code != 0 || !strings.Contains(out, "Verdict    installed") {
+				t.Errorf("with doctor: exit %d\n%s%s", code, out, errOut)
+			}
+			for _, q := range w.gl.Requests()[asked:] {
+				if strings.Contains(q.Path, "cluster_agents") || strings.Contains(q.Path, "repository") {
+					t.Errorf("doctor under status asked %s", q.Path)
+				}
 			}
 			if strings.Contains(out+errOut, jobToken) {
 				t.Error("the job token was printed")

@@ -50,6 +50,8 @@ type Request struct {
 	Status       int
 	// As is "agent", or the impersonated user.
 	As string
+	// Credential is the kind of credential it came with: "pat" or "ci".
+	Credential string
 }
 
 // New starts a fake KAS that forwards to the apiserver of upstream (admin
@@ -199,7 +201,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, proxy *httputil.R
 	rec := &fakegitlab.StatusRecorder{ResponseWriter: w}
 	proxy.ServeHTTP(rec, r)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: rec.Status, As: as})
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: rec.Status, As: as, Credential: kind})
 	s.mu.Unlock()
 }
 
