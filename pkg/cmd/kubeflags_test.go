@@ -2,7 +2,10 @@ package cmd
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
 )
 
@@ -23,10 +29,10 @@ var helpFlag = regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z0-9-]+)`)
 var ownWords = map[string]bool{"kubeconfig kubeconfig": true, "render namespace": true}
 
 // TestEveryCommandTakesTheKubectlFlagsItShows: a flag of kubectl's that a
-// command lists in --help is kubectl's flag there, with its type,
-// shorthand and meaning (no command's own flag shadows it, as diff's
-// --context once did), and a value kubectl would take parses: --context
-// grp/proj:demo, GitLab's own context name, on every command.
+// command lists in --help is kubectl's flag there, with its type and
+// shorthand and (but for ownWords) its usage: no command's own flag shadows
+// one, as diff's --context (lines of context) once did. That each value
+// reaches the cluster client is TestContextReachesTheCluster's.
 func TestEveryCommandTakesTheKubectlFlagsItShows(t *testing.T) {
 	ref := pflag.NewFlagSet("kubectl", pflag.ContinueOnError)
 	genericclioptions.NewConfigFlags(true).AddFlags(ref)
@@ -80,5 +86,82 @@ func TestEveryCommandTakesTheKubectlFlagsItShows(t *testing.T) {
 	// --namespace, install, upgrade, uninstall, status, doctor and more.
 	if checked["context"] < 7 || checked["kubeconfig"] < 7 || checked["namespace"] < 7 {
 		t.Errorf("kubectl's flags found on too few commands: %v", checked)
+	}
+}
+
+// contextRecorder is fakeFactory that records the kubeconfig context each
+// client is asked for.
+type contextRecorder struct {
+	fakeFactory
+	seen *[]string
+}
+
+func (f contextRecorder) record(g genericclioptions.RESTClientGetter) {
+	if cf, ok := g.(*genericclioptions.ConfigFlags); ok && cf.Context != nil {
+		*f.seen = append(*f.seen, *cf.Context)
+	}
+}
+
+func (f contextRecorder) KubeClient(g genericclioptions.RESTClientGetter) (*kube.Client, error) {
+	f.record(g)
+	return f.fakeFactory.KubeClient(g)
+}
+
+func (f contextRecorder) Cluster(g genericclioptions.RESTClientGetter) (install.Cluster, error) {
+	f.record(g)
+	return f.fakeFactory.Cluster(g)
+}
+
+func (f contextRecorder) Doctor(g genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
+	f.record(g)
+	return f.fakeFactory.Doctor(g)
+}
+
+// TestContextReachesTheCluster: on every command that shows kubectl's
+// --context, GitLab's own context name (grp/proj:demo) is the context the
+// command's cluster client is built for.
+func TestContextReachesTheCluster(t *testing.T) {
+	w := newInProcess(t)
+	manifest := filepath.Join(t.TempDir(), "cm.yaml")
+	if err := os.WriteFile(manifest, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gitlabFlags := []string{"--gitlab-url", w.gl.URL, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents"}
+	runs := map[string][]string{
+		"diff":         {"diff", "-f", manifest},
+		"doctor":       append([]string{"doctor", "prod"}, gitlabFlags...),
+		"install":      append([]string{"install", "prod", "--dry-run"}, gitlabFlags...),
+		"status":       append([]string{"status", "prod"}, gitlabFlags...),
+		"token rotate": append([]string{"token", "rotate", "prod"}, gitlabFlags...),
+		"uninstall":    {"uninstall", "prod", "--yes"},
+		"upgrade":      {"upgrade", "prod", "--dry-run"},
+	}
+	root := NewRootCmd(fakeFactory{fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Hidden || !c.Runnable() || c.Flags().Lookup("context") == nil {
+			return
+		}
+		name := strings.Join(strings.Fields(c.CommandPath())[len(strings.Fields(root.CommandPath())):], " ")
+		args, ok := runs[name]
+		if !ok {
+			t.Errorf("%s takes --context: add it to this test", name)
+			return
+		}
+		var seen []string
+		var out bytes.Buffer
+		Execute(contextRecorder{fakeFactory{w.cluster}, &seen}, append(append([]string{}, args...), "--context", "grp/proj:demo"),
+			genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+		if len(seen) == 0 || slices.ContainsFunc(seen, func(s string) bool { return s != "grp/proj:demo" }) {
+			t.Errorf("%s --context grp/proj:demo: the cluster client was asked for contexts %q\n%s", name, seen, out.String())
+		}
+		delete(runs, name)
+	}
+	walk(root)
+	for name := range runs {
+		t.Errorf("%s no longer takes --context", name)
 	}
 }
