@@ -17,6 +17,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -142,3 +144,63 @@ type timeoutError struct{}
 func (timeoutError) Error() string   { return "i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
+
+// deleteServer deletes ConfigMap a/web and answers its GETs with answers in
+// order, then 404.
+func deleteServer(t *testing.T, answers ...func(http.ResponseWriter)) *Client {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/namespaces/a/configmaps/web" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			status(200, "")(w)
+			return
+		}
+		i := int(n.Add(1)) - 1
+		if i < len(answers) {
+			answers[i](w)
+			return
+		}
+		status(404, `configmaps "web" not found`)(w)
+	}))
+	t.Cleanup(srv.Close)
+	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := meta.NewDefaultRESTMapper(nil)
+	m.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	return &Client{Dynamic: dyn, Mapper: resettable{m}}
+}
+
+// TestDeleteAndWaitTellsARefusalFromAPause: a KAS with no agent for a
+// moment is waited out; a refusal to read the object ends the wait at once
+// with the reason, not at the deadline.
+func TestDeleteAndWaitTellsARefusalFromAPause(t *testing.T) {
+	cm := &unstructured.Unstructured{}
+	cm.SetAPIVersion("v1")
+	cm.SetKind("ConfigMap")
+	cm.SetNamespace("a")
+	cm.SetName("web")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := deleteServer(t, status(503, "no agent connected"), status(200, "")).DeleteAndWait(ctx, []*unstructured.Unstructured{cm.DeepCopy()}); err != nil {
+		t.Fatalf("a pause: %v", err)
+	}
+	err := deleteServer(t, status(403, "GitLab Agent Server: Forbidden: agentId is not allowed")).DeleteAndWait(ctx, []*unstructured.Unstructured{cm.DeepCopy()})
+	if err == nil || !strings.Contains(err.Error(), "checking that v1/ConfigMap/a/web is gone: forbidden: ") || !strings.Contains(err.Error(), "agentId is not allowed") {
+		t.Fatalf("a refusal: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	always := make([]func(http.ResponseWriter), 100)
+	for i := range always {
+		always[i] = status(503, "no agent connected")
+	}
+	if err := deleteServer(t, always...).DeleteAndWait(short, []*unstructured.Unstructured{cm.DeepCopy()}); err == nil || !strings.Contains(err.Error(), "no agent connected") {
+		t.Fatalf("503 until the deadline: %v", err)
+	}
+}

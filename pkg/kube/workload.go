@@ -289,14 +289,27 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 			return err
 		}})
 	}
+	// An object still there, or a transient failure (through KAS, the
+	// agent being removed may be the one carrying the request), is waited
+	// for; a refusal ends the wait at once.
 	for _, p := range pending {
+		var last error
 		for {
 			err := p.ri()
 			if apierrors.IsNotFound(err) {
 				break
 			}
+			if err != nil && ctx.Err() == nil && !Transient(err) {
+				return fmt.Errorf("checking that %s is gone: %w", p.name, explain(err))
+			}
+			if err != nil && ctx.Err() == nil {
+				last = err
+			}
 			select {
 			case <-ctx.Done():
+				if last != nil {
+					return fmt.Errorf("%s is not known to be gone: %w (the last answer: %v)", p.name, ctx.Err(), last)
+				}
 				return fmt.Errorf("%s is not gone yet: %w", p.name, ctx.Err())
 			case <-time.After(200 * time.Millisecond):
 			}
