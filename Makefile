@@ -21,10 +21,11 @@ test: lint testbin ## every test, control plane included; the packages under pkg
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./pkg/... ./test/fakegitlab/... ./test/fakekas/...
 	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/pkg/' -e '/test/fakegitlab' -e '/test/fakekas')
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod as go mod tidy leaves it
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 generate: ## docs/ and completions/ from the command tree
 	$(GO) run ./cmd/kubectl-gitlab_agent __generate .
