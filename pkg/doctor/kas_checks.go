@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 )
 
 // checkKASAddress: the address agentk dials is the one GitLab advertises.
@@ -58,10 +60,7 @@ func checkKASAddress(_ context.Context, d *doctor) Check {
 type normal struct{ scheme, host, path string }
 
 func normalURL(u *url.URL) normal {
-	n := normal{scheme: strings.ToLower(u.Scheme), path: u.EscapedPath()}
-	c := *u
-	c.Scheme = n.scheme
-	n.host = strings.ToLower(hostPort(&c))
+	n := normal{scheme: strings.ToLower(u.Scheme), path: u.EscapedPath(), host: gitlab.HostPort(u)}
 	if n.path == "" {
 		n.path = "/"
 	}
@@ -69,17 +68,6 @@ func normalURL(u *url.URL) normal {
 }
 
 func secureOf(scheme string) bool { return scheme == "wss" || scheme == "grpcs" || scheme == "https" }
-
-// hostPort is the address to dial for u, with the scheme's default port.
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if secureOf(u.Scheme) {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
-}
 
 // checkKASDNS: the KAS host resolves.
 func checkKASDNS(ctx context.Context, d *doctor) Check {
@@ -156,7 +144,7 @@ func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
 func (e *stageError) Unwrap() error { return e.err }
 
 func dialTLS(ctx context.Context, t *kasTarget, alpn []string) (*tls.Conn, error) {
-	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(t.u))
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", gitlab.HostPort(t.u))
 	if err != nil {
 		return nil, &stageError{"connecting", err}
 	}
@@ -208,7 +196,7 @@ func checkKASHandshake(ctx context.Context, d *doctor) Check {
 		}
 		return pass("%s speaks HTTP/2 for gRPC", t.u.Host)
 	case "grpc":
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", hostPort(t.u))
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", gitlab.HostPort(t.u))
 		if err != nil {
 			return fail("this machine cannot reach "+t.u.Host+": check egress here and from the cluster", "from here: %v", err)
 		}

@@ -16,18 +16,21 @@ import (
 const MaxResponseBytes = 8 << 20
 
 // Origin is scheme://host:port of a URL, the unit a credential is bound to.
-func Origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	host, port := u.Hostname(), u.Port()
+func Origin(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + HostPort(u) }
+
+// HostPort is the host and port u dials, the host in lower case and the
+// scheme's default port when none is written (443 for https, wss and
+// grpcs, else 80).
+func HostPort(u *url.URL) string {
+	port := u.Port()
 	if port == "" {
-		switch scheme {
+		port = "80"
+		switch strings.ToLower(u.Scheme) {
 		case "https", "wss", "grpcs":
 			port = "443"
-		case "http", "ws", "grpc":
-			port = "80"
 		}
 	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(host), port)
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // RedirectError is a redirect the client refused to follow because it leaves

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
@@ -103,26 +104,13 @@ func (o Options) notCarried(cur *installed) []string {
 	return out
 }
 
-// sameKASHost says whether two KAS addresses dial the same host and port
-// (the scheme's default port when none is written).
+// sameKASHost says whether two KAS addresses dial the same host and port.
 func sameKASHost(a, b string) bool {
 	hostPort := func(addr string) string {
-		u, err := url.Parse(addr)
-		if err != nil || u.Host == "" {
-			return strings.ToLower(addr)
+		if u, err := url.Parse(addr); err == nil && u.Host != "" {
+			return gitlab.HostPort(u)
 		}
-		port := u.Port()
-		if port == "" {
-			switch strings.ToLower(u.Scheme) {
-			case "ws", "http":
-				port = "80"
-			case "grpc":
-				port = "8150"
-			default:
-				port = "443"
-			}
-		}
-		return strings.ToLower(u.Hostname()) + ":" + port
+		return strings.ToLower(addr)
 	}
 	return hostPort(a) == hostPort(b)
 }
