@@ -24,21 +24,40 @@ import (
 	"k8s.io/client-go/rest"
 )
 
+// scriptedServer answers GETs of path with answers in order, then with
+// final, and every DELETE with 200; its client maps ConfigMaps.
+func scriptedServer(t *testing.T, path string, final func(http.ResponseWriter), answers ...func(http.ResponseWriter)) (*Client, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != path:
+			http.NotFound(w, r)
+		case r.Method == http.MethodDelete:
+			status(200, "")(w)
+		default:
+			if i := int(n.Add(1)) - 1; i < len(answers) {
+				answers[i](w)
+			} else {
+				final(w)
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := meta.NewDefaultRESTMapper(nil)
+	m.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	return &Client{Dynamic: dyn, Mapper: resettable{m}}, &n
+}
+
 // rolloutServer answers GETs of deployment web in ns a: with the answers in
 // order, then a finished rollout.
 func rolloutServer(t *testing.T, answers ...func(http.ResponseWriter)) (*Client, *atomic.Int32) {
 	t.Helper()
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/apis/apps/v1/namespaces/a/deployments/web" {
-			http.NotFound(w, r)
-			return
-		}
-		i := int(n.Add(1)) - 1
-		if i < len(answers) {
-			answers[i](w)
-			return
-		}
+	done := func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"apiVersion": "apps/v1", "kind": "Deployment",
@@ -46,13 +65,8 @@ func rolloutServer(t *testing.T, answers ...func(http.ResponseWriter)) (*Client,
 			"spec":     map[string]any{"replicas": 1},
 			"status":   map[string]any{"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1},
 		})
-	}))
-	t.Cleanup(srv.Close)
-	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return &Client{Dynamic: dyn}, &n
+	return scriptedServer(t, "/apis/apps/v1/namespaces/a/deployments/web", done, answers...)
 }
 
 func status(code int, msg string) func(http.ResponseWriter) {
@@ -149,31 +163,8 @@ func (timeoutError) Temporary() bool { return true }
 // order, then 404.
 func deleteServer(t *testing.T, answers ...func(http.ResponseWriter)) *Client {
 	t.Helper()
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/namespaces/a/configmaps/web" {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Method == http.MethodDelete {
-			status(200, "")(w)
-			return
-		}
-		i := int(n.Add(1)) - 1
-		if i < len(answers) {
-			answers[i](w)
-			return
-		}
-		status(404, `configmaps "web" not found`)(w)
-	}))
-	t.Cleanup(srv.Close)
-	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := meta.NewDefaultRESTMapper(nil)
-	m.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
-	return &Client{Dynamic: dyn, Mapper: resettable{m}}
+	c, _ := scriptedServer(t, "/api/v1/namespaces/a/configmaps/web", status(404, `configmaps "web" not found`), answers...)
+	return c
 }
 
 // TestDeleteAndWaitTellsARefusalFromAPause: a KAS with no agent for a
