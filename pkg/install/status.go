@@ -11,6 +11,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+	appsv1 "k8s.io/api/apps/v1"
 )
 
 // The verdicts of status.
@@ -117,10 +118,14 @@ func clusterState(ctx context.Context, c Cluster, name string) (*ClusterState, e
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	d := ds[0]
+	return stateOf(ds[0]), nil
+}
+
+// stateOf is the agent's Deployment d as status shows it.
+func stateOf(d *appsv1.Deployment) *ClusterState {
 	r, run := kube.Rollout(d), RunningOf(d)
 	return &ClusterState{Namespace: d.Namespace, Deployment: d.Name, Desired: r.Desired, Ready: r.Ready, Available: r.Available,
-		Image: run.Image, Version: run.Version, KasAddress: run.KasAddress}, nil
+		Image: run.Image, Version: run.Version, KasAddress: run.KasAddress}
 }
 
 // ClusterStatus reports on agents from the cluster alone, for when GitLab
@@ -131,7 +136,9 @@ func ClusterStatus(ctx context.Context, c Cluster, names []string, why string) (
 	if err := c.Reachable(ctx); err != nil {
 		return nil, err
 	}
+	var out []*AgentStatus
 	if len(names) == 0 {
+		// Every agent installed: one list, the first Deployment of each.
 		ds, err := c.FindDeployments(ctx, manifest.AllAgents)
 		if err != nil {
 			return nil, fmt.Errorf("finding the agents in the cluster: %w", err)
@@ -140,12 +147,12 @@ func ClusterStatus(ctx context.Context, c Cluster, names []string, why string) (
 		for _, d := range ds {
 			if n := manifest.InstanceOf(d.Labels); n != "" && !seen[n] {
 				seen[n] = true
-				names = append(names, n)
+				out = append(out, &AgentStatus{Agent: &gitlab.Agent{Name: n}, Cluster: stateOf(d), Verdict: Installed, GitLabNotAsked: why})
 			}
 		}
-		sort.Strings(names)
+		sort.Slice(out, func(i, j int) bool { return out[i].Agent.Name < out[j].Agent.Name })
+		return out, nil
 	}
-	var out []*AgentStatus
 	for _, n := range names {
 		s := &AgentStatus{Agent: &gitlab.Agent{Name: n}, Verdict: NotInstalled, GitLabNotAsked: why}
 		var err error

@@ -100,6 +100,7 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 	// Each entry goes to the file that already holds one of its name (as
 	// client-go's ModifyConfig does), else to dest.
 	where := map[string]string{"clusters/" + e.Cluster: dest, "users/" + e.User: dest, "contexts/" + e.Context: dest}
+	injected := map[string]bool{}
 	for i := len(files) - 1; i >= 0; i-- { // the first file wins
 		cfg, err := clientcmd.LoadFromFile(files[i])
 		if err != nil {
@@ -108,6 +109,7 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 			}
 			return WriteResult{}, fmt.Errorf("reading kubeconfig %s: %w", files[i], err)
 		}
+		injected[files[i]] = holdsJobToken(cfg)
 		if _, ok := cfg.Clusters[e.Cluster]; ok {
 			where["clusters/"+e.Cluster] = files[i]
 		}
@@ -124,8 +126,8 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 	}
 	res := WriteResult{File: dest}
 	for f := range touched {
-		if err := refuseInjected(f); err != nil {
-			return res, err
+		if injected[f] {
+			return res, fmt.Errorf("kubeconfig %s is the one GitLab writes for this job (it holds the job token): its contexts work as they are (--context PROJECT_PATH:AGENT_NAME); write a new context elsewhere with --kubeconfig FILE, e.g. --kubeconfig \"$CI_PROJECT_DIR/.kube/config\"", f)
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(touched)) {
@@ -138,20 +140,16 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 	return res, nil
 }
 
-// refuseInjected refuses to edit the kubeconfig GitLab writes for a CI
-// job: it holds the job's token (a user token "ci:<agent-id>:<token>"),
-// which is GitLab's to write, and every command can use it as it is.
-func refuseInjected(file string) error {
-	cfg, err := clientcmd.LoadFromFile(file)
-	if err != nil {
-		return nil // absent or unreadable: editFile says so
-	}
+// holdsJobToken says whether cfg is the kubeconfig GitLab writes for a CI
+// job: a user token "ci:<agent-id>:<token>". That file is GitLab's to
+// write, and every command can use it as it is.
+func holdsJobToken(cfg *clientcmdapi.Config) bool {
 	for _, u := range cfg.AuthInfos {
 		if strings.HasPrefix(u.Token, "ci:") {
-			return fmt.Errorf("kubeconfig %s is the one GitLab writes for this job (it holds the job token): its contexts work as they are (--context PROJECT_PATH:AGENT_NAME); write a new context elsewhere with --kubeconfig FILE, e.g. --kubeconfig \"$CI_PROJECT_DIR/.kube/config\"", file)
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // editFile writes into file the parts of e that where assigns to it.
