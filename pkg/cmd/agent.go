@@ -56,17 +56,13 @@ type AgentListOptions struct{ gitlabCommand }
 
 func newCmdAgentList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentListOptions{newGitLabCommand(g, streams, "table", "json", "yaml")}
-	cmd := &cobra.Command{
+	return o.command(o, cobra.NoArgs, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the agents registered in a project",
 		Example: `  kubectl gitlab-agent agent list --project infra/agents
   kubectl gitlab-agent agent list -o json`,
-		Args: cobra.NoArgs,
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, true)
-	return cmd
+	})
 }
 
 // Run lists the agents.
@@ -86,16 +82,9 @@ func (o *AgentListOptions) Run(ctx context.Context) error {
 type AgentGetOptions struct{ agentCommand }
 
 func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentGetOptions{agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
-	o.act = o.show
-	cmd := &cobra.Command{
-		Use:   "get NAME|ID",
-		Short: "Show one agent",
-		Args:  exactArgs(1, "NAME|ID"),
-		RunE:  runOptions(o),
-	}
-	o.addFlags(cmd, true)
-	return cmd
+	o := &AgentGetOptions{}
+	o.agentCommand = newAgentCommand(g, streams, o.show, "table", "json", "yaml")
+	return o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{Use: "get NAME|ID", Short: "Show one agent"})
 }
 
 // show looks the agent up and prints it.
@@ -111,7 +100,7 @@ type AgentRegisterOptions struct {
 
 func newCmdAgentRegister(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentRegisterOptions{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}
-	cmd := &cobra.Command{
+	return o.command(o, exactArgs(1, "NAME"), &cobra.Command{
 		Use:   "register NAME",
 		Short: "Register an agent in a project (an existing one of that name is reported, not an error)",
 		Long: `Register the agent NAME in the project. Agent names have at most 63 lowercase
@@ -119,11 +108,7 @@ letters, digits and '-', and start and end with a letter or digit. Registering
 a name that exists already reports that agent and exits 0, so scripts can
 re-run it. It needs the Maintainer role on the project.`,
 		Example: `  kubectl gitlab-agent agent register prod-eu --project infra/agents`,
-		Args:    exactArgs(1, "NAME"),
-		RunE:    runOptions(o),
-	}
-	o.addFlags(cmd, true)
-	return cmd
+	})
 }
 
 // Complete checks the name before anything else.
@@ -156,18 +141,15 @@ type AgentDeleteOptions struct {
 }
 
 func newCmdAgentDelete(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentDeleteOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}
-	o.act = o.remove
-	cmd := &cobra.Command{
+	o := &AgentDeleteOptions{}
+	o.agentCommand = newAgentCommand(g, streams, o.remove, "text", "json", "yaml")
+	cmd := o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{
 		Use:   "delete NAME|ID",
 		Short: "Delete an agent registration (its tokens stop working at once)",
 		Long: `Delete the agent's registration from the project. Every token of the agent
 stops working, so an agentk still running with one disconnects. Asks for
 confirmation on a terminal; elsewhere it needs --yes.`,
-		Args: exactArgs(1, "NAME|ID"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, true)
+	})
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

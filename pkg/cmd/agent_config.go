@@ -65,14 +65,8 @@ func (o *agentConfigTarget) resolve(ctx context.Context) error {
 type AgentConfigShowOptions struct{ agentConfigTarget }
 
 func newCmdAgentConfigShow(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "yaml", "json")}}}
-	cmd := &cobra.Command{
-		Use:   "show AGENT",
-		Short: "Print the agent's config file",
-		Args:  exactArgs(1, "AGENT"),
-		RunE:  runOptions(o),
-	}
-	o.addFlags(cmd, true)
+	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: newAgentCommand(g, streams, nil, "yaml", "json")}}
+	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{Use: "show AGENT", Short: "Print the agent's config file"})
 	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
 	return cmd
 }
@@ -114,11 +108,11 @@ type AgentConfigSetOptions struct {
 
 func newCmdAgentConfigSet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentConfigSetOptions{
-		agentConfigTarget: agentConfigTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}},
+		agentConfigTarget: agentConfigTarget{agentCommand: newAgentCommand(g, streams, nil, "text", "json", "yaml")},
 		Add:               map[string]*[]string{},
 		Remove:            map[string]*[]string{},
 	}
-	cmd := &cobra.Command{
+	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:   "set AGENT",
 		Short: "Edit the agent's config file and commit it",
 		Long: `Edit the access settings of the agent's config file and commit the result to the
@@ -130,10 +124,7 @@ file already says what was asked, or with --dry-run, which prints the new file.`
       --ci-access-project apps/web --user-access-project infra/agents --access-as agent
 
   kubectl gitlab-agent agent config set prod-eu --remove-ci-access-project apps/old --dry-run`,
-		Args: exactArgs(1, "AGENT"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, true)
+	})
 	f := cmd.Flags()
 	for _, sec := range []struct{ flag, section string }{{"ci-access", agentconfig.CIAccess}, {"user-access", agentconfig.UserAccess}} {
 		for _, kind := range []struct{ flag, kind string }{{"project", agentconfig.Projects}, {"group", agentconfig.Groups}} {

@@ -106,6 +106,23 @@ Cluster: Plan: `
 		t.Errorf("dry run printed:\n%s\nwant it to start:\n%s", out, wantPrefix)
 	}
 
+	code, out, errOut = w.run(t, "install", "prod", "--dry-run", "-o", "json")
+	var plan struct {
+		Plan *struct {
+			GitLab  []string `json:"gitlab"`
+			Cluster *struct {
+				Differs bool           `json:"differs"`
+				Summary map[string]int `json:"summary"`
+			} `json:"cluster"`
+		} `json:"plan"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &plan) != nil || plan.Plan == nil || plan.Plan.Cluster == nil {
+		t.Fatalf("dry run -o json: exit %d, %q, %s", code, out, errOut)
+	}
+	if len(plan.Plan.GitLab) != 3 || !plan.Plan.Cluster.Differs || plan.Plan.Cluster.Summary["created"] == 0 {
+		t.Errorf("dry run -o json: plan %+v, cluster %+v", plan.Plan.GitLab, *plan.Plan.Cluster)
+	}
+
 	code, out, errOut = w.run(t, "install", "prod", "--v=1")
 	if code != 0 || out != "agent \"prod\" is installed in namespace gitlab-agent-prod and connected\n" {
 		t.Fatalf("install: exit %d, stdout %q, stderr %s", code, out, errOut)

@@ -150,6 +150,13 @@ func (o *outputOnly) Complete(*cobra.Command, []string) error { return nil }
 // Validate checks -o.
 func (o *outputOnly) Validate() error { return o.Output.Validate() }
 
+// command finishes cmd as a command that o runs with no arguments, taking
+// -o.
+func (oo *outputOnly) command(o options, cmd *cobra.Command) *cobra.Command {
+	oo.Output.AddFlags(cmd)
+	return leaf(o, cobra.NoArgs, cmd)
+}
+
 // OutputFlags is -o for a command that prints a result: the formats it
 // takes, the first the default.
 type OutputFlags struct {

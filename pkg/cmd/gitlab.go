@@ -28,6 +28,13 @@ func newGitLabCommand(g *GlobalOptions, streams genericiooptions.IOStreams, form
 	return gitlabCommand{Global: g, Output: NewOutputFlags(formats...), IOStreams: streams}
 }
 
+// command finishes cmd as a GitLab command that o runs: it takes args, the
+// GitLab flags with --project, and -o.
+func (c *gitlabCommand) command(o options, args cobra.PositionalArgs, cmd *cobra.Command) *cobra.Command {
+	c.addFlags(cmd, true)
+	return leaf(o, args, cmd)
+}
+
 // addFlags binds the GitLab flags (withProject: --project too) and -o.
 func (c *gitlabCommand) addFlags(cmd *cobra.Command, withProject bool) {
 	c.GitLab.AddFlags(cmd, withProject)
@@ -60,6 +67,11 @@ type agentCommand struct {
 	ref gitlab.AgentRef
 	// act is the command's work on the agent, once it is found.
 	act func(ctx context.Context, a *gitlab.Agent) error
+}
+
+// newAgentCommand is an agentCommand that does act on the agent it finds.
+func newAgentCommand(g *GlobalOptions, streams genericiooptions.IOStreams, act func(context.Context, *gitlab.Agent) error, formats ...string) agentCommand {
+	return agentCommand{gitlabCommand: newGitLabCommand(g, streams, formats...), act: act}
 }
 
 // Run finds the agent and acts on it.

@@ -21,7 +21,7 @@ type InstallOptions struct {
 // NewCmdInstall builds `install NAME`.
 func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &InstallOptions{lifecycle: newLifecycle(f, g, streams)}
-	cmd := &cobra.Command{
+	cmd := o.command(o, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true}, &cobra.Command{
 		Use:   "install NAME",
 		Short: "Register, configure, deploy and connect an agent, in one re-runnable command",
 		Long: `Install the agent NAME:
@@ -43,10 +43,7 @@ says what stays.`,
 		Example: `  kubectl gitlab-agent install prod-eu --project infra/agents
   kubectl gitlab-agent install prod-eu --project infra/agents --dry-run
   kubectl gitlab-agent install prod-eu -f values.yaml --set replicas=3 --v=1`,
-		Args: exactArgs(1, "NAME"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true})
+	})
 	cmd.Flags().BoolVar(&o.NoConfig, "no-config", false, "leave the agent's config file alone")
 	return cmd
 }
@@ -57,21 +54,11 @@ func (o *InstallOptions) Complete(cmd *cobra.Command, args []string) error {
 	return o.complete(cmd, args[0], true)
 }
 
-// installDocument is install's result for -o json|yaml.
-type installDocument struct {
-	*install.InstallResult
-	Plan *planDocument `json:"plan,omitempty"`
-}
-
 // Run installs and prints the outcome.
 func (o *InstallOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
-	o.printTotal("install", start)
-	if err != nil {
-		return o.explain(err)
-	}
-	if done, err := o.Output.PrintDocument(o.Out, installDocument{res, newPlanDocument(res.Plan)}); done {
+	if done, err := o.finish("install", start, err, func() any { return res }); done {
 		return err
 	}
 	name, ns := o.opts.Name, res.Namespace

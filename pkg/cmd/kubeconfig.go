@@ -37,7 +37,7 @@ type KubeconfigOptions struct {
 
 // NewCmdKubeconfig builds `kubeconfig NAME|ID`.
 func NewCmdKubeconfig(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &KubeconfigOptions{agentTarget: agentTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}}
+	o := &KubeconfigOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(g, streams, nil, "text", "json", "yaml")}}
 	cmd := &cobra.Command{
 		Use:   "kubeconfig NAME|ID|PROJECT_PATH:AGENT_NAME",
 		Short: "Add a kubeconfig context that reaches the agent's cluster through KAS",

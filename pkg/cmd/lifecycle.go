@@ -69,6 +69,13 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 	f.IntVarP(&l.Verbose, "v", "v", 0, "log verbosity: 1 prints how long each step took")
 }
 
+// command finishes cmd as the lifecycle command of the agent NAME that o
+// runs, taking the shared flags which names.
+func (l *lifecycle) command(o options, which lifecycleFlags, cmd *cobra.Command) *cobra.Command {
+	l.addFlags(cmd, which)
+	return leaf(o, exactArgs(1, "NAME"), cmd)
+}
+
 // Validate checks the inputs Complete read.
 func (l *lifecycle) Validate() error {
 	if l.Timeout <= 0 && !l.NoWait {
@@ -120,25 +127,22 @@ func (l *lifecycle) explain(err error) error {
 	return err
 }
 
+// finish ends Run's action, begun at start: the -v total, the refusal
+// explained, or the document for -o json|yaml. It says whether Run has
+// anything left to print.
+func (l *lifecycle) finish(what string, start time.Time, err error, doc func() any) (done bool, _ error) {
+	l.printTotal(what, start)
+	if err != nil {
+		return true, l.explain(err)
+	}
+	return l.Output.PrintDocument(l.Out, doc())
+}
+
 // printTotal ends the -v phase timings with the whole command's time.
 func (l *lifecycle) printTotal(what string, start time.Time) {
 	if l.Verbose >= 1 {
 		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(start).Round(time.Millisecond))
 	}
-}
-
-// planDocument is a dry run's plan for -o json|yaml.
-type planDocument struct {
-	GitLab  []string      `json:"gitlab"`
-	Cluster diff.Document `json:"cluster"`
-	Remove  []string      `json:"remove,omitempty"`
-}
-
-func newPlanDocument(p *install.Plan) *planDocument {
-	if p == nil {
-		return nil
-	}
-	return &planDocument{GitLab: append([]string{}, p.GitLab...), Cluster: diff.JSON(p.Cluster), Remove: p.Remove}
 }
 
 // printPlan prints a dry run's plan: the GitLab changes, then the diff.

@@ -32,7 +32,7 @@ type ProxyOptions struct {
 
 // NewCmdProxy builds `proxy NAME|ID`.
 func NewCmdProxy(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ProxyOptions{agentTarget: agentTarget{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text")}}}
+	o := &ProxyOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(g, streams, nil, "text")}}
 	cmd := &cobra.Command{
 		Use:   "proxy NAME|ID",
 		Short: "Serve the agent's cluster API on localhost, through KAS, for tools without exec plugins",

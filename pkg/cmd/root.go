@@ -235,3 +235,9 @@ func runOptions(o options) func(cmd *cobra.Command, args []string) error {
 		return o.Run(cmd.Context())
 	}
 }
+
+// leaf finishes cmd as a command that o runs, taking args.
+func leaf(o options, args cobra.PositionalArgs, cmd *cobra.Command) *cobra.Command {
+	cmd.Args, cmd.RunE = args, runOptions(o)
+	return cmd
+}

@@ -17,7 +17,7 @@ type TokenRotateOptions struct{ lifecycle }
 // newCmdTokenRotate builds `token rotate NAME`.
 func newCmdTokenRotate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenRotateOptions{newLifecycle(f, g, streams)}
-	cmd := &cobra.Command{
+	return o.command(o, lifecycleFlags{gitlab: true, wait: true, yes: true}, &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Replace the installed agent's token with no downtime",
 		Long: `Create a token, put it in the agent's Secret, roll the Deployment (its pods
@@ -27,11 +27,7 @@ old one. If the rollout or the connection fails, the Secret is put back, the
 old token stays active and the new one is revoked. At GitLab's two-token limit
 --yes revokes the token that is not in use first.`,
 		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
-		Args:    exactArgs(1, "NAME"),
-		RunE:    runOptions(o),
-	}
-	o.addFlags(cmd, lifecycleFlags{gitlab: true, wait: true, yes: true})
-	return cmd
+	})
 }
 
 // Complete checks the flags, reads the input and connects to GitLab and the
@@ -44,11 +40,7 @@ func (o *TokenRotateOptions) Complete(cmd *cobra.Command, args []string) error {
 func (o *TokenRotateOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	res, err := install.Rotate(ctx, o.env, o.opts)
-	o.printTotal("rotation", start)
-	if err != nil {
-		return o.explain(err)
-	}
-	if done, err := o.Output.PrintDocument(o.Out, res); done {
+	if done, err := o.finish("rotation", start, err, func() any { return res }); done {
 		return err
 	}
 	_, err = fmt.Fprintf(o.Out, "agent %q now runs with token %d; token %d is revoked\n", o.opts.Name, res.NewTokenID, res.OldTokenID)

@@ -50,17 +50,13 @@ func (c *gitlabCommand) printTokens(tokens []*gitlab.Token) error {
 type TokenListOptions struct{ agentCommand }
 
 func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenListOptions{agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
-	o.act = o.list
-	cmd := &cobra.Command{
+	o := &TokenListOptions{}
+	o.agentCommand = newAgentCommand(g, streams, o.list, "table", "json", "yaml")
+	return o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
 		Short:   "List an agent's active tokens with their last use",
-		Args:    exactArgs(1, "AGENT"),
-		RunE:    runOptions(o),
-	}
-	o.addFlags(cmd, true)
-	return cmd
+	})
 }
 
 // list lists the tokens.
@@ -87,9 +83,9 @@ type TokenCreateOptions struct {
 }
 
 func newCmdTokenCreate(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCreateOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}}
-	o.act = o.create
-	cmd := &cobra.Command{
+	o := &TokenCreateOptions{}
+	o.agentCommand = newAgentCommand(g, streams, o.create, "table", "json", "yaml")
+	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:   "create AGENT --name NAME (--token-file FILE | --show-token)",
 		Short: "Create an agent token, written to a 0600 file or shown once",
 		Long: `Create a token for the agent. GitLab shows a token's value only once: it goes
@@ -98,10 +94,7 @@ to --token-file (created with mode 0600; an existing file is kept unless
 tokens the command names both, with their last use, and how to revoke one.`,
 		Example: `  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token
   TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)`,
-		Args: exactArgs(1, "AGENT"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, true)
+	})
 	f := cmd.Flags()
 	f.StringVar(&o.Name, "name", "", "the token's name (required)")
 	f.StringVar(&o.Description, "description", "", "the token's description")
@@ -164,16 +157,12 @@ type TokenRevokeOptions struct {
 }
 
 func newCmdTokenRevoke(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenRevokeOptions{agentCommand: agentCommand{gitlabCommand: newGitLabCommand(g, streams, "text", "json", "yaml")}}
-	o.act = o.revoke
-	cmd := &cobra.Command{
+	o := &TokenRevokeOptions{}
+	o.agentCommand = newAgentCommand(g, streams, o.revoke, "text", "json", "yaml")
+	return o.command(o, exactArgs(2, "AGENT and TOKEN_ID"), &cobra.Command{
 		Use:   "revoke AGENT TOKEN_ID",
 		Short: "Revoke an agent token (an agentk using it disconnects)",
-		Args:  exactArgs(2, "AGENT and TOKEN_ID"),
-		RunE:  runOptions(o),
-	}
-	o.addFlags(cmd, true)
-	return cmd
+	})
 }
 
 // Complete reads the ID before anything else.

@@ -33,14 +33,7 @@ type TokenCacheListOptions struct {
 
 func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCacheListOptions{outputOnly: outputOnly{NewOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the cached tokens (never their values)",
-		Args:  cobra.NoArgs,
-		RunE:  runOptions(o),
-	}
-	o.Output.AddFlags(cmd)
-	return cmd
+	return o.command(o, &cobra.Command{Use: "list", Short: "List the cached tokens (never their values)"})
 }
 
 // cachedToken is one cache entry as listed.
@@ -85,13 +78,7 @@ type TokenCacheClearOptions struct {
 
 func newCmdTokenCacheClear(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, IOStreams: streams}
-	cmd := &cobra.Command{
-		Use:   "clear",
-		Short: "Remove the cached tokens; --revoke also revokes them in GitLab",
-		Args:  cobra.NoArgs,
-		RunE:  runOptions(o),
-	}
-	o.Output.AddFlags(cmd)
+	cmd := o.command(o, &cobra.Command{Use: "clear", Short: "Remove the cached tokens; --revoke also revokes them in GitLab"})
 	cmd.Flags().BoolVar(&o.Revoke, "revoke", false, "revoke each token in GitLab too (with the token itself)")
 	return cmd
 }

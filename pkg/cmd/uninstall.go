@@ -24,17 +24,14 @@ type UninstallOptions struct {
 // NewCmdUninstall builds `uninstall NAME`.
 func NewCmdUninstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UninstallOptions{lifecycle: newLifecycle(f, g, streams)}
-	cmd := &cobra.Command{
+	cmd := o.command(o, lifecycleFlags{gitlab: true, yes: true}, &cobra.Command{
 		Use:   "uninstall NAME",
 		Short: "Delete the agent's objects from the cluster; optionally revoke its tokens or delete it in GitLab",
 		Long: `Delete every object of the install (found by its labels; the Namespace last, if
 the install created it) and wait until they are gone. --revoke-tokens revokes
 the agent's tokens and --delete-agent deletes its registration in GitLab.
 Asks for confirmation on a terminal; elsewhere it needs --yes.`,
-		Args: exactArgs(1, "NAME"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, lifecycleFlags{gitlab: true, yes: true})
+	})
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the objects to be gone")
 	cmd.Flags().BoolVar(&o.RevokeTokens, "revoke-tokens", false, "also revoke the agent's tokens in GitLab")
 	cmd.Flags().BoolVar(&o.DeleteAgent, "delete-agent", false, "also delete the agent's registration in GitLab")
@@ -49,16 +46,14 @@ func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Run uninstalls and prints what went.
 func (o *UninstallOptions) Run(ctx context.Context) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	res, err := install.Uninstall(ctx, o.env, install.UninstallOptions{
 		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
 		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },
 	})
-	if err != nil {
-		return o.explain(err)
-	}
-	if done, err := o.Output.PrintDocument(o.Out, res); done {
+	if done, err := o.finish("uninstall", start, err, func() any { return res }); done {
 		return err
 	}
 	if len(res.Deleted) == 0 && !res.AgentDeleted && len(res.RevokedTokens) == 0 {

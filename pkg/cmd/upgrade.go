@@ -17,7 +17,7 @@ type UpgradeOptions struct{ lifecycle }
 // NewCmdUpgrade builds `upgrade NAME`.
 func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UpgradeOptions{newLifecycle(f, g, streams)}
-	cmd := &cobra.Command{
+	return o.command(o, lifecycleFlags{wait: true, dryRun: true}, &cobra.Command{
 		Use:   "upgrade NAME",
 		Short: "Re-render the installed agent with a new agentk version or values, apply and wait",
 		Long: `Re-render the installed agent with the given --agent-version, values or flags;
@@ -27,11 +27,7 @@ is the chart's default. Needs only the cluster, no GitLab access. --dry-run
 prints the diff.`,
 		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
-		Args: exactArgs(1, "NAME"),
-		RunE: runOptions(o),
-	}
-	o.addFlags(cmd, lifecycleFlags{wait: true, dryRun: true})
-	return cmd
+	})
 }
 
 // Complete checks the flags, reads the input and connects to the cluster.
@@ -39,21 +35,11 @@ func (o *UpgradeOptions) Complete(cmd *cobra.Command, args []string) error {
 	return o.complete(cmd, args[0], false)
 }
 
-// upgradeDocument is upgrade's result for -o json|yaml.
-type upgradeDocument struct {
-	*install.UpgradeResult
-	Plan *planDocument `json:"plan,omitempty"`
-}
-
 // Run upgrades and prints the outcome.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	res, err := install.Upgrade(ctx, o.env, o.opts)
-	o.printTotal("upgrade", start)
-	if err != nil {
-		return o.explain(err)
-	}
-	if done, err := o.Output.PrintDocument(o.Out, upgradeDocument{res, newPlanDocument(res.Plan)}); done {
+	if done, err := o.finish("upgrade", start, err, func() any { return res }); done {
 		return err
 	}
 	switch {

@@ -19,16 +19,12 @@ type VersionOptions struct {
 // NewCmdVersion builds `version`.
 func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &VersionOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, IOStreams: streams}
-	cmd := &cobra.Command{
+	return o.command(o, &cobra.Command{
 		Use:   "version",
 		Short: "Print the plugin's version, commit and build date",
 		Example: `  kubectl gitlab-agent version
   kubectl gitlab-agent version -o json`,
-		Args: cobra.NoArgs,
-		RunE: runOptions(o),
-	}
-	o.Output.AddFlags(cmd)
-	return cmd
+	})
 }
 
 // Run prints the version.

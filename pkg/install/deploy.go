@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -22,11 +23,21 @@ import (
 // Plan is what a dry run would do: the GitLab changes in words, and the
 // cluster's as a diff.
 type Plan struct {
-	GitLab  []string     `json:"gitlab"`
-	Cluster *diff.Result `json:"-"`
+	GitLab  []string
+	Cluster *diff.Result
 	// Remove are the objects of ours an upgrade would remove after its
 	// rollout (the new render no longer has them).
-	Remove []string `json:"remove,omitempty"`
+	Remove []string
+}
+
+// MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's
+// document.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		GitLab  []string      `json:"gitlab"`
+		Cluster diff.Document `json:"cluster"`
+		Remove  []string      `json:"remove,omitempty"`
+	}{append([]string{}, p.GitLab...), diff.JSON(p.Cluster), p.Remove})
 }
 
 // rendered is the agent rendered for a cluster, and what applying it would
