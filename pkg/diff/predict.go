@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/memo"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,9 +43,9 @@ type predictor struct {
 	paths map[string]openapi.GroupVersion
 	err   error
 
+	managers memo.Map[managerKey, *managedfields.FieldManager]
+	types    memo.Map[schema.GroupVersion, managedfields.TypeConverter]
 	mu       sync.Mutex
-	managers map[managerKey]*managerOnce
-	types    map[schema.GroupVersion]*typesOnce
 	kinds    map[schema.GroupVersion]map[string]bool // see want
 }
 
@@ -53,22 +54,9 @@ type managerKey struct {
 	gvr schema.GroupVersionResource
 }
 
-type managerOnce struct {
-	once sync.Once
-	fm   *managedfields.FieldManager
-	err  error
-}
-
-type typesOnce struct {
-	once sync.Once
-	tc   managedfields.TypeConverter
-	err  error
-}
-
 func newPredictor(client openapi.Client, statusIsSubresource func(schema.GroupVersionResource) bool) *predictor {
 	return &predictor{
 		client: client, statusIsSubresource: statusIsSubresource,
-		managers: map[managerKey]*managerOnce{}, types: map[schema.GroupVersion]*typesOnce{},
 	}
 }
 
@@ -274,19 +262,10 @@ func withoutManagedFields(o map[string]any) map[string]any {
 
 // manager is the field manager for a kind, built once.
 func (p *predictor) manager(gvk schema.GroupVersionKind, gvr schema.GroupVersionResource) (*managedfields.FieldManager, error) {
-	key := managerKey{gvk, gvr}
-	p.mu.Lock()
-	m := p.managers[key]
-	if m == nil {
-		m = &managerOnce{}
-		p.managers[key] = m
-	}
-	p.mu.Unlock()
-	m.once.Do(func() {
+	return p.managers.Get(managerKey{gvk, gvr}, func() (*managedfields.FieldManager, error) {
 		tc, err := p.typeConverter(gvk.GroupVersion())
 		if err != nil {
-			m.err = err
-			return
+			return nil, err
 		}
 		// As the apiserver's strategies do: an apply to the resource
 		// leaves status to the status subresource.
@@ -295,9 +274,8 @@ func (p *predictor) manager(gvk schema.GroupVersionKind, gvr schema.GroupVersion
 		if !scheme.Scheme.Recognizes(gvk) {
 			newFM = managedfields.NewDefaultCRDFieldManager // custom resources: fields the schema does not name
 		}
-		m.fm, m.err = newFM(tc, sameVersion{}, noDefaults{}, unstructuredCreater{}, gvk, gvk.GroupVersion(), "", reset)
+		return newFM(tc, sameVersion{}, noDefaults{}, unstructuredCreater{}, gvk, gvk.GroupVersion(), "", reset)
 	})
-	return m.fm, m.err
 }
 
 // typeConverter reads a group version's schema from the server, once.
@@ -306,39 +284,28 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 	if p.err != nil {
 		return nil, p.err
 	}
-	p.mu.Lock()
-	t := p.types[gv]
-	if t == nil {
-		t = &typesOnce{}
-		p.types[gv] = t
-	}
-	p.mu.Unlock()
-	t.once.Do(func() {
+	return p.types.Get(gv, func() (managedfields.TypeConverter, error) {
 		path := "apis/" + gv.String()
 		if gv.Group == "" {
 			path = "api/" + gv.Version
 		}
 		doc, ok := p.paths[path]
 		if !ok {
-			t.err = fmt.Errorf("the server publishes no OpenAPI v3 schema for %s", gv)
-			return
+			return nil, fmt.Errorf("the server publishes no OpenAPI v3 schema for %s", gv)
 		}
 		b, err := doc.Schema("application/json")
 		if err != nil {
-			t.err = err
-			return
+			return nil, err
 		}
 		p.mu.Lock()
 		kinds := p.kinds[gv]
 		p.mu.Unlock()
 		schemas, err := schemasFor(b, gv, kinds)
 		if err != nil {
-			t.err = fmt.Errorf("reading the OpenAPI schema of %s: %w", gv, err)
-			return
+			return nil, fmt.Errorf("reading the OpenAPI schema of %s: %w", gv, err)
 		}
-		t.tc, t.err = managedfields.NewTypeConverter(schemas, false)
+		return managedfields.NewTypeConverter(schemas, false)
 	})
-	return t.tc, t.err
 }
 
 // prefetch reads the schemas of the group versions wanted, in the

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/memo"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -176,8 +176,7 @@ func matchScope(scope string, namespaced bool) bool {
 // (RBAC rules can name objects).
 type Access struct {
 	client dynamic.Interface
-	mu     sync.Mutex
-	seen   map[accessKey]*accessAnswer
+	seen   memo.Map[accessKey, accessAnswer]
 }
 
 type accessKey struct {
@@ -187,15 +186,13 @@ type accessKey struct {
 }
 
 type accessAnswer struct {
-	once    sync.Once
 	allowed bool
 	reason  string
-	err     error
 }
 
 // NewAccess asks the cluster behind c.
 func (c *Client) NewAccess() *Access {
-	return &Access{client: c.Dynamic, seen: map[accessKey]*accessAnswer{}}
+	return &Access{client: c.Dynamic}
 }
 
 var selfSubjectAccessReviews = schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}
@@ -226,14 +223,7 @@ func (a *Access) CanPatch(ctx context.Context, gvr schema.GroupVersionResource, 
 }
 
 func (a *Access) ask(ctx context.Context, k accessKey) (bool, string, error) {
-	a.mu.Lock()
-	ans := a.seen[k]
-	if ans == nil {
-		ans = &accessAnswer{}
-		a.seen[k] = ans
-	}
-	a.mu.Unlock()
-	ans.once.Do(func() {
+	ans, err := a.seen.Get(k, func() (accessAnswer, error) {
 		review := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
 			"spec": map[string]any{"resourceAttributes": map[string]any{
@@ -243,11 +233,12 @@ func (a *Access) ask(ctx context.Context, k accessKey) (bool, string, error) {
 		}}
 		r, err := a.client.Resource(selfSubjectAccessReviews).Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
-			ans.err = fmt.Errorf("asking whether you may patch %s: %w", k.gvr.Resource, explain(err))
-			return
+			return accessAnswer{}, fmt.Errorf("asking whether you may patch %s: %w", k.gvr.Resource, explain(err))
 		}
+		var ans accessAnswer
 		ans.allowed, _, _ = unstructured.NestedBool(r.Object, "status", "allowed")
 		ans.reason, _, _ = unstructured.NestedString(r.Object, "status", "reason")
+		return ans, nil
 	})
-	return ans.allowed, ans.reason, ans.err
+	return ans.allowed, ans.reason, err
 }

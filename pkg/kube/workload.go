@@ -58,20 +58,30 @@ func (c *Client) MapAll(ms []Manifest, defaultNS string) ([]Target, error) {
 	return out, nil
 }
 
-// GetSecret reads a Secret; nil when it does not exist.
-func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
-	u, err := c.Dynamic.Resource(secretsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+// getTyped reads the object ns/name of gvr as a T; nil when it does not
+// exist.
+func getTyped[T any](ctx context.Context, c *Client, gvr schema.GroupVersionResource, ns, name string) (*T, error) {
+	u, err := c.Dynamic.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, explain(err)
 	}
-	var s corev1.Secret
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
+	return fromUnstructured[T](u)
+}
+
+func fromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
+	var v T
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &v); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return &v, nil
+}
+
+// GetSecret reads a Secret; nil when it does not exist.
+func (c *Client) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	return getTyped[corev1.Secret](ctx, c, secretsGVR, ns, name)
 }
 
 // SecretMetadata reads only a Secret's metadata (nil when there is none):
@@ -119,22 +129,7 @@ func (c *Client) ClaimSecret(ctx context.Context, t Target, o *unstructured.Unst
 
 // GetDeployment reads a Deployment; nil when it does not exist.
 func (c *Client) GetDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
-	u, err := c.Dynamic.Resource(deploymentsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, explain(err)
-	}
-	return toDeployment(u)
-}
-
-func toDeployment(u *unstructured.Unstructured) (*appsv1.Deployment, error) {
-	var d appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return getTyped[appsv1.Deployment](ctx, c, deploymentsGVR, ns, name)
 }
 
 // FindDeployments lists Deployments with the selector in every namespace.
@@ -145,7 +140,7 @@ func (c *Client) FindDeployments(ctx context.Context, selector string) ([]*appsv
 	}
 	var out []*appsv1.Deployment
 	for i := range l.Items {
-		d, err := toDeployment(&l.Items[i])
+		d, err := fromUnstructured[appsv1.Deployment](&l.Items[i])
 		if err != nil {
 			return nil, err
 		}
@@ -322,18 +317,7 @@ var configMapsGVR = schema.GroupVersionResource{Version: "v1", Resource: "config
 
 // GetConfigMap reads a ConfigMap; nil when it does not exist.
 func (c *Client) GetConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
-	u, err := c.Dynamic.Resource(configMapsGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, explain(err)
-	}
-	var cm corev1.ConfigMap
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &cm); err != nil {
-		return nil, err
-	}
-	return &cm, nil
+	return getTyped[corev1.ConfigMap](ctx, c, configMapsGVR, ns, name)
 }
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -346,11 +330,11 @@ func (c *Client) Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, e
 	}
 	out := make([]corev1.Pod, 0, len(l.Items))
 	for i := range l.Items {
-		var p corev1.Pod
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(l.Items[i].Object, &p); err != nil {
+		p, err := fromUnstructured[corev1.Pod](&l.Items[i])
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, *p)
 	}
 	return out, nil
 }

@@ -218,50 +218,45 @@ func deploymentRef(ns, name string) kube.Ref {
 
 // GetSecret returns the stored Secret, nil when there is none.
 func (c *Cluster) GetSecret(_ context.Context, ns, name string) (*corev1.Secret, error) {
-	ref := secretRef(ns, name)
-	var s corev1.Secret
-	ok, err := c.typed(GetSecret, ref, &s)
-	if !ok {
-		return nil, err
-	}
-	return &s, err
+	return typed[corev1.Secret](c, GetSecret, secretRef(ns, name))
 }
 
 // SecretMetadata returns the stored Secret's metadata, nil when there is
 // none.
 func (c *Cluster) SecretMetadata(_ context.Context, ns, name string) (*metav1.ObjectMeta, error) {
-	var s corev1.Secret
-	ok, err := c.typed(SecretMetadata, secretRef(ns, name), &s)
-	if !ok {
+	s, err := typed[corev1.Secret](c, SecretMetadata, secretRef(ns, name))
+	if s == nil {
 		return nil, err
 	}
-	return &s.ObjectMeta, err
+	return &s.ObjectMeta, nil
 }
 
 // GetDeployment returns the stored Deployment, nil when there is none.
 func (c *Cluster) GetDeployment(_ context.Context, ns, name string) (*appsv1.Deployment, error) {
-	ref := deploymentRef(ns, name)
-	var d appsv1.Deployment
-	ok, err := c.typed(GetDeployment, ref, &d)
-	if !ok {
-		return nil, err
-	}
-	return &d, err
+	return typed[appsv1.Deployment](c, GetDeployment, deploymentRef(ns, name))
 }
 
-// typed converts the stored object ref into out; false when it is absent or
-// the call fails.
-func (c *Cluster) typed(method string, ref kube.Ref, out any) (bool, error) {
+// typed is the stored object ref as a T, for a call to method; nil when it
+// is absent or the call fails.
+func typed[T any](c *Cluster, method string, ref kube.Ref) (*T, error) {
 	if err := c.call(method, ref); err != nil {
-		return false, err
+		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	o := c.objects[ref]
+	c.mu.Unlock()
 	if o == nil {
-		return false, nil
+		return nil, nil
 	}
-	return true, runtime.DefaultUnstructuredConverter.FromUnstructured(o.DeepCopy().Object, out)
+	return converted[T](o)
+}
+
+func converted[T any](o *unstructured.Unstructured) (*T, error) {
+	var v T
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.DeepCopy().Object, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // FindDeployments lists the stored Deployments with the selector.
@@ -272,11 +267,11 @@ func (c *Cluster) FindDeployments(_ context.Context, selector string) ([]*appsv1
 	}
 	var out []*appsv1.Deployment
 	for _, o := range objs {
-		var d appsv1.Deployment
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+		d, err := converted[appsv1.Deployment](o)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, &d)
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -336,11 +331,11 @@ func (c *Cluster) apply(o *unstructured.Unstructured) {
 // rollOut sets a Deployment's status to what Cluster.Rollout says (by
 // default: every replica updated and available).
 func (c *Cluster) rollOut(o *unstructured.Unstructured) {
-	var d appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+	d, err := converted[appsv1.Deployment](o)
+	if err != nil {
 		return
 	}
-	s := c.rollout(&d)
+	s := c.rollout(d)
 	o.Object["status"] = map[string]any{
 		"observedGeneration": o.GetGeneration(), "replicas": int64(s.Desired), "updatedReplicas": int64(s.Updated),
 		"readyReplicas": int64(s.Ready), "availableReplicas": int64(s.Available),
@@ -380,16 +375,14 @@ func (c *Cluster) ClaimSecret(_ context.Context, t kube.Target, o *unstructured.
 // WaitRollout reports the Deployment's rollout (see Cluster.Rollout) and
 // returns when it is done or failed, or when ctx ends.
 func (c *Cluster) WaitRollout(ctx context.Context, ns, name string, progress func(kube.RolloutStatus)) error {
-	ref := deploymentRef(ns, name)
-	var d appsv1.Deployment
-	ok, err := c.typed(WaitRollout, ref, &d)
+	d, err := typed[appsv1.Deployment](c, WaitRollout, deploymentRef(ns, name))
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if d == nil {
 		return fmt.Errorf("the Deployment %s/%s does not exist", ns, name)
 	}
-	s := c.rollout(&d)
+	s := c.rollout(d)
 	progress(s)
 	switch {
 	case s.Done:
@@ -494,12 +487,7 @@ func text(o *unstructured.Unstructured) string {
 
 // GetConfigMap returns the stored ConfigMap, nil when there is none.
 func (c *Cluster) GetConfigMap(_ context.Context, ns, name string) (*corev1.ConfigMap, error) {
-	var cm corev1.ConfigMap
-	ok, err := c.typed(GetConfigMap, kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: name}, &cm)
-	if !ok {
-		return nil, err
-	}
-	return &cm, err
+	return typed[corev1.ConfigMap](c, GetConfigMap, kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: name})
 }
 
 // Pods lists the stored pods in ns with the selector (the fake runs no
@@ -514,11 +502,11 @@ func (c *Cluster) Pods(_ context.Context, ns, selector string) ([]corev1.Pod, er
 		if o.GetNamespace() != ns {
 			continue
 		}
-		var p corev1.Pod
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p); err != nil {
+		p, err := converted[corev1.Pod](o)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, *p)
 	}
 	return out, nil
 }
