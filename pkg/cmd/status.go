@@ -161,9 +161,7 @@ func (o *StatusOptions) diagnose(ctx context.Context, st []*install.AgentStatus)
 		if s.Cluster == nil && len(o.names) == 0 {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r := doctor.Run(ctx, o.doctor, s.Agent.Name)
 			d := &install.Diagnosis{Verdict: r.Verdict}
 			for _, c := range r.Checks {
@@ -175,7 +173,7 @@ func (o *StatusOptions) diagnose(ctx context.Context, st []*install.AgentStatus)
 				}
 			}
 			s.Doctor = d
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -149,9 +149,7 @@ func Run(ctx context.Context, env Env, name string) *Report {
 	r := &Report{Agent: name, Checks: make([]Check, len(checks))}
 	var wg sync.WaitGroup
 	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, env.Timeout)
 			defer cancel()
 			done := make(chan Check, 1)
@@ -171,7 +169,7 @@ func Run(ctx context.Context, env Env, name string) *Report {
 				r.Checks[i] = Check{ID: c.id, Status: Fail, Message: fmt.Sprintf("no answer within %s", env.Timeout),
 					Fix: "something on the way does not answer: see the other checks; raise --timeout if it is only slow"}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	r.Verdict = Healthy

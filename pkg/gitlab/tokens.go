@@ -89,13 +89,11 @@ func (c *Client) ListTokensWithLastUse(ctx context.Context, p ProjectRef, a *Age
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, t := range list {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			out[i], errs[i] = c.GetToken(ctx, p, a, t.ID)
-		}()
+		})
 	}
 	wg.Wait()
 	var kept []*Token

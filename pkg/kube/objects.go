@@ -260,13 +260,11 @@ func Parallel(ctx context.Context, n, limit int, fn func(i int)) {
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			fn(i)
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -118,14 +118,12 @@ func TestWriteKubeconfigInParallel(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 10)
 	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			e := entry("kubectl-gitlab_agent")
 			e.User = fmt.Sprintf("u-%d", i)
 			e.Context = fmt.Sprintf("c-%d", i)
 			_, errs[i] = WriteKubeconfig(context.Background(), path, e)
-		}()
+		})
 	}
 	wg.Wait()
 	for i, err := range errs {

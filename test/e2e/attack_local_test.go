@@ -219,11 +219,9 @@ func TestAttack10ParallelKubeconfigWrites(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]result, 10)
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			results[i] = runIn(t, runSpec{env: te.env()}, kubectl, "gitlab-agent", "kubeconfig", fmt.Sprintf("par-%d", i), "--project", "infra/agents", "--kubeconfig", kc)
-		}()
+		})
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -330,11 +328,9 @@ func TestAttack15ParallelInstalls(t *testing.T) {
 		var wg sync.WaitGroup
 		results := make([]result, 3)
 		for i := range results {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				results[i] = g.run(t, nil, "install", name, "--project", "infra/agents", "--no-wait")
-			}()
+			})
 		}
 		wg.Wait()
 		for i, r := range results {

@@ -235,9 +235,7 @@ func TestAttack16SlowClientsAreCutOff(t *testing.T) {
 	var mu sync.Mutex
 	open := 0
 	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_ = c.SetReadDeadline(time.Now().Add(25 * time.Second))
 			_, err := io.Copy(io.Discard, c) // returns when the proxy closes it
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
@@ -245,7 +243,7 @@ func TestAttack16SlowClientsAreCutOff(t *testing.T) {
 				open++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if open > 0 {

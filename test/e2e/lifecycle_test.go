@@ -25,11 +25,9 @@ func simulateAgentk(t *testing.T, g *gitlabEnv) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	cs := clientset(t)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for ctx.Err() == nil {
 			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=gitlab-agent"})
 			if err == nil {
@@ -53,7 +51,7 @@ func simulateAgentk(t *testing.T, g *gitlabEnv) {
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-	}()
+	})
 }
 
 func podReady(p corev1.Pod) bool {

@@ -182,11 +182,9 @@ func TestGetTokenParallelMintsOne(t *testing.T) {
 	var wg sync.WaitGroup
 	outs := make([]result, 20)
 	for i := range outs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			outs[i] = te.run(t, nil, filepath.Join(binDir, "kubectl-gitlab_agent"), "get-token", "--agent-id", fmt.Sprint(te.agent.ID))
-		}()
+		})
 	}
 	wg.Wait()
 	for i, r := range outs {

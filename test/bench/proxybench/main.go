@@ -307,9 +307,7 @@ func load(c *http.Client, url string, conc int, d time.Duration) (stats, error) 
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var mine []time.Duration
 			for time.Now().Before(deadline) {
 				t := time.Now()
@@ -324,7 +322,7 @@ func load(c *http.Client, url string, conc int, d time.Duration) (stats, error) 
 			mu.Lock()
 			lat = append(lat, mine...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	if firstErr != nil {
