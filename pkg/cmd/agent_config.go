@@ -179,22 +179,19 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	var done []string
 	for _, key := range sortedKeys(o.Add) {
 		section, kind, _ := strings.Cut(key, ".")
-		for _, id := range *o.Remove[key] {
-			changed, err := cfg.RemoveAccess(section, kind, id)
-			if err != nil {
-				return err
-			}
-			if changed {
-				done = append(done, fmt.Sprintf("remove %s %s", key, id))
-			}
-		}
-		for _, id := range *o.Add[key] {
-			changed, err := cfg.AddAccess(section, kind, id)
-			if err != nil {
-				return err
-			}
-			if changed {
-				done = append(done, fmt.Sprintf("add %s %s", key, id))
+		for _, edit := range []struct {
+			verb string
+			ids  []string
+			do   func(section, kind, id string) (bool, error)
+		}{{"remove", *o.Remove[key], cfg.RemoveAccess}, {"add", *o.Add[key], cfg.AddAccess}} {
+			for _, id := range edit.ids {
+				changed, err := edit.do(section, kind, id)
+				if err != nil {
+					return err
+				}
+				if changed {
+					done = append(done, fmt.Sprintf("%s %s %s", edit.verb, key, id))
+				}
 			}
 		}
 	}

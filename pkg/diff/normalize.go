@@ -113,15 +113,13 @@ func changes(a, b any) []Change {
 		am, aok := a.(map[string]any)
 		bm, bok := b.(map[string]any)
 		if aok && bok {
-			keys := map[string]bool{}
-			for k := range am {
-				keys[k] = true
+			for k, av := range am {
+				walk(path+fieldPath(k), av, bm[k])
 			}
-			for k := range bm {
-				keys[k] = true
-			}
-			for k := range keys {
-				walk(path+fieldPath(k), am[k], bm[k])
+			for k, bv := range bm {
+				if _, inA := am[k]; !inA {
+					walk(path+fieldPath(k), nil, bv)
+				}
 			}
 			return
 		}

@@ -3,7 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,17 +23,8 @@ func (e *NameError) Error() string { return e.Msg }
 // GitLab ask its time.
 func Infer(ctx context.Context, env Env) (string, error) {
 	if env.Cluster != nil {
-		cctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
-		ds, err := env.Cluster.FindDeployments(cctx, manifest.AllAgents)
-		cancel()
-		if err == nil {
-			names := map[string]bool{}
-			for _, d := range ds {
-				if n := manifest.InstanceOf(d.Labels); n != "" {
-					names[n] = true
-				}
-			}
-			switch list := sorted(names); len(list) {
+		if list, err := within(ctx, env, runningAgents); err == nil {
+			switch len(list) {
 			case 1:
 				return list[0], nil
 			case 0:
@@ -43,15 +34,8 @@ func Infer(ctx context.Context, env Env) (string, error) {
 		}
 	}
 	if env.GitLab != nil && env.NoProject == nil {
-		gctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
-		agents, err := env.GitLab.ListAgents(gctx, env.Project)
-		cancel()
-		if err == nil {
-			names := map[string]bool{}
-			for _, a := range agents {
-				names[a.Name] = true
-			}
-			switch list := sorted(names); len(list) {
+		if list, err := within(ctx, env, registeredAgents); err == nil {
+			switch len(list) {
 			case 1:
 				return list[0], nil
 			case 0:
@@ -64,13 +48,39 @@ func Infer(ctx context.Context, env Env) (string, error) {
 	return "", &NameError{"no agent runs in this cluster (or it cannot be read) and the project's agents cannot be listed: name the agent (doctor NAME)"}
 }
 
-func sorted(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
+// within asks with a time bound of its own.
+func within(ctx context.Context, env Env, ask func(context.Context, Env) ([]string, error)) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeoutOf(env))
+	defer cancel()
+	return ask(ctx, env)
+}
+
+// runningAgents are the names of the agents whose Deployments the cluster
+// runs, sorted.
+func runningAgents(ctx context.Context, env Env) ([]string, error) {
+	ds, err := env.Cluster.FindDeployments(ctx, manifest.AllAgents)
+	var names []string
+	for _, d := range ds {
+		if n := manifest.InstanceOf(d.Labels); n != "" {
+			names = append(names, n)
+		}
 	}
-	sort.Strings(out)
-	return out
+	return distinct(names), err
+}
+
+// registeredAgents are the names of the project's agents, sorted.
+func registeredAgents(ctx context.Context, env Env) ([]string, error) {
+	agents, err := env.GitLab.ListAgents(ctx, env.Project)
+	var names []string
+	for _, a := range agents {
+		names = append(names, a.Name)
+	}
+	return distinct(names), err
+}
+
+func distinct(names []string) []string {
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 func timeoutOf(env Env) time.Duration {

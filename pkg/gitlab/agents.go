@@ -37,11 +37,14 @@ type AgentRef struct {
 	ID   int64
 }
 
-func (r AgentRef) String() string {
-	if r.Name != "" {
-		return r.Name
+func (r AgentRef) String() string { return nameOrID(r.Name, r.ID) }
+
+// nameOrID is how a reference reads: its name, else its ID.
+func nameOrID(name string, id int64) string {
+	if name != "" {
+		return name
 	}
-	return strconv.FormatInt(r.ID, 10)
+	return strconv.FormatInt(id, 10)
 }
 
 // ParseAgentRef reads a NAME|ID argument.

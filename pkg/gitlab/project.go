@@ -16,12 +16,7 @@ type ProjectRef struct {
 	Path string
 }
 
-func (r ProjectRef) String() string {
-	if r.Path != "" {
-		return r.Path
-	}
-	return strconv.FormatInt(r.ID, 10)
-}
+func (r ProjectRef) String() string { return nameOrID(r.Path, r.ID) }
 
 // pid is what the official client takes as a project ID.
 func (r ProjectRef) pid() any {

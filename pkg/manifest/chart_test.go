@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -216,15 +218,10 @@ func diffValues(path string, want, got any) []string {
 	wm, wok := want.(map[string]any)
 	gm, gok := got.(map[string]any)
 	if wok && gok {
-		keys := map[string]bool{}
-		for k := range wm {
-			keys[k] = true
-		}
-		for k := range gm {
-			keys[k] = true
-		}
+		keys := slices.Concat(slices.Collect(maps.Keys(wm)), slices.Collect(maps.Keys(gm)))
+		slices.Sort(keys)
 		var diffs []string
-		for _, k := range sortedKeys(keys) {
+		for _, k := range slices.Compact(keys) {
 			w, inW := wm[k]
 			g, inG := gm[k]
 			switch {

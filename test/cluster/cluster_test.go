@@ -49,27 +49,28 @@ func TestControlPlane(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, ctx, 2*time.Minute, "the Deployment to be available", func() (string, bool) {
-		got, err := cs.AppsV1().Deployments("default").Get(ctx, "probe", metav1.GetOptions{})
-		if err != nil {
-			return err.Error(), false
-		}
-		return fmt.Sprintf("%+v", got.Status), got.Status.AvailableReplicas == 2
+	waitFor(t, ctx, "the Deployment to be available", cs.AppsV1().Deployments("default").Get, "probe", func(d *appsv1.Deployment) (string, bool) {
+		return fmt.Sprintf("%+v", d.Status), d.Status.AvailableReplicas == 2
 	})
 }
 
-// waitUntil polls cond until it holds, failing the test when d passes or ctx
-// ends; cond says what it saw, for the failure.
-func waitUntil(t *testing.T, ctx context.Context, d time.Duration, what string, cond func() (string, bool)) {
+// waitFor reads the object name with get until cond holds, failing the test
+// after two minutes or when ctx ends; cond says what it saw, for the failure.
+func waitFor[T any](t *testing.T, ctx context.Context, what string, get func(context.Context, string, metav1.GetOptions) (T, error), name string, cond func(T) (string, bool)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		seen, ok := cond()
-		if ok {
+		var seen string
+		o, err := get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			seen = err.Error()
+		} else if s, ok := cond(o); ok {
 			return
+		} else {
+			seen = s
 		}
 		select {
 		case <-ctx.Done():
@@ -96,11 +97,7 @@ func TestKubeletFeatures(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, ctx, 2*time.Minute, "the pod to run", func() (string, bool) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		if err != nil {
-			return err.Error(), false
-		}
+	waitFor(t, ctx, "the pod to run", cs.CoreV1().Pods("default").Get, "p", func(p *corev1.Pod) (string, bool) {
 		return string(p.Status.Phase), p.Status.Phase == corev1.PodRunning
 	})
 	logs, err := cs.CoreV1().Pods("default").GetLogs("p", &corev1.PodLogOptions{}).DoRaw(ctx)

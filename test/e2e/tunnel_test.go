@@ -247,17 +247,9 @@ func TestProxyThroughKAS(t *testing.T) {
 	r := te.run(t, nil, kubectl, "gitlab-agent", "proxy", "tun", "--project", "infra/agents", "--address", "0.0.0.0")
 	wantError(t, r, "is not loopback: pass --accept-hosts")
 
-	cmd := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", out, "--ca-file", te.caFile)
-	cmd.Env = append(append([]string{}, env...), te.env()...)
-	stdout, _ := cmd.StdoutPipe()
-	var errOut syncBuffer
-	cmd.Stderr = &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "Starting to serve on 127.0.0.1:") {
-		t.Fatalf("proxy start: %q %v %s", line, err, errOut.String())
+	cmd, errOut, addr := startPlugin(t, te.env(), true, "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", out, "--ca-file", te.caFile)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("the proxy serves on %q, want loopback", addr)
 	}
 	k := func(args ...string) result {
 		return te.run(t, nil, kubectl, append([]string{"--kubeconfig", out}, args...)...)

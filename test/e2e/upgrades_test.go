@@ -36,22 +36,12 @@ func TestUpgradesThroughKASAndProxy(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	proxyConfig := filepath.Join(t.TempDir(), "proxy.kubeconfig")
-	proxy := exec.Command(filepath.Join(binDir, "kubectl-gitlab_agent"), "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", proxyConfig, "--ca-file", te.caFile)
-	proxy.Env = append(append([]string{}, env...), te.env()...)
-	pout, _ := proxy.StdoutPipe()
-	var perr syncBuffer
-	proxy.Stderr = &perr
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proxy, perr, _ := startPlugin(t, te.env(), true, "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kubeconfig-out", proxyConfig, "--ca-file", te.caFile)
 	defer func() {
 		_ = proxy.Process.Signal(syscall.SIGINT)
 		_ = proxy.Wait()
 		te.outputs = append(te.outputs, perr.String())
 	}()
-	if line, err := bufio.NewReader(pout).ReadString('\n'); err != nil || !strings.HasPrefix(line, "Starting to serve") {
-		t.Fatalf("proxy: %q %v %s", line, err, perr.String())
-	}
 
 	for _, route := range []struct{ name, kubeconfig string }{{"direct", cl.Kubeconfig}, {"kas", kasConfig}, {"proxy", proxyConfig}} {
 		for _, ws := range []string{"true", "false"} {

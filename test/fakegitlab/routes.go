@@ -356,12 +356,18 @@ func (s *Server) agentFor(w http.ResponseWriter, r *http.Request, role Role) (*U
 
 // agent finds {agent_id} in p.
 func (s *Server) agent(w http.ResponseWriter, r *http.Request, p *Project) *Agent {
-	a := s.agents[parseID(r.PathValue("agent_id"))]
-	if a == nil || a.ProjectID != p.ID {
-		errNotFound(w, "Agent")
+	return child(w, r, s.agents, "agent_id", "Agent", func(a *Agent) bool { return a.ProjectID == p.ID })
+}
+
+// child is the object the path's param names, when in belongs; else it
+// answers 404 "<what> Not Found", as GitLab does for an ID of another parent.
+func child[T any](w http.ResponseWriter, r *http.Request, objects map[int64]*T, param, what string, in func(*T) bool) *T {
+	o := objects[parseID(r.PathValue(param))]
+	if o == nil || !in(o) {
+		errNotFound(w, what)
 		return nil
 	}
-	return a
+	return o
 }
 
 func parseID(s string) int64 {
@@ -443,12 +449,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *User, a 
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request, a *Agent) *AgentToken {
-	t := s.tokens[parseID(r.PathValue("token_id"))]
-	if t == nil || t.AgentID != a.ID {
-		errNotFound(w, "AgentToken")
-		return nil
-	}
-	return t
+	return child(w, r, s.tokens, "token_id", "AgentToken", func(t *AgentToken) bool { return t.AgentID == a.ID })
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
