@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -48,17 +47,10 @@ says what stays.`,
 	return cmd
 }
 
-// Complete checks the flags, reads the input and connects to GitLab and the
-// cluster.
-func (o *InstallOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args[0], true)
-}
-
 // Run installs and prints the outcome.
 func (o *InstallOptions) Run(ctx context.Context) error {
-	start := time.Now()
 	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
-	if done, err := o.finish("install", start, err, func() any { return res }); done {
+	if done, err := o.finish("install", err, func() any { return res }); done {
 		return err
 	}
 	name, ns := o.opts.Name, res.Namespace

@@ -36,6 +36,8 @@ type lifecycle struct {
 	opts   install.Options
 	env    install.Env
 	report *progressReport
+	which  lifecycleFlags
+	start  time.Time // when Complete was done: the -v total's start
 	genericiooptions.IOStreams
 }
 
@@ -72,8 +74,15 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 // command finishes cmd as the lifecycle command of the agent NAME that o
 // runs, taking the shared flags which names.
 func (l *lifecycle) command(o options, which lifecycleFlags, cmd *cobra.Command) *cobra.Command {
+	l.which = which
 	l.addFlags(cmd, which)
 	return leaf(o, exactArgs(1, "NAME"), cmd)
+}
+
+// Complete reads the input and connects, to GitLab too when the command
+// takes its flags.
+func (l *lifecycle) Complete(cmd *cobra.Command, args []string) error {
+	return l.complete(cmd, args[0], l.which.gitlab)
 }
 
 // Validate checks the inputs Complete read.
@@ -110,6 +119,7 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 		}
 	}
 	l.env.Cluster, err = l.Factory.Cluster(l.Kube)
+	l.start = time.Now()
 	return err
 }
 
@@ -127,11 +137,11 @@ func (l *lifecycle) explain(err error) error {
 	return err
 }
 
-// finish ends Run's action, begun at start: the -v total, the refusal
+// finish ends Run's action: the -v total, the refusal
 // explained, or the document for -o json|yaml. It says whether Run has
 // anything left to print.
-func (l *lifecycle) finish(what string, start time.Time, err error, doc func() any) (done bool, _ error) {
-	l.printTotal(what, start)
+func (l *lifecycle) finish(what string, err error, doc func() any) (done bool, _ error) {
+	l.printTotal(what)
 	if err != nil {
 		return true, l.explain(err)
 	}
@@ -139,9 +149,9 @@ func (l *lifecycle) finish(what string, start time.Time, err error, doc func() a
 }
 
 // printTotal ends the -v phase timings with the whole command's time.
-func (l *lifecycle) printTotal(what string, start time.Time) {
+func (l *lifecycle) printTotal(what string) {
 	if l.Verbose >= 1 {
-		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(l.start).Round(time.Millisecond))
 	}
 }
 

@@ -46,14 +46,13 @@ func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Run uninstalls and prints what went.
 func (o *UninstallOptions) Run(ctx context.Context) error {
-	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	res, err := install.Uninstall(ctx, o.env, install.UninstallOptions{
 		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
 		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },
 	})
-	if done, err := o.finish("uninstall", start, err, func() any { return res }); done {
+	if done, err := o.finish("uninstall", err, func() any { return res }); done {
 		return err
 	}
 	if len(res.Deleted) == 0 && !res.AgentDeleted && len(res.RevokedTokens) == 0 {

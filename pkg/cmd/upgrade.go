@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -30,16 +29,10 @@ prints the diff.`,
 	})
 }
 
-// Complete checks the flags, reads the input and connects to the cluster.
-func (o *UpgradeOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args[0], false)
-}
-
 // Run upgrades and prints the outcome.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
-	start := time.Now()
 	res, err := install.Upgrade(ctx, o.env, o.opts)
-	if done, err := o.finish("upgrade", start, err, func() any { return res }); done {
+	if done, err := o.finish("upgrade", err, func() any { return res }); done {
 		return err
 	}
 	switch {

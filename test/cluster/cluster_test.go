@@ -19,13 +19,7 @@ import (
 // on: the apiserver reports the pinned version, and a Deployment rolls out on
 // kwok's nodes (scheduler, controllers and kwok all at work).
 func TestControlPlane(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c := startForTest(t, ctx)
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ctx, cs := startForTest(t)
 	v, err := cs.Discovery().ServerVersion()
 	if err != nil {
 		t.Fatal(err)
@@ -83,13 +77,7 @@ func waitFor[T any](t *testing.T, ctx context.Context, what string, get func(con
 // TestKubeletFeatures: kwok's fake kubelet answers logs, exec and
 // port-forward through the apiserver.
 func TestKubeletFeatures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c := startForTest(t, ctx)
-	cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
+	ctx, cs := startForTest(t)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.invalid/p:1"}}},
@@ -107,9 +95,15 @@ func TestKubeletFeatures(t *testing.T) {
 }
 
 // startForTest starts a cluster that stops with the test, keeping its logs
-// when the test fails.
-func startForTest(t *testing.T, ctx context.Context) *Cluster {
+// when the test fails, and returns a client of it and a context that ends
+// after five minutes. -short skips the test.
+func startForTest(t *testing.T) (context.Context, kubernetes.Interface) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
 	c, err := Start(ctx, Options{Log: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
@@ -121,5 +115,5 @@ func startForTest(t *testing.T, ctx context.Context) *Cluster {
 		}
 		c.Stop()
 	})
-	return c
+	return ctx, kubernetes.NewForConfigOrDie(c.RESTConfig())
 }
