@@ -137,22 +137,17 @@ func (l *lifecycle) explain(err error) error {
 	return err
 }
 
-// finish ends Run's action: the -v total, the refusal
+// finish ends Run's action: the -v total (since Complete), the refusal
 // explained, or the document for -o json|yaml. It says whether Run has
-// anything left to print.
+// nothing left to print.
 func (l *lifecycle) finish(what string, err error, doc func() any) (done bool, _ error) {
-	l.printTotal(what)
+	if l.Verbose >= 1 {
+		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(l.start).Round(time.Millisecond))
+	}
 	if err != nil {
 		return true, l.explain(err)
 	}
 	return l.Output.PrintDocument(l.Out, doc())
-}
-
-// printTotal ends the -v phase timings with the whole command's time.
-func (l *lifecycle) printTotal(what string) {
-	if l.Verbose >= 1 {
-		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(l.start).Round(time.Millisecond))
-	}
 }
 
 // printPlan prints a dry run's plan: the GitLab changes, then the diff.

@@ -32,7 +32,7 @@ type Plan struct {
 
 // MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's
 // document.
-func (p *Plan) MarshalJSON() ([]byte, error) {
+func (p Plan) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		GitLab  []string      `json:"gitlab"`
 		Cluster diff.Document `json:"cluster"`
