@@ -17,9 +17,9 @@ build: ## the plugin binary, in bin/
 testbin: ## build (once, cached outside the repo) the test control plane
 	$(GO) run ./test/cluster/cmd/testbin
 
-test: lint testbin ## every test, control plane included; the packages under pkg/ and the fakes with -race
+test: lint testbin ## every test, control plane included, all with -race: pkg/ and the fakes first, then the end-to-end tiers
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./pkg/... ./test/fakegitlab/... ./test/fakekas/...
-	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/pkg/' -e '/test/fakegitlab' -e '/test/fakekas')
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/pkg/' -e '/test/fakegitlab' -e '/test/fakekas')
 
 lint: ## gofmt, go vet, and go.mod as go mod tidy leaves it
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -118,7 +118,7 @@ func TestAttack04LostAnswersLeaveNoOrphanedToken(t *testing.T) {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		_ = cmd.Wait()
 		took := time.Since(sent)
-		g.outputs = append(g.outputs, errOut.String())
+		g.outputs.add(errOut.String())
 		if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errOut.String(), "revoked") {
 			t.Errorf("exit %d after Ctrl-C:\n%s", code, errOut.String())
 		}
@@ -150,7 +150,7 @@ func TestAttack07CachedTokenServesWithoutGitLabCredentials(t *testing.T) {
 	if again.code != 0 || again.stdout != first.stdout {
 		t.Fatalf("with no GitLab credentials at hand: %+v", again)
 	}
-	te.outputs = te.outputs[:0] // get-token prints credentials by design
+	te.outputs.reset() // get-token prints credentials by design
 
 	// No cached token and no credentials: the error names what was tried.
 	other := []string{"GITLAB_TOKEN=", "GLAB_CONFIG_DIR=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
@@ -297,7 +297,7 @@ func TestAttack13HostileAnswers(t *testing.T) {
 		})
 		cmd, errOut, _ := startPlugin(t, []string{"GITLAB_URL=" + huge, "GITLAB_TOKEN=" + g.mToken}, false, list...)
 		_ = cmd.Wait()
-		g.outputs = append(g.outputs, errOut.String())
+		g.outputs.add(errOut.String())
 		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss >> 10 // KiB → MiB on Linux
 		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(errOut.String(), "larger than") {
 			t.Errorf("exit %d: %s", cmd.ProcessState.ExitCode(), errOut.String())

@@ -115,7 +115,7 @@ func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 	g := newGitLab(t)
 	code, errOut, _ := interrupt(t, []string{"GITLAB_URL=" + g.fake.URL, "GITLAB_TOKEN=" + g.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN="},
 		os.Interrupt, "to connect to KAS", "install", "sigint", "--project", "infra/agents")
-	g.outputs = append(g.outputs, errOut)
+	g.outputs.add(errOut)
 	last := lastLine(errOut)
 	if code != 130 || !strings.HasPrefix(last, "error: interrupted") || strings.Contains(last, "in time") || !strings.Contains(last, "was revoked") {
 		t.Errorf("install interrupted while waiting: exit %d, %q", code, last)

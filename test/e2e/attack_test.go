@@ -35,7 +35,7 @@ func (te *tunnelEnv) startProxy(t *testing.T) (*syncBuffer, string) {
 	_, log, addr := startPlugin(t, te.env(), true, "proxy", "tun", "--project", "infra/agents", "--port", "0", "--ca-file", te.caFile)
 	// Registered after newTunnel's secret check, so it runs first: the
 	// proxy's log is checked for secrets too.
-	t.Cleanup(func() { te.outputs = append(te.outputs, log.String()) })
+	t.Cleanup(func() { te.outputs.add(log.String()) })
 	return log, addr
 }
 

@@ -305,7 +305,7 @@ func (e *ciEnv) runJob(t *testing.T, p pipeline, name string, vars map[string]st
 		t.Fatalf("job %s: %v", name, err)
 	}
 	r.allowed = j.allowed(t, r.code)
-	e.outputs = append(e.outputs, r.log)
+	e.outputs.add(r.log)
 	t.Logf("job %s (exit %d):\n%s", name, r.code, r.log)
 	return r
 }
@@ -334,7 +334,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // but in GitLab's own KUBECONFIG, which no command changed.
 func (e *ciEnv) assertNothingLeaked(t *testing.T) {
 	t.Helper()
-	for _, o := range e.outputs {
+	for _, o := range e.outputs.all() {
 		if strings.Contains(o, e.jobToken) {
 			t.Errorf("the job token was printed:\n%s", o)
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +23,34 @@ type gitlabEnv struct {
 	maintainer *fakegitlab.User
 	mToken     string
 	dToken     string
-	outputs    []string
+	outputs    outputLog
+}
+
+// outputLog collects the outputs of the commands a test runs, from any of
+// its goroutines.
+type outputLog struct {
+	mu   sync.Mutex
+	outs []string
+}
+
+func (l *outputLog) add(outs ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outs = append(l.outs, outs...)
+}
+
+// reset forgets what was collected (for commands that print credentials by
+// design).
+func (l *outputLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outs = nil
+}
+
+func (l *outputLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.outs...)
 }
 
 func newGitLab(t *testing.T) *gitlabEnv {
@@ -49,9 +77,9 @@ func (g *gitlabEnv) run(t *testing.T, extraEnv []string, args ...string) result 
 	}
 	r := runIn(t, spec, kubectl, append([]string{"gitlab-agent"}, args...)...)
 	if !slices.Contains(args, "--show-token") {
-		g.outputs = append(g.outputs, r.stdout)
+		g.outputs.add(r.stdout)
 	}
-	g.outputs = append(g.outputs, r.stderr)
+	g.outputs.add(r.stderr)
 	return r
 }
 
@@ -65,7 +93,7 @@ func (g *gitlabEnv) assertNoSecrets(t *testing.T) {
 		}
 	}
 	secrets = append(secrets, g.mToken, g.dToken)
-	for _, out := range g.outputs {
+	for _, out := range g.outputs.all() {
 		for _, s := range secrets {
 			if strings.Contains(out, s) {
 				t.Errorf("a secret value appears in the output: %q", out)

@@ -311,7 +311,7 @@ func TestInstallFailuresLeaveNoStrayToken(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(errOut.String(), "was revoked") {
 		t.Fatalf("interrupted install: exit %d\n%s", code, errOut.String())
 	}
-	g.outputs = append(g.outputs, errOut.String())
+	g.outputs.add(errOut.String())
 	t.Logf("interrupted → %s", lastLine(errOut.String()))
 	g.activeTokensHeld(t, "flt")
 }

@@ -58,7 +58,7 @@ func newTunnel(t *testing.T) *tunnelEnv {
 func (te *tunnelEnv) run(t *testing.T, extra []string, name string, args ...string) result {
 	t.Helper()
 	r := runIn(t, runSpec{env: append(te.env(), extra...)}, name, args...)
-	te.outputs = append(te.outputs, r.stdout, r.stderr)
+	te.outputs.add(r.stdout, r.stderr)
 	return r
 }
 
@@ -206,7 +206,7 @@ func TestGetTokenParallelMintsOne(t *testing.T) {
 		t.Fatalf("20 parallel calls minted %d tokens, want 1", n)
 	}
 	// Printing the credential is get-token's job; nothing else may.
-	te.outputs = te.outputs[:0]
+	te.outputs.reset()
 }
 
 func TestTunnelRefusals(t *testing.T) {
@@ -309,5 +309,5 @@ func TestProxyThroughKAS(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("proxy after Ctrl-C: exit %d\n%s", code, errOut.String())
 	}
-	te.outputs = append(te.outputs, errOut.String())
+	te.outputs.add(errOut.String())
 }

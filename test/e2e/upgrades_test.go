@@ -40,7 +40,7 @@ func TestUpgradesThroughKASAndProxy(t *testing.T) {
 	defer func() {
 		_ = proxy.Process.Signal(syscall.SIGINT)
 		_ = proxy.Wait()
-		te.outputs = append(te.outputs, perr.String())
+		te.outputs.add(perr.String())
 	}()
 
 	for _, route := range []struct{ name, kubeconfig string }{{"direct", cl.Kubeconfig}, {"kas", kasConfig}, {"proxy", proxyConfig}} {
