@@ -180,8 +180,9 @@ func decodeGeneric(src []byte) (map[string]any, error) {
 	return g, nil
 }
 
-// normalizeGeneric makes empty and missing values compare alike where YAML
-// has several spellings for them.
+// normalizeGeneric is a deep copy in which a nil map or list is an empty
+// one, so that the intended document (built in Go, with nil) and the edited
+// file (decoded, with `{}` and `[]`) compare alike.
 func normalizeGeneric(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
