@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakekas"
 )
 
@@ -28,7 +29,7 @@ func doctorWorld(t *testing.T) (*inProcess, *fakekas.AgentEndpoint) {
 	w := newInProcess(t)
 	ep := fakekas.NewAgentEndpoint(fakekas.WebSocket, "/")
 	t.Cleanup(ep.Close)
-	w.gl.Metadata.KAS.ExternalURL = ep.URL
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = ep.URL })
 	values := filepath.Join(t.TempDir(), "values.yaml")
 	ca := "config:\n  kasCaCert: |\n    " + strings.ReplaceAll(strings.TrimSpace(ep.CAPEM()), "\n", "\n    ") + "\n"
 	if err := os.WriteFile(values, []byte(ca), 0o600); err != nil {

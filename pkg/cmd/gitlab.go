@@ -69,7 +69,8 @@ type agentCommand struct {
 	act func(ctx context.Context, a *gitlab.Agent) error
 }
 
-// newAgentCommand is an agentCommand that does act on the agent it finds.
+// newAgentCommand is an agentCommand that does act on the agent it finds;
+// with a nil act the command has a Run of its own.
 func newAgentCommand(g *GlobalOptions, streams genericiooptions.IOStreams, act func(context.Context, *gitlab.Agent) error, formats ...string) agentCommand {
 	return agentCommand{gitlabCommand: newGitLabCommand(g, streams, formats...), act: act}
 }

@@ -25,7 +25,7 @@ func TestKubeconfigCIWithTheJobTokenAlone(t *testing.T) {
 	t.Setenv("CI_SERVER_URL", w.gl.URL)
 	t.Setenv("CI_PROJECT_ID", strconv.FormatInt(w.project.ID, 10))
 	t.Setenv("CI_JOB_TOKEN", jobToken)
-	w.gl.Metadata.KAS.ExternalK8sProxyURL = w.gl.URL + "/-/k8s-proxy-from-metadata"
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = w.gl.URL + "/-/k8s-proxy-from-metadata" })
 	dir := t.TempDir()
 
 	kc := filepath.Join(dir, "metadata")

@@ -64,7 +64,7 @@ func newWorld(t *testing.T, s setup) *world {
 	w.user, w.token = w.gl.AddUser("maria")
 	w.project = w.gl.AddProject("infra/agents")
 	w.gl.SetRole(w.project, w.user, fakegitlab.Maintainer)
-	w.gl.Metadata.KAS.ExternalURL = w.endpoint.URL
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = w.endpoint.URL })
 	client, err := gitlab.New(gitlab.Options{URL: w.gl.URL, Credentials: gitlab.Credentials{Token: w.token, Source: "GITLAB_TOKEN"}, RetryBase: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestSameAddressWrittenOtherwise(t *testing.T) {
 		{"WSS://kas.example.com/", "wss://kas.example.com:443/"},
 	} {
 		w := newWorld(t, setup{agentAddress: func(string) string { return tc.agent }})
-		w.gl.Metadata.KAS.ExternalURL = tc.advertised
+		w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = tc.advertised })
 		want(t, w.run(t, "prod"), "kas-address", Pass, "as GitLab advertises")
 	}
 	// A different port or path is another address.
@@ -253,7 +253,7 @@ func TestSameAddressWrittenOtherwise(t *testing.T) {
 		{"wss://kas.example.com/-/kubernetes-agent", "wss://kas.example.com/-/kubernetes-agent/", "trailing slash"},
 	} {
 		w := newWorld(t, setup{agentAddress: func(string) string { return tc.agent }})
-		w.gl.Metadata.KAS.ExternalURL = tc.advertised
+		w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = tc.advertised })
 		want(t, w.run(t, "prod"), "kas-address", Fail, tc.says)
 	}
 }
@@ -508,7 +508,7 @@ func TestGitLabFailures(t *testing.T) {
 	})
 	t.Run("KAS disabled", func(t *testing.T) {
 		w := newWorld(t, setup{})
-		w.gl.Metadata.KAS.Enabled = false
+		w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Enabled = false })
 		r := w.run(t, "prod")
 		want(t, r, "kas-enabled", Fail, "enables the agent server")
 		if c := byID(r)["gitlab-reachable"]; c.Status != Pass {
@@ -618,7 +618,7 @@ func TestK8sProxy(t *testing.T) {
 	}))
 	defer proxy.Close()
 	w := newWorld(t, setup{})
-	w.gl.Metadata.KAS.ExternalK8sProxyURL = proxy.URL + "/k8s-proxy"
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = proxy.URL + "/k8s-proxy" })
 	w.env.ProxyCredential = func(id int64) (string, bool) { return fmt.Sprintf("pat:%d:glpat-x", id), true }
 	r := w.run(t, "prod")
 	if c := byID(r)["k8s-proxy"]; c.Status != Pass || !strings.HasSuffix(got, " /k8s-proxy/version") || !strings.HasPrefix(got, "Bearer pat:") {
@@ -649,7 +649,7 @@ func TestK8sProxyKeepsTheCredential(t *testing.T) {
 	defer redirector.Close()
 	w := newWorld(t, setup{})
 	w.env.ProxyCredential = func(id int64) (string, bool) { return fmt.Sprintf("pat:%d:glpat-secret", id), true }
-	w.gl.Metadata.KAS.ExternalK8sProxyURL = redirector.URL + "/k8s-proxy"
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = redirector.URL + "/k8s-proxy" })
 	want(t, w.run(t, "prod"), "k8s-proxy", Fail, "was not sent on")
 	mu.Lock()
 	if len(stolen) > 0 {
@@ -657,7 +657,7 @@ func TestK8sProxyKeepsTheCredential(t *testing.T) {
 	}
 	mu.Unlock()
 
-	w.gl.Metadata.KAS.ExternalK8sProxyURL = "http://kas.example.invalid/k8s-proxy"
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = "http://kas.example.invalid/k8s-proxy" })
 	want(t, w.run(t, "prod"), "k8s-proxy", Skip, "not encrypted")
 }
 

@@ -245,11 +245,11 @@ func TestDiscoverKAS(t *testing.T) {
 	if err != nil || kas.AgentURL != "wss://kas.example.com" || kas.ProxyURL != "https://kas.example.com/k8s-proxy" || kas.Version != "17.3.1" {
 		t.Fatalf("%+v %v", kas, err)
 	}
-	f.fake.Metadata.KAS.ExternalK8sProxyURL = "https://kas.example.com/k8s-proxy/"
+	f.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = "https://kas.example.com/k8s-proxy/" })
 	if kas, _ = c.DiscoverKAS(context.Background()); kas.ProxyURL != "https://kas.example.com/k8s-proxy" {
 		t.Errorf("proxy URL from metadata: %q", kas.ProxyURL)
 	}
-	f.fake.Metadata.KAS.Enabled = false
+	f.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Enabled = false })
 	var off *ErrKASDisabled
 	if _, err := c.DiscoverKAS(context.Background()); !errors.As(err, &off) {
 		t.Errorf("disabled KAS: %v", err)

@@ -32,8 +32,8 @@ type InstallResult struct {
 	ObjectsChanged int     `json:"objectsChanged"`
 	UpToDate       bool    `json:"upToDate"`
 	Connected      bool    `json:"connected"`
-	Plan           *Plan   `json:"plan,omitempty"`
 	Phases         []Phase `json:"phases"`
+	Plan           *Plan   `json:"plan,omitempty"`
 }
 
 // installer is one run of Install: its steps share what they found.

@@ -354,7 +354,7 @@ func TestInstallConfigFile(t *testing.T) {
 
 func TestInstallGitLabRefusals(t *testing.T) {
 	w := newWorld(t)
-	w.gl.Metadata.KAS.Enabled = false
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Enabled = false })
 	if _, err := Install(context.Background(), w.env(), InstallOptions{Options: w.opts("prod")}); err == nil || !strings.Contains(err.Error(), "KAS") {
 		t.Errorf("no KAS: %v", err)
 	}

@@ -123,8 +123,8 @@ type UpgradeResult struct {
 	// Removed are the objects of ours the new render no longer has (a
 	// layout change, a feature turned off).
 	Removed []string `json:"removed,omitempty"`
-	Plan    *Plan    `json:"plan,omitempty"`
 	Phases  []Phase  `json:"phases"`
+	Plan    *Plan    `json:"plan,omitempty"`
 }
 
 // Upgrade re-renders the installed agent with new values or agentk version

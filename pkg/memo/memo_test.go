@@ -12,19 +12,21 @@ import (
 func TestOncePerKey(t *testing.T) {
 	var m Map[string, int]
 	var calls atomic.Int32
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	got := make([]int, 8)
 	for i := range got {
 		wg.Go(func() {
 			got[i], _ = m.Get("a", func() (int, error) {
 				calls.Add(1)
+				close(started)
 				<-release
 				return 42, nil
 			})
 		})
 	}
-	// Another key does not wait for "a".
+	// Another key does not wait for "a", which is being found.
+	<-started
 	if v, err := m.Get("b", func() (int, error) { return 7, nil }); v != 7 || err != nil {
 		t.Fatalf(`Get("b") = %d, %v while "a" is being found`, v, err)
 	}

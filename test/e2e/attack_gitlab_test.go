@@ -48,7 +48,7 @@ func TestAttack02CredentialsStayWithTheirHost(t *testing.T) {
 
 	// KAS's proxy URL from /metadata on a site that is not GitLab's.
 	te := newTunnel(t)
-	te.fake.Metadata.KAS.ExternalK8sProxyURL = "https://kas.evil.example/k8s-proxy"
+	te.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = "https://kas.evil.example/k8s-proxy" })
 	kc := filepath.Join(t.TempDir(), "config")
 	r := te.run(t, nil, kubectl, "gitlab-agent", "kubeconfig", "tun", "--project", "infra/agents", "--kubeconfig", kc)
 	wantError(t, r, "another site", "--kas-proxy-url")
@@ -213,7 +213,7 @@ func TestAttack08CleartextIsNamed(t *testing.T) {
 	m, tok := tg.AddUser("maria")
 	tg.SetRole(p, m, fakegitlab.Maintainer)
 	tg.AddAgent(p, "clear", m)
-	tg.Metadata.KAS.ExternalK8sProxyURL = "http://kas.example.test/k8s-proxy"
+	tg.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = "http://kas.example.test/k8s-proxy" })
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tg.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)

@@ -172,12 +172,12 @@ func newCIEnv(t *testing.T) *ciEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(kas.Close)
-	g.fake.Metadata.KAS.ExternalK8sProxyURL = kas.ProxyURL()
+	g.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = kas.ProxyURL() })
 	// Where agentk dials KAS (a stand-in with a private CA), as /metadata says.
 	ep := fakekas.NewAgentEndpoint(fakekas.WebSocket, "/")
 	t.Cleanup(ep.Close)
-	g.fake.Metadata.KAS.ExternalURL = ep.URL
-	g.fake.Metadata.KAS.Version = "18.0.0"
+	g.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = ep.URL })
+	g.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Version = "18.0.0" })
 	e := &ciEnv{gitlabEnv: g, kas: kas, kasCA: ep.CAPEM(), dir: t.TempDir(), home: t.TempDir(), tmp: t.TempDir()}
 	e.agentValues(t, 2)
 

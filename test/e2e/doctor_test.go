@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakekas"
 )
 
@@ -41,7 +42,7 @@ func TestDoctorOnTheTestCluster(t *testing.T) {
 	simulateAgentk(t, te.gitlabEnv)
 	ep := fakekas.NewAgentEndpoint(fakekas.WebSocket, "/")
 	t.Cleanup(ep.Close)
-	te.fake.Metadata.KAS.ExternalURL = ep.URL
+	te.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = ep.URL })
 	dir := t.TempDir()
 	values := writeFile(t, dir, "values.yaml", "config:\n  kasCaCert: |\n    "+strings.ReplaceAll(strings.TrimSpace(ep.CAPEM()), "\n", "\n    ")+"\n")
 	if r := te.run(t, nil, kubectl, "gitlab-agent", "install", "tun", "--project", "infra/agents", "--kas-address", ep.URL, "-f", values); r.code != 0 {

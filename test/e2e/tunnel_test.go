@@ -41,7 +41,7 @@ func newTunnel(t *testing.T) *tunnelEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(kas.Close)
-	g.fake.Metadata.KAS.ExternalK8sProxyURL = kas.ProxyURL()
+	g.fake.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = kas.ProxyURL() })
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "kas-ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kas.Certificate().Raw}), 0o644); err != nil {

@@ -50,6 +50,8 @@ type Server struct {
 	faults   []*Fault
 	calls    map[string]int
 	requests []Request
+	// Metadata is what GET /metadata answers; once the fake serves, change it
+	// with SetMetadata.
 	Metadata Metadata
 }
 
@@ -134,6 +136,14 @@ type Metadata struct {
 	Version  string
 	Revision string
 	KAS      KASMetadata
+}
+
+// SetMetadata changes what GET /metadata answers, safely while the fake
+// serves.
+func (s *Server) SetMetadata(edit func(*Metadata)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	edit(&s.Metadata)
 }
 
 // KASMetadata is the kas part of /metadata.

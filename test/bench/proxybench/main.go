@@ -86,7 +86,7 @@ func run(d time.Duration, rounds int, baseline string) error {
 		return err
 	}
 	defer kas.Close()
-	g.Metadata.KAS.ExternalK8sProxyURL = kas.ProxyURL()
+	g.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalK8sProxyURL = kas.ProxyURL() })
 	ca := filepath.Join(tmp, "kas.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kas.Certificate().Raw}), 0o644); err != nil {
 		return err
