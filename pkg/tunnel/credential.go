@@ -100,14 +100,7 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 		return Credential{}, fmt.Errorf("no token cache")
 	}
 	now := o.Now()
-	key := ""
-	if o.Credentials.Token != "" {
-		key = Key(o.GitLabURL, o.Credentials.Token)
-	} else if p := o.Cache.Newest(o.GitLabURL, now); p != nil {
-		// No credentials at hand: the newest usable token made for this
-		// GitLab serves until it must be replaced.
-		key = p.key
-	}
+	key := o.cacheKey(now)
 	if key == "" {
 		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
 	}
@@ -236,14 +229,26 @@ func CachedCredential(o CredentialOptions) (string, bool) {
 	if o.Now != nil {
 		now = o.Now()
 	}
-	var p *CachedPAT
-	if o.Credentials.Token != "" {
-		p = o.Cache.Load(Key(o.GitLabURL, o.Credentials.Token))
-	} else {
-		p = o.Cache.Newest(o.GitLabURL, now)
+	key := o.cacheKey(now)
+	if key == "" {
+		return "", false
 	}
+	p := o.Cache.Load(key)
 	if !usable(p, now) {
 		return "", false
 	}
 	return credential(agent, p, false).Token, true
+}
+
+// cacheKey is the cache entry that serves o: the token minted with the
+// user's credentials; with none at hand, the newest usable token made for
+// this GitLab, until it must be replaced. "" when there is none.
+func (o CredentialOptions) cacheKey(now time.Time) string {
+	if o.Credentials.Token != "" {
+		return Key(o.GitLabURL, o.Credentials.Token)
+	}
+	if p := o.Cache.Newest(o.GitLabURL, now); p != nil {
+		return p.key
+	}
+	return ""
 }
