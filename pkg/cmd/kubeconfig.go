@@ -16,7 +16,6 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
-
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
 
@@ -52,10 +51,12 @@ entry of the kubeconfig stays as it was.
 With --ci the job token alone is enough: give the agent's numeric ID, or
 PROJECT_PATH:AGENT_NAME as GitLab names the contexts of the KUBECONFIG it
 injects (the ID is read from there). No agents API call is made (a job token
-cannot make one); a plain NAME needs a token that may use the agents API. KAS's proxy URL is --kas-proxy-url, else what /metadata
-advertises when the job token may read it, else derived from CI_SERVER_URL
-(https://kas.gitlab.com/k8s-proxy for GitLab.com, <CI_SERVER_URL>/-/kubernetes-agent/k8s-proxy
-otherwise); the command says which.`,
+cannot make one); a plain NAME needs a token that may use the agents API.
+KAS's proxy URL is --kas-proxy-url, else what /metadata advertises when the
+job token may read it, else derived from CI_SERVER_URL
+(https://kas.gitlab.com/k8s-proxy for GitLab.com,
+<CI_SERVER_URL>/-/kubernetes-agent/k8s-proxy otherwise); the command says
+which.`,
 		Example: `  kubectl gitlab-agent kubeconfig prod-eu --project infra/agents --use-context
   kubectl get pods -A
 

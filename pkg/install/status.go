@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
-	appsv1 "k8s.io/api/apps/v1"
 )
 
 // The verdicts of status.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
-
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
 
