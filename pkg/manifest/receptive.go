@@ -82,7 +82,7 @@ func secret2150(n names, v Values, labels map[string]any, privateAPIJWT string) 
 			}
 			privateAPIJWT = b64(b64(r))
 		}
-		data["private-api-jwt"] = privateAPIJWT
+		data[PrivateAPIJWTKey] = privateAPIJWT
 	}
 	s := newObject("v1", "Secret", n.secret, n.namespace, labels)
 	s["type"] = "Opaque"
