@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -216,7 +215,7 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 	); err != nil {
 		return c, err
 	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := NewClients(rc)
 	if err != nil {
 		return c, err
 	}
@@ -231,7 +230,7 @@ func start(ctx context.Context, bin string, opts Options) (c *Cluster, err error
 	return c, nil
 }
 
-func createNode(ctx context.Context, cs kubernetes.Interface, name string) error {
+func createNode(ctx context.Context, cs *Clients, name string) error {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:        name,
 		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
@@ -248,7 +247,7 @@ func createNode(ctx context.Context, cs kubernetes.Interface, name string) error
 
 // waitReady waits until the nodes are Ready and the controllers work (the
 // default ServiceAccount exists), so that tests can create workloads at once.
-func (c *Cluster) waitReady(ctx context.Context, cs kubernetes.Interface, nodes int) error {
+func (c *Cluster) waitReady(ctx context.Context, cs *Clients, nodes int) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {

@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
 
@@ -97,7 +96,7 @@ func TestKubeletFeatures(t *testing.T) {
 // startForTest starts a cluster that stops with the test, keeping its logs
 // when the test fails, and returns a client of it and a context that ends
 // after five minutes. -short skips the test.
-func startForTest(t *testing.T) (context.Context, kubernetes.Interface) {
+func startForTest(t *testing.T) (context.Context, *Clients) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a control plane")
@@ -115,5 +114,9 @@ func startForTest(t *testing.T) (context.Context, kubernetes.Interface) {
 		}
 		c.Stop()
 	})
-	return ctx, kubernetes.NewForConfigOrDie(c.RESTConfig())
+	cs, err := NewClients(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cs
 }

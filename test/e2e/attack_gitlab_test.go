@@ -189,6 +189,7 @@ func forwardProxy(t *testing.T, routes map[string]string) *httptest.Server {
 
 // Item 8: an http:// GitLab got the token with no warning.
 func TestAttack08CleartextIsNamed(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	g.fake.AddAgent(g.project, "clear", g.maintainer)
 	u, _ := url.Parse(g.fake.URL)
@@ -232,6 +233,7 @@ func TestAttack08CleartextIsNamed(t *testing.T) {
 
 // Item 11: token and agent names from GitLab reached the terminal raw.
 func TestAttack11TerminalEscapesFromGitLab(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	nasty := "evil\x1b[2J\x1b]0;pwned\x07\rX\u009b31m\u202e"
 	a := g.fake.AddAgent(g.project, "esc", g.maintainer)
@@ -259,6 +261,7 @@ func TestAttack11TerminalEscapesFromGitLab(t *testing.T) {
 
 // Item 13: hostile or broken answers from "GitLab".
 func TestAttack13HostileAnswers(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	list := []string{"agent", "list", "--project", "infra/agents"}
 	serve := func(h http.HandlerFunc) string {

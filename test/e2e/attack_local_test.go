@@ -63,6 +63,8 @@ func interrupt(t *testing.T, extra []string, sig os.Signal, waitFor string, args
 }
 
 // Item 5: Ctrl-C was ignored while reading input, and inputs had no cap.
+// Not parallel: the signal goes half a second after the start, and other
+// tests' processes beside it would make that moment less sure.
 func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 	for _, c := range []struct {
 		sig  os.Signal
@@ -261,6 +263,7 @@ var handWrittenKubeconfig = func() string {
 
 // Item 12: --set config.token put the token in the process list.
 func TestAttack12TokenOnTheCommandLine(t *testing.T) {
+	t.Parallel()
 	r := runCmd(t, "", pluginBin(), "render", "demo", "--set", "replicas=1,config.token=glagent-on-the-command-line")
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "--token-file") || strings.Contains(r.stderr, "on-the-command-line") {
 		t.Fatalf("%+v", r)
@@ -270,6 +273,7 @@ func TestAttack12TokenOnTheCommandLine(t *testing.T) {
 // Item 14: an unreachable cluster gave klog noise and one error per object;
 // install changed GitLab before finding out.
 func TestAttack14UnreachableCluster(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	kc := filepath.Join(dir, "config")
 	if err := os.WriteFile(kc, []byte(`apiVersion: v1

@@ -19,6 +19,7 @@ remote_development:
 `
 
 func TestAgentConfigCommands(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	g.fake.AddAgent(g.project, "prod", g.maintainer)
 	const path = ".gitlab/agents/prod/config.yaml"

@@ -119,6 +119,7 @@ func wantError(t *testing.T, r result, want ...string) {
 }
 
 func TestAgentCommands(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	p := []string{"--project", "infra/agents"}
 
@@ -165,6 +166,7 @@ func TestAgentCommands(t *testing.T) {
 }
 
 func TestGitLabFailures(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	r := g.run(t, nil, "agent", "list", "--project", "other/nothing")
 	wantError(t, r, "no project other/nothing")
@@ -199,6 +201,7 @@ func TestGitLabFailures(t *testing.T) {
 }
 
 func TestTokenCommands(t *testing.T) {
+	t.Parallel()
 	g := newGitLab(t)
 	agent := g.fake.AddAgent(g.project, "prod", g.maintainer)
 	p := []string{"--project", "infra/agents"}

@@ -14,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
-
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
 )
 
 var (
@@ -36,7 +33,9 @@ func TestMain(m *testing.M) {
 }
 
 // needCluster skips a test that needs the control plane under -short, which
-// runs only what the fake GitLab and the built binary can show.
+// runs only what the fake GitLab and the built binary can show. The tests that
+// never touch the control plane run in parallel (t.Parallel), each with its
+// own fake GitLab; those that do share one cluster and run one at a time.
 func needCluster(t *testing.T) {
 	t.Helper()
 	if cl == nil {
@@ -154,10 +153,10 @@ func runIn(t *testing.T, spec runSpec, name string, args ...string) result {
 	return r
 }
 
-func clientset(t *testing.T) kubernetes.Interface {
+func clientset(t *testing.T) *cluster.Clients {
 	t.Helper()
 	needCluster(t)
-	cs, err := kubernetes.NewForConfig(cl.RESTConfig())
+	cs, err := cluster.NewClients(cl.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 // TestPluginDispatch: kubectl finds the binary kubectl-gitlab_agent for
 // `kubectl gitlab-agent`.
 func TestPluginDispatch(t *testing.T) {
+	t.Parallel()
 	r := runCmd(t, "", kubectl, "gitlab-agent", "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "kubectl-gitlab-agent v0.0.0-e2e ") {
 		t.Fatalf("kubectl gitlab-agent version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

@@ -61,3 +61,28 @@ func TestLayers(t *testing.T) {
 		}
 	}
 }
+
+// heavy are packages that cost the build far more than the use made of them:
+// client-go's Clientset compiles a typed client and apply configurations for
+// every API group (test/cluster's Clients has the two groups the tests use).
+var heavy = map[string]string{
+	"k8s.io/client-go/kubernetes": "use test/cluster.Clients, or the group's typed client",
+}
+
+func TestNoHeavyImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-test", "-f", `{{.ImportPath}}|{{join .Imports " "}}`, "../../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, "|")
+		pkg, _, _ = strings.Cut(pkg, " ") // "p [p.test]" is p compiled with its tests
+		for _, imp := range strings.Fields(imports) {
+			if why, ok := heavy[imp]; ok && !seen[pkg+" "+imp] {
+				seen[pkg+" "+imp] = true
+				t.Errorf("%s imports %s: %s", pkg, imp, why)
+			}
+		}
+	}
+}

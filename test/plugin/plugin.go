@@ -43,18 +43,20 @@ func BuildAt(ctx context.Context, ref, dir string) (string, error) {
 	return build(ctx, src, filepath.Join(dir, Name+"-"+ref), "")
 }
 
-// build builds into out. The linker writes its output through a memory map,
+// build builds into out, stripped as releases are. The linker writes its output through a memory map,
 // and a binary written that way is mapped with more of it resident when it
 // runs (seen: 57 MB RSS for `version`, 37 MB for the same bytes written by
 // cp or tar); so the binary is then copied, as krew's tar extraction or a
 // package manager writes it: memory figures are the ones users see.
 func build(ctx context.Context, src, out, version string) (string, error) {
 	linked := out + ".linked"
-	args := []string{"build", "-o", linked}
+	// -s -w as .goreleaser.yaml builds releases: no symbol table and no
+	// DWARF, which also makes the link a third faster.
+	ldflags := "-s -w"
 	if version != "" {
-		args = append(args, "-ldflags", "-X github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version.version="+version)
+		ldflags += " -X github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version.version=" + version
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/kubectl-gitlab_agent")...)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", linked, "-ldflags", ldflags, "./cmd/kubectl-gitlab_agent")
 	cmd.Dir = src
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the plugin in %s: %v\n%s", src, err, b)
