@@ -52,9 +52,8 @@ func newInProcess(t *testing.T) *inProcess {
 	w := &inProcess{gl: fakegitlab.New(), cluster: fake.New()}
 	t.Cleanup(w.gl.Close)
 	var token string
-	w.user, token = w.gl.AddUser("maria")
 	w.project = w.gl.AddProject("infra/agents")
-	w.gl.SetRole(w.project, w.user, fakegitlab.Maintainer)
+	w.user, token = w.gl.AddMember(w.project, "maria", fakegitlab.Maintainer)
 	w.tokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(w.tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)

@@ -61,9 +61,8 @@ func newWorld(t *testing.T, s setup) *world {
 	w := &world{gl: fakegitlab.New(), cluster: fake.New(), endpoint: fakekas.NewAgentEndpoint(s.endpoint, s.path)}
 	t.Cleanup(w.gl.Close)
 	t.Cleanup(w.endpoint.Close)
-	w.user, w.token = w.gl.AddUser("maria")
 	w.project = w.gl.AddProject("infra/agents")
-	w.gl.SetRole(w.project, w.user, fakegitlab.Maintainer)
+	w.user, w.token = w.gl.AddMember(w.project, "maria", fakegitlab.Maintainer)
 	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = w.endpoint.URL })
 	client, err := gitlab.New(gitlab.Options{URL: w.gl.URL, Credentials: gitlab.Credentials{Token: w.token, Source: "GITLAB_TOKEN"}, RetryBase: time.Millisecond})
 	if err != nil {

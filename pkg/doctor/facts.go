@@ -138,22 +138,27 @@ func (d *doctor) needGitLab() (*gitlab.Client, error) {
 	return d.env.GitLab, nil
 }
 
-func (d *doctor) theProject() (*gitlab.Project, error) {
-	return d.project.get(d, func(ctx context.Context) (*gitlab.Project, error) {
+// withGitLab finds l with the credentialed client; without one the fact
+// is skipped (needGitLab says why).
+func withGitLab[T any](d *doctor, l *lazy[T], find func(context.Context, *gitlab.Client) (T, error)) (T, error) {
+	return l.get(d, func(ctx context.Context) (T, error) {
 		c, err := d.needGitLab()
 		if err != nil {
-			return nil, err
+			var none T
+			return none, err
 		}
+		return find(ctx, c)
+	})
+}
+
+func (d *doctor) theProject() (*gitlab.Project, error) {
+	return withGitLab(d, &d.project, func(ctx context.Context, c *gitlab.Client) (*gitlab.Project, error) {
 		return c.GetProject(ctx, d.env.Project)
 	})
 }
 
 func (d *doctor) theAgent() (*gitlab.Agent, error) {
-	return d.agent.get(d, func(ctx context.Context) (*gitlab.Agent, error) {
-		c, err := d.needGitLab()
-		if err != nil {
-			return nil, err
-		}
+	return withGitLab(d, &d.agent, func(ctx context.Context, c *gitlab.Client) (*gitlab.Agent, error) {
 		return c.FindAgent(ctx, d.env.Project, gitlab.AgentRef{Name: d.name})
 	})
 }
@@ -295,11 +300,7 @@ func (d *doctor) target() (*kasTarget, error) {
 // there is none).
 func (d *doctor) theConfig() (*agentconfig.Config, error) {
 	p, perr := d.theProject() // before the clock of this fact starts
-	return d.config.get(d, func(ctx context.Context) (*agentconfig.Config, error) {
-		c, err := d.needGitLab()
-		if err != nil {
-			return nil, err
-		}
+	return withGitLab(d, &d.config, func(ctx context.Context, c *gitlab.Client) (*agentconfig.Config, error) {
 		if perr != nil {
 			return nil, perr
 		}

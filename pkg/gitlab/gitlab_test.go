@@ -27,10 +27,8 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{fake: fakegitlab.New(), log: &bytes.Buffer{}}
 	t.Cleanup(f.fake.Close)
 	f.project = f.fake.AddProject("infra/agents")
-	f.maintainer, f.mToken = f.fake.AddUser("maria")
-	f.developer, f.dToken = f.fake.AddUser("dev")
-	f.fake.SetRole(f.project, f.maintainer, fakegitlab.Maintainer)
-	f.fake.SetRole(f.project, f.developer, fakegitlab.Developer)
+	f.maintainer, f.mToken = f.fake.AddMember(f.project, "maria", fakegitlab.Maintainer)
+	f.developer, f.dToken = f.fake.AddMember(f.project, "dev", fakegitlab.Developer)
 	return f
 }
 

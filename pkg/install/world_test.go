@@ -36,9 +36,8 @@ func newWorld(t *testing.T) *world {
 	w := &world{gl: fakegitlab.New(), cluster: fake.New(), report: &recorder{}, connect: true}
 	t.Cleanup(w.gl.Close)
 	var token string
-	w.user, token = w.gl.AddUser("maria")
 	w.project = w.gl.AddProject("infra/agents")
-	w.gl.SetRole(w.project, w.user, fakegitlab.Maintainer)
+	w.user, token = w.gl.AddMember(w.project, "maria", fakegitlab.Maintainer)
 	var err error
 	w.client, err = gitlab.New(gitlab.Options{URL: w.gl.URL, Credentials: gitlab.Credentials{Token: token}, RetryBase: time.Millisecond})
 	if err != nil {

@@ -198,8 +198,7 @@ func newCIEnv(t *testing.T) *ciEnv {
 		}
 	}
 	e.shop = g.fake.AddProject("shop/web")
-	dev, _ := g.fake.AddUser("shop-dev")
-	g.fake.SetRole(e.shop, dev, fakegitlab.Developer)
+	dev, _ := g.fake.AddMember(e.shop, "shop-dev", fakegitlab.Developer)
 	e.jobToken = g.fake.AddJobToken(dev, e.shop)
 
 	// The KUBECONFIG GitLab writes for a job of shop/web: one context per
@@ -569,8 +568,7 @@ func TestCIClusterCommandsWithGitLabsKubeconfig(t *testing.T) {
 
 	// A job of a project the agent is not shared with: KAS's 403, and the fix.
 	other := e.fake.AddProject("other/app")
-	dev, _ := e.fake.AddUser("other-dev")
-	e.fake.SetRole(other, dev, fakegitlab.Developer)
+	dev, _ := e.fake.AddMember(other, "other-dev", fakegitlab.Developer)
 	otherToken := e.fake.AddJobToken(dev, other)
 	foreign := filepath.Join(t.TempDir(), "KUBECONFIG")
 	if err := os.WriteFile(foreign, bytes.ReplaceAll(e.injected, []byte(e.jobToken), []byte(otherToken)), 0o600); err != nil {

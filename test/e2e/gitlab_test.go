@@ -58,11 +58,8 @@ func newGitLab(t *testing.T) *gitlabEnv {
 	g := &gitlabEnv{fake: fakegitlab.New()}
 	t.Cleanup(g.fake.Close)
 	g.project = g.fake.AddProject("infra/agents")
-	var dev *fakegitlab.User
-	g.maintainer, g.mToken = g.fake.AddUser("maria")
-	dev, g.dToken = g.fake.AddUser("dev")
-	g.fake.SetRole(g.project, g.maintainer, fakegitlab.Maintainer)
-	g.fake.SetRole(g.project, dev, fakegitlab.Developer)
+	g.maintainer, g.mToken = g.fake.AddMember(g.project, "maria", fakegitlab.Maintainer)
+	_, g.dToken = g.fake.AddMember(g.project, "dev", fakegitlab.Developer)
 	t.Cleanup(func() { g.assertNoSecrets(t) })
 	return g
 }

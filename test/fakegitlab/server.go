@@ -261,6 +261,14 @@ func (s *Server) SetRole(p *Project, u *User, r Role) {
 	delete(p.Inherited, u.ID)
 }
 
+// AddMember adds a user (AddUser) with role r on p, and returns the user and
+// its personal access token.
+func (s *Server) AddMember(p *Project, username string, r Role) (*User, string) {
+	u, tok := s.AddUser(username)
+	s.SetRole(p, u, r)
+	return u, tok
+}
+
 // SetInheritedRole gives u role r on p through an ancestor group.
 func (s *Server) SetInheritedRole(p *Project, u *User, r Role) {
 	s.mu.Lock()

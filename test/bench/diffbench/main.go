@@ -34,8 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/bench/benchenv"
 )
 
 func main() {
@@ -87,25 +86,16 @@ type row struct {
 
 func run(namespaces, perKind, runs, concurrency int, only []string) error {
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "diffbench-")
+	e, err := benchenv.Start(ctx, "diffbench", oursRef)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin, err := plugin.Build(ctx, tmp, "")
+	defer e.Close()
+	tmp, bin := e.Dir, e.Plugin
 	if oursRef != "" {
-		bin, err = plugin.BuildAt(ctx, oursRef, tmp)
+		bin = e.AtRef
 	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "starting the test control plane...")
-	c, err := cluster.Start(ctx, cluster.Options{Log: os.Stderr})
-	if err != nil {
-		return err
-	}
-	defer c.Stop()
-	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+tmp, "NO_COLOR=1")
+	env := e.Environ()
 	total := namespaces * (1 + 2*perKind)
 
 	var rows []row

@@ -28,13 +28,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
-
 	"k8s.io/client-go/rest"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/bench/benchenv"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakekas"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/plugin"
 )
 
 func main() {
@@ -52,33 +51,17 @@ const path = "/api/v1/namespaces/default"
 
 func run(d time.Duration, rounds int, baseline string) error {
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "proxybench-")
+	e, err := benchenv.Start(ctx, "proxybench", baseline)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin, err := plugin.Build(ctx, tmp, "")
-	if err != nil {
-		return err
-	}
-	var baseBin string
-	if baseline != "" {
-		if baseBin, err = plugin.BuildAt(ctx, baseline, tmp); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintln(os.Stderr, "starting the test control plane...")
-	c, err := cluster.Start(ctx, cluster.Options{Log: os.Stderr})
-	if err != nil {
-		return err
-	}
-	defer c.Stop()
+	defer e.Close()
+	tmp, c, bin, baseBin := e.Dir, e.Cluster, e.Plugin, e.AtRef
 
 	g := fakegitlab.New()
 	defer g.Close()
 	p := g.AddProject("infra/agents")
-	u, tok := g.AddUser("bench")
-	g.SetRole(p, u, fakegitlab.Maintainer)
+	u, tok := g.AddMember(p, "bench", fakegitlab.Maintainer)
 	a := g.AddAgent(p, "bench", u)
 	g.SetFile(p, "main", ".gitlab/agents/bench/config.yaml", []byte("user_access:\n  access_as:\n    agent: {}\n  projects:\n  - id: infra/agents\n"))
 	kas, err := fakekas.New(g, c.RESTConfig())
@@ -91,7 +74,7 @@ func run(d time.Duration, rounds int, baseline string) error {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kas.Certificate().Raw}), 0o644); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+tmp, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "GITLAB_URL="+g.URL, "GITLAB_TOKEN="+tok)
+	env := e.Environ("XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "GITLAB_URL="+g.URL, "GITLAB_TOKEN="+tok)
 
 	ours, err := start(env, bin, "proxy", "bench", "--project", "infra/agents", "--port", "0", "--ca-file", ca)
 	if err != nil {
