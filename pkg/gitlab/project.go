@@ -73,17 +73,18 @@ func (c *Client) GetProject(ctx context.Context, ref ProjectRef) (*Project, erro
 // Role is a project member's access level, with GitLab's numbers.
 type Role int
 
-// The access levels GitLab uses; a user's role on a project is the higher
-// of the project's and its group's.
+// The access levels GitLab uses, with the numbers of its API as the official
+// client names them; a user's role on a project is the higher of the
+// project's and its group's.
 const (
-	RoleNone       Role = 0
-	RoleGuest      Role = 10
-	RoleReporter   Role = 20
-	RoleDeveloper  Role = 30
-	RoleMaintainer Role = 40
-	RoleOwner      Role = 50
+	RoleNone       = Role(gl.NoPermissions)
+	RoleGuest      = Role(gl.GuestPermissions)
+	RoleReporter   = Role(gl.ReporterPermissions)
+	RoleDeveloper  = Role(gl.DeveloperPermissions)
+	RoleMaintainer = Role(gl.MaintainerPermissions)
+	RoleOwner      = Role(gl.OwnerPermissions)
 	// RoleAdmin is an instance administrator, who may do anything.
-	RoleAdmin Role = 60
+	RoleAdmin = Role(gl.AdminPermissions)
 )
 
 func (r Role) String() string {
