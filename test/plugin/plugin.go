@@ -43,11 +43,12 @@ func BuildAt(ctx context.Context, ref, dir string) (string, error) {
 	return build(ctx, src, filepath.Join(dir, Name+"-"+ref), "")
 }
 
-// build builds into out, stripped as releases are. The linker writes its output through a memory map,
-// and a binary written that way is mapped with more of it resident when it
-// runs (seen: 57 MB RSS for `version`, 37 MB for the same bytes written by
-// cp or tar); so the binary is then copied, as krew's tar extraction or a
-// package manager writes it: memory figures are the ones users see.
+// build builds into out, stripped as releases are. The linker writes its
+// output through a memory map, and a binary written that way is mapped with
+// more of it resident when it runs (seen: 57 MB RSS for `version`, 37 MB for
+// the same bytes written by cp or tar); so the binary is then copied, as
+// krew's tar extraction or a package manager writes it: memory figures are
+// the ones users see.
 func build(ctx context.Context, src, out, version string) (string, error) {
 	linked := out + ".linked"
 	// -s -w as .goreleaser.yaml builds releases: no symbol table and no

@@ -27,29 +27,31 @@ type Env struct {
 // Start builds the plugin (also at ref, unless ref is "") and starts the
 // test control plane, saying so on stderr. name prefixes the scratch
 // directory.
-func Start(ctx context.Context, name, ref string) (e *Env, err error) {
-	e = &Env{}
-	if e.Dir, err = os.MkdirTemp("", name+"-"); err != nil {
+func Start(ctx context.Context, name, ref string) (*Env, error) {
+	dir, err := os.MkdirTemp("", name+"-")
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			e.Close()
-		}
-	}()
-	if e.Plugin, err = plugin.Build(ctx, e.Dir, ""); err != nil {
-		return nil, err
-	}
-	if ref != "" {
-		if e.AtRef, err = plugin.BuildAt(ctx, ref, e.Dir); err != nil {
-			return nil, err
-		}
-	}
-	fmt.Fprintln(os.Stderr, "starting the test control plane...")
-	if e.Cluster, err = cluster.Start(ctx, cluster.Options{Log: os.Stderr}); err != nil {
+	e := &Env{Dir: dir}
+	if err := e.start(ctx, ref); err != nil {
+		e.Close()
 		return nil, err
 	}
 	return e, nil
+}
+
+func (e *Env) start(ctx context.Context, ref string) (err error) {
+	if e.Plugin, err = plugin.Build(ctx, e.Dir, ""); err != nil {
+		return err
+	}
+	if ref != "" {
+		if e.AtRef, err = plugin.BuildAt(ctx, ref, e.Dir); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "starting the test control plane...")
+	e.Cluster, err = cluster.Start(ctx, cluster.Options{Log: os.Stderr})
+	return err
 }
 
 // Environ is this process's environment with the control plane's
