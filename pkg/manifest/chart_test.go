@@ -260,3 +260,17 @@ func readYAML(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestSelector: the selector that finds an install's objects is the chart's
+// two selector labels, whichever of the chart and the plugin installed it.
+func TestSelector(t *testing.T) {
+	if got := Selector(Input{Name: "prod"}); got != "app.kubernetes.io/instance=prod,app.kubernetes.io/name=gitlab-agent" {
+		t.Errorf("Selector = %q", got)
+	}
+	if got := InstanceOf(map[string]string{"app.kubernetes.io/instance": "prod", "app.kubernetes.io/name": "gitlab-agent"}); got != "prod" {
+		t.Errorf("InstanceOf = %q", got)
+	}
+	if AllAgents != "app.kubernetes.io/name=gitlab-agent" {
+		t.Errorf("AllAgents = %q", AllAgents)
+	}
+}

@@ -447,10 +447,14 @@ func TestCIExamplePipeline(t *testing.T) {
 	if n := len(e.kas.Requests()); n == 0 {
 		t.Fatal("nothing went through KAS")
 	}
-	// Every request through KAS came with the job's token, none with a
-	// personal one (there is none in the job).
-	for _, r := range e.kas.Requests()[e.kasBefore:] {
-		if r.Credential != "ci" {
+	// Every request through KAS was forwarded as the agent (ci_access
+	// impersonates no one), and every request of the jobs came with the
+	// job's token, none with a personal one (there is none in the job).
+	for i, r := range e.kas.Requests() {
+		if r.As != "agent" {
+			t.Errorf("request %s %s forwarded as %q", r.Method, r.Path, r.As)
+		}
+		if i >= e.kasBefore && r.Credential != "ci" {
 			t.Errorf("request %s %s came with a %q credential", r.Method, r.Path, r.Credential)
 		}
 	}
@@ -524,9 +528,25 @@ func TestCIClusterCommandsWithGitLabsKubeconfig(t *testing.T) {
 					Doctor         struct{ Verdict string }
 				}
 			}
-			// Every agent installed in the cluster (other tests' too), prod-eu among them.
+			// Every agent installed in the cluster (other tests' too), each
+			// once, prod-eu among them.
 			_, doc, _ := strings.Cut(out, "\n") // after the "$ command" line
 			err := json.Unmarshal([]byte(doc), &st)
+			installed := map[string]bool{}
+			ds, lerr := cs.AppsV1().Deployments("").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=gitlab-agent"})
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			for _, d := range ds.Items {
+				installed[d.Labels["app.kubernetes.io/instance"]] = true
+			}
+			listed := map[string]bool{}
+			for _, a := range st.Agents {
+				listed[a.Agent.Name] = true
+			}
+			if len(st.Agents) != len(installed) || !maps.Equal(listed, installed) {
+				t.Errorf("status -o json lists %d agents %v; the cluster has %v", len(st.Agents), slices.Sorted(maps.Keys(listed)), slices.Sorted(maps.Keys(installed)))
+			}
 			found := false
 			for _, a := range st.Agents {
 				if a.Agent.Name == "prod-eu" {
