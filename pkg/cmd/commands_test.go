@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -172,6 +173,29 @@ func TestFlagHintsComeFromTheCommand(t *testing.T) {
 	code, _, errOut = w.run(t, "install", "prod")
 	if code != 1 || !strings.Contains(errOut, "(fix the file, or pass --no-config)") {
 		t.Errorf("a broken config file: exit %d, %s", code, errOut)
+	}
+
+	// The running agent's CA cannot be read (its ConfigMap is gone): upgrade
+	// names the flag that gives it again.
+	w = newInProcess(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := w.run(t, "install", "prod", "--no-config", "--set-file", "config.kasCaCert="+ca); code != 0 {
+		t.Fatalf("install with a CA: %s", errOut)
+	}
+	cm := &unstructured.Unstructured{}
+	cm.SetAPIVersion("v1")
+	cm.SetKind("ConfigMap")
+	cm.SetNamespace("gitlab-agent-prod")
+	cm.SetName("prod-gitlab-agent")
+	if err := w.cluster.DeleteAndWait(context.Background(), []*unstructured.Unstructured{cm}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = w.runBare(t, "upgrade", "prod")
+	if code != 1 || !strings.Contains(errOut, "give agentk its CA with --set-file config.kasCaCert=FILE") || strings.Count(errOut, "error:") != 1 {
+		t.Errorf("upgrade without the CA: exit %d, %s", code, errOut)
 	}
 }
 

@@ -134,6 +134,10 @@ func (l *lifecycle) explain(err error) error {
 	if errors.As(err, &cfe) {
 		return fmt.Errorf("%w (fix the file, or pass --no-config)", err)
 	}
+	var vne *install.ValueNeededError
+	if errors.As(err, &vne) {
+		return fmt.Errorf("%w: give agentk %s with --set-file %s=FILE", vne.Err, vne.What, vne.Key)
+	}
 	return err
 }
 

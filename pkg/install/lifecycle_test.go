@@ -427,7 +427,8 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 	if err := w.cluster.DeleteAndWait(context.Background(), []*unstructured.Unstructured{cm}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); err == nil || !strings.Contains(err.Error(), "--set-file config.kasCaCert=FILE") {
+	var vne *ValueNeededError
+	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); !errors.As(err, &vne) || vne.Key != manifest.KeyKasCaCert {
 		t.Fatalf("CA gone: %v", err)
 	}
 	given := w.opts("prod")

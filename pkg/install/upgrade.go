@@ -51,12 +51,25 @@ func (a *action) current(ctx context.Context, in manifest.Input) (*installed, er
 	return cur, nil
 }
 
+// ValueNeededError is a value the action cannot carry over from the running
+// agent: the user must give it. Key is its values key, What says what it is
+// to agentk ("its CA").
+type ValueNeededError struct {
+	Key, What string
+	Err       error
+}
+
+func (e *ValueNeededError) Error() string {
+	return fmt.Sprintf("%v: give agentk %s (the value %s)", e.Err, e.What, e.Key)
+}
+func (e *ValueNeededError) Unwrap() error { return e.Err }
+
 // readRunning is ReadRunning for a render of in: a CA that cannot be read
-// matters only when the user gives none.
+// matters only when the user gives none (a *ValueNeededError).
 func readRunning(ctx context.Context, c ConfigMapReader, d *appsv1.Deployment, in manifest.Input) (Running, error) {
 	run, err := ReadRunning(ctx, c, d)
 	if err != nil && !in.Set.Has(manifest.KeyKasCaCert) {
-		return run, fmt.Errorf("%w: give agentk its CA with --set-file %s=FILE", err, manifest.KeyKasCaCert)
+		return run, &ValueNeededError{Key: manifest.KeyKasCaCert, What: "its CA", Err: err}
 	}
 	return run, nil
 }
@@ -144,7 +157,7 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	}
 	in := o.withCurrent(cur, cur.token)
 	if left := o.notCarried(cur); len(left) > 0 {
-		a.say(fmt.Sprintf("the new KAS host %s does not get what agentk was given for %s (%s): give them again with --set-file or -f if it needs them",
+		a.say(fmt.Sprintf("the new KAS host %s does not get what agentk was given for %s (%s): set them again if it needs them",
 			in.Values.Config.KasAddress, cur.KasAddress, strings.Join(left, ", ")))
 	}
 	var r *rendered
