@@ -189,9 +189,9 @@ func (o CredentialOptions) cannotMint(why string) error {
 	return fmt.Errorf("%s, and creating one needs GitLab credentials: set GITLAB_TOKEN to a personal access token with the api scope", why)
 }
 
-// usable: present, and valid for more than a minute past the expiry its
-// credential reports (ExpiresAt less ExpiryMargin), so that kubectl is not
-// handed a credential it must replace at once.
+// usable: present, and the expiry its credential reports (ExpiresAt less
+// ExpiryMargin) more than a minute away, so that kubectl is not handed a
+// credential it must replace at once.
 func usable(p *CachedPAT, now time.Time) bool {
 	return p != nil && now.Add(ExpiryMargin+time.Minute).Before(p.ExpiresAt)
 }
