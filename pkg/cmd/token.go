@@ -200,8 +200,10 @@ func newCmdTokenRotate(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 carry the token's checksum; the rolling update never drops below the desired
 replicas), wait until agentk is connected with the new token, then revoke the
 old one. If the rollout or the connection fails, the Secret is put back, the
-old token stays active and the new one is revoked. At GitLab's two-token limit
---yes revokes the token that is not in use first.`,
+old token stays active and the new one is revoked; if the Secret cannot be put
+back either, both tokens stay active (agentk may hold either) and the error
+says so. At GitLab's two-token limit --yes revokes the token that is not in use
+first.`,
 		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
 	})
 }

@@ -106,19 +106,34 @@ func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
 		name  string
 		setup func(w *world, o *Options)
 		want  []string
+		// stuck: putting the old token back fails too, so the Secret keeps
+		// the new (revoked) token and the error says how to mend it.
+		stuck bool
 	}{
 		{"the rollout cannot finish", func(w *world, _ *Options) {
 			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
 				return kube.RolloutStatus{Desired: 2, Problem: "CrashLoopBackOff"}
 			}
-		}, []string{"CrashLoopBackOff", "was revoked", "is back in the Secret"}},
+		}, []string{"CrashLoopBackOff", "was revoked", "is back in the Secret"}, false},
 		{"agentk never connects with the new token", func(w *world, o *Options) {
 			w.connect = false
 			o.Timeout = 50 * time.Millisecond
-		}, []string{"did not connect to KAS in time", "was revoked", "stays active and is back in the Secret"}},
+		}, []string{"did not connect to KAS in time", "was revoked", "stays active and is back in the Secret"}, false},
 		{"the apply is refused", func(w *world, _ *Options) {
 			w.cluster.Fail(fake.Apply, len(w.cluster.Applied())+1, errors.New("refused"))
-		}, []string{"updating the Secret and Deployment", "refused", "was revoked"}},
+		}, []string{"updating the Secret and Deployment", "refused", "was revoked"}, false},
+		{"the rollout cannot finish, and the cluster then refuses the old token back", func(w *world, _ *Options) {
+			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
+				return kube.RolloutStatus{Desired: 2, Problem: "CrashLoopBackOff"}
+			}
+			// While the rotation waits for the rollout: the next apply,
+			// the rollback's first, fails.
+			w.cluster.Hook(fake.WaitRollout, w.cluster.Count(fake.WaitRollout)+1, func() error {
+				w.cluster.Fail(fake.Apply, w.cluster.Count(fake.Apply)+1, errors.New("etcd is down"))
+				return nil
+			})
+		}, []string{"CrashLoopBackOff", "putting the old token", "back in the Secret failed too", "etcd is down", "both stay active",
+			"run 'kubectl gitlab-agent token rotate prod --yes' again (it revokes both)"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -134,10 +149,30 @@ func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
 					t.Errorf("error lacks %q: %v", s, err)
 				}
 			}
+			id, tok := w.secret(t, "prod")
+			if tt.stuck {
+				// The Secret holds the new token, which stays active beside
+				// the old; the rotation the error names ends with one token,
+				// in the Secret.
+				if active := w.active(t, "prod"); len(active) != 2 || active[0] != first.TokenID || active[1] != id || tok != w.tokenValue(t, "prod", id) {
+					t.Fatalf("after the failed rollback: active %v, the Secret holds %d", active, id)
+				}
+				w.cluster.Rollout = nil
+				o := w.opts("prod")
+				o.Yes = true
+				res, err := Rotate(context.Background(), w.env(), o)
+				if err != nil {
+					t.Fatalf("rotate --yes after the failed rollback: %v", err)
+				}
+				if id, tok := w.secret(t, "prod"); !slices.Equal(w.active(t, "prod"), []int64{res.NewTokenID}) || id != res.NewTokenID || tok != w.tokenValue(t, "prod", id) {
+					t.Errorf("after rotating again: active %v, the Secret holds %d, want only %d", w.active(t, "prod"), id, res.NewTokenID)
+				}
+				return
+			}
 			if got := w.active(t, "prod"); !slices.Equal(got, []int64{first.TokenID}) {
 				t.Errorf("active %v, want only the old %d", got, first.TokenID)
 			}
-			if id, tok := w.secret(t, "prod"); id != first.TokenID || tok != w.tokenValue(t, "prod", id) {
+			if id != first.TokenID || tok != w.tokenValue(t, "prod", id) {
 				t.Errorf("the Secret holds %d, want the old %d", id, first.TokenID)
 			}
 		})

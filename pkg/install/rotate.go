@@ -104,7 +104,9 @@ func (r *rotation) roll(ctx context.Context) error {
 }
 
 // rollback puts the old token back into the Secret and Deployment, with a
-// context of its own (ctx may be done), and revokes the new one.
+// context of its own (ctx may be done), and revokes the new one. When the
+// old token cannot be put back the Secret may still hold the new one, so
+// both stay active: revoking it would leave agentk with a dead token.
 func (r *rotation) rollback(ctx context.Context, cause error) error {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
@@ -113,11 +115,9 @@ func (r *rotation) rollback(ctx context.Context, cause error) error {
 	if err == nil {
 		err = r.env.Cluster.ApplyAll(bctx, out.targets, kube.FieldManager)
 	}
-	left := fmt.Sprintf("the old token %d stays active", r.cur.tokenID)
 	if err != nil {
-		left += fmt.Sprintf(", but putting it back in the Secret failed (%v): run 'kubectl gitlab-agent upgrade %s' once the cluster answers", err, r.o.Name)
-	} else {
-		left += " and is back in the Secret"
+		return fmt.Errorf("%w; putting the old token %d back in the Secret failed too (%v), so it and the new token %d both stay active: once the cluster answers, run 'kubectl gitlab-agent token rotate %s --yes' again (it revokes both)",
+			cause, r.cur.tokenID, err, r.nt.ID, r.o.Name)
 	}
-	return fmt.Errorf("%w; %s", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, cause), left)
+	return fmt.Errorf("%w; the old token %d stays active and is back in the Secret", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, cause), r.cur.tokenID)
 }
