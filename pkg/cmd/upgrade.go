@@ -22,7 +22,9 @@ func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
 		Long: `Re-render the installed agent with the given --agent-version, values or flags;
 what is not given stays as the agent runs now: how it reaches KAS (the address,
 the CA, the headers), agentk's version and its token; any other value not given
-is the chart's default. Needs only the cluster, no GitLab access. --dry-run
+is the chart's default. Objects of ours that the new layout no longer has are
+removed once the new ones serve; an upgrade that stopped before that removes
+them when run again. Needs only the cluster, no GitLab access. --dry-run
 prints the diff.`,
 		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,

@@ -497,3 +497,93 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 		t.Errorf("the move was not reported: %q", said)
 	}
 }
+
+// TestUpgradeFailuresKeepTheOldObjects: an upgrade that stops half-way
+// removes nothing the old layout had, and says what failed; the same
+// upgrade run again finishes.
+func TestUpgradeFailuresKeepTheOldObjects(t *testing.T) {
+	svc := kube.Ref{APIVersion: "v1", Kind: "Service", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent-service"}
+	for _, tt := range []struct {
+		name  string
+		setup func(w *world)
+		want  []string
+	}{
+		{"the rollout cannot finish", func(w *world) {
+			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
+				return kube.RolloutStatus{Desired: 2, Problem: "ImagePullBackOff"}
+			}
+		}, []string{"cannot roll out", "ImagePullBackOff"}},
+		{"the removal is refused", func(w *world) {
+			w.cluster.Fail(fake.DeleteAndWait, w.cluster.Count(fake.DeleteAndWait)+1, errors.New("forbidden"))
+		}, []string{"removing v1/Service/gitlab-agent-prod/prod-gitlab-agent-service, which the new layout no longer has", "forbidden"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.install(t, "prod")
+			if w.cluster.Get(svc) == nil {
+				t.Fatal("no Service installed")
+			}
+			// Observability off: the new layout has no Service.
+			o := w.opts("prod")
+			o.Input.Values.Config.Observability.Enabled = false
+			tt.setup(w)
+			res, err := Upgrade(context.Background(), w.env(), o)
+			if err == nil {
+				t.Fatal("upgrade succeeded")
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error lacks %q: %v", s, err)
+				}
+			}
+			if len(res.Removed) != 0 || w.cluster.Get(svc) == nil {
+				t.Errorf("removed %v; the Service is there: %v", res.Removed, w.cluster.Get(svc) != nil)
+			}
+			w.cluster.Rollout = nil
+			if res, err = Upgrade(context.Background(), w.env(), o); err != nil || strings.Join(res.Removed, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" {
+				t.Errorf("upgrade again: %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+// TestUninstallGitLabFailures: when GitLab refuses a revoke or the
+// registration's delete, uninstall says so and keeps what it did; run
+// again, it finishes what was left.
+func TestUninstallGitLabFailures(t *testing.T) {
+	const deleteAgentRoute = "DELETE /api/v4/projects/{id}/cluster_agents/{agent_id}"
+	for _, tt := range []struct {
+		name  string
+		fault fakegitlab.Fault
+		// revoked: the tokens revoked by the failed run.
+		revoked int
+	}{
+		{"the first revoke is refused", fakegitlab.Fault{Route: revokeRoute, Nth: 1, Status: http.StatusForbidden}, 0},
+		{"the second revoke is refused", fakegitlab.Fault{Route: revokeRoute, Nth: 2, Status: http.StatusForbidden}, 1},
+		{"the registration's delete is refused", fakegitlab.Fault{Route: deleteAgentRoute, Nth: 1, Status: http.StatusForbidden}, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			first := w.install(t, "prod")
+			second := w.gl.AddAgentToken(w.agent(t, "prod"), "laptop", w.user)
+			o := UninstallOptions{Options: w.opts("prod"), RevokeTokens: true, DeleteAgent: true}
+			o.Yes = true
+			w.gl.Inject(tt.fault)
+			res, err := Uninstall(context.Background(), w.env(), o)
+			if err == nil || !strings.Contains(err.Error(), "403") {
+				t.Fatalf("uninstall with GitLab refusing: %+v, %v", res, err)
+			}
+			if len(res.Deleted) == 0 || len(w.cluster.Objects()) != 0 || len(res.RevokedTokens) != tt.revoked || res.AgentDeleted || len(w.gl.Agents(w.project)) != 1 {
+				t.Errorf("after the failure: %+v; %d objects left, %d agents", res, len(w.cluster.Objects()), len(w.gl.Agents(w.project)))
+			}
+			w.gl.ClearFaults()
+			res, err = Uninstall(context.Background(), w.env(), o)
+			if err != nil || !res.AgentDeleted || len(w.gl.Agents(w.project)) != 0 {
+				t.Fatalf("uninstall again: %+v, %v", res, err)
+			}
+			if tt.revoked < 2 && len(res.RevokedTokens) != 2-tt.revoked {
+				t.Errorf("the second run revoked %v; the tokens were %d and %d", res.RevokedTokens, first.TokenID, second.ID)
+			}
+		})
+	}
+}

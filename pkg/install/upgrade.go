@@ -167,44 +167,47 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	}); err != nil {
 		return res, err
 	}
+	// What the old layout had and the new has not, when it carries our
+	// labels: an earlier upgrade that stopped before removing it left it
+	// behind even if the objects are now as rendered.
+	stale, names, err := a.findStale(ctx, r)
+	if err != nil {
+		return res, err
+	}
 	if o.DryRun {
 		res.Plan = &Plan{Cluster: r.diff}
-		stale, names, err := a.findStale(ctx, r)
-		if err != nil {
-			return res, err
-		}
 		if len(stale) > 0 {
 			res.Plan.Remove = names
 		}
 		return res, nil
 	}
 	res.ObjectsChanged = r.changed()
-	res.UpToDate = res.ObjectsChanged == 0
+	res.UpToDate = res.ObjectsChanged == 0 && len(stale) == 0
 	if res.UpToDate {
 		return res, nil
 	}
-	if err := a.apply(ctx, r); err != nil {
-		return res, err
+	if res.ObjectsChanged > 0 {
+		if err := a.apply(ctx, r); err != nil {
+			return res, err
+		}
 	}
 	if !o.NoWait {
 		if err := a.awaitReady(ctx, in, o.Timeout, nil); err != nil {
 			return res, err
 		}
 	}
-	// Only once the new objects serve: what the old layout had and the new
-	// has not goes, when it carries our labels.
-	res.Removed, err = a.removeStale(ctx, r)
+	// Only once the new objects serve.
+	res.Removed, err = a.removeStale(ctx, stale, names)
 	return res, err
 }
 
-// removeStale deletes the install's objects that r no longer renders: those
-// with its selector labels and our managed-by label (an object Helm or
-// someone else labelled stays), of a kind the chart makes, never the token
-// Secret.
-func (a *action) removeStale(ctx context.Context, r *rendered) ([]string, error) {
-	stale, names, err := a.findStale(ctx, r)
-	if err != nil || len(stale) == 0 {
-		return nil, err
+// removeStale deletes stale, the install's objects that the new render no
+// longer has (findStale): those with its selector labels and our
+// managed-by label (an object Helm or someone else labelled stays), of a
+// kind the chart makes, never the token Secret.
+func (a *action) removeStale(ctx context.Context, stale []*unstructured.Unstructured, names []string) ([]string, error) {
+	if len(stale) == 0 {
+		return nil, nil
 	}
 	if err := a.step("remove", func() error { return a.env.Cluster.DeleteAndWait(ctx, stale) }); err != nil {
 		return nil, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
