@@ -1,15 +1,24 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
+// CompletionOptions prints a shell's completion script.
+type CompletionOptions struct {
+	genericiooptions.IOStreams
+	shell string
+	root  *cobra.Command
+}
+
 // NewCmdCompletion builds `completion SHELL`.
 func NewCmdCompletion(streams genericiooptions.IOStreams) *cobra.Command {
-	return &cobra.Command{
+	o := &CompletionOptions{IOStreams: streams}
+	return leaf(o, cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs), &cobra.Command{
 		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print the shell completion script",
 		Long: `Print the completion script for a shell.
@@ -20,12 +29,22 @@ For the plugin binary itself:
 
   source <(kubectl-gitlab_agent completion bash)`,
 		ValidArgs:             []string{"bash", "zsh", "fish", "powershell"},
-		Args:                  cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		DisableFlagsInUseLine: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return writeCompletion(cmd.Root(), args[0], streams)
-		},
-	}
+	})
+}
+
+// Complete takes the shell and the command tree to complete.
+func (o *CompletionOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.shell, o.root = args[0], cmd.Root()
+	return nil
+}
+
+// Validate has nothing to check: cobra's Args took only the shells known.
+func (o *CompletionOptions) Validate() error { return nil }
+
+// Run writes the script.
+func (o *CompletionOptions) Run(context.Context) error {
+	return writeCompletion(o.root, o.shell, o.IOStreams)
 }
 
 func writeCompletion(root *cobra.Command, shell string, streams genericiooptions.IOStreams) error {
