@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
@@ -240,6 +242,112 @@ func TestEveryResultTakesJSONAndYAML(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// TestJSONAndYAMLSayTheSame: for each command that prints a result, -o yaml
+// is -o json's document written as YAML. Two say it their own way: render's
+// YAML is the manifests as a stream of documents (JSON: a List of them), and
+// agent config show's YAML is the file itself (JSON: its content, with
+// where it was read).
+func TestJSONAndYAMLSayTheSame(t *testing.T) {
+	w := newInProcess(t)
+	t.Setenv("HOME", t.TempDir()) // token-cache list reads an empty cache
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	if code, _, errOut := w.run(t, "install", "prod", "--no-config"); code != 0 {
+		t.Fatalf("install: %s", errOut)
+	}
+	w.gl.SetFile(w.project, "main", ".gitlab/agents/prod/config.yaml", []byte("ci_access:\n  projects:\n  - id: infra/agents\n"))
+	for _, c := range []struct {
+		args []string
+		// bare: without the GitLab flags (the command takes none).
+		bare bool
+	}{
+		{[]string{"version"}, true},
+		{[]string{"agent", "list"}, false},
+		{[]string{"agent", "get", "prod"}, false},
+		{[]string{"token", "list", "prod"}, false},
+		{[]string{"agent", "config", "show", "prod"}, false},
+		{[]string{"status", "prod"}, false},
+		{[]string{"upgrade", "prod", "--dry-run"}, true},
+		{[]string{"install", "prod", "--dry-run", "--no-config"}, false},
+		{[]string{"render", "demo"}, true},
+		{[]string{"doctor", "prod"}, false},
+		{[]string{"token-cache", "list"}, true},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			run := w.run
+			if c.bare {
+				run = w.runBare
+			}
+			outs, codes := map[string]string{}, map[string]int{}
+			for _, format := range []string{"json", "yaml"} {
+				code, out, errOut := run(t, append(c.args, "-o", format)...)
+				// doctor exits 1 for a broken verdict, with its document.
+				if code > 1 || out == "" {
+					t.Fatalf("-o %s: exit %d, %s", format, code, errOut)
+				}
+				outs[format], codes[format] = out, code
+			}
+			if codes["json"] != codes["yaml"] {
+				t.Errorf("exit %d with -o json, %d with -o yaml", codes["json"], codes["yaml"])
+			}
+			var doc any
+			if err := json.Unmarshal([]byte(outs["json"]), &doc); err != nil {
+				t.Fatalf("-o json: %v\n%s", err, outs["json"])
+			}
+			yamlDoc := func(s string) any {
+				t.Helper()
+				b, err := yaml.YAMLToJSON([]byte(s))
+				if err != nil {
+					t.Fatalf("-o yaml is not YAML: %v\n%s", err, s)
+				}
+				var v any
+				if err := json.Unmarshal(b, &v); err != nil {
+					t.Fatal(err)
+				}
+				return withoutTimes(v)
+			}
+			var want, got any = withoutTimes(doc), nil
+			switch strings.Join(c.args[:min(2, len(c.args))], " ") {
+			case "render demo":
+				want = doc.(map[string]any)["items"]
+				var items []any
+				for _, part := range strings.Split(outs["yaml"], "\n---\n") {
+					if strings.TrimSpace(strings.TrimPrefix(part, "---\n")) != "" {
+						items = append(items, yamlDoc(part))
+					}
+				}
+				got = items
+			case "agent config":
+				want, got = doc.(map[string]any)["content"], outs["yaml"]
+			default:
+				got = yamlDoc(outs["yaml"])
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("-o json and -o yaml differ:\n%v\n%v", want, got)
+			}
+		})
+	}
+}
+
+// withoutTimes drops what differs between two runs of a command: how long
+// its steps took.
+func withoutTimes(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if k == "duration" {
+				delete(v, k)
+				continue
+			}
+			v[k] = withoutTimes(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = withoutTimes(e)
+		}
+	}
+	return v
 }
 
 func mustDecode(t *testing.T, b64 string) string {
