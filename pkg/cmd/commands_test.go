@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -187,14 +186,7 @@ func TestFlagHintsComeFromTheCommand(t *testing.T) {
 	if code, _, errOut := w.run(t, "install", "prod", "--no-config", "--set-file", "config.kasCaCert="+ca); code != 0 {
 		t.Fatalf("install with a CA: %s", errOut)
 	}
-	cm := &unstructured.Unstructured{}
-	cm.SetAPIVersion("v1")
-	cm.SetKind("ConfigMap")
-	cm.SetNamespace("gitlab-agent-prod")
-	cm.SetName("prod-gitlab-agent")
-	if err := w.cluster.DeleteAndWait(context.Background(), []*unstructured.Unstructured{cm}); err != nil {
-		t.Fatal(err)
-	}
+	w.cluster.Remove(kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent"})
 	code, _, errOut = w.runBare(t, "upgrade", "prod")
 	if code != 1 || !strings.Contains(errOut, "give agentk its CA with --set-file config.kasCaCert=FILE") || strings.Count(errOut, "error:") != 1 {
 		t.Errorf("upgrade without the CA: exit %d, %s", code, errOut)

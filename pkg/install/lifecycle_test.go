@@ -141,14 +141,7 @@ func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
 			o := w.opts("prod")
 			tt.setup(w, &o)
 			_, err := Rotate(context.Background(), w.env(), o)
-			if err == nil {
-				t.Fatal("rotation succeeded")
-			}
-			for _, s := range tt.want {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error lacks %q: %v", s, err)
-				}
-			}
+			failedSaying(t, "rotation", err, tt.want...)
 			id, tok := w.secret(t, "prod")
 			if tt.stuck {
 				// The Secret holds the new token, which stays active beside
@@ -454,14 +447,7 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 	}
 
 	// The CA's ConfigMap gone: an error naming the flag, unless a CA is given.
-	cm := &unstructured.Unstructured{}
-	cm.SetAPIVersion("v1")
-	cm.SetKind("ConfigMap")
-	cm.SetNamespace("gitlab-agent-prod")
-	cm.SetName("prod-gitlab-agent")
-	if err := w.cluster.DeleteAndWait(context.Background(), []*unstructured.Unstructured{cm}); err != nil {
-		t.Fatal(err)
-	}
+	w.cluster.Remove(kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent"})
 	var vne *ValueNeededError
 	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); !errors.As(err, &vne) || vne.Key != manifest.KeyKasCaCert {
 		t.Fatalf("CA gone: %v", err)
@@ -528,14 +514,7 @@ func TestUpgradeFailuresKeepTheOldObjects(t *testing.T) {
 			o.Input.Values.Config.Observability.Enabled = false
 			tt.setup(w)
 			res, err := Upgrade(context.Background(), w.env(), o)
-			if err == nil {
-				t.Fatal("upgrade succeeded")
-			}
-			for _, s := range tt.want {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error lacks %q: %v", s, err)
-				}
-			}
+			failedSaying(t, "upgrade", err, tt.want...)
 			if len(res.Removed) != 0 || w.cluster.Get(svc) == nil {
 				t.Errorf("removed %v; the Service is there: %v", res.Removed, w.cluster.Get(svc) != nil)
 			}

@@ -187,3 +187,17 @@ func secretObject(in manifest.Input, id int64, token string) *unstructured.Unstr
 	}}
 	return u
 }
+
+// failedSaying fails the test unless err is an error that says each of want;
+// what is the action that should have failed.
+func failedSaying(t *testing.T, what string, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s succeeded", what)
+	}
+	for _, s := range want {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q: %v", s, err)
+		}
+	}
+}

@@ -154,6 +154,16 @@ func (c *Cluster) Put(objs ...*unstructured.Unstructured) {
 	}
 }
 
+// Remove takes the objects refs name away, as someone deleting them would
+// (a fixture: no call is recorded).
+func (c *Cluster) Remove(refs ...kube.Ref) {
+	c.mu.Lock()
+	for _, ref := range refs {
+		delete(c.objects, ref)
+	}
+	c.mu.Unlock()
+}
+
 // Get returns a copy of the stored object ref names, or nil.
 func (c *Cluster) Get(ref kube.Ref) *unstructured.Unstructured {
 	c.mu.Lock()
