@@ -240,7 +240,8 @@ func TestEveryResultTakesJSONAndYAML(t *testing.T) {
 // is -o json's document written as YAML. Two say it their own way: render's
 // YAML is the manifests as a stream of documents (JSON: a List of them), and
 // agent config show's YAML is the file itself (JSON: its content, with
-// where it was read).
+// where it was read). doctor is not here: two runs of it probe the network
+// and can differ (doctor_test.go checks its -o json).
 func TestJSONAndYAMLSayTheSame(t *testing.T) {
 	w := newInProcess(t)
 	t.Setenv("HOME", t.TempDir()) // token-cache list reads an empty cache
@@ -263,7 +264,6 @@ func TestJSONAndYAMLSayTheSame(t *testing.T) {
 		{[]string{"upgrade", "prod", "--dry-run"}, true},
 		{[]string{"install", "prod", "--dry-run", "--no-config"}, false},
 		{[]string{"render", "demo"}, true},
-		{[]string{"doctor", "prod"}, false},
 		{[]string{"token-cache", "list"}, true},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -274,8 +274,7 @@ func TestJSONAndYAMLSayTheSame(t *testing.T) {
 			outs, codes := map[string]string{}, map[string]int{}
 			for _, format := range []string{"json", "yaml"} {
 				code, out, errOut := run(t, append(c.args, "-o", format)...)
-				// doctor exits 1 for a broken verdict, with its document.
-				if code > 1 || out == "" {
+				if code != 0 || out == "" {
 					t.Fatalf("-o %s: exit %d, %s", format, code, errOut)
 				}
 				outs[format], codes[format] = out, code

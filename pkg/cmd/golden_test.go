@@ -17,9 +17,10 @@ import (
 // the fake's address and the time in a token's name.
 func TestGoldenOutput(t *testing.T) {
 	w := newInProcess(t)
-	// Made three hours ago, last used two hours ago: ages that do not move
-	// while the test runs.
-	w.gl.SetNow(func() time.Time { return time.Now().Add(-3 * time.Hour) })
+	// Made 30 hours ago, last used 10 hours ago: ages printed as "30h" and
+	// "10h ago" for a whole hour (apimachinery's HumanDuration), so they do
+	// not move while the test runs.
+	w.gl.SetNow(func() time.Time { return time.Now().Add(-30 * time.Hour) })
 	if code, _, errOut := w.run(t, "install", "prod", "--no-config"); code != 0 {
 		t.Fatalf("install: %s", errOut)
 	}
@@ -28,7 +29,7 @@ func TestGoldenOutput(t *testing.T) {
 	for _, ag := range w.gl.Agents(w.project) {
 		if ag.Name == "prod" {
 			for _, tok := range w.gl.AgentTokens(&ag) {
-				w.gl.MarkTokenUsed(tok.Token, time.Now().Add(-2*time.Hour))
+				w.gl.MarkTokenUsed(tok.Token, time.Now().Add(-10*time.Hour))
 			}
 		}
 	}

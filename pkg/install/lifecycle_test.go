@@ -566,3 +566,56 @@ func TestUninstallGitLabFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestTheSameAgentInTwoNamespaces: the two installs carry the same labels;
+// upgrading or uninstalling one leaves the other's objects, cluster-scoped
+// ones included, alone.
+func TestTheSameAgentInTwoNamespaces(t *testing.T) {
+	w := newWorld(t)
+	w.install(t, "prod")
+	other := w.opts("prod")
+	other.Input.Namespace = "team-b"
+	if _, err := Install(context.Background(), w.env(), InstallOptions{Options: other}); err != nil {
+		t.Fatal(err)
+	}
+	var theirs []kube.Ref
+	for _, ref := range w.cluster.Objects() {
+		if ref.Namespace == "team-b" || ref.Name == "team-b" || strings.HasPrefix(ref.Name, "team-b:") {
+			theirs = append(theirs, ref)
+		}
+	}
+	clusterScoped := 0
+	for _, ref := range theirs {
+		if ref.Namespace == "" && ref.Kind != "Namespace" {
+			clusterScoped++
+		}
+	}
+	if clusterScoped == 0 {
+		t.Fatalf("team-b's install has no cluster-scoped objects: %v", theirs)
+	}
+	stillThere := func(what string) {
+		t.Helper()
+		for _, ref := range theirs {
+			if w.cluster.Get(ref) == nil {
+				t.Errorf("%s removed team-b's %s", what, ref)
+			}
+		}
+	}
+	res, err := Upgrade(context.Background(), w.env(), w.opts("prod"))
+	if err != nil || !res.UpToDate || len(res.Removed) != 0 {
+		t.Errorf("upgrade of gitlab-agent-prod: %+v, %v", res, err)
+	}
+	stillThere("upgrade")
+	o := UninstallOptions{Options: w.opts("prod")}
+	o.Yes = true
+	ures, err := Uninstall(context.Background(), w.env(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range ures.Deleted {
+		if strings.Contains(name, "team-b") {
+			t.Errorf("uninstall of gitlab-agent-prod deleted %s", name)
+		}
+	}
+	stillThere("uninstall")
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // UninstallOptions are uninstall's inputs.
@@ -29,6 +30,18 @@ type UninstallResult struct {
 	AgentDeleted  bool     `json:"agentDeleted"`
 }
 
+// ofInstall says whether o, found by the install's labels, is of this
+// install: a namespaced object in its namespace, a cluster-scoped one named
+// for it (its Namespace, or "NAMESPACE:..." as the chart names its
+// ClusterRoles and bindings). The same agent installed in another
+// namespace carries the same labels.
+func ofInstall(in manifest.Input, o *unstructured.Unstructured) bool {
+	if ns := o.GetNamespace(); ns != "" {
+		return ns == in.Namespace
+	}
+	return o.GetName() == in.Namespace || strings.HasPrefix(o.GetName(), in.Namespace+":")
+}
+
 // ErrNotConfirmed is a confirmation the user declined.
 var ErrNotConfirmed = errors.New("nothing was deleted")
 
@@ -40,13 +53,17 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 	res := &UninstallResult{}
 	in := o.Input
 	sel := manifest.Selector(in)
-	objs, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace})
+	found, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace})
 	if err != nil {
 		return res, fmt.Errorf("finding the install's objects (%s): %w", sel, err)
 	}
+	var objs []*unstructured.Unstructured
 	var names []string
-	for _, obj := range objs {
-		names = append(names, kube.RefOf(obj).String())
+	for _, obj := range found {
+		if ofInstall(in, obj) {
+			objs = append(objs, obj)
+			names = append(names, kube.RefOf(obj).String())
+		}
 	}
 	sort.Strings(names)
 	var ag *gitlab.Agent

@@ -230,7 +230,7 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 	var stale []*unstructured.Unstructured
 	var names []string
 	for _, o := range objs {
-		if !manifest.ChartKind(o.GetKind()) || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
+		if !manifest.ChartKind(o.GetKind()) || !ofInstall(r.in, o) || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
 			(o.GetKind() == "Secret" && o.GetName() == manifest.SecretName(r.in)) || len(o.GetOwnerReferences()) > 0 {
 			continue
 		}
