@@ -119,6 +119,15 @@ func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
 			w.connect = false
 			o.Timeout = 50 * time.Millisecond
 		}, []string{"did not connect to KAS in time", "was revoked", "stays active and is back in the Secret"}, false},
+		{"the rollout cannot finish, and the first try to put the old token back fails", func(w *world, _ *Options) {
+			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
+				return kube.RolloutStatus{Desired: 2, Problem: "CrashLoopBackOff"}
+			}
+			w.cluster.Hook(fake.WaitRollout, w.cluster.Count(fake.WaitRollout)+1, func() error {
+				w.cluster.Fail(fake.Apply, w.cluster.Count(fake.Apply)+1, errors.New("etcd is slow"))
+				return nil
+			})
+		}, []string{"CrashLoopBackOff", "was revoked", "is back in the Secret"}, false},
 		{"the apply is refused", func(w *world, _ *Options) {
 			w.cluster.Fail(fake.Apply, len(w.cluster.Applied())+1, errors.New("refused"))
 		}, []string{"updating the Secret and Deployment", "refused", "was revoked"}, false},
@@ -126,14 +135,16 @@ func TestRotateFailuresPutTheOldTokenBack(t *testing.T) {
 			w.cluster.Rollout = func(*appsv1.Deployment) kube.RolloutStatus {
 				return kube.RolloutStatus{Desired: 2, Problem: "CrashLoopBackOff"}
 			}
-			// While the rotation waits for the rollout: the next apply,
-			// the rollback's first, fails.
+			// While the rotation waits for the rollout: the next three
+			// applies, the first of each of the rollback's tries, fail.
 			w.cluster.Hook(fake.WaitRollout, w.cluster.Count(fake.WaitRollout)+1, func() error {
-				w.cluster.Fail(fake.Apply, w.cluster.Count(fake.Apply)+1, errors.New("etcd is down"))
+				for i := 1; i <= 3; i++ {
+					w.cluster.Fail(fake.Apply, w.cluster.Count(fake.Apply)+i, errors.New("etcd is down"))
+				}
 				return nil
 			})
-		}, []string{"CrashLoopBackOff", "putting the old token", "back in the Secret failed too", "etcd is down", "both stay active",
-			"run 'kubectl gitlab-agent token rotate prod --yes' again (it revokes both)"}, true},
+		}, []string{"CrashLoopBackOff", "putting the old token", "back in the Secret and Deployment failed too", "etcd is down", "both stay active",
+			"rotate again ('kubectl gitlab-agent token rotate prod')"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)

@@ -22,7 +22,8 @@ type RotateResult struct {
 // checksum; the rolling update never goes below the desired replicas), and
 // once agentk is connected with the new token the old one is revoked. If the
 // rollout or the connection fails, the Secret and Deployment are put back,
-// the old token stays and the new one is revoked.
+// the old token stays and the new one is revoked; if they cannot be put
+// back, both tokens stay active and the error says what to run.
 func Rotate(ctx context.Context, env Env, o Options) (*RotateResult, error) {
 	r := &rotation{action: action{env: env}, o: o, res: &RotateResult{}, start: time.Now()}
 	err := r.run(ctx)
@@ -104,19 +105,31 @@ func (r *rotation) roll(ctx context.Context) error {
 }
 
 // rollback puts the old token back into the Secret and Deployment, with a
-// context of its own (ctx may be done), and revokes the new one. When the
-// old token cannot be put back the Secret may still hold the new one, so
-// both stay active: revoking it would leave agentk with a dead token.
+// context of its own (ctx may be done), trying a few times, and revokes the
+// new one. When they cannot be put back the Secret may still hold the new
+// token and pods may run with either, so both stay active: revoking one
+// could leave agentk with a dead token.
 func (r *rotation) rollback(ctx context.Context, cause error) error {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	old := r.o.withCurrent(r.cur, r.cur.token)
-	out, err := r.render(bctx, old, r.cur.tokenID)
-	if err == nil {
-		err = r.env.Cluster.ApplyAll(bctx, out.targets, kube.FieldManager)
+	// Waits of a tenth of --timeout (at most 2 s), then twice that.
+	wait := min(2*time.Second, r.o.Timeout/10)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 && !sleep(bctx, time.Duration(attempt)*wait) {
+			break
+		}
+		var out *rendered
+		if out, err = r.render(bctx, old, r.cur.tokenID); err == nil {
+			err = r.env.Cluster.ApplyAll(bctx, out.targets, kube.FieldManager)
+		}
+		if err == nil {
+			break
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w; putting the old token %d back in the Secret failed too (%v), so it and the new token %d both stay active: once the cluster answers, run 'kubectl gitlab-agent token rotate %s --yes' again (it revokes both)",
+		return fmt.Errorf("%w; putting the old token %d back in the Secret and Deployment failed too (%v), so it and the new token %d both stay active: once the cluster answers, rotate again ('kubectl gitlab-agent token rotate %s'), which revokes both once agentk runs with a third",
 			cause, r.cur.tokenID, err, r.nt.ID, r.o.Name)
 	}
 	return fmt.Errorf("%w; the old token %d stays active and is back in the Secret", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, cause), r.cur.tokenID)
