@@ -205,7 +205,7 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		out, err := install.RenderAsRunning(cmd.Context(), install.NewCluster(o.client), in)
 		if err != nil {
-			return err
+			return explainValue(err)
 		}
 		ms, err := kube.FromObjects(out.Objects, "render "+o.name)
 		if err != nil {

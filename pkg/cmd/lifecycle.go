@@ -134,6 +134,13 @@ func (l *lifecycle) explain(err error) error {
 	if errors.As(err, &cfe) {
 		return fmt.Errorf("%w (fix the file, or pass --no-config)", err)
 	}
+	return explainValue(err)
+}
+
+// explainValue names the flag that gives a value an action could not carry
+// over from the running agent (install.ValueNeededError); diff NAME meets
+// it too.
+func explainValue(err error) error {
 	var vne *install.ValueNeededError
 	if errors.As(err, &vne) {
 		return fmt.Errorf("%w: give agentk %s with --set-file %s=FILE", vne.Err, vne.What, vne.Key)

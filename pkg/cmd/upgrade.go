@@ -23,8 +23,8 @@ func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
 what is not given stays as the agent runs now: how it reaches KAS (the address,
 the CA, the headers), agentk's version and its token; any other value not given
 is the chart's default. Objects of ours that the new layout no longer has are
-removed once the new ones serve; an upgrade that stopped before that removes
-them when run again. Needs only the cluster, no GitLab access. --dry-run
+removed once the new ones serve (with --no-wait, once they are applied); an
+upgrade that stopped before that removes them when run again. Needs only the cluster, no GitLab access. --dry-run
 prints the diff.`,
 		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
@@ -42,6 +42,8 @@ func (o *UpgradeOptions) Run(ctx context.Context) error {
 		return o.printPlan(res.Plan)
 	case res.UpToDate:
 		_, err = fmt.Fprintf(o.Out, "agent %q is up to date\n", o.opts.Name)
+	case res.ObjectsChanged == 0:
+		_, err = fmt.Fprintf(o.Out, "agent %q upgraded (%d objects removed that the layout no longer has)\n", o.opts.Name, len(res.Removed))
 	default:
 		_, err = fmt.Fprintf(o.Out, "agent %q upgraded (%d objects changed)\n", o.opts.Name, res.ObjectsChanged)
 	}

@@ -457,7 +457,7 @@ func TestUpgradeKeepsHowTheAgentReachesKAS(t *testing.T) {
 		t.Fatalf("headers removed by the user: %+v", r)
 	}
 
-	// The CA's ConfigMap gone: an error naming the flag, unless a CA is given.
+	// The CA's ConfigMap gone: a ValueNeededError for the CA, unless one is given.
 	w.cluster.Remove(kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "gitlab-agent-prod", Name: "prod-gitlab-agent"})
 	var vne *ValueNeededError
 	if _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); !errors.As(err, &vne) || vne.Key != manifest.KeyKasCaCert {

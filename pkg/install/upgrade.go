@@ -196,7 +196,13 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 			return res, err
 		}
 	}
-	// Only once the new objects serve.
+	// Only once the new objects serve (with NoWait: once applied), and as
+	// the cluster has them now.
+	if res.ObjectsChanged > 0 {
+		if stale, names, err = a.findStale(ctx, r); err != nil {
+			return res, err
+		}
+	}
 	res.Removed, err = a.removeStale(ctx, stale, names)
 	return res, err
 }
