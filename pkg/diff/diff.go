@@ -245,7 +245,7 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 				nsSet[t.Ref.Namespace] = true
 			}
 		}
-		pruned, err := c.ListSelected(ctx, o.PruneSelector, slices.Sorted(maps.Keys(nsSet)), o.Concurrency)
+		pruned, err := c.ListSelected(ctx, o.PruneSelector, slices.Sorted(maps.Keys(nsSet)), nil, o.Concurrency)
 		if err != nil {
 			return nil, fmt.Errorf("listing objects to prune: %w", err)
 		}

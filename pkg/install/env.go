@@ -36,7 +36,9 @@ type Cluster interface {
 	// a lost race is kube.ErrSecretChanged.
 	ClaimSecret(ctx context.Context, t kube.Target, o *unstructured.Unstructured, readRV, manager string) error
 	WaitRollout(ctx context.Context, ns, name string, progress func(kube.RolloutStatus)) error
-	SelectedObjects(ctx context.Context, selector string, namespaces []string) ([]*unstructured.Unstructured, error)
+	// SelectedObjects lists the objects of kinds (nil: every kind) that
+	// selector matches: namespaced ones in namespaces only.
+	SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error)
 	DeleteAndWait(ctx context.Context, objs []*unstructured.Unstructured) error
 	// Diff says what applying the manifests would change.
 	Diff(ctx context.Context, ms []kube.Manifest, o diff.Options) (*diff.Result, error)

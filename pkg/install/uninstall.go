@@ -53,7 +53,7 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 	res := &UninstallResult{}
 	in := o.Input
 	sel := manifest.Selector(in)
-	found, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace})
+	found, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace}, nil)
 	if err != nil {
 		return res, fmt.Errorf("finding the install's objects (%s): %w", sel, err)
 	}

@@ -225,7 +225,7 @@ func (a *action) removeStale(ctx context.Context, stale []*unstructured.Unstruct
 // findStale finds what removeStale removes, and names it.
 func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Unstructured, []string, error) {
 	sel := manifest.Selector(r.in) + ",app.kubernetes.io/managed-by=" + manifest.ManagedBy
-	objs, err := a.env.Cluster.SelectedObjects(ctx, sel, []string{r.in.Namespace})
+	objs, err := a.env.Cluster.SelectedObjects(ctx, sel, []string{r.in.Namespace}, manifest.ChartKinds())
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking for objects the new layout no longer has: %w", err)
 	}

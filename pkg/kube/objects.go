@@ -269,11 +269,11 @@ func Parallel(ctx context.Context, n, limit int, fn func(i int)) {
 	wg.Wait()
 }
 
-// ListSelected lists the objects of every listable resource type that match
-// selector: namespaced ones in namespaces only, cluster-scoped ones all;
-// except those a controller owns (ReplicaSets and Pods carry their
-// Deployment's labels) and events.
-func (c *Client) ListSelected(ctx context.Context, selector string, namespaces []string, concurrency int) ([]*unstructured.Unstructured, error) {
+// ListSelected lists the objects of every listable resource type (of kinds;
+// nil: of any kind) that match selector: namespaced ones in namespaces only,
+// cluster-scoped ones all; except those a controller owns (ReplicaSets and
+// Pods carry their Deployment's labels) and events.
+func (c *Client) ListSelected(ctx context.Context, selector string, namespaces, kinds []string, concurrency int) ([]*unstructured.Unstructured, error) {
 	// Listing every type trips deprecation warnings (Endpoints,
 	// ComponentStatus) that say nothing about the user's objects.
 	quiet := rest.CopyConfig(c.Config)
@@ -293,7 +293,8 @@ func (c *Client) ListSelected(ctx context.Context, selector string, namespaces [
 			continue
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || r.Name == "events" {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || r.Name == "events" ||
+				(kinds != nil && !slices.Contains(kinds, r.Kind)) {
 				continue
 			}
 			mapping := &meta.RESTMapping{Resource: gv.WithResource(r.Name), GroupVersionKind: gv.WithKind(r.Kind), Scope: meta.RESTScopeRoot}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // scriptedServer answers GETs of path with answers in order, then with
@@ -193,5 +195,21 @@ func TestDeleteAndWaitTellsARefusalFromAPause(t *testing.T) {
 	}
 	if err := deleteServer(t, always...).DeleteAndWait(short, []*unstructured.Unstructured{cm.DeepCopy()}); err == nil || !strings.Contains(err.Error(), "no agent connected") {
 		t.Fatalf("503 until the deadline: %v", err)
+	}
+}
+
+// TestWouldPassDeadline: client-go's rate limiter, asked to wait past the
+// deadline, refuses at once; DeleteAndWait takes that for the deadline.
+func TestWouldPassDeadline(t *testing.T) {
+	rl := flowcontrol.NewTokenBucketRateLimiter(0.001, 1)
+	rl.Accept() // the one token
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := rl.Wait(ctx)
+	if !wouldPassDeadline(fmt.Errorf("client rate limiter Wait returned an error: %w", err)) || ctx.Err() != nil {
+		t.Errorf("the limiter's refusal (%v) is not recognised, or came at the deadline (%v)", err, ctx.Err())
+	}
+	if wouldPassDeadline(errors.New("the server is currently unable to handle the request")) || wouldPassDeadline(nil) {
+		t.Error("another error taken for the deadline")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -246,8 +247,8 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 
 // SelectedObjects lists the live objects with selector: namespaced ones in
 // namespaces, cluster-scoped ones everywhere; controller-owned ones excepted.
-func (c *Client) SelectedObjects(ctx context.Context, selector string, namespaces []string) ([]*unstructured.Unstructured, error) {
-	return c.ListSelected(ctx, selector, namespaces, 8)
+func (c *Client) SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
+	return c.ListSelected(ctx, selector, namespaces, kinds, 8)
 }
 
 // DeleteAndWait deletes objects (Namespaces last) and waits until they are
@@ -294,6 +295,9 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 			if apierrors.IsNotFound(err) {
 				break
 			}
+			if wouldPassDeadline(err) { // as good as the deadline: wait for it
+				err = nil
+			}
 			if err != nil && ctx.Err() == nil && !Transient(err) {
 				return fmt.Errorf("checking that %s is gone: %w", p.name, explain(err))
 			}
@@ -311,6 +315,13 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 		}
 	}
 	return nil
+}
+
+// wouldPassDeadline is client-go's rate limiter refusing to wait past the
+// context's deadline ("rate: Wait(n=1) would exceed context deadline"): the
+// deadline, a moment early, not an answer of the cluster.
+func wouldPassDeadline(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "would exceed context deadline")
 }
 
 var configMapsGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -376,6 +377,18 @@ func TokenChecksum(token string) string {
 func ChartKind(kind string) bool {
 	_, ok := kindOrder[kind]
 	return (ok && kind != "Namespace") || kind == "ServiceMonitor"
+}
+
+// ChartKinds are the kinds ChartKind accepts.
+func ChartKinds() []string {
+	out := []string{"ServiceMonitor"}
+	for k := range kindOrder {
+		if ChartKind(k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // kindOrder is Helm's install order for the kinds we render; unknown kinds

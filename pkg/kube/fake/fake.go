@@ -271,7 +271,7 @@ func converted[T any](o *unstructured.Unstructured) (*T, error) {
 
 // FindDeployments lists the stored Deployments with the selector.
 func (c *Cluster) FindDeployments(_ context.Context, selector string) ([]*appsv1.Deployment, error) {
-	objs, err := c.selected(FindDeployments, selector, nil, "Deployment")
+	objs, err := c.selected(FindDeployments, selector, nil, []string{"Deployment"})
 	if err != nil {
 		return nil, err
 	}
@@ -407,13 +407,14 @@ func (c *Cluster) WaitRollout(ctx context.Context, ns, name string, progress fun
 	return fmt.Errorf("the Deployment %s/%s is not available in time (%s): %w", ns, name, s, ctx.Err())
 }
 
-// SelectedObjects lists the stored objects with the selector: namespaced
-// ones in namespaces only, cluster-scoped ones all.
-func (c *Cluster) SelectedObjects(_ context.Context, selector string, namespaces []string) ([]*unstructured.Unstructured, error) {
-	return c.selected(SelectedObjects, selector, namespaces, "")
+// SelectedObjects lists the stored objects with the selector, of kinds
+// (nil: any kind): namespaced ones in namespaces only, cluster-scoped ones
+// all.
+func (c *Cluster) SelectedObjects(_ context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
+	return c.selected(SelectedObjects, selector, namespaces, kinds)
 }
 
-func (c *Cluster) selected(method, selector string, namespaces []string, kind string) ([]*unstructured.Unstructured, error) {
+func (c *Cluster) selected(method, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
 	sel, err := labels.Parse(selector)
 	if err != nil {
 		return nil, err
@@ -425,7 +426,7 @@ func (c *Cluster) selected(method, selector string, namespaces []string, kind st
 	defer c.mu.Unlock()
 	var out []*unstructured.Unstructured
 	for ref, o := range c.objects {
-		if kind != "" && ref.Kind != kind || !sel.Matches(labels.Set(o.GetLabels())) {
+		if kinds != nil && !slices.Contains(kinds, ref.Kind) || !sel.Matches(labels.Set(o.GetLabels())) {
 			continue
 		}
 		if ref.Namespace != "" && namespaces != nil && !slices.Contains(namespaces, ref.Namespace) {
@@ -503,7 +504,7 @@ func (c *Cluster) GetConfigMap(_ context.Context, ns, name string) (*corev1.Conf
 // Pods lists the stored pods in ns with the selector (the fake runs no
 // pods itself: tests Put them).
 func (c *Cluster) Pods(_ context.Context, ns, selector string) ([]corev1.Pod, error) {
-	objs, err := c.selected(Pods, selector, []string{ns}, "Pod")
+	objs, err := c.selected(Pods, selector, []string{ns}, []string{"Pod"})
 	if err != nil {
 		return nil, err
 	}
