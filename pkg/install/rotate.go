@@ -129,7 +129,7 @@ func (r *rotation) rollback(ctx context.Context, cause error) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w; putting the old token %d back in the Secret and Deployment failed too (%v), so it and the new token %d both stay active: once the cluster answers, rotate again ('kubectl gitlab-agent token rotate %s'), which revokes both once agentk runs with a third",
+		return fmt.Errorf("%w; putting the old token %d back in the Secret and Deployment failed too (%v), so it and the new token %d both stay active: once the cluster answers, rotate again ('kubectl gitlab-agent token rotate %s'): it revokes the one the Secret does not hold to make room, and the other once agentk runs with a new token",
 			cause, r.cur.tokenID, err, r.nt.ID, r.o.Name)
 	}
 	return fmt.Errorf("%w; the old token %d stays active and is back in the Secret", r.env.GitLab.RevokeCreated(ctx, r.o.Project, r.agent, r.nt, cause), r.cur.tokenID)
