@@ -24,8 +24,8 @@ what is not given stays as the agent runs now: how it reaches KAS (the address,
 the CA, the headers), agentk's version and its token; any other value not given
 is the chart's default. Objects of ours that the new layout no longer has are
 removed once the new ones serve (with --no-wait, once they are applied); an
-upgrade that stopped before that removes them when run again. Needs only the cluster, no GitLab access. --dry-run
-prints the diff.`,
+upgrade that stopped before that removes them when run again. Needs only the
+cluster, no GitLab access. --dry-run prints the diff.`,
 		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
 	})

@@ -7,10 +7,11 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // UninstallOptions are uninstall's inputs.

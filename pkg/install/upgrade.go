@@ -168,37 +168,37 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 		return res, err
 	}
 	// What the old layout had and the new has not, when it carries our
-	// labels: an earlier upgrade that stopped before removing it left it
-	// behind even if the objects are now as rendered.
-	stale, names, err := a.findStale(ctx, r)
-	if err != nil {
-		return res, err
-	}
+	// labels, goes once the new objects serve (with NoWait: once applied).
+	// With nothing to apply it is looked for all the same: an earlier
+	// upgrade that stopped before removing it left it behind.
 	if o.DryRun {
+		stale, names, err := a.findStale(ctx, r)
+		if err != nil {
+			return res, err
+		}
 		res.Plan = &Plan{Cluster: r.diff}
 		if len(stale) > 0 {
 			res.Plan.Remove = names
 		}
 		return res, nil
 	}
+	var stale []*unstructured.Unstructured
+	var names []string
 	res.ObjectsChanged = r.changed()
-	res.UpToDate = res.ObjectsChanged == 0 && len(stale) == 0
-	if res.UpToDate {
-		return res, nil
-	}
-	if res.ObjectsChanged > 0 {
-		if err := a.apply(ctx, r); err != nil {
+	if res.ObjectsChanged == 0 {
+		if stale, names, err = a.findStale(ctx, r); err != nil || len(stale) == 0 {
+			res.UpToDate = err == nil
 			return res, err
 		}
+	} else if err := a.apply(ctx, r); err != nil {
+		return res, err
 	}
 	if !o.NoWait {
 		if err := a.awaitReady(ctx, in, o.Timeout, nil); err != nil {
 			return res, err
 		}
 	}
-	// Only once the new objects serve (with NoWait: once applied), and as
-	// the cluster has them now.
-	if res.ObjectsChanged > 0 {
+	if res.ObjectsChanged > 0 { // as the cluster has them once applied
 		if stale, names, err = a.findStale(ctx, r); err != nil {
 			return res, err
 		}
@@ -236,7 +236,7 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 	var stale []*unstructured.Unstructured
 	var names []string
 	for _, o := range objs {
-		if !manifest.ChartKind(o.GetKind()) || !ofInstall(r.in, o) || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
+		if !ofInstall(r.in, o) || keep[o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName()] ||
 			(o.GetKind() == "Secret" && o.GetName() == manifest.SecretName(r.in)) || len(o.GetOwnerReferences()) > 0 {
 			continue
 		}
