@@ -18,7 +18,7 @@ type CompletionOptions struct {
 // NewCmdCompletion builds `completion SHELL`.
 func NewCmdCompletion(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CompletionOptions{IOStreams: streams}
-	return leaf(o, cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs), &cobra.Command{
+	return leaf(o, cobra.MatchAll(exactArgs(1, "SHELL"), cobra.OnlyValidArgs), &cobra.Command{
 		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print the shell completion script",
 		Long: `Print the completion script for a shell.

@@ -630,3 +630,27 @@ func TestTheSameAgentInTwoNamespaces(t *testing.T) {
 	}
 	stillThere("uninstall")
 }
+
+// TestUnreachableClusterFirst: upgrade, rotate and uninstall say that the
+// cluster does not answer before they read or change anything.
+func TestUnreachableClusterFirst(t *testing.T) {
+	w := newWorld(t)
+	w.install(t, "prod")
+	gone := errors.New("cannot reach the cluster at https://127.0.0.1:1")
+	o := UninstallOptions{Options: w.opts("prod")}
+	o.Yes = true
+	for name, act := range map[string]func() error{
+		"upgrade":   func() error { _, err := Upgrade(context.Background(), w.env(), w.opts("prod")); return err },
+		"rotate":    func() error { _, err := Rotate(context.Background(), w.env(), w.opts("prod")); return err },
+		"uninstall": func() error { _, err := Uninstall(context.Background(), w.env(), o); return err },
+	} {
+		calls, tokens := len(w.cluster.Calls()), len(w.gl.AgentTokens(w.agent(t, "prod")))
+		w.cluster.Fail(fake.Reachable, w.cluster.Count(fake.Reachable)+1, gone)
+		if err := act(); !errors.Is(err, gone) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got := w.cluster.Calls()[calls:]; len(got) != 1 || len(w.gl.AgentTokens(w.agent(t, "prod"))) != tokens {
+			t.Errorf("%s went on after the cluster did not answer: %v", name, got)
+		}
+	}
+}

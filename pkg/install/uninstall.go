@@ -53,6 +53,9 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 	a := &action{env: env}
 	res := &UninstallResult{}
 	in := o.Input
+	if err := env.Cluster.Reachable(ctx); err != nil {
+		return res, err
+	}
 	sel := manifest.Selector(in)
 	found, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace}, nil)
 	if err != nil {

@@ -25,8 +25,12 @@ type installed struct {
 }
 
 // current reads the installed agent: its Deployment (for the KAS address and
-// agentk version it runs with) and its token Secret.
+// agentk version it runs with) and its token Secret. A cluster that does not
+// answer is said first, in one line, as install says it.
 func (a *action) current(ctx context.Context, in manifest.Input) (*installed, error) {
+	if err := a.env.Cluster.Reachable(ctx); err != nil {
+		return nil, err
+	}
 	d, err := a.env.Cluster.GetDeployment(ctx, in.Namespace, manifest.DeploymentName(in))
 	if err != nil {
 		return nil, err
