@@ -145,6 +145,15 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 			}
 		},
 		Transport: rt,
+		// For a browser too old to send Sec-Fetch-* (fromBrowser): HTML from
+		// the cluster runs in a sandbox, an origin of its own, so its script
+		// cannot call the proxy as the proxy's own page; nothing is sniffed
+		// into HTML. Tools ignore both headers.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Set("Content-Security-Policy", "sandbox")
+			resp.Header.Set("X-Content-Type-Options", "nosniff")
+			return nil
+		},
 		// Watches and logs -f stream: pass every chunk on at once.
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -173,7 +182,7 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		}
 		if why := fromBrowser(r); why != "" {
 			fmt.Fprintf(o.Log, "proxy: refused %s %s from %s: browsers may not use the proxy\n", r.Method, safetext.Remote(r.URL.Path, 200), why)
-			http.Error(w, "kubectl gitlab-agent proxy: requests from web pages are refused", http.StatusForbidden)
+			http.Error(w, "kubectl gitlab-agent proxy: requests from browsers are refused: the proxy serves command-line tools", http.StatusForbidden)
 			return
 		}
 		if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
@@ -193,22 +202,24 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 	return &Proxy{handler: h, o: o}, nil
 }
 
-// fromBrowser says why r comes from a web page, or "" when it does not: a
-// browser sends Origin with every cross-origin request that can do harm
-// (WebSockets, POSTs, fetch) and Sec-Fetch-Site with every request. Any page,
-// even one on another port of this machine, reaches a loopback listener, so
-// only the proxy's own origin is let through; kubectl, helm, k9s and Lens
-// send neither header.
+// fromBrowser says why r comes from a browser, or "" when it does not. The
+// proxy serves command-line tools (kubectl, helm, k9s and Lens send no
+// Origin and no Sec-Fetch-* header); every browser request carries one or
+// the other. Any page, even one on another port of this machine, reaches a
+// loopback listener, and the proxy's own origin is no safer: a Service or
+// pod proxy path (.../services/NAME/proxy/) serves whatever HTML the cluster
+// holds, and a link to it opened from mail or chat (Sec-Fetch-Site: none)
+// would run that page's script on this origin, with this credential.
 func fromBrowser(r *http.Request) string {
-	if origin := r.Header.Get("Origin"); origin != "" && !strings.EqualFold(origin, "http://"+r.Host) {
+	if origin := r.Header.Get("Origin"); origin != "" {
 		return "the web page at " + safetext.Remote(origin, 100)
 	}
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-		return ""
-	default:
-		return "a web page (Sec-Fetch-Site: " + safetext.Remote(site, 40) + ")"
+	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User"} {
+		if v := r.Header.Get(h); v != "" {
+			return "a browser (" + h + ": " + safetext.Remote(v, 40) + ")"
+		}
 	}
+	return ""
 }
 
 // checkPath refuses a path that could reach KAS or GitLab outside

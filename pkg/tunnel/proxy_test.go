@@ -91,9 +91,13 @@ func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
 		want int
 	}{
 		{nil, 200},
-		{map[string]string{"Origin": "http://" + addr}, 200},
-		{map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
-		{map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		// The proxy's own origin too: a page the cluster serves through a
+		// Service proxy path is on it (a link opened from mail or chat).
+		{map[string]string{"Origin": "http://" + addr}, 403},
+		{map[string]string{"Sec-Fetch-Site": "same-origin"}, 403},
+		{map[string]string{"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, 403},
+		{map[string]string{"Sec-Fetch-Mode": "cors"}, 403},
+		{map[string]string{"Sec-Fetch-Dest": "iframe"}, 403},
 		{map[string]string{"Origin": "https://evil.example"}, 403},
 		{map[string]string{"Origin": "null"}, 403},
 		{map[string]string{"Origin": "http://" + addr + ".evil.example"}, 403},
@@ -104,8 +108,31 @@ func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
 			t.Errorf("%v: %d, want %d", c.h, got, c.want)
 		}
 	}
-	if n := hits.Load(); n != 4 {
-		t.Errorf("upstream saw %d requests, want the 4 allowed", n)
+	if n := hits.Load(); n != 1 {
+		t.Errorf("upstream saw %d requests, want the 1 allowed", n)
+	}
+}
+
+// A page the cluster serves through a Service proxy path, opened by a
+// browser that sends no Sec-Fetch-* header: it must not run as the proxy's
+// own page, where its script would call the API with the credential.
+func TestProxyClusterHTMLRunsSandboxed(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Security-Policy", "default-src *")
+		_, _ = io.WriteString(w, "<script>fetch('/api/v1/secrets')</script>")
+	})
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: DefaultAcceptHosts})
+	resp, err := http.Get("http://" + addr + "/api/v1/namespaces/tenant/services/http:evil:80/proxy/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Values("Content-Security-Policy"); len(got) != 1 || got[0] != "sandbox" {
+		t.Errorf("Content-Security-Policy %q, want only sandbox", got)
+	}
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", got)
 	}
 }
 
