@@ -176,9 +176,19 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 	}
 	want := old.DeepCopy()
 	if where["clusters/"+e.Cluster] == file {
+		// How the credential travels to the server (TLS checks, the name
+		// verified, an HTTP proxy) was chosen for that server: kept while
+		// the server stays, dropped when the entry moves to another. The
+		// entry's extensions stay either way.
 		cluster := clientcmdapi.NewCluster()
 		if prev, ok := old.Clusters[e.Cluster]; ok {
-			cluster = prev.DeepCopy()
+			if prev.Server == e.Server {
+				cluster = prev.DeepCopy()
+			} else {
+				for k, v := range prev.Extensions {
+					cluster.Extensions[k] = v.DeepCopyObject()
+				}
+			}
 		}
 		cluster.Server = e.Server
 		cluster.CertificateAuthority = ""
@@ -189,6 +199,9 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 				return nil, fmt.Errorf("reading --ca-file: %w", err)
 			}
 			cluster.CertificateAuthorityData = data
+			// A CA to check against and no check at all cannot both hold
+			// (client-go refuses the pair).
+			cluster.InsecureSkipTLSVerify = false
 		}
 		cluster.LocationOfOrigin = ""
 		want.Clusters[e.Cluster] = cluster

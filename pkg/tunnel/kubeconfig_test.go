@@ -209,3 +209,64 @@ func TestPluginCommandKeepsTheUnresolvedPath(t *testing.T) {
 		t.Fatalf("fallback: %q", got)
 	}
 }
+
+// The cluster entry is named for the GitLab host and shared by every agent
+// on it (and by glab): when it moves to another KAS, the TLS and proxy
+// settings made for the old one do not come along; while it stays, they do.
+func TestKubeconfigClusterMovesWithoutTheOldTransport(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := `apiVersion: v1
+kind: Config
+clusters:
+- name: gitlab_example_com
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+    tls-server-name: old-kas.example.com
+    proxy-url: http://10.0.0.9:3128
+    extensions:
+    - name: note
+      extension: {kept: "yes"}
+`
+	for _, c := range []struct {
+		name, server string
+		caFile       string
+		keep         bool
+	}{
+		{"another server", "https://old-kas.example.com/k8s-proxy", "", false},
+		{"another server, with --ca-file", "https://old-kas.example.com/k8s-proxy", ca, false},
+		{"the same server", "https://kas.example.com/k8s-proxy", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(old, c.server)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e := entry("kubectl-gitlab_agent")
+			e.CAFile = c.caFile
+			if _, err := WriteKubeconfig(context.Background(), path, e); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := clientcmd.LoadFromFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.Clusters["gitlab_example_com"]
+			kept := got.InsecureSkipTLSVerify && got.TLSServerName == "old-kas.example.com" && got.ProxyURL == "http://10.0.0.9:3128"
+			dropped := !got.InsecureSkipTLSVerify && got.TLSServerName == "" && got.ProxyURL == ""
+			if c.keep && !kept || !c.keep && !dropped {
+				t.Errorf("insecure=%v tls-server-name=%q proxy-url=%q (keep them: %v)", got.InsecureSkipTLSVerify, got.TLSServerName, got.ProxyURL, c.keep)
+			}
+			if got.Server != e.Server || got.Extensions["note"] == nil {
+				t.Errorf("server %q, extensions %v", got.Server, got.Extensions)
+			}
+			if _, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{CurrentContext: e.Context}).ClientConfig(); err != nil {
+				t.Errorf("client-go refuses the entry: %v", err)
+			}
+		})
+	}
+}
