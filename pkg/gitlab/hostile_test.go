@@ -162,7 +162,7 @@ func TestInterruptedTokenCreateRevokesWhatGitLabMade(t *testing.T) {
 func TestLostAnswerOfPATCreateRevokesIt(t *testing.T) {
 	f := newFixture(t)
 	f.fake.Inject(fakegitlab.Fault{Route: "POST /api/v4/user/personal_access_tokens", Nth: 1, AfterWork: true, Status: 504})
-	_, err := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "kubectl-gitlab-agent k8s_proxy", 1)
+	_, err := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "kubectl-gitlab-agent k8s_proxy", PATExpiry(time.Now(), 1))
 	if err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("%v", err)
 	}
@@ -175,8 +175,8 @@ func TestLostAnswerOfPATCreateRevokesIt(t *testing.T) {
 		}
 	}
 	// Two attempts get two names.
-	p1, err1 := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "x", 1)
-	p2, err2 := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "x", 1)
+	p1, err1 := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "x", PATExpiry(time.Now(), 1))
+	p2, err2 := f.client(t, f.mToken).CreateProxyPAT(context.Background(), "x", PATExpiry(time.Now(), 1))
 	if err1 != nil || err2 != nil || p1.Name == p2.Name {
 		t.Fatalf("%v %v %q %q", err1, err2, p1.Name, p2.Name)
 	}

@@ -26,16 +26,32 @@ type PAT struct {
 	UserID    int64
 }
 
+// MinPATLife is the least a new k8s_proxy token lives: one made in the
+// day's last hour gets a day more, so that it is not about to expire (and
+// replaced at every kubectl call) the moment it is made.
+const MinPATLife = time.Hour
+
+// PATExpiry is the date a k8s_proxy token made at now for days whole days
+// expires (GitLab's expires_at; it stops working at 00:00 UTC of that date),
+// at least MinPATLife after now.
+func PATExpiry(now time.Time, days int) time.Time {
+	exp := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, days)
+	if exp.Sub(now) < MinPATLife {
+		exp = exp.AddDate(0, 0, 1)
+	}
+	return exp
+}
+
 // CreateProxyPAT creates a k8s_proxy personal access token for the current
-// user that expires after days whole days (at 00:00 UTC of the date). Its
-// name is namePrefix and a random suffix unique to the attempt: when the
-// answer is lost, the token GitLab may have made anyway is found by that name
-// and revoked, and the error says so.
-func (c *Client) CreateProxyPAT(ctx context.Context, namePrefix string, days int) (*PAT, error) {
+// user that expires at 00:00 UTC of the date expires (PATExpiry). Its name
+// is namePrefix and a random suffix unique to the attempt: when the answer
+// is lost, the token GitLab may have made anyway is found by that name and
+// revoked, and the error says so.
+func (c *Client) CreateProxyPAT(ctx context.Context, namePrefix string, expires time.Time) (*PAT, error) {
 	name := namePrefix + " " + attemptID()
 	_, cancel, opt := c.call(ctx, once)
 	defer cancel()
-	exp := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, days)
+	exp := expires.UTC().Truncate(24 * time.Hour)
 	iso := gl.ISOTime(exp)
 	t, resp, err := c.api.Users.CreatePersonalAccessTokenForCurrentUser(&gl.CreatePersonalAccessTokenForCurrentUserOptions{
 		Name: gl.Ptr(name), Scopes: &[]string{ProxyScope}, ExpiresAt: &iso,

@@ -13,6 +13,7 @@ import (
 	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // ExpiryMargin is how long before a PAT's expiry its credential is reported
@@ -23,6 +24,9 @@ const ExpiryMargin = 5 * time.Minute
 // may have been refused (kubectl calls the plugin again on a 401), so it is
 // checked with GitLab, at most once per window.
 const recheckWindow = 20 * time.Second
+
+// checkTimeout bounds that check: kubectl waits for the plugin.
+const checkTimeout = 5 * time.Second
 
 // RenewInterval is the least time between two new tokens for one cache
 // entry: a token GitLab refuses right after it was made is not the token's
@@ -124,9 +128,18 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 			_ = o.Cache.Store(key, p)
 			return credential(agent, p, false), nil
 		}
-		valid, err := gitlab.PATValid(ctx, o.GitLabURL, p.Token, gitlab.Options{})
-		if err != nil {
+		checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
+		valid, err := gitlab.PATValid(checkCtx, o.GitLabURL, p.Token, gitlab.Options{})
+		cancel()
+		if err != nil && (o.Refresh || ctx.Err() != nil) {
 			return Credential{}, err
+		}
+		if err != nil {
+			// No verdict (GitLab's API is down or slow, while KAS may
+			// work): the check only guards against a revoked token, and
+			// KAS refuses one anyway. The next check waits a window.
+			fmt.Fprintf(o.Log, "could not check the cached k8s_proxy token %d with GitLab (%s); using it\n", p.ID, safetext.Line(err.Error()))
+			valid = true
 		}
 		if valid {
 			p.HandedOutAt, p.CheckedAt = now, now
@@ -154,12 +167,18 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	if err != nil {
 		return Credential{}, err
 	}
-	pat, err := c.CreateProxyPAT(ctx, "kubectl-gitlab-agent k8s_proxy "+now.UTC().Format("2006-01-02"), o.Days)
+	pat, err := c.CreateProxyPAT(ctx, "kubectl-gitlab-agent k8s_proxy "+now.UTC().Format("2006-01-02"), gitlab.PATExpiry(now, o.Days))
 	if err != nil {
 		return Credential{}, err
 	}
 	np := &CachedPAT{GitLabURL: o.GitLabURL, ID: pat.ID, Name: pat.Name, Token: pat.Secret, ExpiresAt: pat.ExpiresAt,
 		CreatedAt: now, HandedOutAt: now, CheckedAt: now}
+	if !usable(np, now) {
+		// kubectl would ask again at once, and every call would mint (and
+		// mail the user): GitLab shortened the lifetime asked for.
+		_ = c.RevokePAT(context.WithoutCancel(ctx), pat.ID)
+		return Credential{}, fmt.Errorf("GitLab made the new k8s_proxy token expire at %s, too soon to use (revoked): check the instance's limit on token lifetimes", pat.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if replaced != nil && usable(replaced, now) {
 		np.RenewedAt = now // it replaces a token GitLab refused
 	}

@@ -47,8 +47,8 @@ func TestCredentialCachedAndReplacedWhenRevoked(t *testing.T) {
 	if err != nil || !first.Minted || !strings.HasPrefix(first.Token, "pat:7:glpat-") {
 		t.Fatalf("%+v %v", first, err)
 	}
-	if first.Expires.After(time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour - ExpiryMargin + time.Second)) {
-		t.Errorf("expires %v, later than five minutes before the end of the day", first.Expires)
+	if want := gitlab.PATExpiry(now, 1).Add(-ExpiryMargin); !first.Expires.Equal(want) {
+		t.Errorf("expires %v, want five minutes before the token does, %v", first.Expires, want)
 	}
 	// A later call uses the cache.
 	now = now.Add(time.Minute)
@@ -89,6 +89,70 @@ func TestCredentialNearExpiryIsRenewed(t *testing.T) {
 	next, err := GetCredential(context.Background(), o)
 	if err != nil || !next.Minted || next.Token == first.Token {
 		t.Fatalf("%+v %v", next, err)
+	}
+}
+
+// A token made in the day's last minutes (the default lifetime ends at
+// 00:00 UTC) must not be handed out already expired: kubectl would then run
+// get-token for every request, and each run would mint a token and mail the
+// user.
+func TestCredentialMintedLateInTheDayLasts(t *testing.T) {
+	f, tok, cache := fixture(t)
+	now := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour - 5*time.Minute) // 23:55 UTC
+	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
+	var first Credential
+	for i := range 5 {
+		c, err := GetCredential(context.Background(), o)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !c.Expires.After(now.Add(time.Hour)) {
+			t.Errorf("call %d at %s: the credential expires at %s", i, now.Format("15:04:05"), c.Expires)
+		}
+		if i == 0 {
+			first = c
+		} else if c.Token != first.Token {
+			t.Errorf("call %d got another token", i)
+		}
+		now = now.Add(10 * time.Second)
+	}
+	if n := f.Calls("POST /api/v4/user/personal_access_tokens"); n != 1 {
+		t.Errorf("%d tokens minted for 5 calls, want 1", n)
+	}
+}
+
+// The check of a cached token (kubectl asks again within recheckWindow,
+// maybe after a 401) needs GitLab's API; while that is down and KAS works,
+// the cached token is still served, at once.
+func TestCredentialServedWhileGitLabIsDown(t *testing.T) {
+	f, tok, cache := fixture(t)
+	now := time.Now()
+	var log strings.Builder
+	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Log: &log, Now: func() time.Time { return now }}
+	first, err := GetCredential(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Inject(fakegitlab.Fault{Route: "GET /api/v4/personal_access_tokens/self", Status: 503})
+	now = now.Add(30 * time.Second)
+	for i := range 3 { // 5 s apart: each after the first is a recheck
+		c, err := GetCredential(context.Background(), o)
+		if err != nil || c.Token != first.Token || c.Minted {
+			t.Fatalf("call %d with GitLab down: %+v %v", i, c, err)
+		}
+		now = now.Add(5 * time.Second)
+	}
+	if f.Calls("GET /api/v4/personal_access_tokens/self") == 0 || !strings.Contains(log.String(), "could not check the cached k8s_proxy token") {
+		t.Errorf("no check was tried, or it was not said: %q", log.String())
+	}
+	if strings.Contains(log.String(), strings.TrimPrefix(first.Token, "pat:7:")) {
+		t.Errorf("the log holds the token")
+	}
+	// When KAS has refused the token (the proxy's Refresh), an unknown
+	// verdict is an error: serving it again would only be refused again.
+	o.Refresh = true
+	if _, err := GetCredential(context.Background(), o); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("refresh with GitLab down: %v", err)
 	}
 }
 
