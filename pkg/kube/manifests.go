@@ -159,49 +159,95 @@ func readFile(ctx context.Context, path string) ([]Manifest, error) {
 }
 
 // Decode reads the YAML or JSON documents of data; origin names the input
-// in errors. Lists are flattened.
+// in errors. JSON objects may follow one another without "---" (as jq and a
+// loop of 'kubectl get -o json' write them); each is a document. Lists are
+// flattened.
 func Decode(origin string, data []byte) ([]Manifest, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var out []Manifest
-	for doc := 1; ; doc++ {
+	for doc := 0; ; {
 		raw, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", origin, doc, err)
+			return nil, fmt.Errorf("%s: document %d: %w", origin, doc+1, err)
 		}
-		where := fmt.Sprintf("%s#%d", origin, doc)
-		j, err := yaml.YAMLToJSON(raw)
+		docs, err := jsonStream(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s#%d: %w", origin, doc+1, err)
 		}
-		if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
-			continue
-		}
-		var h header
-		if err := json.Unmarshal(j, &h); err != nil {
-			return nil, fmt.Errorf("%s: not an object: %v", where, err)
-		}
-		if h.APIVersion == "" || h.Kind == "" {
-			return nil, fmt.Errorf("%s: an object needs apiVersion and kind", where)
-		}
-		if strings.HasSuffix(h.Kind, "List") && h.Items != nil {
-			for i, item := range h.Items {
-				m, err := manifest(item, fmt.Sprintf("%s item %d", where, i))
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, m)
+		if docs == nil {
+			j, err := yaml.YAMLToJSON(raw)
+			if err != nil {
+				return nil, fmt.Errorf("%s#%d: %w", origin, doc+1, err)
 			}
-			continue
+			docs = [][]byte{j}
 		}
+		for _, j := range docs {
+			doc++
+			ms, err := objects(j, fmt.Sprintf("%s#%d", origin, doc))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ms...)
+		}
+	}
+}
+
+// jsonStream splits raw into its values when it is JSON objects one after
+// another; nil when it is YAML (a flow mapping such as {kind: x} starts with
+// "{" too). A stream that turns out not to be JSON after its first object is
+// an error, not a document read in part.
+func jsonStream(raw []byte) ([][]byte, error) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] != '{' {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	var out [][]byte
+	for {
+		var v json.RawMessage
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			if len(out) == 0 {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("after %d JSON object(s): %v", len(out), err)
+		}
+		out = append(out, v)
+	}
+}
+
+// objects is the manifests of one document: none for an empty one, the
+// items of a List.
+func objects(j []byte, where string) ([]Manifest, error) {
+	if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
+		return nil, nil
+	}
+	var h header
+	if err := json.Unmarshal(j, &h); err != nil {
+		return nil, fmt.Errorf("%s: not an object: %v", where, err)
+	}
+	if h.APIVersion == "" || h.Kind == "" {
+		return nil, fmt.Errorf("%s: an object needs apiVersion and kind", where)
+	}
+	if !strings.HasSuffix(h.Kind, "List") || h.Items == nil {
 		m, err := manifest(j, where)
+		return []Manifest{m}, err
+	}
+	out := make([]Manifest, 0, len(h.Items))
+	for i, item := range h.Items {
+		m, err := manifest(item, fmt.Sprintf("%s item %d", where, i))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, m)
 	}
+	return out, nil
 }
 
 func manifest(j []byte, where string) (Manifest, error) {
