@@ -213,7 +213,10 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.manifests = append(o.manifests, ms...)
 		if o.Prune && o.Selector == "" {
+			// The install's labels are also another namespace's install of
+			// the same agent: only this one's objects are pruned.
 			o.Selector = manifest.Selector(in)
+			o.opts.PruneOnly = in.Owns
 		}
 		if nsFlag == "" {
 			nsFlag = in.Namespace

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
 
@@ -102,5 +105,88 @@ func TestPruneOnlyWhereTheManifestsAre(t *testing.T) {
 	}
 	if o, ok := got["unrelated"]; ok {
 		t.Errorf("an object in a namespace no manifest uses is reported: %+v", o)
+	}
+}
+
+// TestPruneKnowsAnObjectInAnyVersion: the list for pruning reads each object
+// in the version the server prefers; an object the manifests hold in another
+// version (autoscaling/v1, preferred v2) is theirs, not pruned, and the same
+// object given in two versions is given twice.
+func TestPruneKnowsAnObjectInAnyVersion(t *testing.T) {
+	_, ctx, k, dyn := onCluster(t, 2*time.Minute)
+	hpa := func(version string) string {
+		return "apiVersion: autoscaling/" + version + "\nkind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: prune-v, labels: {set: prune-v}}\n" +
+			"spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, minReplicas: 1, maxReplicas: 3}\n"
+	}
+	applyAll(t, ctx, dyn, k, "apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-v}\n", hpa("v2"))
+	res, err := Run(ctx, k, manifests(t, hpa("v1")), Options{Force: true, DefaultNamespace: "default", PruneSelector: "set=prune-v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (Read as v1, an HPA carries v2's fields in annotations: it may
+	// show as changed. It must not show as pruned too.)
+	if len(res.Objects) != 1 || res.Objects[0].Action == Pruned || res.Objects[0].Action == Failed {
+		t.Errorf("want the one object, not pruned: %+v", res.Objects)
+	}
+	res, err = Run(ctx, k, manifests(t, hpa("v1"), hpa("v2")), Options{Force: true, DefaultNamespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var twice int
+	for _, o := range res.Objects {
+		if o.Action == Failed && strings.Contains(o.Error, "given twice") {
+			twice++
+		}
+	}
+	if twice != 1 {
+		t.Errorf("written as v1 and v2: %+v", res.Objects)
+	}
+}
+
+// TestPruneOnlyKeepsOneInstall: objects of another install carry the same
+// labels (the same agent in two namespaces); PruneOnly leaves them out,
+// cluster-scoped ones included.
+func TestPruneOnlyKeepsOneInstall(t *testing.T) {
+	_, ctx, k, dyn := onCluster(t, 2*time.Minute)
+	role := func(name string) string {
+		return "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: '" + name + "', labels: {set: prune-two}}\nrules: []\n"
+	}
+	applyAll(t, ctx, dyn, k,
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-one, labels: {set: prune-two}}\n",
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-other, labels: {set: prune-two}}\n",
+		role("prune-one:kept"), role("prune-one:gone"), role("prune-other:theirs"),
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs, namespace: prune-other, labels: {set: prune-two}}\n",
+	)
+	// A Service's Endpoints carry its labels and have no owner; they are
+	// not the manifests' to prune either.
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: prune-one, labels: {set: prune-two}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
+	applyAll(t, ctx, dyn, k, svc)
+	endpoints := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}).Namespace("prune-one")
+	for {
+		if _, err := endpoints.Get(ctx, "web", metav1.GetOptions{}); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the endpoints controller made no Endpoints for the Service")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	ms := manifests(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: prune-one, labels: {set: prune-two}}\n", role("prune-one:kept"), svc)
+	ours := func(namespace, name string) bool {
+		return namespace == "prune-one" || namespace == "" && (name == "prune-one" || strings.HasPrefix(name, "prune-one:"))
+	}
+	res, err := Run(ctx, k, ms, Options{Force: true, DefaultNamespace: "prune-one", PruneSelector: "set=prune-two", PruneOnly: ours})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pruned []string
+	for _, o := range res.Objects {
+		if o.Action == Pruned {
+			pruned = append(pruned, o.Name)
+		}
+	}
+	if strings.Join(pruned, ",") != "prune-one:gone" {
+		t.Errorf("pruned %q, want only prune-one:gone", pruned)
 	}
 }

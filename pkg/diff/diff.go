@@ -45,8 +45,11 @@ type Options struct {
 	ShowSecrets bool
 	Ignore      []IgnoreRule
 	// PruneSelector, when set, lists live objects with these labels that
-	// the manifests no longer contain.
+	// the manifests no longer contain; PruneOnly, when set, keeps those it
+	// accepts (namespace "" for a cluster-scoped object), as the objects of
+	// one install among others that carry the same labels.
 	PruneSelector string
+	PruneOnly     func(namespace, name string) bool
 	// DefaultNamespace is where namespaced objects without one go;
 	// EnforceNamespace makes other namespaces an error (-n was given).
 	DefaultNamespace string
@@ -133,11 +136,14 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 			add(Object{Ref: ref, Action: Failed, Error: objectMessage(err), Origin: m.Origin})
 			continue
 		}
-		if prev, dup := seen[t.Ref]; dup {
+		// Keyed without the version: one object written as autoscaling/v1
+		// and as v2 is given twice, and the list for pruning reads it in
+		// the version the server prefers.
+		if prev, dup := seen[t.Ref.Object()]; dup {
 			add(Object{Ref: t.Ref, Action: Failed, Error: fmt.Sprintf("given twice (%s and %s)", prev, m.Origin), Origin: m.Origin})
 			continue
 		}
-		seen[t.Ref] = m.Origin
+		seen[t.Ref.Object()] = m.Origin
 		targets = append(targets, t)
 	}
 
@@ -249,10 +255,31 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 		if err != nil {
 			return nil, fmt.Errorf("listing objects to prune: %w", err)
 		}
+		// The Endpoints of a Service (made by the endpoints controller
+		// with the Service's labels and no owner) come and go with it.
+		services := map[kube.Ref]bool{}
+		for ref := range seen {
+			if ref.APIVersion == "" && ref.Kind == "Service" {
+				services[ref] = true
+			}
+		}
+		for _, p := range pruned {
+			if ref := kube.RefOf(p).Object(); ref.APIVersion == "" && ref.Kind == "Service" {
+				services[ref] = true
+			}
+		}
 		for _, p := range pruned {
 			ref := kube.RefOf(p)
-			if _, kept := seen[ref]; kept {
+			if _, kept := seen[ref.Object()]; kept {
 				continue
+			}
+			if o.PruneOnly != nil && !o.PruneOnly(ref.Namespace, ref.Name) {
+				continue
+			}
+			if svc := ref.Object(); svc.APIVersion == "" && svc.Kind == "Endpoints" {
+				if svc.Kind = "Service"; services[svc] {
+					continue
+				}
 			}
 			before := n.normalize(p, string(p.GetUID()))
 			add(Object{Ref: ref, Action: Pruned, Before: toYAML(before), ChangedPaths: []string{"."}})

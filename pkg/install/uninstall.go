@@ -32,15 +32,9 @@ type UninstallResult struct {
 }
 
 // ofInstall says whether o, found by the install's labels, is of this
-// install: a namespaced object in its namespace, a cluster-scoped one named
-// for it (its Namespace, or "NAMESPACE:..." as the chart names its
-// ClusterRoles and bindings). The same agent installed in another
-// namespace carries the same labels.
+// install (manifest.Input.Owns).
 func ofInstall(in manifest.Input, o *unstructured.Unstructured) bool {
-	if ns := o.GetNamespace(); ns != "" {
-		return ns == in.Namespace
-	}
-	return o.GetName() == in.Namespace || strings.HasPrefix(o.GetName(), in.Namespace+":")
+	return in.Owns(o.GetNamespace(), o.GetName())
 }
 
 // ErrNotConfirmed is a confirmation the user declined.

@@ -31,6 +31,17 @@ func RefOf(o *unstructured.Unstructured) Ref {
 	return Ref{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
 }
 
+// Object is r without its version: the same object whichever version of
+// its API it is read or written in (autoscaling/v1 and v2, say).
+func (r Ref) Object() Ref {
+	if i := strings.LastIndex(r.APIVersion, "/"); i >= 0 {
+		r.APIVersion = r.APIVersion[:i]
+	} else {
+		r.APIVersion = ""
+	}
+	return r
+}
+
 // String is "apps/v1/Deployment/ns/name" ("v1/Namespace/name" when
 // cluster-scoped).
 func (r Ref) String() string {

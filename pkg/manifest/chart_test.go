@@ -274,3 +274,26 @@ func TestSelector(t *testing.T) {
 		t.Errorf("AllAgents = %q", AllAgents)
 	}
 }
+
+// TestOwns: the selector also finds the same agent installed in another
+// namespace; Owns keeps this install's objects, as the chart names them.
+func TestOwns(t *testing.T) {
+	in := Input{Name: "prod", Namespace: "ns-a"}
+	for _, c := range []struct {
+		namespace, name string
+		want            bool
+	}{
+		{"ns-a", "prod-gitlab-agent-v2", true},
+		{"ns-b", "prod-gitlab-agent-v2", false},
+		{"", "ns-a", true}, // its Namespace
+		{"", "ns-b", false},
+		{"", "ns-a:prod-gitlab-agent-cluster-admin", true},
+		{"", "ns-b:prod-gitlab-agent-cluster-admin", false},
+		{"", "ns-ab:prod-gitlab-agent-cluster-admin", false},
+		{"", "ns-a-other", false},
+	} {
+		if got := in.Owns(c.namespace, c.name); got != c.want {
+			t.Errorf("Owns(%q, %q) = %v, want %v", c.namespace, c.name, got, c.want)
+		}
+	}
+}

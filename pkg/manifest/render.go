@@ -156,6 +156,18 @@ func Selector(in Input) string {
 	return labels.SelectorFromSet(SelectorLabels(in)).String()
 }
 
+// Owns says whether an object Selector found (namespace "" when it is
+// cluster-scoped) is of this install: a namespaced object in its namespace,
+// a cluster-scoped one named for it (its Namespace, or "NAMESPACE:..." as
+// the chart names its ClusterRoles and bindings). The same agent installed
+// in another namespace carries the same labels.
+func (in Input) Owns(namespace, name string) bool {
+	if namespace != "" {
+		return namespace == in.Namespace
+	}
+	return name == in.Namespace || strings.HasPrefix(name, in.Namespace+":")
+}
+
 func commonLabels(n names, v Values) map[string]any {
 	l := n.selectorLabels()
 	l["app.kubernetes.io/version"] = chartOf(v).AppVersion

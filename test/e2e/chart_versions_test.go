@@ -58,6 +58,21 @@ func TestUpgradeMovesA262AgentTo2150(t *testing.T) {
 	if r = g.run(t, nil, "diff", "mv"); r.code != 0 {
 		t.Errorf("diff after the upgrade: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+
+	// The same agent in another namespace carries the same labels; its
+	// Namespace, ClusterRoles and bindings are not this install's to prune.
+	other := runCmd(t, "glagent-fake-other-token\n", kubectl, "gitlab-agent", "render", "mv", "--token-file", "-",
+		"--kas-address", "wss://kas.example.com", "-n", "gitlab-agent-mv-b")
+	if other.code != 0 {
+		t.Fatal(other.stderr)
+	}
+	if a := runCmd(t, other.stdout, kubectl, "apply", "--server-side", "-f", "-"); a.code != 0 {
+		t.Fatal(a.stderr)
+	}
+	t.Cleanup(func() { runCmd(t, other.stdout, kubectl, "delete", "--wait=false", "-f", "-") })
+	if r = g.run(t, nil, "diff", "mv", "--prune", "-o", "summary"); r.code != 0 || strings.Contains(r.stdout, "gitlab-agent-mv-b") {
+		t.Errorf("diff --prune beside another namespace's install of the agent: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	g.activeTokensHeld(t, "mv")
 }
 
