@@ -222,7 +222,16 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "context %q for agent %q written to %s\n", names.Context, o.agent.Name, res.File)
 	}
 	if !o.UseContext {
-		fmt.Fprintf(o.ErrOut, "use it with: kubectl --context %s get pods\n", names.Context)
+		fmt.Fprintf(o.ErrOut, "use it with: kubectl --context %s get pods\n", shellWord(names.Context))
 	}
 	return nil
+}
+
+// shellWord is s as one word for a POSIX shell: as it is when it holds only
+// characters no shell treats specially, else single-quoted.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(safetext.Line(s), "'", `'\''`) + "'"
 }

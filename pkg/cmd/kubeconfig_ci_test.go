@@ -123,3 +123,16 @@ func firstKey[V any](m map[string]V) string {
 	}
 	return ""
 }
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"gitlab_com-infra_agents-prod": "gitlab_com-infra_agents-prod",
+		"[__1]_8080-a-b":               "'[__1]_8080-a-b'",
+		"it's":                         `'it'\''s'`,
+		"a\x1b[2J":                     `'a\x1b[2J'`,
+	} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

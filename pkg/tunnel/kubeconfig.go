@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 )
 
@@ -34,10 +36,19 @@ type Names struct {
 // EntryNames names the entries for an agent: cluster after GitLab's host
 // ("gitlab_example_com"), user "<cluster>-<agent ID>", context
 // "<cluster>-<project path with / as _>-<agent name>".
+// The project path and agent name may come from GitLab's answers: they are
+// checked against GitLab's own rules, so that no control character or shell
+// syntax becomes a context name.
 func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names, error) {
 	u, err := url.Parse(gitlabURL)
 	if err != nil || u.Host == "" {
 		return Names{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	if !projectPathPattern.MatchString(projectPath) {
+		return Names{}, fmt.Errorf("invalid project path %q: GitLab's paths are letters, digits, '_', '-' and '.' between slashes", projectPath)
+	}
+	if err := agentname.Validate(agentName); err != nil {
+		return Names{}, err
 	}
 	cluster := strings.NewReplacer(".", "_", "/", "_", ":", "_").Replace(strings.Trim(u.Host+u.Path, "/"))
 	return Names{
@@ -46,6 +57,9 @@ func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names,
 		Context: cluster + "-" + strings.ReplaceAll(projectPath, "/", "_") + "-" + agentName,
 	}, nil
 }
+
+// projectPathPattern is GitLab's rule for namespace and project paths.
+var projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
 
 // Entry is what kubeconfig writes for one agent.
 type Entry struct {

@@ -22,6 +22,13 @@ func TestEntryNames(t *testing.T) {
 	if n.Cluster != "example_com_gitlab" || n.Context != "example_com_gitlab-a_b_c-x" {
 		t.Fatalf("%+v", n)
 	}
+	// Names from GitLab's answers become context names: GitLab's own
+	// rules hold, or nothing is named.
+	for _, c := range [][2]string{{"infra/agents", "Prod"}, {"infra/agents", "x\x1b[2J"}, {"infra/agents; rm -rf ~", "x"}, {"infra//agents", "x"}, {"", "x"}, {"a/b\n", "x"}} {
+		if _, err := EntryNames("https://gitlab.example.com", c[0], c[1], 1); err == nil || strings.ContainsAny(err.Error(), "\x1b\n") {
+			t.Errorf("project %q, agent %q: %v", c[0], c[1], err)
+		}
+	}
 }
 
 func TestKeyIsSafeAndPerCredential(t *testing.T) {

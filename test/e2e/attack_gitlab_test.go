@@ -237,7 +237,18 @@ func TestAttack11TerminalEscapesFromGitLab(t *testing.T) {
 	nasty := "evil\x1b[2J\x1b]0;pwned\x07\rX\u009b31m\u202e"
 	a := g.fake.AddAgent(g.project, "esc", g.maintainer)
 	g.fake.AddAgentToken(a, nasty, g.maintainer)
-	g.fake.AddAgent(g.project, "bad\x1b[31mname", g.maintainer)
+	bad := g.fake.AddAgent(g.project, "bad\x1b[31mname", g.maintainer)
+	kc := filepath.Join(t.TempDir(), "config")
+	// A context name is made of the agent's name and project path: one
+	// that is not a name GitLab allows is refused, in escaped words.
+	r := g.run(t, nil, "kubeconfig", itoa(bad.ID), "--project", "infra/agents", "--kubeconfig", kc, "--kas-proxy-url", "https://kas.example.com/k8s-proxy")
+	wantError(t, r, `invalid agent name "bad\x1b[31mname"`)
+	if i := strings.IndexAny(r.stdout+r.stderr, "\x1b\x07\r\u009b\u202e"); i >= 0 {
+		t.Errorf("kubeconfig printed a control character: %q", r.stdout+r.stderr)
+	}
+	if _, err := os.Stat(kc); err == nil {
+		t.Error("a kubeconfig was written for an agent named with escapes")
+	}
 	for _, args := range [][]string{
 		{"token", "list", "esc"},
 		{"agent", "list"},
