@@ -171,6 +171,12 @@ func (o *KubeconfigOptions) metadataProxyURL(ctx context.Context, gitlabURL stri
 // Run looks the agent and KAS up and writes the entries.
 func (o *KubeconfigOptions) Run(ctx context.Context) error {
 	gitlabURL := o.GitLab.ResolvedURL()
+	if o.CI {
+		// get-token would refuse at every kubectl call.
+		if err := gitlab.JobTokenFor(gitlabURL); err != nil {
+			return err
+		}
+	}
 	var names tunnel.Names
 	var err error
 	if o.ciAgentID != 0 {

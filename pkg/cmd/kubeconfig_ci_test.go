@@ -90,6 +90,40 @@ contexts: [{name: "infra/agents:prod", context: {cluster: gitlab, user: "agent:1
 	}
 }
 
+// TestJobTokenStaysWithTheJobsGitLab: with --ci the credential is the job
+// token, for the GitLab that runs the job (CI_SERVER_URL) only; a
+// --gitlab-url or GITLAB_URL naming another one is refused by kubeconfig,
+// get-token and proxy, and the token is not printed.
+func TestJobTokenStaysWithTheJobsGitLab(t *testing.T) {
+	w := newInProcess(t)
+	jobToken := w.gl.AddJobToken(w.user, w.project)
+	t.Setenv("CI", "true")
+	t.Setenv("CI_SERVER_URL", w.gl.URL)
+	t.Setenv("CI_JOB_TOKEN", jobToken)
+	t.Setenv("CI_PROJECT_ID", strconv.FormatInt(w.project.ID, 10))
+	t.Setenv("GITLAB_URL", "https://other-gitlab.example")
+	kc := filepath.Join(t.TempDir(), "config")
+	for _, args := range [][]string{
+		{"kubeconfig", "101", "--ci", "--kubeconfig", kc},
+		{"get-token", "--agent-id", "101", "--ci"},
+		{"get-token", "--agent-id", "101", "--ci", "--gitlab-url", "https://other-gitlab.example/"},
+		{"proxy", "101", "--ci", "--port", "0"},
+	} {
+		code, out, errOut := w.runBare(t, args...)
+		if code == 0 || !strings.Contains(errOut, "CI_JOB_TOKEN") || !strings.Contains(errOut, "the job's GitLab, not https://other-gitlab.example") || strings.Contains(out+errOut, jobToken) {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if _, err := os.Stat(kc); err == nil {
+		t.Error("a kubeconfig was written")
+	}
+	// The job's own GitLab, however it is spelled, is fine.
+	code, out, errOut := w.runBare(t, "get-token", "--agent-id", "101", "--ci", "--gitlab-url", w.gl.URL+"/")
+	if code != 0 || !strings.Contains(out, "ci:101:") {
+		t.Errorf("the job's GitLab: exit %d\n%s", code, errOut)
+	}
+}
+
 // wantServer checks the kubeconfig's only context: its server, and that no
 // secret is in the file.
 func wantServer(t *testing.T, path, server, secret string) *clientcmdapi.Config {

@@ -75,7 +75,7 @@ func (t *agentTarget) resolve(ctx context.Context) error {
 func credentialOptions(g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
 	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedURL(), AgentID: agentID, CI: ci, Days: days, Log: log}
 	if ci {
-		return o, nil
+		return o, gitlab.JobTokenFor(o.GitLabURL)
 	}
 	creds, err := g.Credentials()
 	switch {

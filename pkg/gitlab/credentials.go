@@ -93,6 +93,28 @@ func FindCredentials(gitlabURL, tokenFile string) (Credentials, error) {
 	return Credentials{}, &NoCredentialsError{Host: u.Host, Tried: append(tried, why)}
 }
 
+// JobTokenFor says whether the job's CI_JOB_TOKEN may go to gitlabURL (and
+// its KAS): only when it is the job's own GitLab, CI_SERVER_URL (or that is
+// not set).
+func JobTokenFor(gitlabURL string) error {
+	u, err := url.Parse(gitlabURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	v := os.Getenv("CI_SERVER_URL")
+	if v == "" {
+		return nil
+	}
+	server, err := url.Parse(v)
+	if err != nil || server.Host == "" {
+		return fmt.Errorf("CI_SERVER_URL, the job's GitLab, is not a URL: CI_JOB_TOKEN goes nowhere")
+	}
+	if Origin(server) != Origin(u) {
+		return fmt.Errorf("CI_JOB_TOKEN is for %s, the job's GitLab, not %s: drop --gitlab-url and GITLAB_URL, or use a token made for %s", Origin(server), Origin(u), Origin(u))
+	}
+	return nil
+}
+
 // ReadTokenFile reads a file that holds one token and nothing else.
 func ReadTokenFile(path string) (string, error) {
 	f, err := os.Open(path)
