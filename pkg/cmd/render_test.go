@@ -101,7 +101,7 @@ func TestRenderErrors(t *testing.T) {
 		{[]string{"render", "demo", "-f", filepath.Join(dir, "missing.yaml")}, "error: reading values file: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
 		{[]string{"render", "demo", "-f", bad}, `error: ` + bad + `: replicas: want an integer, got "two"`},
 		{[]string{"render", "demo", "-f", unknown}, `error: ` + unknown + `: config.tokn: unknown key (did you mean "token"?)`},
-		{[]string{"render", "demo", "--set", "replicas"}, `error: --set replicas: "replicas": want key=value`},
+		{[]string{"render", "demo", "--set", "replicas"}, `error: --set replicas: want key=value`},
 		{[]string{"render", "demo", "--token-file", empty}, "error: the token in " + empty + " is empty"},
 		{[]string{"render", "demo", "-o", "table"}, `error: unknown output format "table": use one of yaml, json`},
 		{[]string{"render", "demo", "--replicas", "x"}, `error: invalid argument "x" for "--replicas" flag`},

@@ -71,8 +71,14 @@ func ParseSet(expr string) (Source, error) {
 		}
 		kv := splitUnescaped(part, '=', false)
 		if len(kv) < 2 || kv[0] == "" {
-			if chartKey(part) {
-				return fail(part, fmt.Sprintf("%q: want key=value", part))
+			// Only the key is named: what follows it (a ':' or a space
+			// typed for '=') may be a token.
+			key := part[:len(part)-len(strings.TrimLeft(part, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[]-"))]
+			if path, err := parseKeyPath(key); err == nil && secretKey(path) {
+				return fail(key, "want key=value; and a secret on the command line is visible to every user in the process list: give the token with --token-file FILE (or - for stdin), or in a values file")
+			}
+			if key != "" && chartKey(key) {
+				return fail(key, "want key=value")
 			}
 			return fail("", "an entry has no key=value form")
 		}

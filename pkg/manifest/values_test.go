@@ -117,6 +117,20 @@ func TestParseSet(t *testing.T) {
 			t.Errorf("ParseSet(%q) succeeded, want an error", bad)
 		}
 	}
+	// A typo for "=" names the key, never what follows: it may be a token.
+	for expr, want := range map[string]string{
+		"config.token:glagent-SECRETSECRET":  "--set config.token: want key=value; and a secret on the command line",
+		"config.token glagent-SECRETSECRET":  "--set config.token: want key=value; and a secret on the command line",
+		"replicas:glagent-SECRETSECRET":      "--set replicas: want key=value",
+		"image.tag glagent-SECRETSECRET":     "--set image.tag: want key=value",
+		"nosuchkey:glagent-SECRETSECRET":     "--set: an entry has no key=value form",
+		"a=1,config.token:glagent-SECRETSEC": "--set config.token: want key=value",
+	} {
+		_, err := ParseSet(expr)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("ParseSet(%q): %v, want %q and no token", expr, err, want)
+		}
+	}
 }
 
 func TestSetCoercesStrings(t *testing.T) {
