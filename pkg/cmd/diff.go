@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -81,8 +82,10 @@ With NAME, the agent is rendered as 'render NAME' would (the same flags, values
 with --values). With -f (files, directories, - for stdin; -R recurses) or -k
 (a kustomization), any manifests are compared.
 
-Secret values never print: each key shows as a short keyed hash, so changed,
-added and removed keys are visible (--show-secrets prints them). server-side
+Secret values never print: each key shows as a short hash, keyed by a key of
+the user's (0600 in the user's cache directory) so that the output lets no
+one test a guess, and changed, added and removed keys are visible
+(--show-secrets prints them). server-side
 bookkeeping (managedFields, resourceVersion, uid, generation,
 creationTimestamp) and status (unless --show-status, or where status is an
 ordinary field: custom resources without a status subresource) are left out.
@@ -238,6 +241,9 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 	}
 	o.opts.Manager, o.opts.Force, o.opts.Concurrency = o.Manager, o.Force, o.Concurrency
 	o.opts.ShowSecrets, o.opts.ShowStatus = o.ShowSecrets, o.ShowStatus
+	if base, err := os.UserCacheDir(); err == nil && !o.ShowSecrets {
+		o.opts.MaskKey = diff.MaskKey(filepath.Join(base, "kubectl-gitlab-agent"))
+	}
 	if o.Prune {
 		o.opts.PruneSelector = o.Selector
 	}

@@ -43,7 +43,10 @@ type Options struct {
 	Concurrency int
 	ShowStatus  bool
 	ShowSecrets bool
-	Ignore      []IgnoreRule
+	// MaskKey keys the hashes that stand for Secret values (MaskKey());
+	// nil: a key for this run only.
+	MaskKey []byte
+	Ignore  []IgnoreRule
 	// PruneSelector, when set, lists live objects with these labels that
 	// the manifests no longer contain; PruneOnly, when set, keeps those it
 	// accepts (namespace "" for a cluster-scoped object), as the objects of
@@ -111,7 +114,7 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
 	}
-	n := normalizer{showStatus: o.ShowStatus, showSecrets: o.ShowSecrets, ignore: o.Ignore}
+	n := normalizer{showStatus: o.ShowStatus, showSecrets: o.ShowSecrets, ignore: o.Ignore, key: o.MaskKey}
 	res := &Result{}
 	var mu sync.Mutex
 	add := func(obj Object) {

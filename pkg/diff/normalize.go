@@ -2,15 +2,20 @@ package diff
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 )
 
 // lastApplied is kubectl's client-side apply annotation; on a Secret it holds
@@ -23,6 +28,7 @@ type normalizer struct {
 	showStatus  bool
 	showSecrets bool
 	ignore      []IgnoreRule
+	key         []byte // for Secret values' hashes (maskSecret)
 }
 
 func (n normalizer) normalize(o *unstructured.Unstructured, salt string) map[string]any {
@@ -45,18 +51,54 @@ func (n normalizer) normalize(o *unstructured.Unstructured, salt string) map[str
 		}
 	}
 	if o.GetKind() == "Secret" && (o.GetAPIVersion() == "v1") && !n.showSecrets {
-		maskSecret(c, salt)
+		maskSecret(c, n.key, salt)
 	}
 	return c
 }
 
-// maskSecret replaces each value of data and stringData with a short keyed
-// hash of the decoded value, so that changed and unchanged keys show as such
-// and two runs can be compared, without the value being readable.
-func maskSecret(c map[string]any, salt string) {
-	mac := func(key string, value []byte) string {
-		h := hmac.New(sha256.New, []byte("kubectl-gitlab-agent diff\x00"+salt))
-		h.Write([]byte(key))
+// runKey keys the hashes of Secret values when Options.MaskKey does not: a
+// key that could be known (a constant, the object's name printed beside the
+// hash) would let anyone who reads the output (a CI log, a merge request
+// comment) test guesses of a weak password offline.
+var runKey = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails (crypto/rand)
+	return k
+}()
+
+// maskKeyFile is the name of the per-user key in MaskKey's directory.
+const maskKeyFile = "diff-mask.key"
+
+// MaskKey is the user's key for the hashes of Secret values, kept 0600 in
+// dir (made when missing), so that two runs by one user show the same
+// hashes while the output alone lets no one test a guess; nil when it
+// cannot be read or made (each run then has a key of its own).
+func MaskKey(dir string) []byte {
+	path := filepath.Join(dir, maskKeyFile)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 {
+		if k, err := os.ReadFile(path); err == nil && len(k) == 32 {
+			return k
+		}
+	}
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	if os.MkdirAll(dir, 0o700) != nil || secretfile.Write(path, k) != nil {
+		return nil
+	}
+	return k
+}
+
+// maskSecret replaces each value of data and stringData with a short hash
+// of the decoded value, keyed by key (runKey when nil) and the object
+// (salt), so that changed and unchanged keys show as such, without the value
+// being readable or guessable.
+func maskSecret(c map[string]any, key []byte, salt string) {
+	if key == nil {
+		key = runKey
+	}
+	mac := func(k string, value []byte) string {
+		h := hmac.New(sha256.New, append(append([]byte("kubectl-gitlab-agent diff\x00"), key...), salt...))
+		h.Write([]byte(k))
 		h.Write([]byte{0})
 		h.Write(value)
 		return "<secret sha256:" + hex.EncodeToString(h.Sum(nil))[:10] + ">"

@@ -1,7 +1,13 @@
 package diff
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,6 +34,42 @@ func TestNormalizeDropsBookkeeping(t *testing.T) {
 	}
 	if got := (normalizer{showStatus: true}).normalize(o, "s"); got["status"] == nil {
 		t.Error("--show-status dropped status")
+	}
+}
+
+// TestMaskKey: the key is the user's, 0600, the same for every run; one
+// that others could read, or that is not a key, is replaced.
+func TestMaskKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubectl-gitlab-agent")
+	k := MaskKey(dir)
+	fi, err := os.Stat(filepath.Join(dir, maskKeyFile))
+	if len(k) != 32 || err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key %d bytes, file %v %v", len(k), fi, err)
+	}
+	if again := MaskKey(dir); !bytes.Equal(again, k) {
+		t.Error("a second run has another key")
+	}
+	if err := os.Chmod(filepath.Join(dir, maskKeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if other := MaskKey(dir); bytes.Equal(other, k) || len(other) != 32 {
+		t.Error("a key others can read is still used")
+	}
+	if err := os.WriteFile(filepath.Join(dir, maskKeyFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if other := MaskKey(dir); len(other) != 32 {
+		t.Errorf("a broken key file gave %d bytes", len(other))
+	}
+	if k := MaskKey("/proc/no-such-dir"); k != nil {
+		t.Error("a key that could not be kept")
+	}
+	// Another key, other hashes.
+	sec := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "s"}, "stringData": map[string]any{"pw": "hunter2"}}}
+	a := toYAML(normalizer{key: k}.normalize(sec, "uid"))
+	b := toYAML(normalizer{key: MaskKey(t.TempDir())}.normalize(sec, "uid"))
+	if a == b || strings.Contains(a+b, "hunter2") {
+		t.Errorf("two keys, the same hashes:\n%s\n%s", a, b)
 	}
 }
 
@@ -63,7 +105,14 @@ func TestSecretsMasked(t *testing.T) {
 		t.Error("an unchanged key hashes differently")
 	}
 	if again := toYAML(n.normalize(secret("hunter2"), "uid-1")); again != a {
-		t.Error("two runs hash differently")
+		t.Error("the same value hashes differently within a run")
+	}
+	// What is printed (the object's name, the key) does not let the hash
+	// be recomputed, so a guess cannot be tested offline.
+	guess := hmac.New(sha256.New, []byte("kubectl-gitlab-agent diff\x00uid-1"))
+	guess.Write([]byte("pw\x00hunter2"))
+	if strings.Contains(a, hex.EncodeToString(guess.Sum(nil))[:10]) {
+		t.Error("the hash is keyed by what is printed only")
 	}
 	if other := toYAML(n.normalize(secret("hunter2"), "uid-2")); other == a {
 		t.Error("the hash does not depend on the object")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -115,6 +116,19 @@ func TestDiffChanges(t *testing.T) {
 		if strings.Contains(r.stdout+r.stderr, secret) {
 			t.Fatalf("Secret value %q printed", secret)
 		}
+	}
+	// The hashes are keyed by a key of the user's (kept in their cache
+	// directory), not by what is printed: another user's run of the same
+	// diff shows other hashes, and nothing in the output lets a guess be
+	// tested offline.
+	hashes := regexp.MustCompile(`<secret sha256:[0-9a-f]+>`)
+	cache := t.TempDir()
+	other := runIn(t, runSpec{env: []string{"XDG_CACHE_HOME=" + cache}}, kubectl, "gitlab-agent", "diff", "-f", f)
+	if other.code != 1 || len(hashes.FindAllString(other.stdout, -1)) == 0 || strings.Join(hashes.FindAllString(other.stdout, -1), " ") == strings.Join(hashes.FindAllString(r.stdout, -1), " ") {
+		t.Errorf("another user's run: exit %d, hashes %q", other.code, hashes.FindAllString(other.stdout, -1))
+	}
+	if fi, err := os.Stat(filepath.Join(cache, "kubectl-gitlab-agent", "diff-mask.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the user's key: %v %v", fi, err)
 	}
 	r2 := runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f)
 	if r2.stdout != r.stdout {
