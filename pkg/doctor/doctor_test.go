@@ -351,6 +351,9 @@ func TestVersionSkew(t *testing.T) {
 	want(t, r, "kas-version-skew", Fail, "--agent-version v17.3.1")
 	r = newWorld(t, setup{agentVersion: "v17.1.0"}).run(t, "prod")
 	want(t, r, "kas-version-skew", Warn, "upgrade prod")
+	// The minor version either side of KAS's is supported.
+	r = newWorld(t, setup{agentVersion: "v17.4.0"}).run(t, "prod")
+	want(t, r, "kas-version-skew", Pass, "agentk v17.4.0 with KAS 17.3.1")
 }
 
 func TestTokenFailures(t *testing.T) {

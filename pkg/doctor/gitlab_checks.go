@@ -105,8 +105,8 @@ func checkVersionSkew(_ context.Context, d *doctor) Check {
 	}
 	w := install.SkewWarning(v.Version, kas.Version)
 	switch {
-	case strings.Contains(w, "newer"):
-		return fail(fmt.Sprintf("run an agentk no newer than KAS: kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
+	case strings.Contains(w, "ahead"):
+		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
 	case w != "":
 		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
 	}

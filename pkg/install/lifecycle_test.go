@@ -320,14 +320,14 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("unreachable cluster: %+v, %v", st, err)
 	}
 
-	// An agentk newer than KAS is warned about.
+	// An agentk more than a minor version ahead of KAS is warned about.
 	o := w.opts("prod")
 	o.Input.Values.Image.Tag, o.Input.Set = "v17.9.0", manifest.Keys{manifest.KeyImageTag: true}
 	if _, err := Upgrade(context.Background(), w.env(), o); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = Status(context.Background(), w.env(), w.opts("prod").Project, []string{"prod"})
-	if len(st[0].Warnings) != 1 || !strings.Contains(st[0].Warnings[0], "newer than KAS") {
+	if len(st[0].Warnings) != 1 || !strings.Contains(st[0].Warnings[0], "ahead of KAS") {
 		t.Errorf("warnings %v", st[0].Warnings)
 	}
 

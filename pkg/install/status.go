@@ -23,8 +23,8 @@ const (
 	// Installed is the verdict when GitLab was not asked: the agent runs
 	// in the cluster; whether it is connected is not known.
 	Installed        = "installed"
-	versionSkewWarn  = "agentk %s is older than KAS %s's minor version minus one: upgrade it"
-	versionAheadWarn = "agentk %s is newer than KAS %s: GitLab does not support agentk ahead of KAS"
+	versionSkewWarn  = "agentk %s is more than one minor version behind KAS %s: upgrade it"
+	versionAheadWarn = "agentk %s is more than one minor version ahead of KAS %s: GitLab supports agentk one minor version either side of KAS"
 )
 
 // AgentStatus is one agent's state in GitLab and in the cluster.
@@ -203,21 +203,40 @@ func (s *AgentStatus) judge(unreachable error) {
 	}
 }
 
-// SkewWarning says when agentk's version is outside what KAS supports: older
-// than KAS's minor minus one, or newer than KAS.
+// SkewWarning says when agentk's version is outside what GitLab supports:
+// KAS's minor version, or the minor version just before or after it (15.11
+// is the one before 16.0).
 func SkewWarning(agentk, kasVersion string) string {
 	a, okA := parseVersion(agentk)
 	k, okK := parseVersion(kasVersion)
 	if !okA || !okK {
 		return ""
 	}
-	switch {
-	case a[0] > k[0] || (a[0] == k[0] && a[1] > k[1]) || (a[0] == k[0] && a[1] == k[1] && a[2] > k[2]):
+	switch d := minorIndex(a) - minorIndex(k); {
+	case d > 1:
 		return fmt.Sprintf(versionAheadWarn, agentk, kasVersion)
-	case a[0] < k[0] || a[1] < k[1]-1:
+	case d < -1:
 		return fmt.Sprintf(versionSkewWarn, agentk, kasVersion)
 	}
 	return ""
+}
+
+// lastMinor is the last minor version of each GitLab major version that
+// has ended; later ones are taken to end at .11, as 15 to 17 did.
+var lastMinor = map[int]int{12: 10, 13: 12, 14: 10, 15: 11, 16: 11, 17: 11}
+
+// minorIndex numbers GitLab's minor versions in release order across major
+// versions (from 12.0), so that 16.11 and 17.0 are one apart.
+func minorIndex(v [3]int) int {
+	n := 0
+	for m := 12; m < v[0]; m++ {
+		last, ok := lastMinor[m]
+		if !ok {
+			last = 11
+		}
+		n += last + 1
+	}
+	return n + v[1]
 }
 
 func parseVersion(v string) ([3]int, bool) {
