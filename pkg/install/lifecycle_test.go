@@ -654,3 +654,29 @@ func TestUnreachableClusterFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteOrderKeepsTheAgentAliveToTheEnd: through KAS the agent being
+// uninstalled may carry the deletes; of the install's objects, its
+// Namespace, Deployment and cluster RBAC go last, the cluster-admin binding
+// that lets it act the very last.
+func TestDeleteOrderKeepsTheAgentAliveToTheEnd(t *testing.T) {
+	w := newWorld(t)
+	w.install(t, "prod")
+	var objs []*unstructured.Unstructured
+	for _, ref := range w.cluster.Objects() {
+		objs = append(objs, w.cluster.Get(ref))
+	}
+	// The order the cluster lists them in: reversed, for the test's sake.
+	slices.Reverse(objs)
+	kube.DeleteOrder(objs)
+	var kinds []string
+	for _, o := range objs {
+		if k := o.GetKind(); len(kinds) == 0 || kinds[len(kinds)-1] != k {
+			kinds = append(kinds, k)
+		}
+	}
+	got := strings.Join(kinds, " ")
+	if !strings.HasSuffix(got, "Namespace Deployment ClusterRole ClusterRoleBinding") || strings.Count(got, "Namespace") != 1 {
+		t.Errorf("delete order by kind: %s", got)
+	}
+}

@@ -245,18 +245,40 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 	}
 }
 
+// DeleteOrder sorts objects for deletion so that what keeps an agent
+// running and allowed goes last: other objects, then Namespaces (which take
+// the rest of their objects with them, in a while), then workloads, then
+// cluster-scoped RBAC, the bindings last. Through KAS the agent being
+// removed may carry the requests: it runs, and keeps the ClusterRoleBinding
+// that lets it act, until the last one is sent.
+func DeleteOrder(objs []*unstructured.Unstructured) {
+	rank := func(o *unstructured.Unstructured) int {
+		group, _, _ := strings.Cut(o.GetAPIVersion(), "/")
+		switch {
+		case group == "rbac.authorization.k8s.io" && o.GetKind() == "ClusterRoleBinding":
+			return 4
+		case group == "rbac.authorization.k8s.io" && o.GetKind() == "ClusterRole":
+			return 3
+		case group == "apps" && (o.GetKind() == "Deployment" || o.GetKind() == "StatefulSet" || o.GetKind() == "DaemonSet"):
+			return 2
+		case o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1":
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
+}
+
 // SelectedObjects lists the live objects with selector: namespaced ones in
 // namespaces, cluster-scoped ones everywhere; controller-owned ones excepted.
 func (c *Client) SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
 	return c.ListSelected(ctx, selector, namespaces, kinds, 8)
 }
 
-// DeleteAndWait deletes objects (Namespaces last) and waits until they are
+// DeleteAndWait deletes objects (in DeleteOrder) and waits until they are
 // gone or ctx ends.
 func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstructured) error {
-	sort.SliceStable(objs, func(i, j int) bool {
-		return objs[i].GetKind() != "Namespace" && objs[j].GetKind() == "Namespace"
-	})
+	DeleteOrder(objs)
 	background := metav1.DeletePropagationBackground
 	type gone struct {
 		ri   func() error
