@@ -108,11 +108,9 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	if key == "" {
 		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
 	}
-	// The fast path, for every kubectl call: no lock, no request.
+	// The fast path, for every kubectl call: no wait, no request.
 	if p := o.Cache.Load(key); !o.Refresh && usable(p, now) && !(now.Sub(p.HandedOutAt) < recheckWindow && now.Sub(p.CheckedAt) > recheckWindow) {
-		p.HandedOutAt = now
-		_ = o.Cache.Store(key, p)
-		return credential(agent, p, false), nil
+		return credential(agent, o.handedOut(key, p, now), false), nil
 	}
 	unlock, err := o.Cache.Lock(ctx, key)
 	if err != nil {
@@ -195,6 +193,27 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 		}
 	}
 	return credential(agent, np, true), nil
+}
+
+// handedOut records that p was handed out at now (what the recheck goes
+// by), under the entry's lock when it is free at once: another call holding
+// it may be storing a token that replaces p, which an unlocked write of p
+// would overwrite (leaving the new token unheld and a revoked one cached).
+// It returns the entry's token as it is then: p, or the one that replaced it.
+func (o CredentialOptions) handedOut(key string, p *CachedPAT, now time.Time) *CachedPAT {
+	once, cancel := context.WithCancel(context.Background())
+	cancel() // one try, no wait
+	unlock, err := o.Cache.Lock(once, key)
+	if err != nil {
+		return p
+	}
+	defer unlock()
+	if q := o.Cache.Load(key); q != nil && q.Token != p.Token && usable(q, now) {
+		p = q
+	}
+	p.HandedOutAt = now
+	_ = o.Cache.Store(key, p)
+	return p
 }
 
 // cannotMint says that a new token is needed and why none can be made.

@@ -225,3 +225,42 @@ func TestCheckProxyURL(t *testing.T) {
 		t.Errorf("a URL the user gave: %v", err)
 	}
 }
+
+// A kubectl call while another holds the entry's lock (it may be storing a
+// token that replaces this one) is served and writes nothing; a
+// call that finds the entry replaced serves the new token.
+func TestCredentialFastPathWritesOnlyUnderTheLock(t *testing.T) {
+	f, tok, cache := fixture(t)
+	now := time.Now()
+	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
+	first, err := GetCredential(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := Key(f.URL, tok)
+	before := cache.Load(key).HandedOutAt
+	unlock, err := cache.Lock(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	c, err := GetCredential(context.Background(), o)
+	if err != nil || c.Token != first.Token {
+		t.Fatalf("with the lock held: %+v %v", c, err)
+	}
+	if got := cache.Load(key).HandedOutAt; !got.Equal(before) {
+		t.Errorf("the entry was written without the lock: handed out %s, was %s", got, before)
+	}
+	unlock()
+
+	// Another call replaced the token after this one read the entry.
+	p := cache.Load(key)
+	replaced := *p
+	replaced.Token, replaced.ID = "glpat-the-new-one", p.ID+1
+	if err := cache.Store(key, &replaced); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.handedOut(key, p, now); got.Token != "glpat-the-new-one" || cache.Load(key).Token != "glpat-the-new-one" {
+		t.Errorf("served %q, cached %q; want the replacing token in both", got.Token, cache.Load(key).Token)
+	}
+}
