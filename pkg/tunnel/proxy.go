@@ -131,8 +131,10 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = target.Scheme
 			pr.Out.URL.Host = target.Host
+			// The client's escapes stay (a%2Fb is not a/b to a Service
+			// proxy path); checkPath vetted every decoding.
 			pr.Out.URL.Path = target.Path + pr.In.URL.Path
-			pr.Out.URL.RawPath = ""
+			pr.Out.URL.RawPath = target.EscapedPath() + pr.In.URL.EscapedPath()
 			pr.Out.Host = target.Host
 			pr.Out.Header.Del("Cookie")
 			// The credential goes on here, on the proxy's own copy of the
@@ -403,6 +405,10 @@ func (t *credentialTransport) say(msg string) {
 	fmt.Fprintln(t.log, msg)
 }
 
+// replayBodyMax is the largest request body kept to be sent again after
+// KAS refused the credential.
+const replayBodyMax = 1 << 20
+
 func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if tok == "" {
@@ -411,6 +417,18 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	base := t.base
 	if r.Header.Get("Upgrade") != "" {
 		base = t.upgrades
+	} else if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil && r.ContentLength >= 0 && r.ContentLength <= replayBodyMax {
+		// Kept, to be sent again should KAS refuse the credential: an
+		// object kubectl writes is small (a body of unknown length, a
+		// stream, is not kept).
+		b, err := io.ReadAll(io.LimitReader(r.Body, replayBodyMax+1))
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r = r.WithContext(r.Context()) // a copy: the caller's request stays as it was
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	resp, err := base.RoundTrip(r)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
@@ -418,9 +436,6 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Gitlab-Unauthorized") != "true" {
 		return resp, err
-	}
-	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
-		return resp, nil // cannot send the body again
 	}
 	fresh, err := t.current(r.Context(), true, tok)
 	if err != nil || fresh == tok {
@@ -432,6 +447,9 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 			t.say("proxy: GitLab refused the credential and a new one could not be had: " + safetext.Line(err.Error()))
 		}
 		return resp, nil
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+		return resp, nil // renewed for the next request; this body cannot be sent again
 	}
 	resp.Body.Close()
 	retry := r.Clone(r.Context())

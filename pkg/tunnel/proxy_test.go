@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -244,5 +245,84 @@ func TestProxyRenewsAtMostOncePerInterval(t *testing.T) {
 	defer mu.Unlock()
 	if refreshes != 1 {
 		t.Errorf("%d renewals for 30 refused requests, want 1", refreshes)
+	}
+}
+
+// A write (POST, PATCH with a body) that KAS refuses for the credential
+// renews it and is sent again with its body; a body of unknown length, which
+// is not kept, still gets the credential renewed for the next request.
+func TestProxyRenewsOnRefusedWrites(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	issued, accepted := 0, 1 // KAS takes tok-<accepted> only
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.Header.Get("Authorization")+" "+string(b))
+		if r.Header.Get("Authorization") != fmt.Sprintf("Bearer tok-%d", accepted) {
+			w.Header().Set("Gitlab-Unauthorized", "true")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	cred := func(_ context.Context, refresh bool) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refresh {
+			issued++
+		}
+		return fmt.Sprintf("tok-%d", issued), nil
+	}
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: cred, AcceptHosts: DefaultAcceptHosts, RenewInterval: time.Nanosecond})
+	post := func(body io.Reader) int {
+		resp, err := http.Post("http://"+addr+"/api/v1/namespaces/default/configmaps", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(strings.NewReader(`{"kind":"ConfigMap"}`)); code != http.StatusCreated {
+		t.Errorf("a refused POST with a body: %d, want 201 after the renewal", code)
+	}
+	mu.Lock()
+	if len(seen) != 2 || seen[1] != `Bearer tok-1 {"kind":"ConfigMap"}` {
+		t.Errorf("KAS got %q, want the refused request and its replay with the body", seen)
+	}
+	accepted = 2 // tok-1 is revoked
+	mu.Unlock()
+	// Unknown length (chunked): not replayed, but renewed for the next.
+	pr, pw := io.Pipe()
+	go func() { _, _ = io.WriteString(pw, `{"kind":"Secret"}`); pw.Close() }()
+	if code := post(pr); code != http.StatusUnauthorized {
+		t.Errorf("a refused chunked POST: %d, want KAS's 401", code)
+	}
+	if code := post(strings.NewReader(`{}`)); code != http.StatusCreated {
+		t.Errorf("the next POST: %d, want 201 with the renewed credential", code)
+	}
+}
+
+// A path goes to KAS as the client escaped it: a%2Fb (one segment of a
+// Service proxy path) is not a/b.
+func TestProxyKeepsThePathsEscapes(t *testing.T) {
+	got := make(chan string, 1)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { got <- r.RequestURI })
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: DefaultAcceptHosts})
+	for _, p := range []string{
+		"/api/v1/namespaces/default/services/web:80/proxy/files/a%2Fb",
+		"/api/v1/namespaces/default/services/web:80/proxy/q/a%2Bb%3Bc",
+		"/api/v1/namespaces/default/pods?labelSelector=app%3Dweb",
+		"/api/v1/namespaces/default/pods",
+	} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if r := <-got; r != "/k8s-proxy"+p {
+			t.Errorf("sent %s, KAS got %s", p, r)
+		}
 	}
 }
