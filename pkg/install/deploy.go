@@ -99,9 +99,13 @@ func (a *action) apply(ctx context.Context, r *rendered) error {
 // connection is what waitConnected waits for: agentk using token id of
 // agent ag since since (or, when nothing changed, recently).
 type connection struct {
-	ref      gitlab.ProjectRef
-	agent    *gitlab.Agent
-	tokenID  int64
+	ref     gitlab.ProjectRef
+	agent   *gitlab.Agent
+	tokenID int64
+	// created: this run made the token, so any use is agentk's with it.
+	// Else a use counts when GitLab stamped it after since (this machine's
+	// clock) or, upToDate, within recentUse.
+	created  bool
 	since    time.Time
 	upToDate bool
 }
@@ -145,7 +149,9 @@ func (a *action) waitConnected(ctx context.Context, in manifest.Input, c connect
 		if err != nil && ctx.Err() == nil {
 			return err
 		}
-		if t != nil && t.LastUsedAt != nil && (t.LastUsedAt.After(c.since) || (c.upToDate && time.Since(*t.LastUsedAt) < recentUse)) {
+		// A token made by this run cannot have been used before: its use
+		// is compared with no clock (GitLab's may be behind this one's).
+		if t != nil && t.LastUsedAt != nil && (c.created || t.LastUsedAt.After(c.since) || (c.upToDate && time.Since(*t.LastUsedAt) < recentUse)) {
 			a.say(fmt.Sprintf("agent %q is connected (token %d last used %s)", c.agent.Name, c.tokenID, t.LastUsedAt.UTC().Format(time.RFC3339)))
 			return nil
 		}

@@ -296,7 +296,7 @@ func (i *installer) deploy(ctx context.Context) error {
 		return nil
 	}
 	if err := i.awaitReady(ctx, i.in, i.o.Timeout, &connection{
-		ref: i.ref, agent: i.res.Agent, tokenID: i.res.TokenID, since: i.start, upToDate: i.res.UpToDate,
+		ref: i.ref, agent: i.res.Agent, tokenID: i.res.TokenID, created: i.res.TokenCreated, since: i.start, upToDate: i.res.UpToDate,
 	}); err != nil {
 		return err
 	}

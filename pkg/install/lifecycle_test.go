@@ -98,6 +98,26 @@ func TestRotate(t *testing.T) {
 	}
 }
 
+// TestConnectedWithGitLabsClockBehind: GitLab stamps the new token's use
+// with its own clock, here 90 s behind this machine's; a token this run made
+// cannot have been used before it, so its use is enough and install and
+// rotate finish (before, both waited it out and revoked the working token).
+func TestConnectedWithGitLabsClockBehind(t *testing.T) {
+	w := newWorld(t)
+	w.behind = 90 * time.Second
+	first := w.install(t, "prod")
+	if !first.Connected {
+		t.Fatalf("install: %+v", first)
+	}
+	res, err := Rotate(context.Background(), w.env(), w.opts("prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.active(t, "prod"); !slices.Equal(got, []int64{res.NewTokenID}) || res.OldTokenID != first.TokenID {
+		t.Errorf("active %v after the rotation %+v, want only the new token", got, res)
+	}
+}
+
 // TestRotateFailuresPutTheOldTokenBack fails rotation after the new token
 // is in the Secret: the old token is put back and stays active, the new one
 // is revoked.

@@ -101,7 +101,7 @@ func (r *rotation) roll(ctx context.Context) error {
 	if err := r.apply(ctx, out); err != nil {
 		return fmt.Errorf("updating the Secret and Deployment: %w", err)
 	}
-	return r.awaitReady(ctx, in, r.o.Timeout, &connection{ref: r.o.Project, agent: r.agent, tokenID: r.nt.ID, since: r.start})
+	return r.awaitReady(ctx, in, r.o.Timeout, &connection{ref: r.o.Project, agent: r.agent, tokenID: r.nt.ID, created: true, since: r.start})
 }
 
 // rollback puts the old token back into the Secret and Deployment, with a
