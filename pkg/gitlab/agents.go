@@ -67,7 +67,7 @@ func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error)
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	lo := &gl.ListAgentsOptions{}
-	all, resp, err := allPages(&lo.ListOptions, maxListed, func() ([]*gl.Agent, *gl.Response, error) {
+	all, resp, err := allPages(&lo.ListOptions, maxListed, func(a *gl.Agent) int64 { return a.ID }, func() ([]*gl.Agent, *gl.Response, error) {
 		return c.api.ClusterAgents.ListAgents(p.pid(), lo, opt)
 	})
 	if err != nil {
@@ -88,20 +88,31 @@ func (c *Client) ListAgents(ctx context.Context, p ProjectRef) ([]*Agent, error)
 const maxListed = 10000
 
 // allPages calls fetch for page 1, 2, ... of lo until there is no next page
-// or max items are read.
-func allPages[T any](lo *gl.ListOptions, max int, fetch func() ([]T, *gl.Response, error)) ([]T, *gl.Response, error) {
+// or max items are read. The pages' headers are not trusted to end the walk
+// (a page with nothing new, or a next page that does not move forward, ends
+// it) and an item listed twice (by ID) counts once.
+func allPages[T any](lo *gl.ListOptions, max int, id func(T) int64, fetch func() ([]T, *gl.Response, error)) ([]T, *gl.Response, error) {
 	lo.PerPage, lo.Page = 100, 1
 	var out []T
+	seen := map[int64]bool{}
 	for {
 		page, resp, err := fetch()
 		if err != nil {
 			return nil, resp, err
 		}
-		out = append(out, page...)
-		if resp.NextPage == 0 || len(out) >= max {
+		added := 0
+		for _, item := range page {
+			if k := id(item); !seen[k] {
+				seen[k] = true
+				out = append(out, item)
+				added++
+			}
+		}
+		next := resp.NextPage
+		if added == 0 || next <= lo.Page || (resp.TotalPages > 0 && next > resp.TotalPages) || len(out) >= max {
 			return out, resp, nil
 		}
-		lo.Page = resp.NextPage
+		lo.Page = next
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,5 +356,54 @@ hosts:
 	write("hosts:\n  gitlab.com:\n    token: glpat-x\n", 0o644)
 	if _, err := FindCredentials("https://gitlab.com", ""); !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "0644") {
 		t.Errorf("a world-readable config was used: %v", err)
+	}
+}
+
+// TestPagesThatDoNotEnd: a list walks pages only forward, stops at an empty
+// page or past X-Total-Pages, and counts an item listed twice once (an
+// echoed X-Next-Page once made install see one token 10,000 times, take the
+// two-token limit as reached and revoke it).
+func TestPagesThatDoNotEnd(t *testing.T) {
+	agent := func(id int) string { return fmt.Sprintf(`{"id":%d,"name":"a%d","config_project":{"id":1}}`, id, id) }
+	for _, c := range []struct {
+		name      string
+		next      func(page int) string
+		total     string
+		items     func(page int) string
+		wantCalls int32
+		wantIDs   int
+	}{
+		{"the same page again", func(p int) string { return strconv.Itoa(p) }, "", func(int) string { return agent(1) }, 1, 1},
+		{"a page back", func(p int) string { return strconv.Itoa(p - 1) }, "", func(p int) string { return agent(p) }, 1, 1},
+		{"a negative page", func(int) string { return "-3" }, "", func(int) string { return agent(1) }, 1, 1},
+		{"an empty page with a next", func(p int) string { return strconv.Itoa(p + 1) }, "", func(int) string { return "" }, 1, 0},
+		{"past the total", func(p int) string { return strconv.Itoa(p + 1) }, "2", func(p int) string { return agent(p) }, 2, 2},
+		{"the same items on every page", func(p int) string { return strconv.Itoa(p + 1) }, "", func(int) string { return agent(1) + "," + agent(2) }, 2, 2},
+		{"some items again", func(p int) string { return strconv.Itoa(p + 1) }, "3", func(p int) string { return agent(p) + "," + agent(p+1) }, 3, 4},
+		{"three good pages", func(p int) string {
+			if p == 3 {
+				return ""
+			}
+			return strconv.Itoa(p + 1)
+		}, "3", func(p int) string { return agent(p) }, 3, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			cl := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("X-Next-Page", c.next(page))
+				w.Header().Set("X-Page", strconv.Itoa(page))
+				if c.total != "" {
+					w.Header().Set("X-Total-Pages", c.total)
+				}
+				_, _ = io.WriteString(w, "["+c.items(page)+"]")
+			})
+			agents, err := cl.ListAgents(context.Background(), ProjectRef{Path: "a/b"})
+			if err != nil || len(agents) != c.wantIDs || calls.Load() != c.wantCalls {
+				t.Errorf("%d agents, %d requests, %v; want %d agents in %d requests", len(agents), calls.Load(), err, c.wantIDs, c.wantCalls)
+			}
+		})
 	}
 }

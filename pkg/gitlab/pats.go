@@ -112,7 +112,7 @@ func (c *Client) listPATs(ctx context.Context, search string) ([]*gl.PersonalAcc
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	lo := &gl.ListPersonalAccessTokensOptions{Search: gl.Ptr(search), State: gl.Ptr("active")}
-	out, resp, err := allPages(&lo.ListOptions, 1000, func() ([]*gl.PersonalAccessToken, *gl.Response, error) {
+	out, resp, err := allPages(&lo.ListOptions, 1000, func(t *gl.PersonalAccessToken) int64 { return t.ID }, func() ([]*gl.PersonalAccessToken, *gl.Response, error) {
 		return c.api.PersonalAccessTokens.ListPersonalAccessTokens(lo, opt)
 	})
 	if err != nil {

@@ -48,7 +48,7 @@ func (c *Client) ListTokens(ctx context.Context, p ProjectRef, a *Agent) ([]*Tok
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	lo := &gl.ListAgentTokensOptions{}
-	all, resp, err := allPages(&lo.ListOptions, maxListed, func() ([]*gl.AgentToken, *gl.Response, error) {
+	all, resp, err := allPages(&lo.ListOptions, maxListed, func(t *gl.AgentToken) int64 { return t.ID }, func() ([]*gl.AgentToken, *gl.Response, error) {
 		return c.api.ClusterAgents.ListAgentTokens(p.pid(), a.ID, lo, opt)
 	})
 	if err != nil {
