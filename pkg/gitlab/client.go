@@ -195,13 +195,30 @@ func retryAfter(resp *http.Response) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if n, ok := retryAfterSeconds(v); ok {
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(0, time.Until(t))
 	}
 	return 0
+}
+
+// maxRetryAfterSeconds caps a Retry-After in seconds: more is "a day or
+// more" (and a number that large would overflow a Duration).
+const maxRetryAfterSeconds = 86400
+
+// retryAfterSeconds reads a Retry-After given in seconds, capped at
+// maxRetryAfterSeconds; false when it is not a number of seconds.
+func retryAfterSeconds(v string) (int, bool) {
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > maxRetryAfterSeconds { // ErrRange: all digits, too many
+		return maxRetryAfterSeconds, true
+	}
+	return int(n), true
 }
 
 // backoff waits as GitLab's Retry-After says, else exponentially with a

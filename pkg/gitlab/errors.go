@@ -114,7 +114,7 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 		return e
 	case errors.As(err, &er) && er.Response != nil:
 		e.Status = er.Response.StatusCode
-		e.RetryAfter, _ = strconv.Atoi(er.Response.Header.Get("Retry-After"))
+		e.RetryAfter, _ = retryAfterSeconds(er.Response.Header.Get("Retry-After"))
 		if isHTML(er.Response.Header, er.Body) {
 			e.Class = ClassBadAnswer
 			e.Detail = fmt.Sprintf("%d %s, with an HTML page instead of GitLab's API", e.Status, http.StatusText(e.Status))
@@ -124,7 +124,7 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 		e.Detail = c.remote(unwrapMessage(strings.TrimPrefix(er.Message, "failed to parse unknown error format: ")))
 	case resp != nil && resp.Response != nil:
 		e.Status = resp.StatusCode
-		e.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+		e.RetryAfter, _ = retryAfterSeconds(resp.Header.Get("Retry-After"))
 		if e.Status < 300 {
 			// The call succeeded but its answer is not GitLab's JSON.
 			e.Class = ClassBadAnswer
@@ -158,7 +158,10 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 	case e.Status == http.StatusTooManyRequests:
 		e.Class = ClassRateLimited
 		e.Hint = "GitLab is rate limiting this token; wait and run the command again"
-		if e.RetryAfter > 0 {
+		switch {
+		case e.RetryAfter >= maxRetryAfterSeconds:
+			e.Hint = "GitLab is rate limiting this token and asks for a day or more: run the command again later"
+		case e.RetryAfter > 0:
 			e.Hint = fmt.Sprintf("GitLab is rate limiting this token; run the command again in %ds", e.RetryAfter)
 		}
 	case e.Status >= 500:

@@ -167,6 +167,18 @@ func TestRetries(t *testing.T) {
 			t.Fatalf("%v after %d calls", err, f.fake.Calls(route))
 		}
 	})
+	// A number too large for a Duration once overflowed to a negative wait
+	// and was retried at once, four more times.
+	for _, ra := range []string{"9300000000", "99999999999999999999"} {
+		t.Run("Retry-After "+ra, func(t *testing.T) {
+			f := newFixture(t)
+			f.fake.Inject(fakegitlab.Fault{Route: route, Status: 429, RetryAfter: ra})
+			_, err := f.client(t, f.mToken).ListAgents(context.Background(), proj)
+			if !IsClass(err, ClassRateLimited) || !strings.Contains(err.Error(), "asks for a day or more") || strings.Contains(err.Error(), ra) || f.fake.Calls(route) != 1 {
+				t.Fatalf("%v after %d calls", err, f.fake.Calls(route))
+			}
+		})
+	}
 	t.Run("500 storm gives up", func(t *testing.T) {
 		f := newFixture(t)
 		f.fake.Inject(fakegitlab.Fault{Route: route, Status: 500})
