@@ -349,3 +349,22 @@ func mustDecode(t *testing.T, b64 string) string {
 	}
 	return string(s)
 }
+
+// TestEmptyListsAreArrays: -o json and -o yaml print an empty list as [] (a
+// script's jq '.tokens[]' fails on null), for an agent with no tokens.
+func TestEmptyListsAreArrays(t *testing.T) {
+	w := newInProcess(t)
+	w.gl.AddAgent(w.project, "bare", w.user)
+	for _, args := range [][]string{
+		{"token", "list", "bare", "-o", "json"},
+		{"status", "bare", "-o", "json"},
+	} {
+		code, out, errOut := w.run(t, args...)
+		if code != 0 || !strings.Contains(out, `"tokens": []`) || strings.Contains(out, `"tokens": null`) {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if code, out, _ := w.run(t, "token", "list", "bare", "-o", "yaml"); code != 0 || !strings.Contains(out, "tokens: []") {
+		t.Errorf("-o yaml: exit %d\n%s", code, out)
+	}
+}

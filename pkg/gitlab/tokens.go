@@ -96,7 +96,7 @@ func (c *Client) ListTokensWithLastUse(ctx context.Context, p ProjectRef, a *Age
 		})
 	}
 	wg.Wait()
-	var kept []*Token
+	kept := make([]*Token, 0, len(list)) // [] in JSON when there is none
 	for i, err := range errs {
 		switch {
 		case err == nil:
