@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
@@ -117,7 +118,7 @@ func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 			return err
 		}
 	}
-	if err := completeDoctorEnv(&o.env, o.Factory, o.Kube, o.CAFile, creds); err != nil {
+	if err := completeDoctorEnv(cmd.Context(), &o.env, o.Factory, o.Kube, o.CAFile, creds); err != nil {
 		return err
 	}
 	if o.name == "" {
@@ -140,7 +141,7 @@ func doctorGitLab(url string, creds gitlab.Credentials, timeout time.Duration) g
 // client: GitLab without credentials, the cluster (or why there is none),
 // the client for KAS's proxy (with caFile's CA) and the k8s_proxy credential
 // already at hand (creds' cached token, or the job token in CI).
-func completeDoctorEnv(env *doctor.Env, f Factory, kube *genericclioptions.ConfigFlags, caFile string, creds gitlab.Credentials) error {
+func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *genericclioptions.ConfigFlags, caFile string, creds gitlab.Credentials) error {
 	anon, err := gitlab.New(doctorGitLab(env.GitLabURL, gitlab.Credentials{}, env.Timeout))
 	if err != nil {
 		return err
@@ -151,9 +152,9 @@ func completeDoctorEnv(env *doctor.Env, f Factory, kube *genericclioptions.Confi
 	}
 	proxy := &http.Client{Timeout: env.Timeout}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pem, err := input.ReadFile(ctx, caFile, nil, input.MaxCA, "--ca-file")
 		if err != nil {
-			return fmt.Errorf("--ca-file: %w", err)
+			return err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	neturl "net/url"
@@ -37,6 +38,9 @@ type GitLabFlags struct {
 	creds    *gitlab.Credentials
 	credsErr error
 	credsFor string
+	// cmd is the command the flags were added to: its context (Ctrl-C)
+	// ends a token file read that blocks.
+	cmd *cobra.Command
 }
 
 // Credentials is the first credential of the chain (--gitlab-token-file,
@@ -45,7 +49,11 @@ type GitLabFlags struct {
 func (g *GitLabFlags) Credentials() (gitlab.Credentials, error) {
 	url := g.ResolvedURL()
 	if g.creds == nil || g.credsFor != url {
-		c, err := gitlab.FindCredentials(url, g.TokenFile)
+		ctx := context.Background()
+		if g.cmd != nil && g.cmd.Context() != nil {
+			ctx = g.cmd.Context()
+		}
+		c, err := gitlab.FindCredentials(ctx, url, g.TokenFile)
 		g.creds, g.credsErr, g.credsFor = &c, err, url
 	}
 	return *g.creds, g.credsErr
@@ -53,6 +61,7 @@ func (g *GitLabFlags) Credentials() (gitlab.Credentials, error) {
 
 // AddFlags binds the GitLab flags to cmd; withProject adds --project.
 func (g *GitLabFlags) AddFlags(cmd *cobra.Command, withProject bool) {
+	g.cmd = cmd
 	f := cmd.Flags()
 	f.StringVar(&g.URL, "gitlab-url", "", "GitLab instance URL (default: $GITLAB_URL, in CI $CI_SERVER_URL, else "+defaultGitLabURL+")")
 	f.StringVar(&g.TokenFile, "gitlab-token-file", "", "read the GitLab token from FILE (default: $GITLAB_TOKEN, in CI $CI_JOB_TOKEN, else glab's stored token)")

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
@@ -170,6 +171,13 @@ func (o *KubeconfigOptions) metadataProxyURL(ctx context.Context, gitlabURL stri
 
 // Run looks the agent and KAS up and writes the entries.
 func (o *KubeconfigOptions) Run(ctx context.Context) error {
+	var ca []byte
+	if o.CAFile != "" {
+		var err error
+		if ca, err = input.ReadFile(ctx, o.CAFile, nil, input.MaxCA, "--ca-file"); err != nil {
+			return err
+		}
+	}
 	gitlabURL := o.GitLab.ResolvedURL()
 	if o.CI {
 		// get-token would refuse at every kubectl call.
@@ -209,7 +217,7 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 		getToken = append(getToken, "--gitlab-token-file", abs)
 	}
 	res, err := tunnel.WriteKubeconfig(ctx, o.Kubeconfig, tunnel.Entry{
-		Names: names, Server: o.proxyURL, CAFile: o.CAFile, Command: command, Args: getToken, UseContext: o.UseContext,
+		Names: names, Server: o.proxyURL, CA: ca, Command: command, Args: getToken, UseContext: o.UseContext,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
@@ -28,6 +29,7 @@ type ProxyOptions struct {
 	MaxConnections int
 
 	acceptHostsSet bool
+	ca             []byte // --ca-file's PEM
 }
 
 // NewCmdProxy builds `proxy NAME|ID`.
@@ -66,6 +68,12 @@ cluster serves through a Service proxy path would run as the proxy's own.`,
 // Complete reads the arguments and which flags were given.
 func (o *ProxyOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.acceptHostsSet = cmd.Flags().Changed("accept-hosts")
+	if o.CAFile != "" {
+		var err error
+		if o.ca, err = input.ReadFile(cmd.Context(), o.CAFile, nil, input.MaxCA, "--ca-file"); err != nil {
+			return err
+		}
+	}
 	return o.agentCommand.Complete(cmd, args)
 }
 
@@ -93,7 +101,7 @@ func (o *ProxyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	proxy, err := tunnel.NewProxy(tunnel.ProxyOptions{
-		Target: o.proxyURL, CAFile: o.CAFile, AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
+		Target: o.proxyURL, CA: o.ca, AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
 		Credential: func(ctx context.Context, refresh bool) (string, error) {
 			c := creds
 			c.Refresh = refresh

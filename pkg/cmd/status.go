@@ -67,7 +67,7 @@ the GitLab part needs.`,
 // Complete checks the names and connects; without a cluster the GitLab part
 // is still shown, and without a credential GitLab takes (none at all, or a
 // CI job's token, which the agents API refuses) the cluster part is.
-func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
+func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
 	for _, a := range args {
 		if err := agentname.Validate(a); err != nil {
 			return err
@@ -111,7 +111,7 @@ func (o *StatusOptions) Complete(_ *cobra.Command, args []string) error {
 			return err
 		}
 	}
-	return completeDoctorEnv(&o.doctor, o.Factory, o.Kube, "", creds)
+	return completeDoctorEnv(cmd.Context(), &o.doctor, o.Factory, o.Kube, "", creds)
 }
 
 // gitlabNotAsked says why status cannot ask GitLab's agents API with the

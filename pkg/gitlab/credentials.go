@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 )
 
 // Credentials is how the plugin authenticates to GitLab.
@@ -56,9 +59,9 @@ func (e *NoCredentialsError) Is(target error) bool { return target == ErrNoCrede
 // the token file when given, else GITLAB_TOKEN, else CI_JOB_TOKEN inside a CI
 // job, else the token `glab auth login` stored for that host. Secrets never
 // come from flag values, which other users could read in the process list.
-func FindCredentials(gitlabURL, tokenFile string) (Credentials, error) {
+func FindCredentials(ctx context.Context, gitlabURL, tokenFile string) (Credentials, error) {
 	if tokenFile != "" {
-		tok, err := ReadTokenFile(tokenFile)
+		tok, err := ReadTokenFile(ctx, tokenFile)
 		if err != nil {
 			return Credentials{}, fmt.Errorf("--gitlab-token-file: %w", err)
 		}
@@ -115,19 +118,16 @@ func JobTokenFor(gitlabURL string) error {
 	return nil
 }
 
-// ReadTokenFile reads a file that holds one token and nothing else.
-func ReadTokenFile(path string) (string, error) {
-	f, err := os.Open(path)
+// ReadTokenFile reads a file that holds one token and nothing else, giving
+// up when ctx ends (a pipe or a FIFO may never deliver).
+func ReadTokenFile(ctx context.Context, path string) (string, error) {
+	b, err := input.ReadFile(ctx, path, nil, MaxTokenFileBytes, "the token file")
+	var tooLarge *input.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return "", fmt.Errorf("%s is larger than %d KiB: it must hold one token and nothing else", path, MaxTokenFileBytes>>10)
+	}
 	if err != nil {
 		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxTokenFileBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(b) > MaxTokenFileBytes {
-		return "", fmt.Errorf("%s is larger than %d KiB: it must hold one token and nothing else", path, MaxTokenFileBytes>>10)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {

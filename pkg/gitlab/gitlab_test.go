@@ -284,7 +284,7 @@ func TestCredentials(t *testing.T) {
 	t.Setenv("GITLAB_TOKEN", "")
 	t.Setenv("CI_JOB_TOKEN", "")
 	t.Setenv("GLAB_CONFIG_DIR", t.TempDir())
-	_, err := FindCredentials("https://gitlab.example.com", "")
+	_, err := FindCredentials(context.Background(), "https://gitlab.example.com", "")
 	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
 	}
@@ -294,23 +294,23 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 	t.Setenv("CI_JOB_TOKEN", "job")
-	if c, _ := FindCredentials("https://gitlab.example.com", ""); c.JobToken != "job" || c.Token != "" {
+	if c, _ := FindCredentials(context.Background(), "https://gitlab.example.com", ""); c.JobToken != "job" || c.Token != "" {
 		t.Errorf("job token: %+v", c)
 	}
 	// The job's token goes only to the job's GitLab (CI_SERVER_URL).
 	t.Setenv("CI_SERVER_URL", "https://GitLab.example.com:443/")
-	if c, _ := FindCredentials("https://gitlab.example.com", ""); c.JobToken != "job" {
+	if c, _ := FindCredentials(context.Background(), "https://gitlab.example.com", ""); c.JobToken != "job" {
 		t.Errorf("job token for the job's GitLab: %+v", c)
 	}
 	for _, other := range []string{"https://gitlab.evil.example", "http://gitlab.example.com", "https://gitlab.example.com:8443"} {
-		c, err := FindCredentials(other, "")
+		c, err := FindCredentials(context.Background(), other, "")
 		if c.JobToken != "" || !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "the job's GitLab, not") {
 			t.Errorf("job token for %s: %+v, %v", other, c, err)
 		}
 	}
 	t.Setenv("CI_SERVER_URL", "")
 	t.Setenv("GITLAB_TOKEN", "pat")
-	if c, _ := FindCredentials("https://gitlab.example.com", ""); c.Token != "pat" || c.Source != "GITLAB_TOKEN" {
+	if c, _ := FindCredentials(context.Background(), "https://gitlab.example.com", ""); c.Token != "pat" || c.Source != "GITLAB_TOKEN" {
 		t.Errorf("GITLAB_TOKEN: %+v", c)
 	}
 	f := newFixture(t)

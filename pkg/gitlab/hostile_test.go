@@ -332,11 +332,11 @@ hosts:
   keyring.example.com:
     api_host: keyring.example.com
 `, 0o600)
-	c, err := FindCredentials("https://gitlab.com", "")
+	c, err := FindCredentials(context.Background(), "https://gitlab.com", "")
 	if err != nil || c.Token != "glpat-from-glab" || c.OAuth || !strings.Contains(c.Source, "glab") {
 		t.Fatalf("%+v %v", c, err)
 	}
-	c, err = FindCredentials("https://gitlab.example.com:8443", "")
+	c, err = FindCredentials(context.Background(), "https://gitlab.example.com:8443", "")
 	if err != nil || c.Token != "oauth-from-glab" || !c.OAuth {
 		t.Fatalf("port in api_host: %+v %v", c, err)
 	}
@@ -348,13 +348,13 @@ hosts:
 		"https://keyring.example.com":     "keyring",
 		"https://gitlab.com.evil.example": "no entry",
 	} {
-		_, err := FindCredentials(url, "")
+		_, err := FindCredentials(context.Background(), url, "")
 		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), why) {
 			t.Errorf("%s: %v, want %q", url, err, why)
 		}
 	}
 	write("hosts:\n  gitlab.com:\n    token: glpat-x\n", 0o644)
-	if _, err := FindCredentials("https://gitlab.com", ""); !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "0644") {
+	if _, err := FindCredentials(context.Background(), "https://gitlab.com", ""); !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "0644") {
 		t.Errorf("a world-readable config was used: %v", err)
 	}
 }

@@ -17,6 +17,9 @@ const (
 	MaxToken     = 64 << 10
 	MaxValues    = 8 << 20
 	MaxManifests = 256 << 20
+	// MaxCA bounds a PEM bundle of CA certificates (the system's whole
+	// bundle is a few hundred KiB).
+	MaxCA = 1 << 20
 )
 
 // TooLargeError is an input over its cap.
@@ -40,19 +43,53 @@ func size(n int64) string {
 // ends (the blocked read is left behind; the command is ending). what names
 // the input in errors, e.g. "stdin" or "values file values.yaml".
 func ReadAll(ctx context.Context, r io.Reader, limit int64, what string) ([]byte, error) {
+	return within(ctx, limit, what, func() (io.Reader, func(), error) { return r, func() {}, nil })
+}
+
+// ReadFile is ReadAll of the file at path ("-" reads stdin). The open is
+// given up on too: opening a FIFO waits for a writer.
+func ReadFile(ctx context.Context, path string, stdin io.Reader, limit int64, what string) ([]byte, error) {
+	if path == "-" {
+		if stdin == nil {
+			return nil, errors.New("no stdin to read")
+		}
+		return ReadAll(ctx, stdin, limit, what+" from stdin")
+	}
+	return within(ctx, limit, what+" "+path, func() (io.Reader, func(), error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", what, err) // the error names the path
+		}
+		return f, func() { f.Close() }, nil
+	})
+}
+
+// within opens a reader and reads it to its end, at most limit bytes, in a
+// goroutine left behind when ctx ends first.
+func within(ctx context.Context, limit int64, what string, open func() (io.Reader, func(), error)) ([]byte, error) {
 	type result struct {
-		b   []byte
-		err error
+		b      []byte
+		err    error
+		opened bool
 	}
 	done := make(chan result, 1)
 	go func() {
+		r, closeIt, err := open()
+		if err != nil {
+			done <- result{nil, err, false}
+			return
+		}
+		defer closeIt()
 		b, err := io.ReadAll(io.LimitReader(r, limit+1))
-		done <- result{b, err}
+		done <- result{b, err, true}
 	}()
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("reading %s: %w", what, ctx.Err())
 	case res := <-done:
+		if res.err != nil && !res.opened {
+			return nil, res.err
+		}
 		if res.err != nil {
 			return nil, fmt.Errorf("reading %s: %w", what, res.err)
 		}
@@ -61,20 +98,4 @@ func ReadAll(ctx context.Context, r io.Reader, limit int64, what string) ([]byte
 		}
 		return res.b, nil
 	}
-}
-
-// ReadFile is ReadAll of the file at path ("-" reads stdin).
-func ReadFile(ctx context.Context, path string, stdin io.Reader, limit int64, what string) ([]byte, error) {
-	if path == "-" {
-		if stdin == nil {
-			return nil, errors.New("no stdin to read")
-		}
-		return ReadAll(ctx, stdin, limit, what+" from stdin")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", what, err)
-	}
-	defer f.Close()
-	return ReadAll(ctx, f, limit, what+" "+path)
 }

@@ -66,9 +66,9 @@ type Entry struct {
 	Names
 	// Server is KAS's Kubernetes API proxy URL.
 	Server string
-	// CAFile is a PEM bundle for a KAS behind a private CA ("" for the
-	// system roots).
-	CAFile string
+	// CA is a PEM bundle (--ca-file's) for a KAS behind a private CA (nil
+	// for the system roots).
+	CA []byte
 	// Command is the plugin as kubectl should run it (see PluginCommand);
 	// Args its get-token arguments.
 	Command string
@@ -207,12 +207,8 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 		cluster.Server = e.Server
 		cluster.CertificateAuthority = ""
 		cluster.CertificateAuthorityData = nil
-		if e.CAFile != "" {
-			data, err := os.ReadFile(e.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading --ca-file: %w", err)
-			}
-			cluster.CertificateAuthorityData = data
+		if len(e.CA) > 0 {
+			cluster.CertificateAuthorityData = e.CA
 			// A CA to check against and no check at all cannot both hold
 			// (client-go refuses the pair).
 			cluster.InsecureSkipTLSVerify = false

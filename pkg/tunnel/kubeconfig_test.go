@@ -247,7 +247,12 @@ clusters:
 				t.Fatal(err)
 			}
 			e := entry("kubectl-gitlab_agent")
-			e.CAFile = c.caFile
+			if c.caFile != "" {
+				var err error
+				if e.CA, err = os.ReadFile(c.caFile); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if _, err := WriteKubeconfig(context.Background(), path, e); err != nil {
 				t.Fatal(err)
 			}

@@ -32,8 +32,9 @@ const DefaultAcceptHosts = `^localhost$,^127\.0\.0\.1$,^\[::1\]$`
 type ProxyOptions struct {
 	// Target is KAS's Kubernetes API proxy URL (…/k8s-proxy).
 	Target string
-	// CAFile trusts a private CA for KAS, besides the system roots.
-	CAFile string
+	// CA (PEM, from --ca-file) trusts a private CA for KAS, besides the
+	// system roots.
+	CA []byte
 	// Credential returns the bearer token; refresh asks for a new one
 	// after KAS said GitLab refused the current one.
 	Credential func(ctx context.Context, refresh bool) (string, error)
@@ -71,17 +72,13 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		return nil, fmt.Errorf("invalid KAS proxy URL %q", o.Target)
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --ca-file: %w", err)
-		}
+	if len(o.CA) > 0 {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", o.CAFile)
+		if !pool.AppendCertsFromPEM(o.CA) {
+			return nil, fmt.Errorf("--ca-file holds no PEM certificate")
 		}
 		tlsCfg.RootCAs = pool
 	}

@@ -66,6 +66,12 @@ func interrupt(t *testing.T, extra []string, sig os.Signal, waitFor string, args
 // Not parallel: the signal goes half a second after the start, and other
 // tests' processes beside it would make that moment less sure.
 func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
+	// A FIFO no one writes to: opening it waits (for a writer), and Ctrl-C
+	// must end that wait too.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		sig  os.Signal
 		args []string
@@ -74,6 +80,9 @@ func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 		{os.Interrupt, []string{"render", "demo", "-f", "-"}},
 		{os.Interrupt, []string{"diff", "-f", "-"}},
 		{syscall.SIGTERM, []string{"render", "demo", "--token-file", "-"}},
+		{os.Interrupt, []string{"render", "demo", "--token-file", fifo}},
+		{os.Interrupt, []string{"diff", "-f", fifo}},
+		{os.Interrupt, []string{"agent", "list", "--project", "infra/agents", "--gitlab-token-file", "/dev/stdin"}},
 	} {
 		code, errOut, took := interrupt(t, nil, c.sig, "", c.args...)
 		lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
@@ -89,6 +98,9 @@ func TestAttack05CtrlCAndEndlessInput(t *testing.T) {
 		{1, []string{"render", "demo", "-f", "/dev/zero"}},
 		{1, []string{"render", "demo", "--token-file", "/dev/zero"}},
 		{2, []string{"diff", "-f", "/dev/zero"}},
+		{1, []string{"agent", "list", "--project", "infra/agents", "--gitlab-token-file", "/dev/zero"}},
+		{2, []string{"doctor", "prod", "--ca-file", "/dev/zero"}},
+		{1, []string{"proxy", "prod", "--ca-file", "/dev/zero"}},
 	} {
 		start := time.Now()
 		cmd := exec.Command(pluginBin(), c.args...)

@@ -21,7 +21,7 @@ var allowed = map[string][]string{
 	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input", "pkg/memo"},
 	"pkg/kube/fake":   {"pkg/diff", "pkg/kube"},
-	"pkg/gitlab":      {"pkg/agentname", "pkg/safetext"},
+	"pkg/gitlab":      {"pkg/agentname", "pkg/input", "pkg/safetext"},
 	"pkg/manifest":    {"pkg/agentname"},
 	"pkg/ui":          {"pkg/safetext"},
 	"pkg/agentconfig": {},

@@ -21,8 +21,13 @@ func main() {
 		os.Exit(2)
 	}
 	token := os.Getenv("PASSTHROUGH_TOKEN")
+	ca, err := os.ReadFile(os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	p, err := tunnel.NewProxy(tunnel.ProxyOptions{
-		Target: os.Args[1], CAFile: os.Args[2], AcceptHosts: tunnel.DefaultAcceptHosts, Log: os.Stderr,
+		Target: os.Args[1], CA: ca, AcceptHosts: tunnel.DefaultAcceptHosts, Log: os.Stderr,
 		Credential: func(context.Context, bool) (string, error) { return token, nil },
 	})
 	if err != nil {
