@@ -368,3 +368,19 @@ func TestEmptyListsAreArrays(t *testing.T) {
 		t.Errorf("-o yaml: exit %d\n%s", code, out)
 	}
 }
+
+// TestUninstallTimeoutIsTheWaitsOnly: --timeout is "how long to wait for
+// the objects to be gone"; a wait that took all of it does not cut short
+// the revocations and the agent's deletion that follow (they once failed
+// with "context deadline exceeded", half done).
+func TestUninstallTimeoutIsTheWaitsOnly(t *testing.T) {
+	w := newInProcess(t)
+	if code, _, errOut := w.run(t, "install", "prod"); code != 0 {
+		t.Fatal(errOut)
+	}
+	w.cluster.Hook(fake.DeleteAndWait, 1, func() error { time.Sleep(300 * time.Millisecond); return nil })
+	code, out, errOut := w.run(t, "uninstall", "prod", "--yes", "--revoke-tokens", "--delete-agent", "--timeout", "200ms")
+	if code != 0 || !strings.Contains(out, "tokens revoked") || !strings.Contains(out, "registration deleted") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -46,8 +46,6 @@ func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Run uninstalls and prints what went.
 func (o *UninstallOptions) Run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
 	res, err := install.Uninstall(ctx, o.env, install.UninstallOptions{
 		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
 		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },

@@ -50,8 +50,19 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 	if err := env.Cluster.Reachable(ctx); err != nil {
 		return res, err
 	}
+	// Timeout bounds what the cluster is asked, not the user's answer or
+	// GitLab's calls (each bounded on its own): a wait that took most of
+	// it must not cut the revocations short.
+	cluster := func() (context.Context, context.CancelFunc) {
+		if o.Timeout <= 0 {
+			return context.WithCancel(ctx)
+		}
+		return context.WithTimeout(ctx, o.Timeout)
+	}
 	sel := manifest.Selector(in)
-	found, err := env.Cluster.SelectedObjects(ctx, sel, []string{in.Namespace}, nil)
+	cctx, cancel := cluster()
+	found, err := env.Cluster.SelectedObjects(cctx, sel, []string{in.Namespace}, nil)
+	cancel()
 	if err != nil {
 		return res, fmt.Errorf("finding the install's objects (%s): %w", sel, err)
 	}
@@ -93,7 +104,10 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 			return res, ErrNotConfirmed
 		}
 	}
-	if err := env.Cluster.DeleteAndWait(ctx, objs); err != nil {
+	cctx, cancel = cluster()
+	err = env.Cluster.DeleteAndWait(cctx, objs)
+	cancel()
+	if err != nil {
 		return res, err
 	}
 	res.Deleted = names
