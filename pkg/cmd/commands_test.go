@@ -384,3 +384,18 @@ func TestUninstallTimeoutIsTheWaitsOnly(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestDoctorRefusesABadTimeoutFirst: without NAME doctor asks the cluster and
+// GitLab which agent to check; a bad --timeout is refused before that.
+func TestDoctorRefusesABadTimeoutFirst(t *testing.T) {
+	w := newInProcess(t)
+	for _, v := range []string{"0", "-1s"} {
+		code, _, errOut := w.run(t, "doctor", "--timeout", v)
+		if code == 0 || !strings.Contains(errOut, "--timeout must be positive") {
+			t.Errorf("--timeout %s: exit %d, %s", v, code, errOut)
+		}
+	}
+	if n := len(w.gl.Requests()); n != 0 || len(w.cluster.Calls()) != 0 {
+		t.Errorf("%d GitLab requests and cluster calls %v before the refusal", n, w.cluster.Calls())
+	}
+}

@@ -103,6 +103,10 @@ func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err := o.Output.Validate(); err != nil {
 		return err
 	}
+	// Before Infer below asks the cluster and GitLab anything.
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	url := o.GitLab.ResolvedURL()
 	o.env = doctor.Env{GitLabURL: url, Timeout: o.Timeout}
 	var err error
