@@ -123,6 +123,11 @@ func (c *Client) Reachable(ctx context.Context) error {
 	if c.Config.Timeout > 0 {
 		timeout = c.Config.Timeout
 	}
+	shown := timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		// The caller's bound ends it first: that is the one to name.
+		shown = max(time.Until(d).Round(100*time.Millisecond), 100*time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rc, err := rest.UnversionedRESTClientFor(withoutNegotiation(c.Config))
@@ -142,7 +147,7 @@ func (c *Client) Reachable(ctx context.Context) error {
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("no answer within %s", timeout)
+		err = fmt.Errorf("no answer within %s", shown)
 	}
 	return &UnreachableError{Server: c.Config.Host, Context: c.Context, Err: err}
 }
