@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -48,22 +49,37 @@ func (c *Client) CommitFile(ctx context.Context, p ProjectRef, branch, path stri
 		conflict:  "the file changed since it was read; run the command again",
 		invalid:   fmt.Sprintf("check that branch %s exists in %s", branch, p),
 	}
+	op := fmt.Sprintf("committing %s to %s in %s", path, branch, p)
+	var err error
 	if prev == nil {
 		_, cancel, opt := c.call(ctx, once)
-		defer cancel()
-		_, resp, err := c.api.RepositoryFiles.CreateFile(p.pid(), path, &gl.CreateFileOptions{
+		_, resp, cerr := c.api.RepositoryFiles.CreateFile(p.pid(), path, &gl.CreateFileOptions{
 			Branch: gl.Ptr(branch), Encoding: gl.Ptr("base64"), Content: gl.Ptr(enc), CommitMessage: gl.Ptr(message),
 		}, opt)
-		return c.classify(fmt.Sprintf("committing %s to %s in %s", path, branch, p), resp, err, h)
+		cancel()
+		err = c.classify(op, resp, cerr, h)
+	} else {
+		_, cancel, opt := c.call(ctx, once)
+		uo := &gl.UpdateFileOptions{
+			Branch: gl.Ptr(branch), Encoding: gl.Ptr("base64"), Content: gl.Ptr(enc), CommitMessage: gl.Ptr(message),
+		}
+		if prev.LastCommitID != "" {
+			uo.LastCommitID = gl.Ptr(prev.LastCommitID)
+		}
+		_, resp, cerr := c.api.RepositoryFiles.UpdateFile(p.pid(), path, uo, opt)
+		cancel()
+		err = c.classify(op, resp, cerr, h)
 	}
-	_, cancel, opt := c.call(ctx, once)
+	if err == nil || !mayHaveHappened(err) {
+		return err
+	}
+	// The answer was lost (a 5xx, a dropped connection, a timeout): the
+	// commit may be in. It is, when the branch holds what was sent.
+	rctx, cancel := cleanupContext(ctx)
 	defer cancel()
-	uo := &gl.UpdateFileOptions{
-		Branch: gl.Ptr(branch), Encoding: gl.Ptr("base64"), Content: gl.Ptr(enc), CommitMessage: gl.Ptr(message),
+	now, found, rerr := c.GetFile(rctx, p, path, branch)
+	if rerr == nil && found && bytes.Equal(now.Content, content) {
+		return nil
 	}
-	if prev.LastCommitID != "" {
-		uo.LastCommitID = gl.Ptr(prev.LastCommitID)
-	}
-	_, resp, err := c.api.RepositoryFiles.UpdateFile(p.pid(), path, uo, opt)
-	return c.classify(fmt.Sprintf("committing %s to %s in %s", path, branch, p), resp, err, h)
+	return fmt.Errorf("%w (the commit may or may not have been made: look at %s on %s)", err, path, branch)
 }

@@ -98,9 +98,16 @@ func (i *installer) run(ctx context.Context) error {
 	return i.undo(ctx, i.deploy(ctx))
 }
 
-// undo revokes the token this run created, after err.
+// undo revokes the token this run created, after err, and says what stays
+// when the run changed anything.
 func (i *installer) undo(ctx context.Context, err error) error {
-	if err == nil || i.created == nil {
+	if err == nil {
+		return nil
+	}
+	if i.created == nil {
+		if i.res.Registered || i.res.ConfigCommitted || i.res.ObjectsChanged > 0 || i.res.SecretWritten {
+			return fmt.Errorf("%w; %s", err, i.stays())
+		}
 		return err
 	}
 	return fmt.Errorf("%w; %s", i.env.GitLab.RevokeCreated(ctx, i.ref, i.res.Agent, i.created, err), i.stays())

@@ -700,3 +700,29 @@ func TestDeleteOrderKeepsTheAgentAliveToTheEnd(t *testing.T) {
 		t.Errorf("delete order by kind: %s", got)
 	}
 }
+
+// TestInstallLostCommitAnswer: the config file's commit goes through but its
+// answer is lost; the branch holding what was sent shows it went in, and
+// install goes on. A commit that truly failed says what the run left.
+func TestInstallLostCommitAnswer(t *testing.T) {
+	const route = "POST /api/v4/projects/{id}/repository/files/{path}"
+	for _, f := range []fakegitlab.Fault{
+		{Route: route, Nth: 1, AfterWork: true, Status: 502},
+		{Route: route, Nth: 1, AfterWork: true, Drop: true},
+	} {
+		w := newWorld(t)
+		w.gl.Inject(f)
+		res := w.install(t, "prod")
+		if !res.ConfigCommitted || len(w.gl.Commits()) != 1 || !res.Connected {
+			t.Errorf("%+v: %+v, %d commits", f, res, len(w.gl.Commits()))
+		}
+	}
+	w := newWorld(t)
+	w.gl.Inject(fakegitlab.Fault{Route: route, Status: 403})
+	_, err := Install(context.Background(), w.env(), InstallOptions{Options: w.opts("prod")})
+	failedSaying(t, "a refused commit", err, `agent "prod" stays registered`, "run install again to finish")
+	w = newWorld(t)
+	w.gl.Inject(fakegitlab.Fault{Route: route, Status: 500})
+	_, err = Install(context.Background(), w.env(), InstallOptions{Options: w.opts("prod")})
+	failedSaying(t, "a commit lost with nothing committed", err, "the commit may or may not have been made", `agent "prod" stays registered`)
+}
