@@ -131,7 +131,8 @@ func findItem(list *yaml.Node, id string) int {
 		return -1
 	}
 	for i, item := range list.Content {
-		if _, v := lookup(item, "id"); v != nil && v.Value == id {
+		// GitLab resolves full paths whatever their case.
+		if _, v := lookup(item, "id"); v != nil && strings.EqualFold(v.Value, id) {
 			return i
 		}
 	}
@@ -318,7 +319,23 @@ func (c *Config) appendTop(newLines []string) error {
 		// Empty or comments only: add after everything.
 		return c.insertAfter(len(c.lines)-1, newLines)
 	}
-	return c.insertAfter(c.lastLine(), newLines)
+	// After the comments indented under the last section too (a
+	// commented-out entry belongs to it); column-0 comments after them
+	// stay at the end of the file.
+	at := c.lastLine()
+	for j := at + 1; j < len(c.lines); j++ {
+		l := c.lines[j]
+		trimmed := strings.TrimLeft(l, " \t")
+		switch {
+		case strings.TrimSpace(l) == "":
+			continue
+		case len(trimmed) < len(l) && strings.HasPrefix(trimmed, "#"):
+			at = j
+			continue
+		}
+		break
+	}
+	return c.insertAfter(at, newLines)
 }
 
 // clearExplicitNull turns "key: null" (or ~) into "key:" so that lines can be

@@ -231,3 +231,25 @@ func TestEntriesAndHas(t *testing.T) {
 		t.Error("Has")
 	}
 }
+
+// TestNewSectionAfterTheLastOnesComments: a commented-out entry under the
+// last section stays with it, not inside the section added after it (where
+// uncommenting it would grant the wrong access); a column-0 footer stays at
+// the end.
+func TestNewSectionAfterTheLastOnesComments(t *testing.T) {
+	src := "ci_access:\n  projects:\n  - id: a\n  # - id: old\n\n    # indented, after a blank line\n# footer\n"
+	got, changed := edit(t, src, func(c *Config) (bool, error) { return c.AddAccess(UserAccess, Projects, "infra/agents") })
+	want := "ci_access:\n  projects:\n  - id: a\n  # - id: old\n\n    # indented, after a blank line\nuser_access:\n  projects:\n  - id: infra/agents\n# footer\n"
+	if !changed || got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestIDsMatchWhateverTheirCase: GitLab resolves full paths whatever their
+// case; an entry for Infra/Agents is infra/agents's.
+func TestIDsMatchWhateverTheirCase(t *testing.T) {
+	src := "ci_access:\n  projects:\n  - id: Infra/Agents\n    default_namespace: x\n"
+	if got, changed := edit(t, src, addCI("infra/agents")); changed || got != src {
+		t.Errorf("changed: %v\n%s", changed, got)
+	}
+}
