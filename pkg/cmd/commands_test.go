@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
@@ -397,5 +398,41 @@ func TestDoctorRefusesABadTimeoutFirst(t *testing.T) {
 	}
 	if n := len(w.gl.Requests()); n != 0 || len(w.cluster.Calls()) != 0 {
 		t.Errorf("%d GitLab requests and cluster calls %v before the refusal", n, w.cluster.Calls())
+	}
+}
+
+func TestProxyAndGetTokenFlagRanges(t *testing.T) {
+	w := newInProcess(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"proxy", "101", "--port", "70000"}, "--port 70000 is not a port"},
+		{[]string{"proxy", "101", "--port", "-1"}, "--port -1 is not a port"},
+		{[]string{"proxy", "101", "--token-expiry", "0"}, "--token-expiry 0: give 1 to 365 days"},
+		{[]string{"get-token", "--agent-id", "1", "--token-expiry", "-2"}, "--token-expiry -2: give 1 to 365 days"},
+		{[]string{"get-token", "--agent-id", "1", "--token-expiry", "400"}, "--token-expiry 400"},
+	} {
+		run := w.run
+		if c.args[0] == "get-token" { // takes no --project
+			run = w.runBare
+		}
+		code, _, errOut := run(t, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, %s", c.args, code, errOut)
+		}
+	}
+	if n := len(w.gl.Requests()); n != 0 {
+		t.Errorf("%d GitLab requests before the refusals", n)
+	}
+	for addr, want := range map[string]string{
+		"127.0.0.1": tunnel.DefaultAcceptHosts,
+		"localhost": tunnel.DefaultAcceptHosts,
+		"127.0.0.2": tunnel.DefaultAcceptHosts + `,^127\.0\.0\.2$`,
+		"10.0.0.5":  tunnel.DefaultAcceptHosts,
+	} {
+		if got := defaultAcceptHosts(addr); got != want {
+			t.Errorf("defaultAcceptHosts(%s) = %s, want %s", addr, got, want)
+		}
 	}
 }

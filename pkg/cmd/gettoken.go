@@ -58,6 +58,15 @@ func (o *GetTokenOptions) Validate() error {
 	if o.AgentID <= 0 {
 		return fmt.Errorf("--agent-id is required (the numeric ID 'kubectl gitlab-agent agent list' shows)")
 	}
+	return validDays(o.Days)
+}
+
+// validDays checks --token-expiry: whole days, at most GitLab's default
+// limit on a token's lifetime.
+func validDays(days int) error {
+	if days < 1 || days > 365 {
+		return fmt.Errorf("--token-expiry %d: give 1 to 365 days", days)
+	}
 	return nil
 }
 

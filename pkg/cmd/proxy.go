@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -68,6 +70,9 @@ cluster serves through a Service proxy path would run as the proxy's own.`,
 // Complete reads the arguments and which flags were given.
 func (o *ProxyOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.acceptHostsSet = cmd.Flags().Changed("accept-hosts")
+	if !o.acceptHostsSet {
+		o.AcceptHosts = defaultAcceptHosts(o.Address)
+	}
 	if o.CAFile != "" {
 		var err error
 		if o.ca, err = input.ReadFile(cmd.Context(), o.CAFile, nil, input.MaxCA, "--ca-file"); err != nil {
@@ -88,7 +93,10 @@ func (o *ProxyOptions) Validate() error {
 	if o.MaxConnections < 1 {
 		return fmt.Errorf("--max-connections must be 1 or more")
 	}
-	return nil
+	if o.Port < 0 || o.Port > 65535 {
+		return fmt.Errorf("--port %d is not a port (0 to 65535; 0 picks a free one)", o.Port)
+	}
+	return validDays(o.Days)
 }
 
 // Run looks the agent and KAS up, then listens and serves until ctx ends.
@@ -144,4 +152,19 @@ func writeProxyKubeconfig(path, server, agent string) error {
 		return fmt.Errorf("writing --kubeconfig-out: %w", err)
 	}
 	return nil
+}
+
+// defaultAcceptHosts are the Host headers answered when --accept-hosts is
+// not given: loopback's names, and a loopback --address of another number
+// (127.0.0.2): its clients send it, and would all be refused.
+func defaultAcceptHosts(address string) string {
+	hosts := tunnel.DefaultAcceptHosts
+	if tunnel.IsLoopback(address) && address != "localhost" && address != "127.0.0.1" && address != "::1" {
+		host := address
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		hosts += ",^" + regexp.QuoteMeta(host) + "$"
+	}
+	return hosts
 }
