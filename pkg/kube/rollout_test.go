@@ -213,3 +213,32 @@ func TestWouldPassDeadline(t *testing.T) {
 		t.Error("another error taken for the deadline")
 	}
 }
+
+// TestWaitRolloutAfterAFailedOne: the apply just made generation 2, which the
+// controller has not seen yet; the condition left by generation 1's rollout
+// (ProgressDeadlineExceeded) is not this rollout's, and the wait goes on. On
+// the generation it speaks of, it ends the wait at once.
+func TestWaitRolloutAfterAFailedOne(t *testing.T) {
+	deployment := func(generation, observed int) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"apiVersion": "apps/v1", "kind": "Deployment",
+				"metadata": map[string]any{"name": "web", "namespace": "a", "generation": generation},
+				"spec":     map[string]any{"replicas": 1},
+				"status": map[string]any{"observedGeneration": observed, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0,
+					"conditions": []any{map[string]any{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": `ReplicaSet "web-abc" has timed out progressing.`}}},
+			})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, n := rolloutServer(t, deployment(2, 1))
+	if err := c.WaitRollout(ctx, "a", "web", func(RolloutStatus) {}); err != nil || n.Load() != 2 {
+		t.Errorf("after a failed rollout: %v after %d requests, want the new one waited for", err, n.Load())
+	}
+	c, n = rolloutServer(t, deployment(2, 2))
+	if err := c.WaitRollout(ctx, "a", "web", func(RolloutStatus) {}); err == nil || !strings.Contains(err.Error(), "timed out progressing") || n.Load() != 1 {
+		t.Errorf("this rollout's own deadline: %v after %d requests", err, n.Load())
+	}
+}

@@ -180,6 +180,12 @@ func Rollout(d *appsv1.Deployment) RolloutStatus {
 	s := RolloutStatus{Desired: desired, Updated: d.Status.UpdatedReplicas, Ready: d.Status.ReadyReplicas, Available: d.Status.AvailableReplicas}
 	s.Done = d.Status.ObservedGeneration >= d.Generation && s.Updated == desired &&
 		d.Status.Replicas == desired && s.Available == desired
+	// As kubectl rollout status: the conditions speak of the spec the
+	// controller has seen; until it has seen the one just applied, an old
+	// rollout's ProgressDeadlineExceeded is not this one's.
+	if d.Status.ObservedGeneration < d.Generation {
+		return s
+	}
 	for _, cond := range d.Status.Conditions {
 		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse {
 			s.Problem = cond.Message
