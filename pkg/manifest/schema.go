@@ -217,7 +217,7 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 				return n, nil
 			}
 		}
-		return nil, fail("want an integer, got %s", describe(v))
+		return nil, fail("want an integer, got %s", describeAs(v, true))
 	case kIntOrPercent:
 		if n, ok := v.(json.Number); ok {
 			if _, err := n.Int64(); err == nil {
@@ -227,12 +227,12 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 		if s, ok := v.(string); ok && percentRE.MatchString(s) {
 			return s, nil
 		}
-		return nil, fail("want an integer or a percentage such as \"25%%\", got %s", describe(v))
+		return nil, fail("want an integer or a percentage such as \"25%%\", got %s", describeAs(v, true))
 	case kBool:
 		if b, ok := v.(bool); ok {
 			return b, nil
 		}
-		return nil, fail("want true or false, got %s", describe(v))
+		return nil, fail("want true or false, got %s", describeAs(v, true))
 	case kStringList:
 		list, ok := v.([]any)
 		if !ok {
@@ -379,13 +379,20 @@ func scalarString(v any) (string, bool) {
 }
 
 // describe shows a wrong value in an error message without echoing large or
-// nested content.
+// nested content, or a string that may be a secret in the wrong place (a
+// header with a proxy's credential where a list belongs): a string is quoted
+// only as the short word typed for a number or a boolean ("two", "yes").
 func describe(v any) string {
+	return describeAs(v, false)
+}
+
+// describeAs is describe; word allows a short string to be quoted.
+func describeAs(v any, word bool) string {
 	switch t := v.(type) {
 	case nil:
 		return "null"
 	case string:
-		if len(t) > 40 {
+		if !word || len(t) > 12 {
 			return "a string"
 		}
 		return fmt.Sprintf("%q", t)

@@ -73,7 +73,7 @@ func ParseSet(expr string) (Source, error) {
 		if len(kv) < 2 || kv[0] == "" {
 			// Only the key is named: what follows it (a ':' or a space
 			// typed for '=') may be a token.
-			key := part[:len(part)-len(strings.TrimLeft(part, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[]-"))]
+			key := keyPrefix(part)
 			if path, err := parseKeyPath(key); err == nil && secretKey(path) {
 				return fail(key, "want key=value; and a secret on the command line is visible to every user in the process list: give the token with --token-file FILE (or - for stdin), or in a values file")
 			}
@@ -118,7 +118,13 @@ func ParseSetFile(expr string, read func(path string) ([]byte, error)) (Source, 
 		}
 		key, file, ok := strings.Cut(part, "=")
 		if !ok || key == "" || file == "" {
-			return Source{}, &ValueError{Source: "--set-file", Msg: fmt.Sprintf("%q: want key=FILE", part)}
+			// Named by its key alone, if it has one: what was given may be
+			// the secret itself.
+			msg := "an entry has no key=FILE form"
+			if k := keyPrefix(key); k != "" && chartKey(k) {
+				msg = fmt.Sprintf("%q: want key=FILE", k)
+			}
+			return Source{}, &ValueError{Source: "--set-file", Msg: msg}
 		}
 		path, err := parseKeyPath(key)
 		if err != nil {
@@ -133,6 +139,12 @@ func ParseSetFile(expr string, read func(path string) ([]byte, error)) (Source, 
 		}
 	}
 	return src, nil
+}
+
+// keyPrefix is the leading part of s made of the characters a key has:
+// what comes after (a ':' or a space typed for '=') may be a secret.
+func keyPrefix(s string) string {
+	return s[:len(s)-len(strings.TrimLeft(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[]-"))]
 }
 
 // chartKey reports a dotted key whose first part is a chart value (so that

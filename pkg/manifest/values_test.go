@@ -22,7 +22,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bool as string", "rbac:\n  create: \"yes\"", `values.yaml: rbac.create: want true or false, got "yes"`},
 		{"annotation number", "podAnnotations:\n  a: 1", `values.yaml: podAnnotations.a: want a string, got 1 (quote it)`},
 		{"enum", "image:\n  pullPolicy: Sometimes", `values.yaml: image.pullPolicy: want one of Always, IfNotPresent, Never, got "Sometimes"`},
-		{"map wanted", "config: wss://x", `values.yaml: config: want a map, got "wss://x"`},
+		{"map wanted", "config: wss://x", `values.yaml: config: want a map, got a string`},
 		{"kubernetes type field", "tolerations:\n- efect: NoSchedule", `values.yaml: tolerations[0].efect: unknown field`},
 		{"kubernetes type", "resources:\n  limits: 1", `values.yaml: resources:`},
 		{"percent", "maxSurge: 25", ``},
@@ -129,6 +129,34 @@ func TestParseSet(t *testing.T) {
 		_, err := ParseSet(expr)
 		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("ParseSet(%q): %v, want %q and no token", expr, err, want)
+		}
+	}
+}
+
+// TestWrongTypesDoNotEchoSecrets: a string where a list or a map belongs
+// may be a credential (a header for a proxy in front of KAS); the error names
+// the key and the type, not the value. A short word typed for a number or a
+// boolean is quoted.
+func TestWrongTypesDoNotEchoSecrets(t *testing.T) {
+	for _, c := range []struct{ set, want string }{
+		{"config.kasHeaders=X-Proxy-Token: s3cr3t-0123456789", "--set: config.kasHeaders: want a list of strings, got a string"},
+		{"podAnnotations=glpat-s3cr3t0123456789", "--set: podAnnotations: want a map of strings, got a string"},
+		{"replicas=glpat-s3cr3t0123456789", "--set: replicas: want an integer, got a string"},
+		{"replicas=two", `--set: replicas: want an integer, got "two"`},
+		{"rbac.create=yes", `--set: rbac.create: want true or false, got "yes"`},
+	} {
+		s, err := ParseSet(c.set)
+		if err == nil {
+			_, err = Load(s)
+		}
+		if err == nil || err.Error() != c.want || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("--set %s: %v, want %s", c.set, err, c.want)
+		}
+	}
+	for _, bad := range []string{"glagent-s3cr3tTokenValue0123456789", "config.token:glagent-s3cr3t0123"} {
+		_, err := ParseSetFile(bad, func(string) ([]byte, error) { return nil, nil })
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "key=FILE") {
+			t.Errorf("--set-file %s: %v", bad, err)
 		}
 	}
 }
