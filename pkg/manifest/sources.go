@@ -183,6 +183,9 @@ func splitUnescaped(s string, sep byte, braces bool) []string {
 		c := s[i]
 		switch {
 		case c == '\\' && i+1 < len(s) && s[i+1] == sep:
+			if braces && depth > 0 {
+				cur.WriteByte('\\') // kept for the list's own split: {a\,b,c}
+			}
 			cur.WriteByte(sep)
 			i++
 			continue
@@ -238,12 +241,12 @@ var intRE = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
 
 // typedValue guesses a --set value's type the way Helm does.
 func typedValue(s string) any {
-	switch s {
-	case "true":
+	switch { // any case, as Helm reads them
+	case strings.EqualFold(s, "true"):
 		return true
-	case "false":
+	case strings.EqualFold(s, "false"):
 		return false
-	case "null":
+	case strings.EqualFold(s, "null"):
 		return nil
 	}
 	if intRE.MatchString(s) {

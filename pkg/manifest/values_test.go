@@ -100,6 +100,11 @@ func TestParseSet(t *testing.T) {
 		{`v=a\,b`, `{"v":"a,b"}`},
 		{"v=a=b", `{"v":"a=b"}`},
 		{"v=", `{"v":""}`},
+		// As Helm: an escaped comma stays in a list element, and true,
+		// false and null in any case.
+		{`l={a\,b,c}`, `{"l":["a,b","c"]}`},
+		{`h={Cookie: a\,b,X: 1},n=2`, `{"h":["Cookie: a,b","X: 1"],"n":2}`},
+		{"a=True,b=FALSE,c=NULL", `{"a":true,"b":false,"c":null}`},
 	}
 	for _, tt := range tests {
 		s, err := ParseSet(tt.expr)
