@@ -212,17 +212,13 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 		}
 		return s, nil
 	case kInt, kNullableInt:
-		if n, ok := v.(json.Number); ok {
-			if _, err := n.Int64(); err == nil {
-				return n, nil
-			}
+		if n, ok := intValue(v); ok {
+			return n, nil
 		}
 		return nil, fail("want an integer, got %s", describeAs(v, true))
 	case kIntOrPercent:
-		if n, ok := v.(json.Number); ok {
-			if _, err := n.Int64(); err == nil {
-				return n, nil
-			}
+		if n, ok := intValue(v); ok {
+			return n, nil
 		}
 		if s, ok := v.(string); ok && percentRE.MatchString(s) {
 			return s, nil
@@ -376,6 +372,22 @@ func scalarString(v any) (string, bool) {
 		return fmt.Sprint(t), true
 	}
 	return "", false
+}
+
+// intValue reads an integer, also one quoted ("3"): the chart writes these
+// values unquoted, so Helm renders a quoted number as the number.
+func intValue(v any) (json.Number, bool) {
+	n, ok := v.(json.Number)
+	if s, isString := v.(string); isString && intRE.MatchString(s) {
+		n, ok = json.Number(strings.TrimPrefix(s, "+")), true
+	}
+	if !ok {
+		return "", false
+	}
+	if _, err := n.Int64(); err != nil {
+		return "", false
+	}
+	return n, true
 }
 
 // describe shows a wrong value in an error message without echoing large or

@@ -26,6 +26,11 @@ func TestLoadErrors(t *testing.T) {
 		{"kubernetes type field", "tolerations:\n- efect: NoSchedule", `values.yaml: tolerations[0].efect: unknown field`},
 		{"kubernetes type", "resources:\n  limits: 1", `values.yaml: resources:`},
 		{"percent", "maxSurge: 25", ``},
+		// Quoted numbers render as the numbers (the chart writes these
+		// values unquoted), as with Helm.
+		{"quoted count", `replicas: "3"`, ``},
+		{"quoted surge", `maxSurge: "1"`, ``},
+		{"quoted float", `replicas: "3.5"`, `values.yaml: replicas: want an integer, got "3.5"`},
 		{"bad percent", "maxSurge: lots", `values.yaml: maxSurge: want an integer or a percentage such as "25%", got "lots"`},
 		{"null count", "replicas: null", `values.yaml: replicas: want an integer, got null`},
 		{"bad yaml", "replicas: [", `values.yaml: invalid YAML:`},
@@ -323,11 +328,13 @@ func TestParseSetFile(t *testing.T) {
 	if v.Config.KasCaCert != files["ca.pem"] || len(v.Config.KasHeaders) != 1 || v.Config.KasHeaders[0] != "comma" {
 		t.Errorf("kasCaCert %q, kasHeaders %q", v.Config.KasCaCert, v.Config.KasHeaders)
 	}
-	// The value is the file's text, never typed: "3" stays a string.
-	files["n"] = "3"
-	src, _ = ParseSetFile("replicas=n", read)
-	if _, err := Load(src); err == nil || !strings.Contains(err.Error(), "replicas") {
-		t.Errorf("replicas from a file: %v", err)
+	// The value is the file's text, never typed: "true" stays a string
+	// where a string belongs. Where the chart writes the value unquoted (a
+	// count) the text "3" renders as 3, as with Helm.
+	files["t"], files["n"] = "true", "3"
+	src, _ = ParseSetFile("image.tag=t,replicas=n", read)
+	if v, err := Load(src); err != nil || v.Image.Tag != "true" || v.Replicas != 3 {
+		t.Errorf("from files: %+v, %v", v, err)
 	}
 	for _, bad := range []string{"config.kasCaCert", "=ca.pem", "config.kasCaCert=", "config..x=ca.pem", "config.kasCaCert=missing"} {
 		if _, err := ParseSetFile(bad, read); err == nil {
