@@ -325,7 +325,10 @@ func LoadChart(version string, sources ...Source) (Values, error) {
 	if err != nil {
 		return Values{}, err
 	}
-	merged := c.defaultsCopy()
+	// As Helm: the user's layers are merged first (a later one wins, maps
+	// key by key, a map after a null replaces it), then over the chart's
+	// defaults once, where a null removes a default.
+	user := map[string]any{}
 	for _, s := range sources {
 		checked, err := c.schema.check(s.Name, "", s.tree, s.set)
 		if err != nil {
@@ -340,8 +343,10 @@ func LoadChart(version string, sources ...Source) (Values, error) {
 			}
 			return Values{}, err
 		}
-		coalesce(merged, checked.(map[string]any))
+		mergeLayer(user, checked.(map[string]any))
 	}
+	merged := c.defaultsCopy()
+	coalesce(merged, user)
 	var v Values
 	b, err := json.Marshal(merged)
 	if err != nil {
@@ -354,6 +359,26 @@ func LoadChart(version string, sources ...Source) (Values, error) {
 	}
 	v.Chart = c.Version
 	return v, nil
+}
+
+// mergeLayer merges a later layer of the user's values into dst: maps key
+// by key, anything else (a null too) replaced, as Helm merges -f files and
+// --set.
+func mergeLayer(dst, src map[string]any) {
+	for k, sv := range src {
+		sm, sIsMap := sv.(map[string]any)
+		dm, dIsMap := dst[k].(map[string]any)
+		switch {
+		case sIsMap && dIsMap:
+			mergeLayer(dm, sm)
+		case sIsMap:
+			cp := map[string]any{}
+			mergeLayer(cp, sm)
+			dst[k] = cp
+		default:
+			dst[k] = sv
+		}
+	}
 }
 
 // coalesce merges src into dst: maps key by key, anything else replaced; a

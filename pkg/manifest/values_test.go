@@ -57,6 +57,28 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestNullThenAMapKeepsTheDefaults: as Helm, the user's layers are merged
+// first and then over the chart's defaults; a null in an earlier layer that
+// a later layer replaces with a map does not remove the defaults (the chart's
+// Prometheus annotations stay beside the new one).
+func TestNullThenAMapKeepsTheDefaults(t *testing.T) {
+	a, _ := ParseValuesFile("a.yaml", []byte("podAnnotations: null\n"))
+	b, _ := ParseValuesFile("b.yaml", []byte("podAnnotations:\n  team: x\n"))
+	s1, _ := ParseSet("podAnnotations=null")
+	s2, _ := ParseSet("podAnnotations.team=x")
+	want := map[string]string{"team": "x", "prometheus.io/scrape": "true", "prometheus.io/path": "/metrics", "prometheus.io/port": "8080"}
+	for name, layers := range map[string][]Source{"files": {a, b}, "--set": {s1, s2}} {
+		v, err := Load(layers...)
+		if err != nil || !reflect.DeepEqual(v.PodAnnotations, want) {
+			t.Errorf("%s: %v %v, want %v", name, v.PodAnnotations, err, want)
+		}
+	}
+	// The null alone still removes them.
+	if v, err := Load(a); err != nil || len(v.PodAnnotations) != 0 {
+		t.Errorf("null alone: %v %v", v.PodAnnotations, err)
+	}
+}
+
 func TestLoadMergesInOrder(t *testing.T) {
 	a, err := ParseValuesFile("a.yaml", []byte("replicas: 3\npodAnnotations:\n  x: a\nconfig:\n  kasAddress: wss://a"))
 	if err != nil {
