@@ -236,6 +236,9 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 		}
 		out := make([]any, len(list))
 		for i, e := range list {
+			if e == nil && coerce {
+				continue // --set list[1]=x: element 0 is the one before
+			}
 			s, ok := e.(string)
 			if !ok && coerce {
 				s, ok = scalarString(e)

@@ -20,6 +20,12 @@ type Source struct {
 	Name string
 	tree map[string]any
 	set  bool
+	// into: the layer's keys are set into the values before it, as Helm
+	// does for --set and --set-file: list[1]=x changes one element of the
+	// list a file gave, and the other elements stay. A list given whole
+	// ({a,b}, at the paths in whole) replaces the one before.
+	into  bool
+	whole map[string]bool
 }
 
 // ParseValuesFile reads a values file (YAML or JSON) named name.
@@ -56,7 +62,7 @@ func decodeYAMLMap(data []byte) (map[string]any, error) {
 // separated by commas, dotted keys (a backslash escapes a dot or comma), list
 // indexes as key[0], lists as {a,b}; true, false, null and integers are typed.
 func ParseSet(expr string) (Source, error) {
-	src := Source{Name: "--set", tree: map[string]any{}, set: true}
+	src := Source{Name: "--set", tree: map[string]any{}, set: true, into: true, whole: map[string]bool{}}
 	// Errors name keys, never values: a value may be a secret.
 	fail := func(key, msg string) (Source, error) {
 		where := "--set"
@@ -97,6 +103,7 @@ func ParseSet(expr string) (Source, error) {
 				list = append(list, typedValue(e))
 			}
 			v = list
+			src.whole[pathString(path)] = true
 		} else {
 			v = typedValue(value)
 		}
@@ -111,7 +118,7 @@ func ParseSet(expr string) (Source, error) {
 // separated by commas, each key (dotted, as in --set) set to the content of
 // its FILE as a string, e.g. config.kasCaCert=ca.pem. read reads a file.
 func ParseSetFile(expr string, read func(path string) ([]byte, error)) (Source, error) {
-	src := Source{Name: "--set-file", tree: map[string]any{}}
+	src := Source{Name: "--set-file", tree: map[string]any{}, into: true}
 	for _, part := range splitUnescaped(expr, ',', false) {
 		if part == "" {
 			continue
@@ -343,7 +350,11 @@ func LoadChart(version string, sources ...Source) (Values, error) {
 			}
 			return Values{}, err
 		}
-		mergeLayer(user, checked.(map[string]any))
+		if s.into {
+			setInto(user, checked.(map[string]any), "", s.whole)
+		} else {
+			mergeLayer(user, checked.(map[string]any))
+		}
 	}
 	merged := c.defaultsCopy()
 	coalesce(merged, user)
@@ -379,6 +390,64 @@ func mergeLayer(dst, src map[string]any) {
 			dst[k] = sv
 		}
 	}
+}
+
+// setInto is mergeLayer for a --set or --set-file layer: a list it indexes
+// is the list before it with those elements set (an element that is a map
+// merges key by key); the elements it did not name (null) stay. A list it
+// gave whole (at a path in whole) replaces the one before.
+func setInto(dst, src map[string]any, at string, whole map[string]bool) {
+	for k, sv := range src {
+		p := k
+		if at != "" {
+			p = at + "." + k
+		}
+		dst[k] = setValueInto(dst[k], sv, p, whole)
+	}
+}
+
+func setValueInto(dv, sv any, at string, whole map[string]bool) any {
+	switch s := sv.(type) {
+	case map[string]any:
+		d, ok := dv.(map[string]any)
+		if !ok {
+			d = map[string]any{}
+		}
+		setInto(d, s, at, whole)
+		return d
+	case []any:
+		d, ok := dv.([]any)
+		if !ok || whole[at] {
+			return sv
+		}
+		out := append([]any(nil), d...)
+		for len(out) < len(s) {
+			out = append(out, nil)
+		}
+		for i, e := range s {
+			if e != nil {
+				out[i] = setValueInto(out[i], e, fmt.Sprintf("%s[%d]", at, i), whole)
+			}
+		}
+		return out
+	}
+	return sv
+}
+
+// pathString is a key path as setInto names it: "a.b[1].c".
+func pathString(path []pathElem) string {
+	var b strings.Builder
+	for i, p := range path {
+		switch {
+		case p.index >= 0:
+			fmt.Fprintf(&b, "[%d]", p.index)
+		case i > 0:
+			b.WriteString("." + p.key)
+		default:
+			b.WriteString(p.key)
+		}
+	}
+	return b.String()
 }
 
 // coalesce merges src into dst: maps key by key, anything else replaced; a

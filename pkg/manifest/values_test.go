@@ -79,6 +79,37 @@ func TestNullThenAMapKeepsTheDefaults(t *testing.T) {
 	}
 }
 
+// TestSetIndexesTheListBeforeIt: as Helm parses --set into the values the
+// files gave, an index changes one element of a file's list and keeps the
+// others (an element that is a map gains the keys set); without a file, the
+// list is what --set makes.
+func TestSetIndexesTheListBeforeIt(t *testing.T) {
+	f, err := ParseValuesFile("v.yaml", []byte("extraArgs: [--log-level=debug, --foo]\ntolerations: [{key: a, operator: Exists}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSet("extraArgs[1]=--bar,tolerations[0].effect=NoSchedule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(f, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(v.ExtraArgs, []string{"--log-level=debug", "--bar"}) {
+		t.Errorf("extraArgs %q", v.ExtraArgs)
+	}
+	want := []any{map[string]any{"key": "a", "operator": "Exists", "effect": "NoSchedule"}}
+	if !reflect.DeepEqual(v.Tolerations, want) {
+		t.Errorf("tolerations %+v, want %+v", v.Tolerations, want)
+	}
+	// A whole list given with --set replaces the file's.
+	s, _ = ParseSet("extraArgs={--only}")
+	if v, err := Load(f, s); err != nil || !reflect.DeepEqual(v.ExtraArgs, []string{"--only"}) {
+		t.Errorf("a list replaced: %q %v", v.ExtraArgs, err)
+	}
+}
+
 func TestLoadMergesInOrder(t *testing.T) {
 	a, err := ParseValuesFile("a.yaml", []byte("replicas: 3\npodAnnotations:\n  x: a\nconfig:\n  kasAddress: wss://a"))
 	if err != nil {
