@@ -277,6 +277,25 @@ func ImageTag(image string) string {
 	return ""
 }
 
+// TagValue is the image.tag that makes the chart render image again: its
+// tag, with its digest when it pins one (the chart writes
+// repository:tag, and a pin is written tag@sha256:...); "" when image has
+// no tag.
+func TagValue(image string) string {
+	ref, err := reference.Parse(image)
+	if err != nil {
+		return ""
+	}
+	t, ok := ref.(reference.Tagged)
+	if !ok {
+		return ""
+	}
+	if d, ok := ref.(reference.Digested); ok {
+		return t.Tag() + "@" + d.Digest().String()
+	}
+	return t.Tag()
+}
+
 // keepPrivateJWT gives a receptive agent the private-api-jwt its Secret
 // holds, as the chart's lookup does, so that an upgrade does not change it
 // under the running replicas.

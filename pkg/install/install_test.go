@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentconfig"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
@@ -386,6 +387,47 @@ func TestImageTag(t *testing.T) {
 	} {
 		if got := ImageTag(image); got != want {
 			t.Errorf("ImageTag(%q) = %q, want %q", image, got, want)
+		}
+	}
+}
+
+func TestTagValue(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("b", 64)
+	for image, want := range map[string]string{
+		"registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk:v17.3.1": "v17.3.1",
+		"agentk:v18.0.0@" + digest: "v18.0.0@" + digest,
+		"agentk@" + digest:         "",
+		"registry:5000/agentk":     "",
+	} {
+		if got := TagValue(image); got != want {
+			t.Errorf("TagValue(%q) = %q, want %q", image, got, want)
+		}
+	}
+}
+
+// TestUpgradeKeepsADigestPin: the chart pins a digest with image.tag
+// tag@sha256:...; an upgrade that does not set image.tag (here: replicas
+// only) runs the same image, the digest included.
+func TestUpgradeKeepsADigestPin(t *testing.T) {
+	w := newWorld(t)
+	pin := "v17.3.1@sha256:" + strings.Repeat("c", 64)
+	o := w.opts("prod")
+	o.Input.Values.Image.Tag, o.Input.Set = pin, manifest.Keys{manifest.KeyImageTag: true}
+	if _, err := Install(context.Background(), w.env(), InstallOptions{Options: o}); err != nil {
+		t.Fatal(err)
+	}
+	o = w.opts("prod")
+	o.Input.Values.Replicas, o.Input.Set = 3, manifest.Keys{"replicas": true}
+	if _, err := Upgrade(context.Background(), w.env(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range w.cluster.Objects() {
+		if ref.Kind != "Deployment" {
+			continue
+		}
+		image, _, _ := unstructured.NestedSlice(w.cluster.Get(ref).Object, "spec", "template", "spec", "containers")
+		if got := image[0].(map[string]any)["image"]; !strings.HasSuffix(got.(string), ":"+pin) {
+			t.Errorf("after the upgrade the Deployment runs %v, want the pin %s", got, pin)
 		}
 	}
 }

@@ -95,8 +95,8 @@ func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 			in.Values.Config.KasHeaders = append([]string(nil), cur.KasHeaders...)
 		}
 	}
-	if !in.Set.Has(manifest.KeyImageTag) && cur.Version != "" {
-		in.Values.Image.Tag = cur.Version
+	if tag := TagValue(cur.Image); !in.Set.Has(manifest.KeyImageTag) && tag != "" {
+		in.Values.Image.Tag = tag // a digest pin stays
 	}
 	in.Values.Config.Token = token
 	return in
