@@ -47,8 +47,9 @@ cp upgrades (SPDY and WebSocket) pass through. When GitLab refuses the
 credential it is renewed once. --kubeconfig-out writes a kubeconfig pointing
 at the proxy. Listens on 127.0.0.1 unless --address says otherwise, which
 also needs --accept-hosts. It serves command-line tools: a request from a
-browser (one with an Origin or Sec-Fetch-* header) is refused, as a page the
-cluster serves through a Service proxy path would run as the proxy's own.`,
+browser (one with a Sec-Fetch-* header, or another site's Origin) is refused,
+as a page the cluster serves through a Service proxy path would run as the
+proxy's own.`,
 		Example: `  kubectl gitlab-agent proxy prod-eu --project infra/agents --kubeconfig-out proxy.kubeconfig &
   KUBECONFIG=proxy.kubeconfig helm list -A`,
 		Args: exactArgs(1, "NAME|ID"),

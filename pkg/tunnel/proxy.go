@@ -209,14 +209,21 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 // pod proxy path (.../services/NAME/proxy/) serves whatever HTML the cluster
 // holds, and a link to it opened from mail or chat (Sec-Fetch-Site: none)
 // would run that page's script on this origin, with this credential.
+//
+// One Origin is let through: the proxy's own, on a request with no
+// Sec-Fetch-* header. WebSocket clients that are not browsers send it
+// (Python's websocket-client, so the Kubernetes Python client's exec,
+// attach and port-forward); a browser sends Sec-Fetch-* with it, and a page
+// the proxy serves runs sandboxed (Content-Security-Policy), with the
+// origin "null".
 func fromBrowser(r *http.Request) string {
-	if origin := r.Header.Get("Origin"); origin != "" {
-		return "the web page at " + safetext.Remote(origin, 100)
-	}
 	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User"} {
 		if v := r.Header.Get(h); v != "" {
 			return "a browser (" + h + ": " + safetext.Remote(v, 40) + ")"
 		}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !strings.EqualFold(origin, "http://"+r.Host) {
+		return "the web page at " + safetext.Remote(origin, 100)
 	}
 	return ""
 }

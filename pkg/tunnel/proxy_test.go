@@ -92,9 +92,12 @@ func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
 		want int
 	}{
 		{nil, 200},
-		// The proxy's own origin too: a page the cluster serves through a
-		// Service proxy path is on it (a link opened from mail or chat).
-		{map[string]string{"Origin": "http://" + addr}, 403},
+		// The proxy's own origin, from a WebSocket client that is not a
+		// browser (Python's sends it); from a browser (Sec-Fetch-*), not: a
+		// page the cluster serves through a Service proxy path is on it (a
+		// link opened from mail or chat).
+		{map[string]string{"Origin": "http://" + addr}, 200},
+		{map[string]string{"Origin": "http://" + addr, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "websocket"}, 403},
 		{map[string]string{"Sec-Fetch-Site": "same-origin"}, 403},
 		{map[string]string{"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}, 403},
 		{map[string]string{"Sec-Fetch-Mode": "cors"}, 403},
@@ -109,8 +112,8 @@ func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
 			t.Errorf("%v: %d, want %d", c.h, got, c.want)
 		}
 	}
-	if n := hits.Load(); n != 1 {
-		t.Errorf("upstream saw %d requests, want the 1 allowed", n)
+	if n := hits.Load(); n != 2 {
+		t.Errorf("upstream saw %d requests, want the 2 allowed", n)
 	}
 }
 

@@ -133,24 +133,29 @@ func TestAttack01BrowserPagesCannotUseTheProxy(t *testing.T) {
 	if code := rawStatus(t, addr, get(addr, secrets, "Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: no-cors")); code != http.StatusForbidden {
 		t.Errorf("no-cors GET from a page (no Origin): %d, want 403", code)
 	}
-	// The proxy's own origin is refused too: a Service proxy path puts the
-	// cluster's HTML on it, and a link to that page opened from mail or chat
-	// is a navigation with Sec-Fetch-Site: none.
-	if code := rawStatus(t, addr, get(addr, secrets, "Origin: http://"+addr)); code != http.StatusForbidden {
-		t.Errorf("GET from the proxy's own origin: %d, want 403", code)
-	}
+	// From a browser, the proxy's own origin is refused too: a Service
+	// proxy path puts the cluster's HTML on it, and a link to that page
+	// opened from mail or chat is a navigation with Sec-Fetch-Site: none.
 	page := "/api/v1/namespaces/default/services/http:evil:80/proxy/"
 	if code := rawStatus(t, addr, get(addr, page, "Sec-Fetch-Site: none", "Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: document")); code != http.StatusForbidden {
 		t.Errorf("a link to a Service proxy page opened in a browser: %d, want 403", code)
 	}
-	if code := rawStatus(t, addr, get(addr, secrets, "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors")); code != http.StatusForbidden {
+	if code := rawStatus(t, addr, get(addr, secrets, "Origin: http://"+addr, "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors")); code != http.StatusForbidden {
 		t.Errorf("that page's fetch(): %d, want 403", code)
 	}
-	// Clients that are not browsers pass.
+	// Clients that are not browsers pass, also with the proxy's own origin
+	// and no Sec-Fetch-* (Python's websocket-client sends it: the
+	// Kubernetes Python client's exec and port-forward).
 	if code := rawStatus(t, addr, get(addr, secrets)); code != http.StatusOK {
 		t.Errorf("GET without Origin: %d", code)
 	}
-	if n := strings.Count(log.String(), "browsers may not use the proxy"); n != 8 {
+	if code := rawStatus(t, addr, get(addr, secrets, "Origin: http://"+addr)); code != http.StatusOK {
+		t.Errorf("GET from the proxy's own origin, no Sec-Fetch-*: %d", code)
+	}
+	if code := rawStatus(t, addr, wsUpgrade(addr, watch, "http://"+addr)); code == http.StatusForbidden {
+		t.Errorf("a WebSocket watch with the proxy's own Origin, no Sec-Fetch-*: %d", code)
+	}
+	if n := strings.Count(log.String(), "browsers may not use the proxy"); n != 7 {
 		t.Errorf("%d refusal lines, want one per refused request:\n%s", n, log.String())
 	}
 }
