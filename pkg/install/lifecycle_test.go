@@ -676,9 +676,9 @@ func TestUnreachableClusterFirst(t *testing.T) {
 }
 
 // TestDeleteOrderKeepsTheAgentAliveToTheEnd: through KAS the agent being
-// uninstalled may carry the deletes; of the install's objects, its
-// Namespace, Deployment and cluster RBAC go last, the cluster-admin binding
-// that lets it act the very last.
+// uninstalled may carry the deletes; of the install's objects, what ends
+// its run, its rights and its token at once goes last: the cluster RBAC and
+// Namespace, the Deployment, the ClusterRoleBindings, its ServiceAccounts.
 func TestDeleteOrderKeepsTheAgentAliveToTheEnd(t *testing.T) {
 	w := newWorld(t)
 	w.install(t, "prod")
@@ -696,7 +696,7 @@ func TestDeleteOrderKeepsTheAgentAliveToTheEnd(t *testing.T) {
 		}
 	}
 	got := strings.Join(kinds, " ")
-	if !strings.HasSuffix(got, "Namespace Deployment ClusterRole ClusterRoleBinding") || strings.Count(got, "Namespace") != 1 {
+	if !strings.HasSuffix(got, "ClusterRole Namespace Deployment ClusterRoleBinding ServiceAccount") || strings.Count(got, "Namespace") != 1 || strings.Count(got, "ServiceAccount") != 1 {
 		t.Errorf("delete order by kind: %s", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestReachableNamesTheBoundThatEnded: a cluster that accepts and never
@@ -45,5 +47,27 @@ current-context: mute
 	var ue *UnreachableError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no answer within 300ms") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestTakenByNamespace(t *testing.T) {
+	obj := func(apiVersion, kind, ns, name string) *unstructured.Unstructured {
+		o := &unstructured.Unstructured{}
+		o.SetAPIVersion(apiVersion)
+		o.SetKind(kind)
+		o.SetNamespace(ns)
+		o.SetName(name)
+		return o
+	}
+	sa := obj("v1", "ServiceAccount", "gitlab-agent-prod", "prod-gitlab-agent")
+	withNS := []*unstructured.Unstructured{sa, obj("v1", "Namespace", "", "gitlab-agent-prod")}
+	if !takenByNamespace(sa, withNS) {
+		t.Error("the ServiceAccount of a Namespace deleted too is deleted by itself")
+	}
+	if takenByNamespace(sa, []*unstructured.Unstructured{sa, obj("v1", "Namespace", "", "other")}) {
+		t.Error("another Namespace takes it")
+	}
+	if takenByNamespace(obj("v1", "Secret", "gitlab-agent-prod", "t"), withNS) {
+		t.Error("only ServiceAccounts are left to their Namespace")
 	}
 }

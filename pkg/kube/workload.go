@@ -252,27 +252,48 @@ func (c *Client) WaitRollout(ctx context.Context, ns, name string, progress func
 }
 
 // DeleteOrder sorts objects for deletion so that what keeps an agent
-// running and allowed goes last: other objects, then Namespaces (which take
-// the rest of their objects with them, in a while), then workloads, then
-// cluster-scoped RBAC, the bindings last. Through KAS the agent being
-// removed may carry the requests: it runs, and keeps the ClusterRoleBinding
-// that lets it act, until the last one is sent.
+// running, authenticated and allowed goes last. Through KAS the agent being
+// removed may carry the requests; what each delete takes from it comes
+// later the later it goes: a Namespace's contents go in a while, pods stop
+// after their grace period, but a ClusterRoleBinding's rights and a
+// ServiceAccount's token end at once. So: other objects, ClusterRoles,
+// Namespaces, workloads, ClusterRoleBindings, and ServiceAccounts last (one
+// in a Namespace deleted too is left to it: see DeleteAndWait). A binding
+// left behind would grant a future account of that name its rights; an
+// account left behind grants nothing.
 func DeleteOrder(objs []*unstructured.Unstructured) {
 	rank := func(o *unstructured.Unstructured) int {
 		group, _, _ := strings.Cut(o.GetAPIVersion(), "/")
 		switch {
+		case o.GetKind() == "ServiceAccount" && o.GetAPIVersion() == "v1":
+			return 5
 		case group == "rbac.authorization.k8s.io" && o.GetKind() == "ClusterRoleBinding":
 			return 4
-		case group == "rbac.authorization.k8s.io" && o.GetKind() == "ClusterRole":
-			return 3
 		case group == "apps" && (o.GetKind() == "Deployment" || o.GetKind() == "StatefulSet" || o.GetKind() == "DaemonSet"):
-			return 2
+			return 3
 		case o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1":
+			return 2
+		case group == "rbac.authorization.k8s.io" && o.GetKind() == "ClusterRole":
 			return 1
 		}
 		return 0
 	}
 	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
+}
+
+// takenByNamespace reports a ServiceAccount whose Namespace is among objs:
+// that deletion removes it, a moment later; deleting it first would end the
+// token of an agent that carries the requests before the bindings go.
+func takenByNamespace(o *unstructured.Unstructured, objs []*unstructured.Unstructured) bool {
+	if o.GetKind() != "ServiceAccount" || o.GetAPIVersion() != "v1" {
+		return false
+	}
+	for _, n := range objs {
+		if n.GetKind() == "Namespace" && n.GetAPIVersion() == "v1" && n.GetName() == o.GetNamespace() {
+			return true
+		}
+	}
+	return false
 }
 
 // SelectedObjects lists the live objects with selector: namespaced ones in
@@ -305,7 +326,9 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 			ri = r.Namespace(o.GetNamespace())
 		}
 		name := o.GetName()
-		if err := ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
+		if takenByNamespace(o, objs) {
+			// waited for below, with the rest
+		} else if err := ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting %s: %w", RefOf(o), explain(err))
 		}
 		pending = append(pending, gone{name: RefOf(o).String(), ri: func() error {
