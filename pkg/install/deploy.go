@@ -108,6 +108,32 @@ type connection struct {
 	created  bool
 	since    time.Time
 	upToDate bool
+	// seen: before is the token's last use as GitLab said before the
+	// apply (nil: none); a use GitLab stamps after it counts, GitLab's
+	// clock compared with itself.
+	seen   bool
+	before *time.Time
+}
+
+// lastUseBefore notes the token's last use as GitLab has it now, before
+// the apply (best effort: without it, this machine's clock is compared).
+func (c *connection) lastUseBefore(ctx context.Context, g *gitlab.Client) {
+	if t, err := g.GetToken(ctx, c.ref, c.agent, c.tokenID); err == nil {
+		c.seen, c.before = true, t.LastUsedAt
+	}
+}
+
+// usedSince says whether the token's use t proves agentk connected with it.
+func (c *connection) usedSince(t *gitlab.Token) bool {
+	switch {
+	case t == nil || t.LastUsedAt == nil:
+		return false
+	case c.created: // a token this run made was never used before
+		return true
+	case c.seen && (c.before == nil || t.LastUsedAt.After(*c.before)):
+		return true
+	}
+	return t.LastUsedAt.After(c.since) || (c.upToDate && time.Since(*t.LastUsedAt) < recentUse)
 }
 
 // awaitReady waits, within timeout, for the Deployment's rollout and then,
@@ -149,9 +175,7 @@ func (a *action) waitConnected(ctx context.Context, in manifest.Input, c connect
 		if err != nil && ctx.Err() == nil {
 			return err
 		}
-		// A token made by this run cannot have been used before: its use
-		// is compared with no clock (GitLab's may be behind this one's).
-		if t != nil && t.LastUsedAt != nil && (c.created || t.LastUsedAt.After(c.since) || (c.upToDate && time.Since(*t.LastUsedAt) < recentUse)) {
+		if c.usedSince(t) {
 			a.say(fmt.Sprintf("agent %q is connected (token %d last used %s)", c.agent.Name, c.tokenID, t.LastUsedAt.UTC().Format(time.RFC3339)))
 			return nil
 		}

@@ -294,6 +294,10 @@ func (i *installer) diff(ctx context.Context) (err error) {
 func (i *installer) deploy(ctx context.Context) error {
 	i.res.ObjectsChanged = i.out.changed()
 	i.res.UpToDate = !i.res.Registered && !i.res.ConfigCommitted && !i.res.TokenCreated && i.res.ObjectsChanged == 0
+	conn := &connection{ref: i.ref, agent: i.res.Agent, tokenID: i.res.TokenID, created: i.res.TokenCreated, since: i.start, upToDate: i.res.UpToDate}
+	if !i.o.NoWait && !conn.created && !conn.upToDate {
+		conn.lastUseBefore(ctx, i.env.GitLab)
+	}
 	if i.res.ObjectsChanged > 0 {
 		if err := i.apply(ctx, i.out); err != nil {
 			return err
@@ -302,9 +306,7 @@ func (i *installer) deploy(ctx context.Context) error {
 	if i.o.NoWait {
 		return nil
 	}
-	if err := i.awaitReady(ctx, i.in, i.o.Timeout, &connection{
-		ref: i.ref, agent: i.res.Agent, tokenID: i.res.TokenID, created: i.res.TokenCreated, since: i.start, upToDate: i.res.UpToDate,
-	}); err != nil {
+	if err := i.awaitReady(ctx, i.in, i.o.Timeout, conn); err != nil {
 		return err
 	}
 	i.res.Connected = true

@@ -116,6 +116,15 @@ func TestConnectedWithGitLabsClockBehind(t *testing.T) {
 	if got := w.active(t, "prod"); !slices.Equal(got, []int64{res.NewTokenID}) || res.OldTokenID != first.TokenID {
 		t.Errorf("active %v after the rotation %+v, want only the new token", got, res)
 	}
+	// A re-install that changes the objects and reuses the Secret's token:
+	// its use is compared with its use before the apply, both GitLab's.
+	time.Sleep(10 * time.Millisecond) // GitLab's next stamp is a later one
+	o := w.opts("prod")
+	o.Input.Values.Image.Tag, o.Input.Set = "v17.3.0", manifest.Keys{manifest.KeyImageTag: true}
+	again, err := Install(context.Background(), w.env(), InstallOptions{Options: o})
+	if err != nil || again.TokenCreated || again.ObjectsChanged == 0 || !again.Connected {
+		t.Fatalf("a re-install reusing the token: %+v, %v", again, err)
+	}
 }
 
 // TestRotateFailuresPutTheOldTokenBack fails rotation after the new token
