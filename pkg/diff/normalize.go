@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -75,7 +76,9 @@ const maskKeyFile = "diff-mask.key"
 // cannot be read or made (each run then has a key of its own).
 func MaskKey(dir string) []byte {
 	path := filepath.Join(dir, maskKeyFile)
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 {
+	// Windows reports no permission bits but write (0666 or 0444): the
+	// check means nothing there.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && (fi.Mode().Perm()&0o077 == 0 || runtime.GOOS == "windows") {
 		if k, err := os.ReadFile(path); err == nil && len(k) == 32 {
 			return k
 		}

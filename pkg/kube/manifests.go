@@ -216,10 +216,26 @@ func jsonStream(raw []byte) ([][]byte, error) {
 			if len(out) == 0 {
 				return nil, nil
 			}
+			// What YAML would pass over after them: comments, "...".
+			if rest := t[dec.InputOffset():]; onlyComments(rest) {
+				return out, nil
+			}
 			return nil, fmt.Errorf("after %d JSON object(s): %v", len(out), err)
 		}
 		out = append(out, v)
 	}
+}
+
+// onlyComments reports text that is blank lines, # comments and "..."
+// (YAML's end of document).
+func onlyComments(b []byte) bool {
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && l != "..." && !strings.HasPrefix(l, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 // objects is the manifests of one document: none for an empty one, the

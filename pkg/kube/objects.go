@@ -211,12 +211,22 @@ func (c *Client) list(ctx context.Context, dyn dynamic.Interface, t Target, sele
 			item.SetKind(t.Ref.Kind)
 			out = append(out, item)
 		}
-		if l.GetContinue() == "" {
+		// A continue token that does not move, or an empty page, ends
+		// the walk: what answers may be KAS, or something in front of it.
+		next := l.GetContinue()
+		if next == "" || next == opts.Continue || len(l.Items) == 0 {
 			return out, nil
 		}
-		opts.Continue = l.GetContinue()
+		if len(out) >= maxListedObjects {
+			return nil, fmt.Errorf("listing %s: more than %d objects", t.Mapping.Resource.Resource, maxListedObjects)
+		}
+		opts.Continue = next
 	}
 }
+
+// maxListedObjects bounds one list of one resource type: far over what an
+// agent's install or a diff's set holds.
+const maxListedObjects = 100000
 
 // Apply server-side applies t (decoded as o) as manager; with dryRun nothing
 // is stored and the result is what the apply would make. force takes over

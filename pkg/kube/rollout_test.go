@@ -242,3 +242,41 @@ func TestWaitRolloutAfterAFailedOne(t *testing.T) {
 		t.Errorf("this rollout's own deadline: %v after %d requests", err, n.Load())
 	}
 }
+
+// TestListStopsOnAContinueThatDoesNotMove: something in front of the
+// cluster that answers every page with the same continue token (or pages
+// with nothing in them) ends the list instead of looping until the deadline.
+func TestListStopsOnAContinueThatDoesNotMove(t *testing.T) {
+	page := func(cont string, names ...string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			items := []any{}
+			for _, n := range names {
+				items = append(items, map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": n, "namespace": "a"}})
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"apiVersion": "v1", "kind": "ConfigMapList", "metadata": map[string]any{"continue": cont}, "items": items})
+		}
+	}
+	target := Target{
+		Mapping: &meta.RESTMapping{Resource: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Scope: meta.RESTScopeNamespace},
+		Ref:     Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "a"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for name, c := range map[string]struct {
+		final    func(http.ResponseWriter)
+		answers  []func(http.ResponseWriter)
+		requests int32
+		items    int
+	}{
+		"the same token again": {page("t1", "x"), []func(http.ResponseWriter){page("t1", "a")}, 2, 2},
+		"an empty page":        {page("t9", "z"), []func(http.ResponseWriter){page("t1", "a"), page("t2")}, 2, 1},
+		"two good pages":       {page("", "b"), []func(http.ResponseWriter){page("t1", "a")}, 2, 2},
+	} {
+		cl, n := scriptedServer(t, "/api/v1/namespaces/a/configmaps", c.final, c.answers...)
+		got, err := cl.list(ctx, cl.Dynamic, target, "")
+		if err != nil || len(got) != c.items || n.Load() != c.requests {
+			t.Errorf("%s: %d items in %d requests, %v; want %d in %d", name, len(got), n.Load(), err, c.items, c.requests)
+		}
+	}
+}
