@@ -214,11 +214,7 @@ func TestPluginCommandKeepsTheUnresolvedPath(t *testing.T) {
 // on it (and by glab): when it moves to another KAS, the TLS and proxy
 // settings made for the old one do not come along; while it stays, they do.
 func TestKubeconfigClusterMovesWithoutTheOldTransport(t *testing.T) {
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 	old := `apiVersion: v1
 kind: Config
 clusters:
@@ -234,7 +230,7 @@ clusters:
 `
 	for _, c := range []struct {
 		name, server string
-		caFile       string
+		ca           string
 		keep         bool
 	}{
 		{"another server", "https://old-kas.example.com/k8s-proxy", "", false},
@@ -247,12 +243,7 @@ clusters:
 				t.Fatal(err)
 			}
 			e := entry("kubectl-gitlab_agent")
-			if c.caFile != "" {
-				var err error
-				if e.CA, err = os.ReadFile(c.caFile); err != nil {
-					t.Fatal(err)
-				}
-			}
+			e.CA = []byte(c.ca)
 			if _, err := WriteKubeconfig(context.Background(), path, e); err != nil {
 				t.Fatal(err)
 			}
