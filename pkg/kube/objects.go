@@ -211,10 +211,11 @@ func (c *Client) list(ctx context.Context, dyn dynamic.Interface, t Target, sele
 			item.SetKind(t.Ref.Kind)
 			out = append(out, item)
 		}
-		// A continue token that does not move, or an empty page, ends
-		// the walk: what answers may be KAS, or something in front of it.
+		// A continue token that does not move ends the walk: what answers
+		// may be KAS, or something in front of it. (An empty page with a
+		// token does not: a server may filter a whole page away.)
 		next := l.GetContinue()
-		if next == "" || next == opts.Continue || len(l.Items) == 0 {
+		if next == "" || next == opts.Continue {
 			return out, nil
 		}
 		if len(out) >= maxListedObjects {

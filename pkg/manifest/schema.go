@@ -212,7 +212,10 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 		}
 		return s, nil
 	case kInt, kNullableInt:
-		if n, ok := intValue(v); ok {
+		// A quoted number reads as the number only where the chart writes
+		// it as it is; a nullable one it tests with "if", where the string
+		// "0" is true and 0 is not.
+		if n, ok := intValue(v); ok && (f.kind == kInt || !isString(v)) {
 			return n, nil
 		}
 		return nil, fail("want an integer, got %s", describeAs(v, true))
@@ -376,6 +379,8 @@ func scalarString(v any) (string, bool) {
 	}
 	return "", false
 }
+
+func isString(v any) bool { _, ok := v.(string); return ok }
 
 // intValue reads an integer, also one quoted ("3"): the chart writes these
 // values unquoted, so Helm renders a quoted number as the number.

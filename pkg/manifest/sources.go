@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,7 +106,8 @@ func ParseSet(expr string) (Source, error) {
 			v = list
 			src.whole[pathString(path)] = true
 		} else {
-			v = typedValue(value)
+			// The first split kept "\," for lists; anywhere else it is ",".
+			v = typedValue(strings.ReplaceAll(value, `\,`, ","))
 		}
 		if err := setPath(src.tree, path, v); err != nil {
 			return fail(kv[0], err.Error())
@@ -410,7 +412,9 @@ func setValueInto(dv, sv any, at string, whole map[string]bool) any {
 	switch s := sv.(type) {
 	case map[string]any:
 		d, ok := dv.(map[string]any)
-		if !ok {
+		if ok {
+			d = maps.Clone(d) // the layer before keeps its own tree
+		} else {
 			d = map[string]any{}
 		}
 		setInto(d, s, at, whole)

@@ -31,6 +31,9 @@ func TestLoadErrors(t *testing.T) {
 		{"quoted count", `replicas: "3"`, ``},
 		{"quoted surge", `maxSurge: "1"`, ``},
 		{"quoted float", `replicas: "3.5"`, `values.yaml: replicas: want an integer, got "3.5"`},
+		// The chart tests this one with "if": the string "0" would render
+		// where the number 0 does not.
+		{"quoted nullable", `revisionHistoryLimit: "0"`, `values.yaml: revisionHistoryLimit: want an integer, got "0"`},
 		{"bad percent", "maxSurge: lots", `values.yaml: maxSurge: want an integer or a percentage such as "25%", got "lots"`},
 		{"null count", "replicas: null", `values.yaml: replicas: want an integer, got null`},
 		{"bad yaml", "replicas: [", `values.yaml: invalid YAML:`},
@@ -103,6 +106,11 @@ func TestSetIndexesTheListBeforeIt(t *testing.T) {
 	if !reflect.DeepEqual(v.Tolerations, want) {
 		t.Errorf("tolerations %+v, want %+v", v.Tolerations, want)
 	}
+	// The file's own values are as they were: a second load without the
+	// --set layer sees none of it.
+	if v, err := Load(f); err != nil || len(v.Tolerations) != 1 || len(v.Tolerations[0].(map[string]any)) != 2 {
+		t.Errorf("the file's tolerations after a load with --set: %+v %v", v.Tolerations, err)
+	}
 	// A whole list given with --set replaces the file's.
 	s, _ = ParseSet("extraArgs={--only}")
 	if v, err := Load(f, s); err != nil || !reflect.DeepEqual(v.ExtraArgs, []string{"--only"}) {
@@ -163,6 +171,9 @@ func TestParseSet(t *testing.T) {
 		{`l={a\,b,c}`, `{"l":["a,b","c"]}`},
 		{`h={Cookie: a\,b,X: 1},n=2`, `{"h":["Cookie: a,b","X: 1"],"n":2}`},
 		{"a=True,b=FALSE,c=NULL", `{"a":true,"b":false,"c":null}`},
+		// Outside a {list}, an escaped comma is a comma, braces or not.
+		{`x=--labels={a=1\,b=2}\,y`, `{"x":"--labels={a=1,b=2},y"}`},
+		{`x=pre{a\,b}post`, `{"x":"pre{a,b}post"}`},
 	}
 	for _, tt := range tests {
 		s, err := ParseSet(tt.expr)

@@ -210,8 +210,8 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 // holds, and a link to it opened from mail or chat (Sec-Fetch-Site: none)
 // would run that page's script on this origin, with this credential.
 //
-// One Origin is let through: the proxy's own, on a request with no
-// Sec-Fetch-* header. WebSocket clients that are not browsers send it
+// One Origin is let through: the proxy's own, on loopback, on a request with
+// no Sec-Fetch-* header. WebSocket clients that are not browsers send it
 // (Python's websocket-client, so the Kubernetes Python client's exec,
 // attach and port-forward); a browser sends Sec-Fetch-* with it, and a page
 // the proxy serves runs sandboxed (Content-Security-Policy), with the
@@ -222,10 +222,21 @@ func fromBrowser(r *http.Request) string {
 			return "a browser (" + h + ": " + safetext.Remote(v, 40) + ")"
 		}
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !strings.EqualFold(origin, "http://"+r.Host) {
+	if origin := r.Header.Get("Origin"); origin != "" && !(strings.EqualFold(origin, "http://"+r.Host) && loopbackHost(r.Host)) {
 		return "the web page at " + safetext.Remote(origin, 100)
 	}
 	return ""
+}
+
+// loopbackHost reports a Host header that names this machine's loopback.
+// Only there does a browser send Sec-Fetch-* over plain http (a potentially
+// trustworthy origin); a page rebound to another name sends none, so its
+// own Origin proves nothing.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return IsLoopback(strings.Trim(host, "[]"))
 }
 
 // checkPath refuses a path that could reach KAS or GitLab outside

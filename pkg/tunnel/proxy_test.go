@@ -117,6 +117,33 @@ func TestProxyRefusesBrowsersAndForeignPaths(t *testing.T) {
 	}
 }
 
+// A proxy that answers other names (--accept-hosts): a page rebound to one
+// of them sends its own Origin and, over plain http to a name that is not
+// loopback, no Sec-Fetch-*; it is refused. On loopback the own Origin
+// passes (Python's websocket-client sends it).
+func TestProxyOwnOriginOnlyOnLoopback(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", Credential: fixed("tok"), AcceptHosts: ".*"})
+	_, port, _ := net.SplitHostPort(addr)
+	for host, want := range map[string]int{
+		"rebind.attacker.example:" + port: http.StatusForbidden,
+		"localhost:" + port:               http.StatusOK,
+		"127.0.0.1:" + port:               http.StatusOK,
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/pods", nil)
+		req.Host = host
+		req.Header.Set("Origin", "http://"+host)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host and Origin %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
 // A page the cluster serves through a Service proxy path, opened by a
 // browser that sends no Sec-Fetch-* header: it must not run as the proxy's
 // own page, where its script would call the API with the credential.
