@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/cluster"
@@ -42,6 +45,38 @@ func TestClaimSecretAndReachable(t *testing.T) {
 	c := clientFor(t, cl.Kubeconfig)
 	if err := c.Reachable(ctx); err != nil {
 		t.Fatalf("the test cluster: %v", err)
+	}
+	// A ServiceAccount whose Namespace is deleted too is left to it (an
+	// agent carrying the deletes keeps its token until the last one) and
+	// still waited for: all three are gone when DeleteAndWait returns.
+	{
+		ms, err := Decode("test", []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: del-sa}\n---\n"+
+			"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: agent, namespace: del-sa}\n---\n"+
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: del-sa}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets, err := c.MapAll(ms, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs []*unstructured.Unstructured
+		for _, tg := range targets {
+			o, err := tg.Object()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Apply(ctx, tg, o, FieldManager, true, false); err != nil {
+				t.Fatal(err)
+			}
+			objs = append(objs, o)
+		}
+		if err := c.DeleteAndWait(ctx, objs); err != nil {
+			t.Fatalf("DeleteAndWait: %v", err)
+		}
+		if sa, err := c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}).Namespace("del-sa").Get(ctx, "agent", metav1.GetOptions{}); err == nil {
+			t.Errorf("the ServiceAccount is still there: %v", sa.GetDeletionTimestamp())
+		}
 	}
 	secret := func(token string) (Target, Manifest) {
 		ms, err := Decode("test", []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: claimed, namespace: default}\nstringData: {token: "+token+"}\n"))
