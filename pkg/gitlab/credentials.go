@@ -76,17 +76,11 @@ func FindCredentials(ctx context.Context, gitlabURL, tokenFile string) (Credenti
 	}
 	job := "CI_JOB_TOKEN (not set)"
 	if tok := strings.TrimSpace(os.Getenv("CI_JOB_TOKEN")); tok != "" {
-		// The job's token is for the GitLab that runs the job, and goes
-		// nowhere else.
-		server, err := url.Parse(os.Getenv("CI_SERVER_URL"))
-		switch {
-		case os.Getenv("CI_SERVER_URL") == "" || (err == nil && Origin(server) == Origin(u)):
+		why := notTheJobsGitLab(u)
+		if why == "" {
 			return Credentials{JobToken: tok, Source: "CI_JOB_TOKEN"}, nil
-		case err != nil:
-			job = "CI_JOB_TOKEN (CI_SERVER_URL, the job's GitLab, is not a URL)"
-		default:
-			job = fmt.Sprintf("CI_JOB_TOKEN (for %s, the job's GitLab, not %s)", Origin(server), Origin(u))
 		}
+		job = "CI_JOB_TOKEN (" + why + ")"
 	}
 	tried := []string{"--gitlab-token-file (not given)", "GITLAB_TOKEN (not set)", job}
 	c, why := glabCredentials(u)
@@ -104,18 +98,28 @@ func JobTokenFor(gitlabURL string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("invalid GitLab URL %q", gitlabURL)
 	}
+	if why := notTheJobsGitLab(u); why != "" {
+		return fmt.Errorf("CI_JOB_TOKEN goes only to the job's own GitLab (%s): drop --gitlab-url and GITLAB_URL, or use a token made for %s", why, Origin(u))
+	}
+	return nil
+}
+
+// notTheJobsGitLab says why the job's token may not go to u ("" when it
+// may): the token is for the GitLab that runs the job, CI_SERVER_URL, and
+// goes nowhere else (anywhere when CI_SERVER_URL is not set).
+func notTheJobsGitLab(u *url.URL) string {
 	v := os.Getenv("CI_SERVER_URL")
 	if v == "" {
-		return nil
+		return ""
 	}
 	server, err := url.Parse(v)
 	if err != nil || server.Host == "" {
-		return fmt.Errorf("CI_SERVER_URL, the job's GitLab, is not a URL: CI_JOB_TOKEN goes nowhere")
+		return "CI_SERVER_URL, the job's GitLab, is not a URL"
 	}
 	if Origin(server) != Origin(u) {
-		return fmt.Errorf("CI_JOB_TOKEN is for %s, the job's GitLab, not %s: drop --gitlab-url and GITLAB_URL, or use a token made for %s", Origin(server), Origin(u), Origin(u))
+		return fmt.Sprintf("for %s, the job's GitLab, not %s", Origin(server), Origin(u))
 	}
-	return nil
+	return ""
 }
 
 // ReadTokenFile reads a file that holds one token and nothing else, giving
