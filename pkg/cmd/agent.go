@@ -15,7 +15,7 @@ import (
 )
 
 // NewCmdAgent builds the `agent` group.
-func NewCmdAgent(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdAgent(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "List, show, register and delete the agents of a GitLab project",
@@ -25,11 +25,11 @@ the project of the git remote). Credentials come from GITLAB_TOKEN or
 scope.`,
 	}
 	cmd.AddCommand(
-		newCmdAgentList(g, streams),
-		newCmdAgentGet(g, streams),
-		newCmdAgentRegister(g, streams),
-		newCmdAgentDelete(g, streams),
-		newCmdAgentConfig(g, streams),
+		newCmdAgentList(f, g, streams),
+		newCmdAgentGet(f, g, streams),
+		newCmdAgentRegister(f, g, streams),
+		newCmdAgentDelete(f, g, streams),
+		newCmdAgentConfig(f, g, streams),
 	)
 	return cmd
 }
@@ -54,8 +54,8 @@ func (c *gitlabCommand) printAgents(agents []*gitlab.Agent, single bool) error {
 // AgentListOptions lists a project's agents.
 type AgentListOptions struct{ gitlabCommand }
 
-func newCmdAgentList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentListOptions{newGitLabCommand(g, streams, "table", "json", "yaml")}
+func newCmdAgentList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AgentListOptions{newGitLabCommand(f, g, streams, "table", "json", "yaml")}
 	return o.command(o, cobra.NoArgs, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -81,9 +81,9 @@ func (o *AgentListOptions) Run(ctx context.Context) error {
 // AgentGetOptions shows one agent.
 type AgentGetOptions struct{ agentCommand }
 
-func newCmdAgentGet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdAgentGet(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentGetOptions{}
-	o.agentCommand = newAgentCommand(g, streams, o.show, "table", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.show, "table", "json", "yaml")
 	return o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{Use: "get NAME|ID", Short: "Show one agent"})
 }
 
@@ -98,8 +98,8 @@ type AgentRegisterOptions struct {
 	name string
 }
 
-func newCmdAgentRegister(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentRegisterOptions{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml")}
+func newCmdAgentRegister(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AgentRegisterOptions{gitlabCommand: newGitLabCommand(f, g, streams, "table", "json", "yaml")}
 	return o.command(o, exactArgs(1, "NAME"), &cobra.Command{
 		Use:   "register NAME",
 		Short: "Register an agent in a project (an existing one of that name is reported, not an error)",
@@ -140,9 +140,9 @@ type AgentDeleteOptions struct {
 	Yes bool
 }
 
-func newCmdAgentDelete(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdAgentDelete(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentDeleteOptions{}
-	o.agentCommand = newAgentCommand(g, streams, o.remove, "text", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.remove, "text", "json", "yaml")
 	cmd := o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{
 		Use:   "delete NAME|ID",
 		Short: "Delete an agent registration (its tokens stop working at once)",

@@ -18,7 +18,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
-func newCmdAgentConfig(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdAgentConfig(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show and edit the agent's config file .gitlab/agents/NAME/config.yaml",
@@ -27,7 +27,7 @@ func newCmdAgentConfig(g *GlobalOptions, streams genericiooptions.IOStreams) *co
 through GitLab's repository files API: every other key, comment and the order
 stay as they are, and an edit that changes nothing makes no commit.`,
 	}
-	cmd.AddCommand(newCmdAgentConfigShow(g, streams), newCmdAgentConfigSet(g, streams))
+	cmd.AddCommand(newCmdAgentConfigShow(f, g, streams), newCmdAgentConfigSet(f, g, streams))
 	return cmd
 }
 
@@ -64,8 +64,8 @@ func (o *agentConfigTarget) resolve(ctx context.Context) error {
 // AgentConfigShowOptions prints the config file.
 type AgentConfigShowOptions struct{ agentConfigTarget }
 
-func newCmdAgentConfigShow(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: newAgentCommand(g, streams, nil, "yaml", "json")}}
+func newCmdAgentConfigShow(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: newAgentCommand(f, g, streams, nil, "yaml", "json")}}
 	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{Use: "show AGENT", Short: "Print the agent's config file"})
 	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
 	return cmd
@@ -106,9 +106,9 @@ type AgentConfigSetOptions struct {
 	Message  string
 }
 
-func newCmdAgentConfigSet(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdAgentConfigSet(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentConfigSetOptions{
-		agentConfigTarget: agentConfigTarget{agentCommand: newAgentCommand(g, streams, nil, "text", "json", "yaml")},
+		agentConfigTarget: agentConfigTarget{agentCommand: newAgentCommand(f, g, streams, nil, "text", "json", "yaml")},
 		Add:               map[string]*[]string{},
 		Remove:            map[string]*[]string{},
 	}
@@ -125,19 +125,19 @@ file already says what was asked, or with --dry-run, which prints the new file.`
 
   kubectl gitlab-agent agent config set prod-eu --remove-ci-access-project apps/old --dry-run`,
 	})
-	f := cmd.Flags()
+	fl := cmd.Flags()
 	for _, sec := range []struct{ flag, section string }{{"ci-access", agentconfig.CIAccess}, {"user-access", agentconfig.UserAccess}} {
 		for _, kind := range []struct{ flag, kind string }{{"project", agentconfig.Projects}, {"group", agentconfig.Groups}} {
 			key := sec.section + "." + kind.kind
 			o.Add[key], o.Remove[key] = new([]string), new([]string)
-			f.StringArrayVar(o.Add[key], sec.flag+"-"+kind.flag, nil, fmt.Sprintf("add a %s to %s (repeatable)", kind.flag, key))
-			f.StringArrayVar(o.Remove[key], "remove-"+sec.flag+"-"+kind.flag, nil, fmt.Sprintf("remove a %s from %s (repeatable)", kind.flag, key))
+			fl.StringArrayVar(o.Add[key], sec.flag+"-"+kind.flag, nil, fmt.Sprintf("add a %s to %s (repeatable)", kind.flag, key))
+			fl.StringArrayVar(o.Remove[key], "remove-"+sec.flag+"-"+kind.flag, nil, fmt.Sprintf("remove a %s from %s (repeatable)", kind.flag, key))
 		}
 	}
-	f.StringVar(&o.AccessAs, "access-as", "", "user_access.access_as: agent (the agent's own identity) or user (impersonate the GitLab user)")
-	f.StringVar(&o.Branch, "branch", "", "commit to this branch (default: the project's default branch)")
-	f.BoolVar(&o.DryRun, "dry-run", false, "print the edited file instead of committing it")
-	f.StringVar(&o.Message, "message", "", "the commit message (default: a summary of the edit)")
+	fl.StringVar(&o.AccessAs, "access-as", "", "user_access.access_as: agent (the agent's own identity) or user (impersonate the GitLab user)")
+	fl.StringVar(&o.Branch, "branch", "", "commit to this branch (default: the project's default branch)")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "print the edited file instead of committing it")
+	fl.StringVar(&o.Message, "message", "", "the commit message (default: a summary of the edit)")
 	return cmd
 }
 

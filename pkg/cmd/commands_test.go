@@ -25,8 +25,12 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
 )
 
-// fakeFactory gives commands an in-memory cluster.
-type fakeFactory struct{ cluster *fake.Cluster }
+// fakeFactory gives commands an in-memory cluster, and real GitLab clients
+// and KAS dialers (for the fake GitLab and KAS of the test).
+type fakeFactory struct {
+	cluster *fake.Cluster
+	realOutside
+}
 
 func (fakeFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client, error) {
 	return nil, errors.New("this test has no real cluster")
@@ -89,7 +93,7 @@ func (w *inProcess) run(t *testing.T, args ...string) (int, string, string) {
 func (w *inProcess) runBare(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := Execute(fakeFactory{w.cluster}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code := Execute(fakeFactory{cluster: w.cluster}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	return code, out.String(), errOut.String()
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
 )
 
 // DoctorOptions checks why an agent does not work.
@@ -92,20 +91,11 @@ Exit status: 0 when no check fails, 1 when one does, 2 for a usage error.`,
 	return cmd
 }
 
-// Complete gathers what is at hand; what is missing makes its checks skip.
+// Complete gathers what is at hand, without a request; what is missing
+// makes its checks skip.
 func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.name = args[0]
-		if err := agentname.Validate(o.name); err != nil {
-			return err
-		}
-	}
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	// Before Infer below asks the cluster and GitLab anything.
-	if err := o.Validate(); err != nil {
-		return err
 	}
 	url := o.GitLab.ResolvedURL()
 	o.env = doctor.Env{GitLabURL: url, Timeout: o.Timeout}
@@ -118,35 +108,27 @@ func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 		o.env.NoCredentials = err
 	} else {
 		o.GitLab.WarnCleartext(o.ErrOut, url, "the GitLab token")
-		if o.env.GitLab, err = gitlab.New(doctorGitLab(url, creds, o.Timeout)); err != nil {
+		if o.env.GitLab, err = o.Factory.GitLab(doctorGitLab(url, creds, o.Timeout)); err != nil {
 			return err
 		}
 	}
-	if err := completeDoctorEnv(cmd.Context(), &o.env, o.Factory, o.Kube, o.CAFile, creds); err != nil {
-		return err
-	}
-	if o.name == "" {
-		if o.name, err = doctor.Infer(cmd.Context(), o.env); err != nil {
-			return err
-		}
-		fmt.Fprintf(o.ErrOut, "checking agent %q\n", o.name)
-	}
-	return nil
+	return completeDoctorEnv(cmd.Context(), &o.env, o.Factory, o.Kube, o.CAFile, creds)
 }
 
 // doctorGitLab is a client for doctor's checks: one quick retry, each call
 // within the check's bound.
 func doctorGitLab(url string, creds gitlab.Credentials, timeout time.Duration) gitlab.Options {
 	return gitlab.Options{URL: url, Credentials: creds, Anonymous: creds == (gitlab.Credentials{}), MaxRetries: 1,
-		RetryBase: 200 * time.Millisecond, CallTimeout: timeout, UserAgent: "kubectl-gitlab-agent/" + version.Get().Version}
+		RetryBase: 200 * time.Millisecond, CallTimeout: timeout}
 }
 
 // completeDoctorEnv adds to env what doctor reads besides the credentialed
 // client: GitLab without credentials, the cluster (or why there is none),
-// the client for KAS's proxy (with caFile's CA) and the k8s_proxy credential
-// already at hand (creds' cached token, or the job token in CI).
+// the dialer that reaches KAS, the client for KAS's proxy (with caFile's CA)
+// and the k8s_proxy credential already at hand (creds' cached token, or the
+// job token in CI).
 func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *genericclioptions.ConfigFlags, caFile string, creds gitlab.Credentials) error {
-	anon, err := gitlab.New(doctorGitLab(env.GitLabURL, gitlab.Credentials{}, env.Timeout))
+	anon, err := f.GitLab(doctorGitLab(env.GitLabURL, gitlab.Credentials{}, env.Timeout))
 	if err != nil {
 		return err
 	}
@@ -154,7 +136,8 @@ func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *ge
 	if env.Cluster, err = f.Doctor(kube); err != nil {
 		env.Cluster, env.NoCluster = nil, err
 	}
-	proxy := &http.Client{Timeout: env.Timeout}
+	env.Dial = f.KASDialer()
+	transport := &http.Transport{DialContext: env.Dial, Proxy: http.ProxyFromEnvironment}
 	if caFile != "" {
 		pem, err := input.ReadFile(ctx, caFile, nil, input.MaxCA, "--ca-file")
 		if err != nil {
@@ -164,9 +147,9 @@ func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *ge
 		if !pool.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
 		}
-		proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	env.ProxyClient = proxy
+	env.ProxyClient = &http.Client{Timeout: env.Timeout, Transport: transport}
 	cache, cacheErr := tunnel.DefaultCache()
 	url := env.GitLabURL
 	env.ProxyCredential = func(agentID int64) (string, bool) {
@@ -180,17 +163,33 @@ func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *ge
 	return nil
 }
 
-// Validate checks the timeout.
+// Validate checks the name and the timeout.
 func (o *DoctorOptions) Validate() error {
+	if o.name != "" {
+		if err := agentname.Validate(o.name); err != nil {
+			return err
+		}
+	}
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
 	return nil
 }
 
-// Run runs the checks and prints the report; the exit code is 1 when a
-// check fails.
+// Run finds the agent when none was named, runs the checks and prints the
+// report; the exit code is 1 when a check fails.
 func (o *DoctorOptions) Run(ctx context.Context) error {
+	if o.name == "" {
+		name, err := doctor.Infer(ctx, o.env)
+		if err != nil {
+			return &ExitError{Code: 2, Err: err}
+		}
+		o.name = name
+		fmt.Fprintf(o.ErrOut, "checking agent %q\n", o.name)
+	}
 	r := doctor.Run(ctx, o.env, o.name)
 	if ctx.Err() != nil {
 		return ctx.Err()

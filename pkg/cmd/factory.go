@@ -1,17 +1,25 @@
 package cmd
 
 import (
+	"context"
+	"net"
+	"time"
+
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
 )
 
-// Factory makes the cluster clients commands use, from kubectl's flags, as
-// kubectl's cmdutil.Factory does: commands ask it rather than building
-// clients themselves, so a test can run a command in-process against an
-// in-memory cluster (pkg/kube/fake).
+// Factory makes every client a command uses to reach outside: the cluster
+// clients from kubectl's flags (as kubectl's cmdutil.Factory does), GitLab
+// clients, and the dialer that reaches KAS. Commands ask it rather than
+// building clients themselves, so that a test can run any command
+// in-process against fakes, and check that bad input makes no request.
+// Making a client makes no request.
 type Factory interface {
 	// KubeClient connects to the cluster the flags select (diff).
 	KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error)
@@ -19,9 +27,15 @@ type Factory interface {
 	Cluster(flags genericclioptions.RESTClientGetter) (install.Cluster, error)
 	// Doctor is what doctor reads of it.
 	Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error)
+	// GitLab is a client of the GitLab o names, with o's credential (the
+	// credential chain's, GitLabFlags.Options).
+	GitLab(o gitlab.Options) (*gitlab.Client, error)
+	// KASDialer opens the connections to KAS: its Kubernetes API proxy
+	// and its agent endpoint (or the HTTPS proxy on the way).
+	KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// DefaultFactory connects to real clusters.
+// DefaultFactory connects to real clusters, GitLabs and KAS.
 func DefaultFactory() Factory { return defaultFactory{} }
 
 type defaultFactory struct{}
@@ -40,4 +54,18 @@ func (defaultFactory) Cluster(flags genericclioptions.RESTClientGetter) (install
 
 func (defaultFactory) Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
 	return kube.NewClient(flags)
+}
+
+func (defaultFactory) GitLab(o gitlab.Options) (*gitlab.Client, error) { return newGitLab(o) }
+
+// newGitLab is gitlab.New with the plugin's User-Agent.
+func newGitLab(o gitlab.Options) (*gitlab.Client, error) {
+	if o.UserAgent == "" {
+		o.UserAgent = "kubectl-gitlab-agent/" + version.Get().Version
+	}
+	return gitlab.New(o)
+}
+
+func (defaultFactory) KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 }

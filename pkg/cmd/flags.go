@@ -14,7 +14,6 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitremote"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
 )
 
 // Flags belong to the commands that honour them (as kubectl's PrintFlags and
@@ -89,22 +88,26 @@ func (g *GitLabFlags) ResolvedProject() string {
 	return os.Getenv("CI_PROJECT_ID")
 }
 
-// Client builds the GitLab client from the URL and the first credential of
+// Options are the client options for the URL and the first credential of
 // the chain (--gitlab-token-file, GITLAB_TOKEN, CI_JOB_TOKEN, glab's
 // config), with retry notices on errOut.
-func (g *GitLabFlags) Client(errOut io.Writer) (*gitlab.Client, error) {
+func (g *GitLabFlags) Options(errOut io.Writer) (gitlab.Options, error) {
 	url := g.ResolvedURL()
 	creds, err := g.Credentials()
 	if err != nil {
-		return nil, err
+		return gitlab.Options{}, err
 	}
 	g.WarnCleartext(errOut, url, "the GitLab token")
-	return gitlab.New(gitlab.Options{
-		URL:         url,
-		Credentials: creds,
-		Log:         errOut,
-		UserAgent:   "kubectl-gitlab-agent/" + version.Get().Version,
-	})
+	return gitlab.Options{URL: url, Credentials: creds, Log: errOut}, nil
+}
+
+// Client is f's GitLab client for Options.
+func (g *GitLabFlags) Client(f Factory, errOut io.Writer) (*gitlab.Client, error) {
+	o, err := g.Options(errOut)
+	if err != nil {
+		return nil, err
+	}
+	return f.GitLab(o)
 }
 
 // WarnCleartext warns, once per command and host, that what is sent to

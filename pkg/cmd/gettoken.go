@@ -12,6 +12,7 @@ import (
 
 // GetTokenOptions is the exec credential plugin kubeconfig configures.
 type GetTokenOptions struct {
+	Factory Factory
 	GitLab  GitLabFlags
 	AgentID int64
 	CI      bool
@@ -22,8 +23,8 @@ type GetTokenOptions struct {
 }
 
 // NewCmdGetToken builds `get-token`, the exec credential plugin.
-func NewCmdGetToken(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &GetTokenOptions{IOStreams: streams}
+func NewCmdGetToken(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &GetTokenOptions{Factory: f, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "get-token --agent-id ID",
 		Short: "Print an ExecCredential for KAS's Kubernetes proxy (kubectl runs this)",
@@ -40,16 +41,16 @@ told it expires five minutes early. A cached token GitLab refuses is replaced.`,
 		RunE: runOptions(o),
 	}
 	o.GitLab.AddFlags(cmd, false)
-	f := cmd.Flags()
-	f.Int64Var(&o.AgentID, "agent-id", 0, "the agent's numeric ID")
-	f.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN")
-	f.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	fl := cmd.Flags()
+	fl.Int64Var(&o.AgentID, "agent-id", 0, "the agent's numeric ID")
+	fl.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN")
+	fl.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
 	return cmd
 }
 
 // Complete finds the credentials.
 func (o *GetTokenOptions) Complete(*cobra.Command, []string) (err error) {
-	o.creds, err = credentialOptions(&o.GitLab, o.AgentID, o.CI, o.Days, o.ErrOut)
+	o.creds, err = credentialOptions(o.Factory, &o.GitLab, o.AgentID, o.CI, o.Days, o.ErrOut)
 	return err
 }
 

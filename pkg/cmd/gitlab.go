@@ -14,9 +14,10 @@ import (
 // -o, and the client and project they complete to, in an order that rejects
 // bad input before any request.
 type gitlabCommand struct {
-	Global *GlobalOptions
-	GitLab GitLabFlags
-	Output *OutputFlags
+	Factory Factory
+	Global  *GlobalOptions
+	GitLab  GitLabFlags
+	Output  *OutputFlags
 
 	client  *gitlab.Client
 	project gitlab.ProjectRef
@@ -24,8 +25,8 @@ type gitlabCommand struct {
 }
 
 // newGitLabCommand takes -o in formats (the first the default).
-func newGitLabCommand(g *GlobalOptions, streams genericiooptions.IOStreams, formats ...string) gitlabCommand {
-	return gitlabCommand{Global: g, Output: NewOutputFlags(formats...), IOStreams: streams}
+func newGitLabCommand(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams, formats ...string) gitlabCommand {
+	return gitlabCommand{Factory: f, Global: g, Output: NewOutputFlags(formats...), IOStreams: streams}
 }
 
 // command finishes cmd as a GitLab command that o runs: it takes args, the
@@ -56,7 +57,7 @@ func (c *gitlabCommand) complete() error {
 	if c.project, err = c.GitLab.ProjectRef(c.ErrOut); err != nil {
 		return err
 	}
-	c.client, err = c.GitLab.Client(c.ErrOut)
+	c.client, err = c.GitLab.Client(c.Factory, c.ErrOut)
 	return err
 }
 
@@ -71,8 +72,8 @@ type agentCommand struct {
 
 // newAgentCommand is an agentCommand that does act on the agent it finds;
 // with a nil act the command has a Run of its own.
-func newAgentCommand(g *GlobalOptions, streams genericiooptions.IOStreams, act func(context.Context, *gitlab.Agent) error, formats ...string) agentCommand {
-	return agentCommand{gitlabCommand: newGitLabCommand(g, streams, formats...), act: act}
+func newAgentCommand(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams, act func(context.Context, *gitlab.Agent) error, formats ...string) agentCommand {
+	return agentCommand{gitlabCommand: newGitLabCommand(f, g, streams, formats...), act: act}
 }
 
 // Run finds the agent and acts on it.

@@ -36,8 +36,8 @@ type KubeconfigOptions struct {
 }
 
 // NewCmdKubeconfig builds `kubeconfig NAME|ID`.
-func NewCmdKubeconfig(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &KubeconfigOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(g, streams, nil, "text", "json", "yaml")}}
+func NewCmdKubeconfig(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &KubeconfigOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(f, g, streams, nil, "text", "json", "yaml")}}
 	cmd := &cobra.Command{
 		Use:   "kubeconfig NAME|ID|PROJECT_PATH:AGENT_NAME",
 		Short: "Add a kubeconfig context that reaches the agent's cluster through KAS",
@@ -68,11 +68,11 @@ which.`,
 		RunE: runOptions(o),
 	}
 	o.addFlags(cmd, true)
-	f := cmd.Flags()
-	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "the kubeconfig file to write (default: as kubectl chooses: $KUBECONFIG, else ~/.kube/config)")
-	f.BoolVar(&o.UseContext, "use-context", false, "make the new context the current one")
-	f.BoolVar(&o.CI, "ci", false, "for a CI job: the credential is the job's CI_JOB_TOKEN, read when kubectl runs")
-	f.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
+	fl := cmd.Flags()
+	fl.StringVar(&o.Kubeconfig, "kubeconfig", "", "the kubeconfig file to write (default: as kubectl chooses: $KUBECONFIG, else ~/.kube/config)")
+	fl.BoolVar(&o.UseContext, "use-context", false, "make the new context the current one")
+	fl.BoolVar(&o.CI, "ci", false, "for a CI job: the credential is the job's CI_JOB_TOKEN, read when kubectl runs")
+	fl.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
 	return cmd
 }
 
@@ -155,7 +155,7 @@ func (o *KubeconfigOptions) ciTarget(ctx context.Context, gitlabURL string) (tun
 // metadataProxyURL is the proxy URL /metadata advertises, when the
 // credential at hand (the job token) may read it.
 func (o *KubeconfigOptions) metadataProxyURL(ctx context.Context, gitlabURL string) (string, error) {
-	c, err := o.GitLab.Client(io.Discard)
+	c, err := o.GitLab.Client(o.Factory, io.Discard)
 	if err != nil {
 		return "", err
 	}

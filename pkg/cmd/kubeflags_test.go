@@ -37,7 +37,7 @@ func TestEveryCommandTakesTheKubectlFlagsItShows(t *testing.T) {
 	ref := pflag.NewFlagSet("kubectl", pflag.ContinueOnError)
 	genericclioptions.NewConfigFlags(true).AddFlags(ref)
 	values := map[string]string{"string": "grp/proj:demo", "stringArray": "grp/proj:demo", "bool": "true"}
-	root := NewRootCmd(fakeFactory{fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
+	root := NewRootCmd(fakeFactory{cluster: fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
 	checked := map[string]int{}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -51,7 +51,7 @@ func TestEveryCommandTakesTheKubectlFlagsItShows(t *testing.T) {
 		}
 		path := strings.Fields(c.CommandPath())[len(strings.Fields(root.CommandPath())):]
 		var help bytes.Buffer
-		if code := Execute(fakeFactory{fake.New()}, append(append([]string{}, path...), "--help"), genericiooptions.IOStreams{In: strings.NewReader(""), Out: &help, ErrOut: &help}); code != 0 {
+		if code := Execute(fakeFactory{cluster: fake.New()}, append(append([]string{}, path...), "--help"), genericiooptions.IOStreams{In: strings.NewReader(""), Out: &help, ErrOut: &help}); code != 0 {
 			t.Fatalf("%s --help: exit %d\n%s", c.CommandPath(), code, help.String())
 		}
 		for _, m := range helpFlag.FindAllStringSubmatch(help.String(), -1) {
@@ -75,7 +75,7 @@ func TestEveryCommandTakesTheKubectlFlagsItShows(t *testing.T) {
 			}
 			var out bytes.Buffer
 			args := append(append([]string{}, path...), "--"+m[1]+"="+v, "--help")
-			if code := Execute(fakeFactory{fake.New()}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}); code != 0 {
+			if code := Execute(fakeFactory{cluster: fake.New()}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}); code != 0 {
 				t.Errorf("%v: exit %d: %s", args, code, out.String())
 			}
 			checked[m[1]]++
@@ -136,7 +136,7 @@ func TestContextReachesTheCluster(t *testing.T) {
 		"uninstall":    {"uninstall", "prod", "--yes"},
 		"upgrade":      {"upgrade", "prod", "--dry-run"},
 	}
-	root := NewRootCmd(fakeFactory{fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
+	root := NewRootCmd(fakeFactory{cluster: fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, sub := range c.Commands() {
@@ -153,7 +153,7 @@ func TestContextReachesTheCluster(t *testing.T) {
 		}
 		var seen []string
 		var out bytes.Buffer
-		Execute(contextRecorder{fakeFactory{w.cluster}, &seen}, append(append([]string{}, args...), "--context", "grp/proj:demo"),
+		Execute(contextRecorder{fakeFactory{cluster: w.cluster}, &seen}, append(append([]string{}, args...), "--context", "grp/proj:demo"),
 			genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
 		if len(seen) == 0 || slices.ContainsFunc(seen, func(s string) bool { return s != "grp/proj:demo" }) {
 			t.Errorf("%s --context grp/proj:demo: the cluster client was asked for contexts %q\n%s", name, seen, out.String())

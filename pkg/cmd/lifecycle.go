@@ -114,7 +114,7 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 		if l.opts.Project, err = l.GitLab.ProjectRef(l.ErrOut); err != nil {
 			return err
 		}
-		if l.env.GitLab, err = l.GitLab.Client(l.ErrOut); err != nil {
+		if l.env.GitLab, err = l.GitLab.Client(l.Factory, l.ErrOut); err != nil {
 			return err
 		}
 	}

@@ -35,8 +35,8 @@ type ProxyOptions struct {
 }
 
 // NewCmdProxy builds `proxy NAME|ID`.
-func NewCmdProxy(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ProxyOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(g, streams, nil, "text")}}
+func NewCmdProxy(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ProxyOptions{agentTarget: agentTarget{agentCommand: newAgentCommand(f, g, streams, nil, "text")}}
 	cmd := &cobra.Command{
 		Use:   "proxy NAME|ID",
 		Short: "Serve the agent's cluster API on localhost, through KAS, for tools without exec plugins",
@@ -56,15 +56,15 @@ proxy's own.`,
 		RunE: runOptions(o),
 	}
 	o.agentTarget.addFlags(cmd, false)
-	f := cmd.Flags()
-	f.IntVarP(&o.Port, "port", "p", 8001, "the port to listen on (0 picks a free one)")
-	f.StringVar(&o.Address, "address", "127.0.0.1", "the address to listen on")
-	f.StringVar(&o.AcceptHosts, "accept-hosts", tunnel.DefaultAcceptHosts, "regular expressions of the Host headers to answer, comma-separated")
-	f.StringVar(&o.KubeconfigOut, "kubeconfig-out", "", "write a kubeconfig that points at the proxy to FILE")
-	f.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
-	f.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
-	f.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
-	f.IntVar(&o.MaxConnections, "max-connections", tunnel.DefaultMaxConnections, "the most client connections served at once; more wait")
+	fl := cmd.Flags()
+	fl.IntVarP(&o.Port, "port", "p", 8001, "the port to listen on (0 picks a free one)")
+	fl.StringVar(&o.Address, "address", "127.0.0.1", "the address to listen on")
+	fl.StringVar(&o.AcceptHosts, "accept-hosts", tunnel.DefaultAcceptHosts, "regular expressions of the Host headers to answer, comma-separated")
+	fl.StringVar(&o.KubeconfigOut, "kubeconfig-out", "", "write a kubeconfig that points at the proxy to FILE")
+	fl.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
+	fl.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
+	fl.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	fl.IntVar(&o.MaxConnections, "max-connections", tunnel.DefaultMaxConnections, "the most client connections served at once; more wait")
 	return cmd
 }
 
@@ -105,12 +105,12 @@ func (o *ProxyOptions) Run(ctx context.Context) error {
 	if err := o.resolve(ctx); err != nil {
 		return err
 	}
-	creds, err := credentialOptions(&o.GitLab, o.agent.ID, o.CI, o.Days, o.ErrOut)
+	creds, err := credentialOptions(o.Factory, &o.GitLab, o.agent.ID, o.CI, o.Days, o.ErrOut)
 	if err != nil {
 		return err
 	}
 	proxy, err := tunnel.NewProxy(tunnel.ProxyOptions{
-		Target: o.proxyURL, CA: o.ca, AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
+		Target: o.proxyURL, CA: o.ca, Dial: o.Factory.KASDialer(), AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
 		Credential: func(ctx context.Context, refresh bool) (string, error) {
 			c := creds
 			c.Refresh = refresh

@@ -25,11 +25,10 @@ import (
 // StatusOptions reports on agents in GitLab and in the current cluster.
 type StatusOptions struct {
 	gitlabCommand
-	Factory Factory
-	Kube    *genericclioptions.ConfigFlags
-	names   []string
-	env     install.Env
-	doctor  doctor.Env
+	Kube   *genericclioptions.ConfigFlags
+	names  []string
+	env    install.Env
+	doctor doctor.Env
 	// NoDoctor leaves doctor's checks out.
 	NoDoctor bool
 	// notAsked says why GitLab is not asked ("" it is).
@@ -38,7 +37,7 @@ type StatusOptions struct {
 
 // NewCmdStatus builds `status [NAME]`.
 func NewCmdStatus(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &StatusOptions{gitlabCommand: newGitLabCommand(g, streams, "table", "json", "yaml"), Factory: f}
+	o := &StatusOptions{gitlabCommand: newGitLabCommand(f, g, streams, "table", "json", "yaml")}
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show an agent's registration, tokens, KAS, in-cluster state and whether it is connected",
@@ -107,7 +106,7 @@ func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
 		o.doctor.NoCredentials = credErr
 	} else {
 		o.GitLab.WarnCleartext(o.ErrOut, url, "the GitLab token")
-		if o.doctor.GitLab, err = gitlab.New(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
+		if o.doctor.GitLab, err = o.Factory.GitLab(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
 			return err
 		}
 	}

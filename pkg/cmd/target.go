@@ -71,9 +71,9 @@ func (t *agentTarget) resolve(ctx context.Context) error {
 
 // credentialOptions says how get-token and proxy get the agent credential:
 // the job token in CI, else a cached k8s_proxy PAT minted with the user's
-// GitLab credentials.
-func credentialOptions(g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
-	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedURL(), AgentID: agentID, CI: ci, Days: days, Log: log}
+// GitLab credentials, with f's GitLab clients.
+func credentialOptions(f Factory, g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
+	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedURL(), AgentID: agentID, CI: ci, Days: days, Log: log, GitLab: f.GitLab}
 	if ci {
 		return o, gitlab.JobTokenFor(o.GitLabURL)
 	}

@@ -24,7 +24,7 @@ func NewCmdToken(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams
 		Long: `The tokens agentk authenticates to KAS with. GitLab allows two active tokens per
 agent, so that a new one can be rolled out before the old one is revoked.`,
 	}
-	cmd.AddCommand(newCmdTokenList(g, streams), newCmdTokenCreate(g, streams), newCmdTokenRevoke(g, streams), newCmdTokenRotate(f, g, streams))
+	cmd.AddCommand(newCmdTokenList(f, g, streams), newCmdTokenCreate(f, g, streams), newCmdTokenRevoke(f, g, streams), newCmdTokenRotate(f, g, streams))
 	return cmd
 }
 
@@ -50,9 +50,9 @@ func (c *gitlabCommand) printTokens(tokens []*gitlab.Token) error {
 // TokenListOptions lists an agent's active tokens.
 type TokenListOptions struct{ agentCommand }
 
-func newCmdTokenList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdTokenList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenListOptions{}
-	o.agentCommand = newAgentCommand(g, streams, o.list, "table", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.list, "table", "json", "yaml")
 	return o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
@@ -83,9 +83,9 @@ type TokenCreateOptions struct {
 	ShowToken   bool
 }
 
-func newCmdTokenCreate(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdTokenCreate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCreateOptions{}
-	o.agentCommand = newAgentCommand(g, streams, o.create, "table", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.create, "table", "json", "yaml")
 	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:   "create AGENT --name NAME (--token-file FILE | --show-token)",
 		Short: "Create an agent token, written to a 0600 file or shown once",
@@ -96,12 +96,12 @@ tokens the command names both, with their last use, and how to revoke one.`,
 		Example: `  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token
   TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)`,
 	})
-	f := cmd.Flags()
-	f.StringVar(&o.Name, "name", "", "the token's name (required)")
-	f.StringVar(&o.Description, "description", "", "the token's description")
-	f.StringVar(&o.TokenFile, "token-file", "", "write the token to FILE, created with mode 0600")
-	f.BoolVar(&o.Force, "force", false, "overwrite --token-file if it exists")
-	f.BoolVar(&o.ShowToken, "show-token", false, "print the token on stdout")
+	fl := cmd.Flags()
+	fl.StringVar(&o.Name, "name", "", "the token's name (required)")
+	fl.StringVar(&o.Description, "description", "", "the token's description")
+	fl.StringVar(&o.TokenFile, "token-file", "", "write the token to FILE, created with mode 0600")
+	fl.BoolVar(&o.Force, "force", false, "overwrite --token-file if it exists")
+	fl.BoolVar(&o.ShowToken, "show-token", false, "print the token on stdout")
 	return cmd
 }
 
@@ -157,9 +157,9 @@ type TokenRevokeOptions struct {
 	id int64
 }
 
-func newCmdTokenRevoke(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdTokenRevoke(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenRevokeOptions{}
-	o.agentCommand = newAgentCommand(g, streams, o.revoke, "text", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.revoke, "text", "json", "yaml")
 	return o.command(o, exactArgs(2, "AGENT and TOKEN_ID"), &cobra.Command{
 		Use:   "revoke AGENT TOKEN_ID",
 		Short: "Revoke an agent token (an agentk using it disconnects)",

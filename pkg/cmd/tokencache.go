@@ -15,12 +15,12 @@ import (
 )
 
 // NewCmdTokenCache builds `token-cache list|clear`.
-func NewCmdTokenCache(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdTokenCache(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token-cache",
 		Short: "List or clear the cached k8s_proxy personal access tokens",
 	}
-	cmd.AddCommand(newCmdTokenCacheList(g, streams), newCmdTokenCacheClear(streams))
+	cmd.AddCommand(newCmdTokenCacheList(g, streams), newCmdTokenCacheClear(f, streams))
 	return cmd
 }
 
@@ -72,12 +72,13 @@ func (o *TokenCacheListOptions) Run(context.Context) error {
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
 type TokenCacheClearOptions struct {
 	outputOnly
-	Revoke bool
+	Revoke  bool
+	Factory Factory
 	genericiooptions.IOStreams
 }
 
-func newCmdTokenCacheClear(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, IOStreams: streams}
+func newCmdTokenCacheClear(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, Factory: f, IOStreams: streams}
 	cmd := o.command(o, &cobra.Command{Use: "clear", Short: "Remove the cached tokens; --revoke also revokes them in GitLab"})
 	cmd.Flags().BoolVar(&o.Revoke, "revoke", false, "revoke each token in GitLab too (with the token itself)")
 	return cmd
@@ -93,7 +94,12 @@ func (o *TokenCacheClearOptions) Run(ctx context.Context) error {
 	for _, e := range entries {
 		if o.Revoke {
 			// The token revokes itself: no other credential needed.
-			if err := gitlab.RevokeOwnPAT(ctx, e.PAT.GitLabURL, e.PAT.Token, gitlab.Options{Log: o.ErrOut}); err != nil {
+			gc, err := o.Factory.GitLab(gitlab.Options{URL: e.PAT.GitLabURL, Log: o.ErrOut,
+				Credentials: gitlab.Credentials{Token: e.PAT.Token, Source: "the cached k8s_proxy token"}})
+			if err != nil {
+				return err
+			}
+			if err := gc.RevokeOwnPAT(ctx); err != nil {
 				return err
 			}
 		}

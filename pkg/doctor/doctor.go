@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -86,6 +87,9 @@ type Env struct {
 	ProxyCredential func(agentID int64) (string, bool)
 	// ProxyClient reaches KAS's Kubernetes API proxy (its CA, --ca-file).
 	ProxyClient *http.Client
+	// Dial opens the connections to KAS's agent endpoint (or to the HTTPS
+	// proxy on the way); nil: a net.Dialer's.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// RootCAs are the CAs a KAS certificate is checked against besides
 	// the CA agentk is given (nil: the system's).
 	RootCAs *x509.CertPool

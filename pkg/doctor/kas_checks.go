@@ -100,7 +100,7 @@ func checkKASTLS(ctx context.Context, d *doctor) Check {
 	if !secureOf(t.u.Scheme) {
 		return warn("use wss:// or grpcs://: the agent token crosses the network in the clear", "%s (%s) is not encrypted", t.u, t.from)
 	}
-	conn, err := dialTLS(ctx, t, nil)
+	conn, err := dialTLS(ctx, d, t, nil)
 	if err != nil {
 		var unknown x509.UnknownAuthorityError
 		var invalid x509.CertificateInvalidError
@@ -143,8 +143,16 @@ type stageError struct {
 func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
 func (e *stageError) Unwrap() error { return e.err }
 
-func dialTLS(ctx context.Context, t *kasTarget, alpn []string) (*tls.Conn, error) {
-	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", gitlab.HostPort(t.u))
+// dial connects to KAS with Env.Dial.
+func (d *doctor) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.env.Dial != nil {
+		return d.env.Dial(ctx, network, addr)
+	}
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
+}
+
+func dialTLS(ctx context.Context, d *doctor, t *kasTarget, alpn []string) (*tls.Conn, error) {
+	raw, err := d.dial(ctx, "tcp", gitlab.HostPort(t.u))
 	if err != nil {
 		return nil, &stageError{"connecting", err}
 	}
@@ -183,7 +191,7 @@ func checkKASHandshake(ctx context.Context, d *doctor) Check {
 	case "grpcs":
 		// Offering http/1.1 too lets a server without HTTP/2 answer
 		// (many refuse a client offering only h2), so that this can say so.
-		conn, err := dialTLS(ctx, t, []string{"h2", "http/1.1"})
+		conn, err := dialTLS(ctx, d, t, []string{"h2", "http/1.1"})
 		if err != nil {
 			if msg, _ := unanswered(err, t.u.Host, d.env.Timeout); msg != "" {
 				return fail("see kas-tls", "%s", msg)
@@ -196,7 +204,7 @@ func checkKASHandshake(ctx context.Context, d *doctor) Check {
 		}
 		return pass("%s speaks HTTP/2 for gRPC", t.u.Host)
 	case "grpc":
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", gitlab.HostPort(t.u))
+		conn, err := d.dial(ctx, "tcp", gitlab.HostPort(t.u))
 		if err != nil {
 			return fail("this machine cannot reach "+t.u.Host+": check egress here and from the cluster", "from here: %v", err)
 		}
@@ -230,7 +238,7 @@ func websocketHandshake(ctx context.Context, d *doctor, t *kasTarget) Check {
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key[:]))
 	client := &http.Client{
-		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: t.cas, ServerName: t.u.Hostname(), MinVersion: tls.VersionTLS12},
+		Transport: &http.Transport{DialContext: d.dial, Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: t.cas, ServerName: t.u.Hostname(), MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

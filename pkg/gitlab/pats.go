@@ -139,15 +139,11 @@ func (c *Client) RevokePAT(ctx context.Context, id int64) error {
 	return nil
 }
 
-// RevokeOwnPAT revokes a personal access token with the token itself (DELETE
-// /personal_access_tokens/self, allowed with any scope), so that no other
-// credential is needed. A token GitLab refuses already counts as revoked.
-func RevokeOwnPAT(ctx context.Context, baseURL, token string, o Options) error {
-	o.URL, o.Credentials = baseURL, Credentials{Token: token, Source: "the cached k8s_proxy token"}
-	c, err := New(o)
-	if err != nil {
-		return err
-	}
+// RevokeOwnPAT revokes the client's personal access token with the token
+// itself (DELETE /personal_access_tokens/self, allowed with any scope), so
+// that no other credential is needed. A token GitLab refuses already counts
+// as revoked.
+func (c *Client) RevokeOwnPAT(ctx context.Context) error {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessTokenSelf(opt)
@@ -161,15 +157,9 @@ func RevokeOwnPAT(ctx context.Context, baseURL, token string, o Options) error {
 	return nil
 }
 
-// PATValid asks GitLab whether a personal access token still works, using
-// the token itself (GET /personal_access_tokens/self).
-func PATValid(ctx context.Context, baseURL, token string, o Options) (bool, error) {
-	o.URL, o.Credentials = baseURL, Credentials{Token: token, Source: "the cached k8s_proxy token"}
-	o.MaxRetries = 1
-	c, err := New(o)
-	if err != nil {
-		return false, err
-	}
+// PATValid asks GitLab whether the client's personal access token still
+// works, using the token itself (GET /personal_access_tokens/self).
+func (c *Client) PATValid(ctx context.Context) (bool, error) {
 	_, cancel, opt := c.call(ctx, repeatable)
 	defer cancel()
 	_, resp, err := c.api.PersonalAccessTokens.GetSinglePersonalAccessToken(opt)

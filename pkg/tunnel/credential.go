@@ -49,6 +49,9 @@ type CredentialOptions struct {
 	// NoCredentials says why Credentials is empty (the sources tried).
 	NoCredentials error
 	Cache         *Cache
+	// GitLab makes the GitLab clients that check, mint and revoke tokens
+	// (the command's Factory); required unless CI.
+	GitLab func(gitlab.Options) (*gitlab.Client, error)
 	// Refresh distrusts the cached token: it is checked with GitLab and
 	// replaced when GitLab refuses it.
 	Refresh bool
@@ -126,9 +129,7 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 			_ = o.Cache.Store(key, p)
 			return credential(agent, p, false), nil
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
-		valid, err := gitlab.PATValid(checkCtx, o.GitLabURL, p.Token, gitlab.Options{})
-		cancel()
+		valid, err := o.patValid(ctx, p.Token)
 		if err != nil && (o.Refresh || ctx.Err() != nil) {
 			return Credential{}, err
 		}
@@ -161,7 +162,7 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	if o.Credentials.Token == "" {
 		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
 	}
-	c, err := gitlab.New(gitlab.Options{URL: o.GitLabURL, Credentials: o.Credentials, Log: o.Log})
+	c, err := o.gitlab(gitlab.Options{URL: o.GitLabURL, Credentials: o.Credentials, Log: o.Log})
 	if err != nil {
 		return Credential{}, err
 	}
@@ -193,6 +194,26 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 		}
 	}
 	return credential(agent, np, true), nil
+}
+
+// gitlab makes a GitLab client with the maker o was given.
+func (o CredentialOptions) gitlab(g gitlab.Options) (*gitlab.Client, error) {
+	if o.GitLab == nil {
+		return nil, fmt.Errorf("no GitLab client maker for the k8s_proxy token")
+	}
+	return o.GitLab(g)
+}
+
+// patValid asks GitLab, within checkTimeout and with one retry, whether the
+// cached token still works.
+func (o CredentialOptions) patValid(ctx context.Context, token string) (bool, error) {
+	c, err := o.gitlab(gitlab.Options{URL: o.GitLabURL, Credentials: gitlab.Credentials{Token: token, Source: "the cached k8s_proxy token"}, MaxRetries: 1})
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	return c.PATValid(ctx)
 }
 
 // handedOut records that p was handed out at now (what the recheck goes

@@ -53,6 +53,9 @@ type ProxyOptions struct {
 	// RenewInterval is the least time between two credential renewals
 	// (default RenewInterval).
 	RenewInterval time.Duration
+	// Dial opens connections to KAS (or to the HTTPS proxy on the way);
+	// nil: a net.Dialer's.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // DefaultMaxConnections is the default connection cap: far above what kubectl,
@@ -87,6 +90,7 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		return nil, err
 	}
 	base := &http.Transport{
+		DialContext:         o.Dial,
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     tlsCfg,
 		ForceAttemptHTTP2:   true,
@@ -100,6 +104,7 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 	h1TLS := tlsCfg.Clone()
 	h1TLS.NextProtos = []string{"http/1.1"}
 	upgrades := &http.Transport{
+		DialContext:         o.Dial,
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     h1TLS,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},

@@ -49,7 +49,7 @@ func fixture(t *testing.T) (*fakegitlab.Server, string, *Cache) {
 func TestCredentialCachedAndReplacedWhenRevoked(t *testing.T) {
 	f, tok, cache := fixture(t)
 	now := time.Now()
-	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok, Source: "GITLAB_TOKEN"}, Cache: cache, Now: func() time.Time { return now }}
+	o := CredentialOptions{GitLab: gitlab.New, GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok, Source: "GITLAB_TOKEN"}, Cache: cache, Now: func() time.Time { return now }}
 	first, err := GetCredential(context.Background(), o)
 	if err != nil || !first.Minted || !strings.HasPrefix(first.Token, "pat:7:glpat-") {
 		t.Fatalf("%+v %v", first, err)
@@ -90,7 +90,7 @@ func TestCredentialCachedAndReplacedWhenRevoked(t *testing.T) {
 func TestCredentialNearExpiryIsRenewed(t *testing.T) {
 	f, tok, cache := fixture(t)
 	now := time.Now()
-	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
+	o := CredentialOptions{GitLab: gitlab.New, GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
 	first, _ := GetCredential(context.Background(), o)
 	now = first.Expires.Add(-time.Minute) // within the margin
 	next, err := GetCredential(context.Background(), o)
@@ -106,7 +106,7 @@ func TestCredentialNearExpiryIsRenewed(t *testing.T) {
 func TestCredentialMintedLateInTheDayLasts(t *testing.T) {
 	f, tok, cache := fixture(t)
 	now := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour - 5*time.Minute) // 23:55 UTC
-	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
+	o := CredentialOptions{GitLab: gitlab.New, GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
 	var first Credential
 	for i := range 5 {
 		c, err := GetCredential(context.Background(), o)
@@ -135,7 +135,7 @@ func TestCredentialServedWhileGitLabIsDown(t *testing.T) {
 	f, tok, cache := fixture(t)
 	now := time.Now()
 	var log strings.Builder
-	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Log: &log, Now: func() time.Time { return now }}
+	o := CredentialOptions{GitLab: gitlab.New, GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Log: &log, Now: func() time.Time { return now }}
 	first, err := GetCredential(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestCheckProxyURL(t *testing.T) {
 func TestCredentialFastPathWritesOnlyUnderTheLock(t *testing.T) {
 	f, tok, cache := fixture(t)
 	now := time.Now()
-	o := CredentialOptions{GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
+	o := CredentialOptions{GitLab: gitlab.New, GitLabURL: f.URL, AgentID: 7, Credentials: gitlab.Credentials{Token: tok}, Cache: cache, Now: func() time.Time { return now }}
 	first, err := GetCredential(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,175 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
+)
+
+// refusingFactory hands out clients that record, and refuse, every request
+// made with them: the cluster is an empty fake that records its calls,
+// GitLab's transport and KAS's dialer record and fail.
+type refusingFactory struct {
+	cluster *fake.Cluster
+
+	mu       sync.Mutex
+	requests []string
+}
+
+func (f *refusingFactory) record(what string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, what)
+	return errors.New("refused: this test makes no requests")
+}
+
+func (f *refusingFactory) made() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := append([]string{}, f.requests...)
+	for _, c := range f.cluster.Calls() {
+		out = append(out, "cluster "+c.Method)
+	}
+	return out
+}
+
+func (f *refusingFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client, error) {
+	return nil, f.record("a kube.Client, which only requests")
+}
+
+func (f *refusingFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {
+	return f.cluster, nil
+}
+
+func (f *refusingFactory) Doctor(genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
+	return f.cluster, nil
+}
+
+func (f *refusingFactory) GitLab(o gitlab.Options) (*gitlab.Client, error) {
+	o.HTTPClient = &http.Client{Transport: refusingTransport{f}}
+	return newGitLab(o)
+}
+
+func (f *refusingFactory) KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(_ context.Context, _, addr string) (net.Conn, error) {
+		return nil, f.record("dial KAS at " + addr)
+	}
+}
+
+type refusingTransport struct{ f *refusingFactory }
+
+func (t refusingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return nil, t.f.record("GitLab " + r.Method + " " + r.URL.Path)
+}
+
+// badFlags holds, for every runnable command, runs with one invalid flag
+// value (or argument) and a part of the error each must give.
+var badFlags = map[string][]struct {
+	args []string
+	want string
+}{
+	"version":           {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
+	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}},
+	"diff":              {{[]string{"-f", "x.yaml", "-U", "-1"}, "--unified must be 0 or more"}, {[]string{"-f", "x.yaml", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-f", "x.yaml", "--prune"}, "--prune with -f needs -l"}},
+	"install":           {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"upgrade":           {{[]string{"prod", "--timeout", "-1s"}, "--timeout must be positive"}},
+	"uninstall":         {{[]string{"prod", "--timeout", "0s", "--revoke-tokens"}, "--timeout must be positive"}},
+	"status":            {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"Bad_Name"}, "Bad_Name"}},
+	"doctor":            {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"--timeout", "0s"}, "--timeout must be positive"}, {[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
+	"kubeconfig":        {{[]string{"prod", "--kas-proxy-url", "ftp://kas.example.com"}, "--kas-proxy-url"}, {[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"get-token":         {{[]string{"--agent-id", "1", "--token-expiry", "0"}, "--token-expiry 0"}, {[]string{"--agent-id", "0"}, "--agent-id is required"}},
+	"token-cache list":  {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
+	"token-cache clear": {{[]string{"--revoke", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"proxy":             {{[]string{"prod", "--port", "70000"}, "--port 70000"}, {[]string{"prod", "--token-expiry", "400"}, "--token-expiry 400"}, {[]string{"prod", "--address", "0.0.0.0"}, "--accept-hosts"}},
+	"agent list":        {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
+	"agent get":         {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"agent register":    {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"Bad_Name"}, "Bad_Name"}},
+	"agent delete":      {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"agent config show": {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"agent config set":  {{[]string{"prod", "--access-as", "root"}, "--access-as must be agent or user"}, {[]string{"prod", "--ci-access-project", "apps/web", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"token list":        {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"token create":      {{[]string{"prod", "--show-token"}, "--name is required"}, {[]string{"prod", "--name", "ci", "--show-token", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"token revoke":      {{[]string{"prod", "7", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"prod", "seven"}, "seven"}},
+	"token rotate":      {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}},
+	"completion":        {{[]string{"tcsh"}, "tcsh"}},
+	"__generate":        {{nil, "accepts 1 arg(s), received 0"}},
+}
+
+// TestBadFlagsMakeNoRequest: every command refuses an invalid flag value
+// with one line and a non-zero exit before anything is asked of GitLab, the
+// cluster or KAS (kubectl's rule: Complete and Validate make no request).
+func TestBadFlagsMakeNoRequest(t *testing.T) {
+	t.Setenv("GITLAB_TOKEN", "glpat-not-a-real-token-for-tests")
+	for _, k := range []string{"GITLAB_URL", "CI_JOB_TOKEN", "CI_PROJECT_ID", "CI_SERVER_URL"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	t.Chdir(t.TempDir()) // no git checkout to take a project from
+
+	runnable := map[string]*cobra.Command{}
+	root := NewRootCmd(&refusingFactory{cluster: fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() {
+			runnable[strings.TrimPrefix(c.CommandPath(), root.CommandPath()+" ")] = c
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for path := range runnable {
+		if _, ok := badFlags[path]; !ok {
+			t.Errorf("command %q has no bad-flag case: add one to badFlags", path)
+		}
+	}
+	for path, cases := range badFlags {
+		if runnable[path] == nil {
+			t.Errorf("badFlags names %q, which is not a command", path)
+			continue
+		}
+		for _, tc := range cases {
+			args := append(strings.Fields(path), tc.args...)
+			// Away from the user's GitLab and git checkout.
+			for _, fl := range [][2]string{{"gitlab-url", "https://gitlab.example.com"}, {"project", "infra/agents"}} {
+				if runnable[path].Flags().Lookup(fl[0]) != nil {
+					args = append(args, "--"+fl[0], fl[1])
+				}
+			}
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				f := &refusingFactory{cluster: fake.New()}
+				var out, errOut bytes.Buffer
+				code := Execute(f, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+				if code == 0 {
+					t.Fatalf("exit 0; want an error")
+				}
+				lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+				if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") || !strings.Contains(lines[0], tc.want) {
+					t.Errorf("stderr %q: want one error line with %q", errOut.String(), tc.want)
+				}
+				if out.Len() != 0 {
+					t.Errorf("stdout %q: want nothing", out.String())
+				}
+				if made := f.made(); len(made) > 0 {
+					t.Errorf("requests made before the bad flag was refused: %v", made)
+				}
+			})
+		}
+	}
+}
