@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,24 +38,11 @@ type agentConfigTarget struct {
 }
 
 func (o *agentConfigTarget) resolve(ctx context.Context) error {
-	o.name = o.ref.Name
-	if o.name == "" {
-		a, err := o.client.FindAgent(ctx, o.project, o.ref)
-		if err != nil {
-			return err
-		}
-		o.name = a.Name
+	f, err := install.FindConfigFile(ctx, o.client, o.project, o.ref, o.Branch)
+	if err != nil {
+		return err
 	}
-	if o.Branch == "" {
-		p, err := o.client.GetProject(ctx, o.project)
-		if err != nil {
-			return err
-		}
-		if p.DefaultBranch == "" {
-			return fmt.Errorf("project %s has no default branch (an empty repository?): pass --branch", o.project)
-		}
-		o.Branch = p.DefaultBranch
-	}
+	o.name, o.Branch = f.Agent, f.Branch
 	return nil
 }
 
@@ -164,62 +149,22 @@ func (o *AgentConfigSetOptions) Validate() error {
 
 // Run reads, edits and commits the file.
 func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
-	if err := o.resolve(ctx); err != nil {
-		return err
-	}
-	path := agentconfig.Path(o.name)
-	cfg, prev, err := install.LoadAgentConfig(ctx, o.client, o.project, o.name, o.Branch)
+	res, err := install.EditConfig(ctx, install.Env{GitLab: o.client}, install.ConfigEditOptions{
+		Project: o.project, Agent: o.ref, Branch: o.Branch, Add: entries(o.Add), Remove: entries(o.Remove),
+		AccessAs: o.AccessAs, DryRun: o.DryRun, Message: o.Message,
+	})
 	if err != nil {
-		var pe *agentconfig.PositionError
-		if errors.As(err, &pe) {
+		var cfe *install.ConfigFileError
+		if errors.As(err, &cfe) {
 			return fmt.Errorf("%w (fix the file in %s first)", err, o.project)
 		}
 		return err
 	}
-	var done []string
-	for _, key := range sortedKeys(o.Add) {
-		section, kind, _ := strings.Cut(key, ".")
-		for _, edit := range []struct {
-			verb string
-			ids  []string
-			do   func(section, kind, id string) (bool, error)
-		}{{"remove", *o.Remove[key], cfg.RemoveAccess}, {"add", *o.Add[key], cfg.AddAccess}} {
-			for _, id := range edit.ids {
-				changed, err := edit.do(section, kind, id)
-				if err != nil {
-					return err
-				}
-				if changed {
-					done = append(done, fmt.Sprintf("%s %s %s", edit.verb, key, id))
-				}
-			}
-		}
-	}
-	if o.AccessAs != "" {
-		changed, err := cfg.SetAccessAs(agentconfig.UserAccess, o.AccessAs)
-		if err != nil {
-			return err
-		}
-		if changed {
-			done = append(done, "set user_access.access_as "+o.AccessAs)
-		}
-	}
-	doc := configSetDocument{Project: o.project.String(), Path: path, Branch: o.Branch, Changes: append([]string{}, done...)}
+	o.Branch = res.Branch
+	path, done := res.Path, res.Changes
+	doc := configSetDocument{Project: o.project.String(), Path: path, Branch: o.Branch, Changes: append([]string{}, done...),
+		Committed: res.Committed, Content: string(res.Content)}
 	summary := strings.Join(done, ", ")
-	switch {
-	case len(done) == 0:
-	case o.DryRun:
-		doc.Content = string(cfg.Bytes())
-	default:
-		msg := o.Message
-		if msg == "" {
-			msg = fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent.", o.name, summary)
-		}
-		if err := o.client.CommitFile(ctx, o.project, o.Branch, path, cfg.Bytes(), msg, prev); err != nil {
-			return err
-		}
-		doc.Committed = true
-	}
 	if printed, err := o.Output.PrintDocument(o.Out, doc); printed {
 		return err
 	}
@@ -246,4 +191,11 @@ type configSetDocument struct {
 	Content   string   `json:"content,omitempty"`
 }
 
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+// entries are the flags' values by "section.kind".
+func entries(flags map[string]*[]string) map[string][]string {
+	out := map[string][]string{}
+	for key, ids := range flags {
+		out[key] = *ids
+	}
+	return out
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -200,25 +199,12 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	// A path that survives upgrades: krew's ~/.krew/bin link, not the
-	// versioned file it points at.
-	command, err := tunnel.PluginCommand(os.Args[0])
+	entry, err := tunnel.KubeconfigFor(tunnel.AgentAccess{Names: names, GitLabURL: gitlabURL, AgentID: o.agent.ID, Server: o.proxyURL, CA: ca,
+		CI: o.CI, TokenFile: o.GitLab.TokenFile, Argv0: os.Args[0], UseContext: o.UseContext})
 	if err != nil {
 		return err
 	}
-	getToken := []string{"get-token", "--gitlab-url", gitlabURL, "--agent-id", strconv.FormatInt(o.agent.ID, 10)}
-	if o.CI {
-		getToken = append(getToken, "--ci")
-	} else if o.GitLab.TokenFile != "" {
-		abs, err := filepath.Abs(o.GitLab.TokenFile)
-		if err != nil {
-			return err
-		}
-		getToken = append(getToken, "--gitlab-token-file", abs)
-	}
-	res, err := tunnel.WriteKubeconfig(ctx, o.Kubeconfig, tunnel.Entry{
-		Names: names, Server: o.proxyURL, CA: ca, Command: command, Args: getToken, UseContext: o.UseContext,
-	})
+	res, err := tunnel.WriteKubeconfig(ctx, o.Kubeconfig, entry)
 	if err != nil {
 		return err
 	}

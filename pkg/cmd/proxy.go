@@ -10,11 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/secretfile"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
 
@@ -129,30 +126,13 @@ func (o *ProxyOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "warning: serving on %s: anyone who reaches it acts on the cluster as you\n", l.Addr())
 	}
 	if o.KubeconfigOut != "" {
-		if err := writeProxyKubeconfig(o.KubeconfigOut, "http://"+l.Addr().String(), o.agent.Name); err != nil {
+		if err := tunnel.WriteProxyKubeconfig(o.KubeconfigOut, "http://"+l.Addr().String(), o.agent.Name); err != nil {
 			l.Close()
-			return err
+			return fmt.Errorf("writing --kubeconfig-out: %w", err)
 		}
 	}
 	fmt.Fprintf(o.Out, "Starting to serve on %s\n", l.Addr())
 	return proxy.Serve(ctx, l)
-}
-
-func writeProxyKubeconfig(path, server, agent string) error {
-	cfg := clientcmdapi.NewConfig()
-	name := "gitlab-agent-proxy-" + agent
-	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
-	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
-	cfg.CurrentContext = name
-	b, err := clientcmd.Write(*cfg)
-	if err == nil {
-		err = secretfile.Replace(path, b)
-	}
-	if err != nil {
-		return fmt.Errorf("writing --kubeconfig-out: %w", err)
-	}
-	return nil
 }
 
 // defaultAcceptHosts are the Host headers answered when --accept-hosts is

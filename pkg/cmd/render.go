@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/agentname"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
@@ -118,89 +116,35 @@ func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
 // for agent name in namespace ns (the default namespace when empty). Reads
 // are capped and end when ctx does.
 func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reader) (manifest.Input, error) {
-	if err := agentname.Validate(name); err != nil {
-		return manifest.Input{}, err
-	}
-	if ns == "" {
-		ns = manifest.DefaultNamespace(name)
-	}
-	// Stdin can be read once: the second flag that names it is an error.
-	stdinBy := ""
-	claim := func(path, what string) error {
-		if path != "-" {
-			return nil
-		}
-		if stdinBy != "" {
-			return fmt.Errorf("%s - and %s - both read stdin: give one of them a file", stdinBy, what)
-		}
-		stdinBy = what
-		return nil
-	}
-	if err := claim(f.TokenFile, "--token-file"); err != nil {
-		return manifest.Input{}, err
-	}
-	var sources []manifest.Source
-	for _, path := range f.ValuesFiles {
-		if err := claim(path, "-f"); err != nil {
-			return manifest.Input{}, err
-		}
-		data, err := input.ReadFile(ctx, path, stdin, input.MaxValues, "values file")
-		if err != nil {
-			return manifest.Input{}, err
-		}
-		s, err := manifest.ParseValuesFile(path, data)
-		if err != nil {
-			return manifest.Input{}, err
-		}
-		sources = append(sources, s)
-	}
-	for _, expr := range f.Sets {
-		s, err := manifest.ParseSet(expr)
-		if err != nil {
-			return manifest.Input{}, err
-		}
-		sources = append(sources, s)
-	}
-	for _, expr := range f.SetFiles {
-		s, err := manifest.ParseSetFile(expr, func(path string) ([]byte, error) {
-			if err := claim(path, "--set-file"); err != nil {
-				return nil, err
-			}
+	return f.layers().Input(name, ns, func(path string, kind manifest.FileKind) ([]byte, error) {
+		switch kind {
+		case manifest.TokenFileKind:
+			return input.ReadFile(ctx, path, stdin, input.MaxToken, "the token")
+		case manifest.SetFileKind:
 			return input.ReadFile(ctx, path, stdin, input.MaxValues, "--set-file")
-		})
-		if err != nil {
-			return manifest.Input{}, err
+		default:
+			return input.ReadFile(ctx, path, stdin, input.MaxValues, "values file")
 		}
-		sources = append(sources, s)
-	}
-	values, err := manifest.LoadChart(f.ChartVersion, sources...)
-	if err != nil {
-		return manifest.Input{}, err
-	}
-	set := manifest.SetKeys(sources...)
+	})
+}
+
+// layers are the flags as given: a plain flag the user did not give is nil.
+func (f *RenderFlags) layers() manifest.Layers {
+	l := manifest.Layers{ChartVersion: f.ChartVersion, ValuesFiles: f.ValuesFiles, Sets: f.Sets, SetFiles: f.SetFiles,
+		TokenFile: f.TokenFile, NoNamespace: !f.CreateNamespace}
 	if f.isSet("kas-address") {
-		values.Config.KasAddress, set[manifest.KeyKasAddress] = f.KasAddress, true
+		l.KasAddress = &f.KasAddress
 	}
 	if f.isSet("agent-version") {
-		values.Image.Tag, set[manifest.KeyImageTag] = normalizeAgentVersion(f.AgentVersion), true
+		l.AgentVersion = &f.AgentVersion
 	}
 	if f.isSet("secret-name") {
-		values.Config.SecretName, set["config.secretName"] = f.SecretName, true
+		l.SecretName = &f.SecretName
 	}
 	if f.isSet("replicas") {
-		if f.Replicas < 0 {
-			return manifest.Input{}, fmt.Errorf("--replicas must be 0 or more")
-		}
-		values.Replicas, set["replicas"] = int64(f.Replicas), true
+		l.Replicas = &f.Replicas
 	}
-	if f.TokenFile != "" {
-		token, err := readToken(ctx, f.TokenFile, stdin)
-		if err != nil {
-			return manifest.Input{}, err
-		}
-		values.Config.Token, set["config.token"] = token, true
-	}
-	return manifest.Input{Name: name, Namespace: ns, NoNamespace: !f.CreateNamespace, Values: values, Set: set}, nil
+	return l
 }
 
 func defaultChart() *manifest.Chart {
@@ -241,36 +185,6 @@ func (o *RenderOptions) Run(_ context.Context) error {
 	}
 	_, err = o.Out.Write(buf.Bytes())
 	return err
-}
-
-var semverRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)
-
-// normalizeAgentVersion accepts "17.3.1" for agentk's tag "v17.3.1".
-func normalizeAgentVersion(v string) string {
-	if semverRE.MatchString(v) {
-		return "v" + v
-	}
-	return v
-}
-
-// readToken reads a token from a file or stdin without ever echoing it.
-func readToken(ctx context.Context, path string, stdin io.Reader) (string, error) {
-	data, err := input.ReadFile(ctx, path, stdin, input.MaxToken, "the token")
-	if err != nil {
-		return "", err
-	}
-	token := strings.TrimSpace(string(data))
-	where := path
-	if path == "-" {
-		where = "stdin"
-	}
-	if token == "" {
-		return "", fmt.Errorf("the token in %s is empty", where)
-	}
-	if strings.ContainsAny(token, " \t\r\n") {
-		return "", fmt.Errorf("the token in %s has spaces or several lines: it must be the token alone", where)
-	}
-	return token, nil
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -144,37 +143,12 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if !o.NoDoctor {
-		o.diagnose(ctx, st)
+		doctor.Diagnose(ctx, o.doctor, st, len(o.names) > 0)
 	}
 	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"agents": st}); done {
 		return err
 	}
 	return o.print(st)
-}
-
-// diagnose runs doctor, in parallel, on each agent found in the cluster or
-// named: an agent that runs elsewhere is not this cluster's to diagnose.
-func (o *StatusOptions) diagnose(ctx context.Context, st []*install.AgentStatus) {
-	var wg sync.WaitGroup
-	for _, s := range st {
-		if s.Cluster == nil && len(o.names) == 0 {
-			continue
-		}
-		wg.Go(func() {
-			r := doctor.Run(ctx, o.doctor, s.Agent.Name)
-			d := &install.Diagnosis{Verdict: r.Verdict}
-			for _, c := range r.Checks {
-				switch c.Status {
-				case doctor.Fail:
-					d.Failed = append(d.Failed, c.ID)
-				case doctor.Warn:
-					d.Warned = append(d.Warned, c.ID)
-				}
-			}
-			s.Doctor = d
-		})
-	}
-	wg.Wait()
 }
 
 func (o *StatusOptions) print(st []*install.AgentStatus) error {

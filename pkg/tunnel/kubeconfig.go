@@ -86,6 +86,71 @@ type WriteResult struct {
 	Repaired []string
 }
 
+// AgentAccess is what a kubeconfig needs to reach one agent's cluster through KAS
+// with the plugin's get-token as its exec credential plugin.
+type AgentAccess struct {
+	Names
+	// GitLabURL is the GitLab get-token asks for the credential; AgentID
+	// the agent it is for.
+	GitLabURL string
+	AgentID   int64
+	// Server is KAS's Kubernetes API proxy URL; CA as in Entry.
+	Server string
+	CA     []byte
+	// CI makes get-token pass the job's CI_JOB_TOKEN; otherwise TokenFile,
+	// when given, is the file get-token reads the GitLab token from.
+	CI        bool
+	TokenFile string
+	// Argv0 is how the plugin was started (os.Args[0]), for PluginCommand.
+	Argv0 string
+	// UseContext makes the new context the current one.
+	UseContext bool
+}
+
+// KubeconfigFor is the entry that reaches a: the plugin's command as
+// PluginCommand finds it and get-token's arguments (a token file made
+// absolute: kubectl runs the plugin from any directory). Nothing secret is
+// in it: get-token finds the credential when kubectl runs it.
+func KubeconfigFor(a AgentAccess) (Entry, error) {
+	command, err := PluginCommand(a.Argv0)
+	if err != nil {
+		return Entry{}, err
+	}
+	args := []string{"get-token", "--gitlab-url", a.GitLabURL, "--agent-id", strconv.FormatInt(a.AgentID, 10)}
+	if a.CI {
+		args = append(args, "--ci")
+	} else if a.TokenFile != "" {
+		abs, err := filepath.Abs(a.TokenFile)
+		if err != nil {
+			return Entry{}, err
+		}
+		args = append(args, "--gitlab-token-file", abs)
+	}
+	return Entry{Names: a.Names, Server: a.Server, CA: a.CA, Command: command, Args: args, UseContext: a.UseContext}, nil
+}
+
+// proxyContext names the cluster, user and context of the kubeconfig that
+// WriteProxyKubeconfig writes for agent.
+func proxyContext(agent string) string { return "gitlab-agent-proxy-" + agent }
+
+// WriteProxyKubeconfig writes to path a kubeconfig whose one context, the
+// current one, reaches the local proxy at server with no credential (the
+// proxy attaches it). The file is replaced whole and at once; a new one
+// has mode 0600, an old one keeps its mode.
+func WriteProxyKubeconfig(path, server, agent string) error {
+	cfg := clientcmdapi.NewConfig()
+	name := proxyContext(agent)
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	return secretfile.Replace(path, b)
+}
+
 // installHint tells a user without the plugin how to get it.
 const installHint = `kubectl-gitlab_agent is needed to reach this cluster through GitLab's agent.
 Install it with 'kubectl krew install gitlab-agent', or from
