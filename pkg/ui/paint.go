@@ -35,6 +35,10 @@ func NewPainter(w io.Writer, color bool) *Painter {
 	}}
 }
 
+// Colors reports whether p colours (a Table written with p's colours sets
+// Color from it).
+func (p *Painter) Colors() bool { return p.color }
+
 // Paint styles text as s; plain text is returned as it is.
 func (p *Painter) Paint(text string, s Style) string {
 	if !p.color || s == Plain {
