@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -34,21 +35,44 @@ scope.`,
 	return cmd
 }
 
-// printAgents writes agents as a table or a document.
-func (c *gitlabCommand) printAgents(agents []*gitlab.Agent, single bool) error {
-	var doc any = map[string]any{"agents": agents}
-	if single {
-		doc = agents[0]
-	}
-	if done, err := c.Output.PrintDocument(c.Out, doc); done {
-		return err
-	}
-	t := &ui.Table{Headers: []string{"name", "id", "config project", "age"}, Color: c.color()}
+// agentList is what agent list prints.
+type agentList struct {
+	Agents []*gitlab.Agent `json:"agents"`
+}
+
+// WriteText writes the agents as a table.
+func (l agentList) WriteText(w io.Writer, p *ui.Painter) error {
+	return agentTable(w, p, l.Agents)
+}
+
+// agentResult is what agent get and agent register print: the agent itself.
+type agentResult struct{ *gitlab.Agent }
+
+// WriteText writes the agent as a table of one row.
+func (r agentResult) WriteText(w io.Writer, p *ui.Painter) error {
+	return agentTable(w, p, []*gitlab.Agent{r.Agent})
+}
+
+// agentTable writes agents as a table.
+func agentTable(w io.Writer, p *ui.Painter, agents []*gitlab.Agent) error {
+	t := &ui.Table{Headers: []string{"name", "id", "config project", "age"}, Color: p.Colors()}
 	now := time.Now()
 	for _, a := range agents {
 		t.Rows = append(t.Rows, []ui.Cell{ui.C(a.Name), ui.C(strconv.FormatInt(a.ID, 10)), ui.C(a.ConfigProject), ui.C(ui.Age(a.CreatedAt, now))})
 	}
-	return t.Write(c.Out)
+	return t.Write(w)
+}
+
+// agentDeleted is what agent delete prints.
+type agentDeleted struct {
+	Deleted *gitlab.Agent `json:"deleted"`
+	project gitlab.ProjectRef
+}
+
+// WriteText says what was deleted.
+func (d agentDeleted) WriteText(w io.Writer, _ *ui.Painter) error {
+	_, err := fmt.Fprintf(w, "deleted agent %q (id %d) from %s\n", d.Deleted.Name, d.Deleted.ID, d.project)
+	return err
 }
 
 // AgentListOptions lists a project's agents.
@@ -71,11 +95,11 @@ func (o *AgentListOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(agents) == 0 && o.Output.Format == "table" {
+	if len(agents) == 0 && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "no agents registered in %s\n", o.project)
 		return nil
 	}
-	return o.printAgents(agents, false)
+	return o.print(agentList{orEmpty(agents)})
 }
 
 // AgentGetOptions shows one agent.
@@ -89,7 +113,7 @@ func newCmdAgentGet(f Factory, g *GlobalOptions, streams genericiooptions.IOStre
 
 // show looks the agent up and prints it.
 func (o *AgentGetOptions) show(ctx context.Context, a *gitlab.Agent) error {
-	return o.printAgents([]*gitlab.Agent{a}, true)
+	return o.print(agentResult{a})
 }
 
 // AgentRegisterOptions registers an agent.
@@ -131,7 +155,7 @@ func (o *AgentRegisterOptions) Run(ctx context.Context) error {
 		verb = "agent %q is already registered in %s (id %d)\n"
 	}
 	fmt.Fprintf(o.ErrOut, verb, a.Name, o.project, a.ID)
-	return o.printAgents([]*gitlab.Agent{a}, true)
+	return o.print(agentResult{a})
 }
 
 // AgentDeleteOptions deletes an agent.
@@ -168,9 +192,5 @@ func (o *AgentDeleteOptions) remove(ctx context.Context, a *gitlab.Agent) error 
 	if err := o.client.DeleteAgent(ctx, o.project, a); err != nil {
 		return err
 	}
-	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"deleted": a}); done {
-		return err
-	}
-	_, err := fmt.Fprintf(o.Out, "deleted agent %q (id %d) from %s\n", a.Name, a.ID, o.project)
-	return err
+	return o.print(agentDeleted{Deleted: a, project: o.project})
 }

@@ -66,18 +66,32 @@ func (o *AgentConfigShowOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.Output.Format == "json" {
-		doc := map[string]any{"project": o.project.String(), "path": path, "branch": o.Branch, "exists": found, "content": ""}
-		if found {
-			doc["content"] = string(f.Content)
-		}
-		return ui.PrintJSON(o.Out, doc)
-	}
-	if !found {
+	if !found && o.Output.Format != ui.JSON {
 		fmt.Fprintf(o.ErrOut, "%s has no %s on %s: agent %q runs with the defaults\n", o.project, path, o.Branch, o.name)
 		return nil
 	}
-	_, err = io.WriteString(o.Out, safetext.Text(string(f.Content))) // GitLab's bytes, inert
+	res := configFile{Branch: o.Branch, Exists: found, Path: path, Project: o.project.String()}
+	if found {
+		res.Content = string(f.Content)
+	}
+	return o.print(res)
+}
+
+// configFile is what agent config show prints: -o yaml (the default) is
+// the file itself, -o json says where it was read. The fields are in the
+// order -o json has always had (a map's, sorted).
+type configFile struct {
+	Branch  string `json:"branch"`
+	Content string `json:"content"`
+	Exists  bool   `json:"exists"`
+	Path    string `json:"path"`
+	Project string `json:"project"`
+}
+
+// WriteYAML writes the file as it is in the repository: GitLab's bytes,
+// made inert.
+func (f configFile) WriteYAML(w io.Writer) error {
+	_, err := io.WriteString(w, safetext.Text(f.Content))
 	return err
 }
 
@@ -165,19 +179,10 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	doc := configSetDocument{Project: o.project.String(), Path: path, Branch: o.Branch, Changes: append([]string{}, done...),
 		Committed: res.Committed, Content: string(res.Content)}
 	summary := strings.Join(done, ", ")
-	if printed, err := o.Output.PrintDocument(o.Out, doc); printed {
-		return err
-	}
-	switch {
-	case len(done) == 0:
-		_, err = fmt.Fprintf(o.Out, "%s on %s already says that: nothing to commit\n", path, o.Branch)
-	case o.DryRun:
+	if len(done) > 0 && o.DryRun && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "would commit %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
-		_, err = io.WriteString(o.Out, safetext.Text(doc.Content))
-	default:
-		_, err = fmt.Fprintf(o.Out, "committed %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
 	}
-	return err
+	return o.print(doc)
 }
 
 // configSetDocument is what 'agent config set' did, for -o json|yaml; with
@@ -189,6 +194,21 @@ type configSetDocument struct {
 	Changes   []string `json:"changes"`
 	Committed bool     `json:"committed"`
 	Content   string   `json:"content,omitempty"`
+}
+
+// WriteText says what was committed, or that nothing was; with --dry-run
+// it writes the file that would be (made inert).
+func (d configSetDocument) WriteText(w io.Writer, _ *ui.Painter) error {
+	var err error
+	switch {
+	case len(d.Changes) == 0:
+		_, err = fmt.Fprintf(w, "%s on %s already says that: nothing to commit\n", d.Path, d.Branch)
+	case !d.Committed:
+		_, err = io.WriteString(w, safetext.Text(d.Content))
+	default:
+		_, err = fmt.Fprintf(w, "committed %s to %s in %s: %s\n", d.Path, d.Branch, d.Project, strings.Join(d.Changes, ", "))
+	}
+	return err
 }
 
 // entries are the flags' values by "section.kind".

@@ -198,6 +198,17 @@ func (o *OutputFlags) Validate() error {
 	return fmt.Errorf("unknown output format %q: use one of %s", o.Format, strings.Join(o.allowed, ", "))
 }
 
+// Print writes result to w in the format chosen (ui.Print): its document
+// for json and yaml, else its text form, coloured on a terminal unless
+// noColor (--no-color).
+func (o *OutputFlags) Print(w io.Writer, noColor bool, result any) error {
+	return ui.Print(w, o.Format, ui.ColorEnabled(w, noColor), result)
+}
+
+// Text reports whether the format is a text form rather than a document:
+// what a command says on stderr about an empty result is for people only.
+func (o *OutputFlags) Text() bool { return o.Format != ui.JSON && o.Format != ui.YAML }
+
 // PrintDocument prints v for -o json or yaml and reports whether it did;
 // other formats are the command's own.
 func (o *OutputFlags) PrintDocument(w io.Writer, v any) (bool, error) {
@@ -208,6 +219,15 @@ func (o *OutputFlags) PrintDocument(w io.Writer, v any) (bool, error) {
 		return true, ui.PrintYAML(w, v)
 	}
 	return false, nil
+}
+
+// orEmpty is s, or an empty list for nil: a result's lists print as [],
+// never null (a script's jq '.tokens[]' fails on null).
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // newKubeFlags are kubectl's flags (--kubeconfig, --context, -n, ...) for a

@@ -103,3 +103,8 @@ func (c *agentCommand) agent(ctx context.Context) (*gitlab.Agent, error) {
 }
 
 func (c *gitlabCommand) color() bool { return ui.ColorEnabled(c.Out, c.Global.NoColor) }
+
+// print writes the command's result to Out in the -o format.
+func (c *gitlabCommand) print(result any) error {
+	return c.Output.Print(c.Out, c.Global.NoColor, result)
+}

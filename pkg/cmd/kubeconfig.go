@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
 // KubeconfigOptions writes a kubeconfig context that reaches an agent's
@@ -83,6 +84,15 @@ type kubeconfigDocument struct {
 	User     string   `json:"user"`
 	Server   string   `json:"server"`
 	Repaired []string `json:"repaired,omitempty"`
+	// agent names the agent in the text form: its ID with --ci, else its
+	// name quoted.
+	agent string
+}
+
+// WriteText says which context was written where.
+func (d kubeconfigDocument) WriteText(w io.Writer, _ *ui.Painter) error {
+	_, err := fmt.Fprintf(w, "context %q for agent %s written to %s\n", d.Context, d.agent, d.File)
+	return err
 }
 
 // Complete reads the argument; with --ci it needs no GitLab client yet.
@@ -212,14 +222,13 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "mended %d other kubeconfig users whose %s path was gone or tied to one version: %s\n",
 			len(res.Repaired), tunnel.PluginName, strings.Join(res.Repaired, ", "))
 	}
-	doc := kubeconfigDocument{File: res.File, Context: names.Context, Cluster: names.Cluster, User: names.User, Server: o.proxyURL, Repaired: res.Repaired}
-	if done, err := o.Output.PrintDocument(o.Out, doc); done {
-		return err
-	}
+	doc := kubeconfigDocument{File: res.File, Context: names.Context, Cluster: names.Cluster, User: names.User, Server: o.proxyURL, Repaired: res.Repaired,
+		agent: fmt.Sprintf("%q", o.agent.Name)}
 	if o.ciAgentID != 0 {
-		fmt.Fprintf(o.Out, "context %q for agent %d written to %s\n", names.Context, o.agent.ID, res.File)
-	} else {
-		fmt.Fprintf(o.Out, "context %q for agent %q written to %s\n", names.Context, o.agent.Name, res.File)
+		doc.agent = strconv.FormatInt(o.agent.ID, 10)
+	}
+	if err := o.print(doc); err != nil || !o.Output.Text() {
+		return err
 	}
 	if !o.UseContext {
 		fmt.Fprintf(o.ErrOut, "use it with: kubectl --context %s get pods\n", shellWord(names.Context))

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -55,18 +56,25 @@ func (o *TokenCacheListOptions) Run(context.Context) error {
 	for _, e := range entries {
 		rows = append(rows, cachedToken{e.Key, e.PAT.GitLabURL, e.PAT.ID, e.PAT.Name, e.PAT.ExpiresAt})
 	}
-	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"tokens": rows}); done {
-		return err
-	}
-	if len(rows) == 0 {
+	if len(rows) == 0 && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "no cached tokens in %s\n", c.Dir)
 		return nil
 	}
-	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}, Color: ui.ColorEnabled(o.Out, o.Global.NoColor)}
-	for _, r := range rows {
+	return o.Output.Print(o.Out, o.Global.NoColor, cachedTokenList{rows})
+}
+
+// cachedTokenList is what token-cache list prints.
+type cachedTokenList struct {
+	Tokens []cachedToken `json:"tokens"`
+}
+
+// WriteText writes the tokens as a table.
+func (l cachedTokenList) WriteText(w io.Writer, p *ui.Painter) error {
+	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}, Color: p.Colors()}
+	for _, r := range l.Tokens {
 		t.Rows = append(t.Rows, []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))})
 	}
-	return t.Write(o.Out)
+	return t.Write(w)
 }
 
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
@@ -108,14 +116,23 @@ func (o *TokenCacheClearOptions) Run(ctx context.Context) error {
 		}
 		removed = append(removed, e.PAT.ID)
 	}
-	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"removed": removed, "revoked": o.Revoke}); done {
-		return err
-	}
+	return o.Output.Print(o.Out, true, cacheCleared{Removed: removed, Revoked: o.Revoke}) // never coloured
+}
+
+// cacheCleared is what token-cache clear prints: the IDs of the tokens
+// removed, and whether they were revoked too.
+type cacheCleared struct {
+	Removed []int64 `json:"removed"`
+	Revoked bool    `json:"revoked"`
+}
+
+// WriteText says how many tokens went.
+func (c cacheCleared) WriteText(w io.Writer, _ *ui.Painter) error {
 	verb := "removed"
-	if o.Revoke {
+	if c.Revoked {
 		verb = "revoked and removed"
 	}
-	_, err = fmt.Fprintf(o.Out, "%s %d cached tokens\n", verb, len(entries))
+	_, err := fmt.Fprintf(w, "%s %d cached tokens\n", verb, len(c.Removed))
 	return err
 }
 

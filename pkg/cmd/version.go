@@ -3,10 +3,12 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/version"
 )
 
@@ -29,11 +31,15 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 
 // Run prints the version.
 func (o *VersionOptions) Run(_ context.Context) error {
-	info := version.Get()
-	if done, err := o.Output.PrintDocument(o.Out, info); done {
-		return err
-	}
-	_, err := fmt.Fprintf(o.Out, "kubectl-gitlab-agent %s (commit %s, built %s, %s %s)\n",
-		info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
+	return o.Output.Print(o.Out, true, versionResult{version.Get()}) // never coloured
+}
+
+// versionResult is what version prints: the build's description.
+type versionResult struct{ version.Info }
+
+// WriteText writes the description on one line.
+func (r versionResult) WriteText(w io.Writer, _ *ui.Painter) error {
+	_, err := fmt.Fprintf(w, "kubectl-gitlab-agent %s (commit %s, built %s, %s %s)\n",
+		r.Version, r.Commit, r.Date, r.GoVersion, r.Platform)
 	return err
 }
