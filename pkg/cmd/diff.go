@@ -17,7 +17,6 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
 // DiffOptions compares manifests with the live cluster.
@@ -271,19 +270,11 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	for _, n := range res.Notes {
 		fmt.Fprintf(o.ErrOut, "note: %s\n", safetext.Line(n))
 	}
-	color := ui.ColorEnabled(o.Out, o.Global.NoColor)
-	switch o.Output.Format {
-	case "json", "yaml":
-		_, err = o.Output.PrintDocument(o.Out, diff.JSON(res))
-	case "summary":
-		err = diff.WriteSummary(o.Out, res, color)
-	default:
-		if ext := os.Getenv(diff.ExternalDiffEnv); ext != "" {
-			return o.external(ctx, ext, res)
-		}
-		err = diff.WriteUnified(o.Out, o.ErrOut, res, o.Unified, color)
+	if ext := os.Getenv(diff.ExternalDiffEnv); ext != "" && o.Output.Format == "unified" {
+		return o.external(ctx, ext, res)
 	}
-	if err != nil {
+	doc := diffResult{Document: diff.JSON(res), summary: o.Output.Format == "summary", context: o.Unified, errOut: o.ErrOut}
+	if err := o.Output.Print(o.Out, o.Global.NoColor, doc); err != nil {
 		return diffError(err)
 	}
 	switch {

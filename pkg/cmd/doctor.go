@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -194,11 +195,7 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if done, err := o.Output.PrintDocument(o.Out, r); done {
-		if err != nil {
-			return err
-		}
-	} else if err := o.print(r); err != nil {
+	if err := o.Output.Print(o.Out, o.Global.NoColor, doctorResult{r}); err != nil {
 		return err
 	}
 	if r.Failed() {
@@ -207,8 +204,12 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-func (o *DoctorOptions) print(r *doctor.Report) error {
-	p := ui.NewPainter(o.Out, ui.ColorEnabled(o.Out, o.Global.NoColor))
+// doctorResult is what doctor prints: its report.
+type doctorResult struct{ *doctor.Report }
+
+// WriteText writes a line per check, with the fix of those that did not
+// pass, then the verdict.
+func (r doctorResult) WriteText(w io.Writer, p *ui.Painter) error {
 	style := map[doctor.Status]ui.Style{doctor.Pass: ui.Good, doctor.Warn: ui.Warn, doctor.Fail: ui.Bad, doctor.Skip: ui.Faint}
 	var b strings.Builder
 	width := 0
@@ -224,6 +225,6 @@ func (o *DoctorOptions) print(r *doctor.Report) error {
 	}
 	verdict := map[string]ui.Style{doctor.Healthy: ui.Good, doctor.Degraded: ui.Warn, doctor.Broken: ui.Bad}[r.Verdict]
 	fmt.Fprintf(&b, "\nagent %q: %s\n", r.Agent, p.Paint(r.Verdict, verdict))
-	_, err := fmt.Fprint(o.Out, b.String())
+	_, err := fmt.Fprint(w, b.String())
 	return err
 }

@@ -209,18 +209,6 @@ func (o *OutputFlags) Print(w io.Writer, noColor bool, result any) error {
 // what a command says on stderr about an empty result is for people only.
 func (o *OutputFlags) Text() bool { return o.Format != ui.JSON && o.Format != ui.YAML }
 
-// PrintDocument prints v for -o json or yaml and reports whether it did;
-// other formats are the command's own.
-func (o *OutputFlags) PrintDocument(w io.Writer, v any) (bool, error) {
-	switch o.Format {
-	case "json":
-		return true, ui.PrintJSON(w, v)
-	case "yaml":
-		return true, ui.PrintYAML(w, v)
-	}
-	return false, nil
-}
-
 // orEmpty is s, or an empty list for nil: a result's lists print as [],
 // never null (a script's jq '.tokens[]' fails on null).
 func orEmpty[T any](s []T) []T {

@@ -7,7 +7,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
 // gitlabCommand is what the GitLab-side commands share: the GitLab flags,
@@ -101,8 +100,6 @@ func (c *agentCommand) Validate() error { return nil }
 func (c *agentCommand) agent(ctx context.Context) (*gitlab.Agent, error) {
 	return c.client.FindAgent(ctx, c.project, c.ref)
 }
-
-func (c *gitlabCommand) color() bool { return ui.ColorEnabled(c.Out, c.Global.NoColor) }
 
 // print writes the command's result to Out in the -o format.
 func (c *gitlabCommand) print(result any) error {

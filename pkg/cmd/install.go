@@ -3,11 +3,13 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
 // InstallOptions installs an agent: the flags map onto install.Install's
@@ -50,19 +52,32 @@ says what stays.`,
 // Run installs and prints the outcome.
 func (o *InstallOptions) Run(ctx context.Context) error {
 	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
-	if done, err := o.finish("install", err, func() any { return res }); done {
+	if err := o.finish("install", err); err != nil {
 		return err
 	}
-	name, ns := o.opts.Name, res.Namespace
+	res.Phases = orEmpty(res.Phases)
+	return o.print(installResult{res, o.opts.Name})
+}
+
+// installResult is what install prints.
+type installResult struct {
+	*install.InstallResult
+	name string
+}
+
+// WriteText writes the plan of a dry run, else where the agent is and
+// whether it is connected.
+func (r installResult) WriteText(w io.Writer, p *ui.Painter) error {
+	var err error
 	switch {
-	case res.Plan != nil:
-		return o.printPlan(res.Plan)
-	case res.UpToDate:
-		_, err = fmt.Fprintf(o.Out, "agent %q is up to date in namespace %s\n", name, ns)
-	case res.Connected:
-		_, err = fmt.Fprintf(o.Out, "agent %q is installed in namespace %s and connected\n", name, ns)
+	case r.Plan != nil:
+		return writePlan(w, p, r.Plan)
+	case r.UpToDate:
+		_, err = fmt.Fprintf(w, "agent %q is up to date in namespace %s\n", r.name, r.Namespace)
+	case r.Connected:
+		_, err = fmt.Fprintf(w, "agent %q is installed in namespace %s and connected\n", r.name, r.Namespace)
 	default:
-		_, err = fmt.Fprintf(o.Out, "agent %q is installed in namespace %s (not waited for)\n", name, ns)
+		_, err = fmt.Fprintf(w, "agent %q is installed in namespace %s (not waited for)\n", r.name, r.Namespace)
 	}
 	return err
 }

@@ -148,34 +148,37 @@ func explainValue(err error) error {
 	return err
 }
 
-// finish ends Run's action: the -v total (since Complete), the refusal
-// explained, or the document for -o json|yaml. It says whether Run has
-// nothing left to print.
-func (l *lifecycle) finish(what string, err error, doc func() any) (done bool, _ error) {
+// finish ends Run's action: the -v total (since Complete), and the refusal
+// explained.
+func (l *lifecycle) finish(what string, err error) error {
 	if l.Verbose >= 1 {
 		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(l.start).Round(time.Millisecond))
 	}
 	if err != nil {
-		return true, l.explain(err)
+		return l.explain(err)
 	}
-	return l.Output.PrintDocument(l.Out, doc())
+	return nil
 }
 
-// printPlan prints a dry run's plan: the GitLab changes, then the diff.
-func (l *lifecycle) printPlan(p *install.Plan) error {
+// print writes the action's result to Out in the -o format.
+func (l *lifecycle) print(result any) error { return l.Output.Print(l.Out, l.Global.NoColor, result) }
+
+// writePlan writes a dry run's plan: the GitLab changes, then the diff.
+func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 	var b bytes.Buffer
-	if len(p.GitLab) == 0 {
+	if len(plan.GitLab) == 0 {
 		b.WriteString("GitLab: nothing to do\n")
 	}
-	for _, s := range p.GitLab {
+	for _, s := range plan.GitLab {
 		b.WriteString("GitLab: would " + safetext.Line(s) + "\n")
 	}
-	fmt.Fprintln(&b, "Cluster: "+diff.PlanLine(p.Cluster))
-	for _, r := range p.Remove {
+	cluster := diff.JSON(plan.Cluster)
+	fmt.Fprintln(&b, "Cluster: "+planLine(cluster))
+	for _, r := range plan.Remove {
 		fmt.Fprintln(&b, "Cluster: would remove "+safetext.Line(r)+" after the rollout (the new layout no longer has it)")
 	}
-	if _, err := l.Out.Write(b.Bytes()); err != nil {
+	if _, err := w.Write(b.Bytes()); err != nil {
 		return err
 	}
-	return diff.WriteUnified(l.Out, io.Discard, p.Cluster, 3, ui.ColorEnabled(l.Out, l.Global.NoColor))
+	return writeUnified(w, io.Discard, p, cluster, 3)
 }

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -171,21 +170,22 @@ func (o *RenderOptions) Run(_ context.Context) error {
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if o.Output.Format == "json" {
-		err = manifest.WriteJSON(&buf, out.Objects)
-	} else {
-		err = manifest.WriteYAML(&buf, out.Objects)
-	}
-	if err != nil {
-		return err
-	}
 	if len(out.Embedded) > 0 {
 		fmt.Fprintf(o.ErrOut, "warning: the output holds credentials in Secret %s; keep it out of logs and version control\n", strings.Join(out.Embedded, ", "))
 	}
-	_, err = o.Out.Write(buf.Bytes())
-	return err
+	return o.Output.Print(o.Out, true, renderResult(out.Objects))
 }
+
+// renderResult is what render prints: the objects, as a v1 List for
+// -o json (kubectl get -o json's shape) and as a stream of YAML documents
+// for -o yaml (what kubectl apply -f reads).
+type renderResult []manifest.Object
+
+// WriteJSON writes the objects as a v1 List.
+func (r renderResult) WriteJSON(w io.Writer) error { return manifest.WriteJSON(w, r) }
+
+// WriteYAML writes the objects as YAML documents.
+func (r renderResult) WriteYAML(w io.Writer) error { return manifest.WriteYAML(w, r) }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.
 func exactArgs(n int, names string) cobra.PositionalArgs {

@@ -145,18 +145,20 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if !o.NoDoctor {
 		doctor.Diagnose(ctx, o.doctor, st, len(o.names) > 0)
 	}
-	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"agents": st}); done {
-		return err
-	}
-	return o.print(st)
+	return o.print(statusResult{orEmpty(st)})
 }
 
-func (o *StatusOptions) print(st []*install.AgentStatus) error {
-	p := ui.NewPainter(o.Out, o.color())
+// statusResult is what status prints.
+type statusResult struct {
+	Agents []*install.AgentStatus `json:"agents"`
+}
+
+// WriteText writes a screen per agent.
+func (r statusResult) WriteText(w io.Writer, p *ui.Painter) error {
 	now := time.Now()
 	verdictStyle := map[string]ui.Style{install.Connected: ui.Good, install.Installed: ui.Good, install.NotConnected: ui.Warn, install.NotInstalled: ui.Faint}
 	var b strings.Builder
-	for i, s := range st {
+	for i, s := range r.Agents {
 		if i > 0 {
 			b.WriteString("\n")
 		}
@@ -203,6 +205,6 @@ func (o *StatusOptions) print(st []*install.AgentStatus) error {
 			row("Doctor", fmt.Sprintf("%s (%s): run kubectl gitlab-agent doctor %s", d.Verdict, strings.Join(parts, "; "), s.Agent.Name))
 		}
 	}
-	_, err := fmt.Fprint(o.Out, b.String())
+	_, err := fmt.Fprint(w, b.String())
 	return err
 }

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -28,11 +29,19 @@ agent, so that a new one can be rolled out before the old one is revoked.`,
 	return cmd
 }
 
-func (c *gitlabCommand) printTokens(tokens []*gitlab.Token) error {
-	if done, err := c.Output.PrintDocument(c.Out, map[string]any{"tokens": tokens}); done {
-		return err
-	}
-	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}, Color: c.color()}
+// tokenList is what token list prints.
+type tokenList struct {
+	Tokens []*gitlab.Token `json:"tokens"`
+}
+
+// WriteText writes the tokens as a table.
+func (l tokenList) WriteText(w io.Writer, p *ui.Painter) error {
+	return tokenTable(w, p, l.Tokens)
+}
+
+// tokenTable writes tokens as a table, "never" used faint.
+func tokenTable(w io.Writer, p *ui.Painter, tokens []*gitlab.Token) error {
+	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}, Color: p.Colors()}
 	now := time.Now()
 	for _, tok := range tokens {
 		used := ui.C(ui.Ago(tok.LastUsedAt, now))
@@ -44,7 +53,53 @@ func (c *gitlabCommand) printTokens(tokens []*gitlab.Token) error {
 			ui.C(ui.Age(tok.CreatedAt, now)), used, ui.C(tok.Description),
 		})
 	}
-	return t.Write(c.Out)
+	return t.Write(w)
+}
+
+// tokenCreated is what token create prints; Value, the token itself, only
+// with --show-token.
+type tokenCreated struct {
+	Token gitlab.Token `json:"token"`
+	Value string       `json:"value,omitempty"`
+}
+
+// WriteText writes the token's value alone (--show-token, for
+// TOKEN=$(...)), else the token as a table of one row.
+func (c tokenCreated) WriteText(w io.Writer, p *ui.Painter) error {
+	if c.Value != "" {
+		_, err := fmt.Fprintln(w, c.Value)
+		return err
+	}
+	return tokenTable(w, p, []*gitlab.Token{&c.Token})
+}
+
+// tokenRevoked is what token revoke prints.
+type tokenRevoked struct {
+	Revoked revokedToken `json:"revoked"`
+}
+
+// revokedToken names a revoked token.
+type revokedToken struct {
+	Agent   string `json:"agent"`
+	TokenID int64  `json:"tokenID"`
+}
+
+// WriteText says what was revoked.
+func (r tokenRevoked) WriteText(w io.Writer, _ *ui.Painter) error {
+	_, err := fmt.Fprintf(w, "revoked token %d of agent %q\n", r.Revoked.TokenID, r.Revoked.Agent)
+	return err
+}
+
+// rotateResult is what token rotate prints.
+type rotateResult struct {
+	*install.RotateResult
+	name string
+}
+
+// WriteText says which token the agent runs with now.
+func (r rotateResult) WriteText(w io.Writer, _ *ui.Painter) error {
+	_, err := fmt.Fprintf(w, "agent %q now runs with token %d; token %d is revoked\n", r.name, r.NewTokenID, r.OldTokenID)
+	return err
 }
 
 // TokenListOptions lists an agent's active tokens.
@@ -66,11 +121,11 @@ func (o *TokenListOptions) list(ctx context.Context, a *gitlab.Agent) error {
 	if err != nil {
 		return err
 	}
-	if len(tokens) == 0 && o.Output.Format == "table" {
+	if len(tokens) == 0 && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "agent %q has no active tokens\n", a.Name)
 		return nil
 	}
-	return o.printTokens(tokens)
+	return o.print(tokenList{orEmpty(tokens)})
 }
 
 // TokenCreateOptions creates a token and keeps its one-time value safe.
@@ -136,19 +191,11 @@ func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error 
 	} else {
 		fmt.Fprintf(o.ErrOut, "created token %d %q for agent %q\n", tok.ID, tok.Name, a.Name)
 	}
-	doc := map[string]any{"token": tok.Token}
+	res := tokenCreated{Token: tok.Token}
 	if o.ShowToken {
-		doc["value"] = tok.Secret
+		res.Value = tok.Secret
 	}
-	if done, err := o.Output.PrintDocument(o.Out, doc); done {
-		return err
-	}
-	switch {
-	case o.ShowToken:
-		_, err := fmt.Fprintln(o.Out, tok.Secret)
-		return err
-	}
-	return o.printTokens([]*gitlab.Token{&tok.Token})
+	return o.print(res)
 }
 
 // TokenRevokeOptions revokes a token.
@@ -180,11 +227,7 @@ func (o *TokenRevokeOptions) revoke(ctx context.Context, a *gitlab.Agent) error 
 	if err := o.client.RevokeToken(ctx, o.project, a, o.id); err != nil {
 		return err
 	}
-	if done, err := o.Output.PrintDocument(o.Out, map[string]any{"revoked": map[string]any{"agent": a.Name, "tokenID": o.id}}); done {
-		return err
-	}
-	_, err := fmt.Fprintf(o.Out, "revoked token %d of agent %q\n", o.id, a.Name)
-	return err
+	return o.print(tokenRevoked{revokedToken{Agent: a.Name, TokenID: o.id}})
 }
 
 // TokenRotateOptions replaces an installed agent's token.
@@ -211,9 +254,9 @@ first.`,
 // Run rotates and prints the outcome.
 func (o *TokenRotateOptions) Run(ctx context.Context) error {
 	res, err := install.Rotate(ctx, o.env, o.opts)
-	if done, err := o.finish("rotation", err, func() any { return res }); done {
+	if err := o.finish("rotation", err); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(o.Out, "agent %q now runs with token %d; token %d is revoked\n", o.opts.Name, res.NewTokenID, res.OldTokenID)
-	return err
+	res.Phases = orEmpty(res.Phases)
+	return o.print(rotateResult{res, o.opts.Name})
 }

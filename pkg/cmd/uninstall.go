@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -50,22 +51,35 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
 		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },
 	})
-	if done, err := o.finish("uninstall", err, func() any { return res }); done {
+	if err := o.finish("uninstall", err); err != nil {
 		return err
 	}
-	if len(res.Deleted) == 0 && !res.AgentDeleted && len(res.RevokedTokens) == 0 {
-		return nil // the report said there was nothing
+	res.Deleted = orEmpty(res.Deleted)
+	return o.print(uninstallResult{res, o.opts.Name})
+}
+
+// uninstallResult is what uninstall prints.
+type uninstallResult struct {
+	*install.UninstallResult
+	name string
+}
+
+// WriteText says what went; nothing when nothing did (the progress report
+// said so).
+func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
+	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 {
+		return nil
 	}
 	var parts []string
-	if len(res.Deleted) > 0 {
-		parts = append(parts, fmt.Sprintf("%d objects deleted", len(res.Deleted)))
+	if len(r.Deleted) > 0 {
+		parts = append(parts, fmt.Sprintf("%d objects deleted", len(r.Deleted)))
 	}
-	if len(res.RevokedTokens) > 0 {
-		parts = append(parts, fmt.Sprintf("%d tokens revoked", len(res.RevokedTokens)))
+	if len(r.RevokedTokens) > 0 {
+		parts = append(parts, fmt.Sprintf("%d tokens revoked", len(r.RevokedTokens)))
 	}
-	if res.AgentDeleted {
+	if r.AgentDeleted {
 		parts = append(parts, "its registration deleted")
 	}
-	_, err = fmt.Fprintf(o.Out, "agent %q uninstalled: %s\n", o.opts.Name, strings.Join(parts, ", "))
+	_, err := fmt.Fprintf(w, "agent %q uninstalled: %s\n", r.name, strings.Join(parts, ", "))
 	return err
 }

@@ -3,11 +3,13 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
 // UpgradeOptions re-renders and applies an installed agent.
@@ -34,18 +36,31 @@ cluster, no GitLab access. --dry-run prints the diff.`,
 // Run upgrades and prints the outcome.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
 	res, err := install.Upgrade(ctx, o.env, o.opts)
-	if done, err := o.finish("upgrade", err, func() any { return res }); done {
+	if err := o.finish("upgrade", err); err != nil {
 		return err
 	}
+	res.Phases = orEmpty(res.Phases)
+	return o.print(upgradeResult{res, o.opts.Name})
+}
+
+// upgradeResult is what upgrade prints.
+type upgradeResult struct {
+	*install.UpgradeResult
+	name string
+}
+
+// WriteText writes the plan of a dry run, else what changed.
+func (r upgradeResult) WriteText(w io.Writer, p *ui.Painter) error {
+	var err error
 	switch {
-	case res.Plan != nil:
-		return o.printPlan(res.Plan)
-	case res.UpToDate:
-		_, err = fmt.Fprintf(o.Out, "agent %q is up to date\n", o.opts.Name)
-	case res.ObjectsChanged == 0:
-		_, err = fmt.Fprintf(o.Out, "agent %q upgraded (%d objects removed that the layout no longer has)\n", o.opts.Name, len(res.Removed))
+	case r.Plan != nil:
+		return writePlan(w, p, r.Plan)
+	case r.UpToDate:
+		_, err = fmt.Fprintf(w, "agent %q is up to date\n", r.name)
+	case r.ObjectsChanged == 0:
+		_, err = fmt.Fprintf(w, "agent %q upgraded (%d objects removed that the layout no longer has)\n", r.name, len(r.Removed))
 	default:
-		_, err = fmt.Fprintf(o.Out, "agent %q upgraded (%d objects changed)\n", o.opts.Name, res.ObjectsChanged)
+		_, err = fmt.Fprintf(w, "agent %q upgraded (%d objects changed)\n", r.name, r.ObjectsChanged)
 	}
 	return err
 }
