@@ -355,23 +355,37 @@ func mustDecode(t *testing.T, b64 string) string {
 	return string(s)
 }
 
-// TestEmptyListsAreArrays: -o json and -o yaml print an empty list as [] (a
-// script's jq '.tokens[]' fails on null), for an agent with no tokens.
+// TestEmptyListsAreArrays: -o json and -o yaml print every empty list as []
+// (a script's jq '.tokens[]' fails on null). Each command runs where its
+// lists are empty, and each list field of its result type is checked.
 func TestEmptyListsAreArrays(t *testing.T) {
 	w := newInProcess(t)
-	w.gl.AddAgent(w.project, "bare", w.user)
-	for _, args := range [][]string{
-		{"token", "list", "bare", "-o", "json"},
-		{"status", "bare", "-o", "json"},
-	} {
-		code, out, errOut := w.run(t, args...)
-		if code != 0 || !strings.Contains(out, `"tokens": []`) || strings.Contains(out, `"tokens": null`) {
-			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+	home := t.TempDir()
+	t.Setenv("HOME", home) // an empty token cache
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, "cache"))
+	check := func(cmds []jsonCommand) {
+		for _, c := range cmds {
+			for _, format := range []string{"json", "yaml"} {
+				if out := c.run(t, w, format); !strings.Contains(out, ": []") {
+					t.Errorf("%s -o %s has no empty list:\n%s", c.name, format, out)
+				}
+			}
 		}
 	}
-	if code, out, _ := w.run(t, "token", "list", "bare", "-o", "yaml"); code != 0 || !strings.Contains(out, "tokens: []") {
-		t.Errorf("-o yaml: exit %d\n%s", code, out)
-	}
+	check([]jsonCommand{
+		{"agent list", []string{"agent", "list"}, false, reflect.TypeFor[agentList]()},
+		{"status", []string{"status", "--no-doctor"}, false, reflect.TypeFor[statusResult]()},
+		{"token-cache list", []string{"token-cache", "list"}, true, reflect.TypeFor[cachedTokenList]()},
+		{"token-cache clear", []string{"token-cache", "clear"}, true, reflect.TypeFor[cacheCleared]()},
+		{"uninstall", []string{"uninstall", "bare", "--yes"}, false, reflect.TypeFor[uninstallResult]()},
+	})
+	w.gl.AddAgent(w.project, "bare", w.user)
+	w.gl.SetFile(w.project, "main", ".gitlab/agents/bare/config.yaml", []byte("ci_access:\n  projects:\n  - id: infra/agents\n"))
+	check([]jsonCommand{
+		{"token list", []string{"token", "list", "bare"}, false, reflect.TypeFor[tokenList]()},
+		{"status NAME", []string{"status", "bare", "--no-doctor"}, false, reflect.TypeFor[statusResult]()},
+		{"agent config set", []string{"agent", "config", "set", "bare", "--ci-access-project", "infra/agents"}, false, reflect.TypeFor[configSetDocument]()},
+	})
 }
 
 // TestUninstallTimeoutIsTheWaitsOnly: --timeout is "how long to wait for
