@@ -378,6 +378,8 @@ func TestEmptyListsAreArrays(t *testing.T) {
 		{"token-cache list", []string{"token-cache", "list"}, true, reflect.TypeFor[cachedTokenList]()},
 		{"token-cache clear", []string{"token-cache", "clear"}, true, reflect.TypeFor[cacheCleared]()},
 		{"uninstall", []string{"uninstall", "bare", "--yes"}, false, reflect.TypeFor[uninstallResult]()},
+		// No credential: the cluster part only, no tokens known.
+		{"status, GitLab not asked", []string{"status", "bare", "--no-doctor", "--gitlab-url", w.gl.URL}, true, reflect.TypeFor[statusResult]()},
 	})
 	w.gl.AddAgent(w.project, "bare", w.user)
 	w.gl.SetFile(w.project, "main", ".gitlab/agents/bare/config.yaml", []byte("ci_access:\n  projects:\n  - id: infra/agents\n"))

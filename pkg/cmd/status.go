@@ -145,12 +145,21 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if !o.NoDoctor {
 		doctor.Diagnose(ctx, o.doctor, st, len(o.names) > 0)
 	}
-	return o.print(statusResult{orEmpty(st)})
+	return o.print(newStatusResult(st))
 }
 
 // statusResult is what status prints.
 type statusResult struct {
 	Agents []*install.AgentStatus `json:"agents"`
+}
+
+// newStatusResult is st with every list a list: the cluster part alone
+// knows no tokens.
+func newStatusResult(st []*install.AgentStatus) statusResult {
+	for _, s := range st {
+		s.Tokens = orEmpty(s.Tokens)
+	}
+	return statusResult{orEmpty(st)}
 }
 
 // WriteText writes a screen per agent.
