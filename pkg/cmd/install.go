@@ -52,11 +52,7 @@ says what stays.`,
 // Run installs and prints the outcome.
 func (o *InstallOptions) Run(ctx context.Context) error {
 	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
-	if err := o.finish("install", err); err != nil {
-		return err
-	}
-	res.Phases = orEmpty(res.Phases)
-	return o.print(installResult{res, o.opts.Name})
+	return o.finish("install", err, installResult{res, o.opts.Name})
 }
 
 // installResult is what install prints.

@@ -148,20 +148,17 @@ func explainValue(err error) error {
 	return err
 }
 
-// finish ends Run's action: the -v total (since Complete), and the refusal
-// explained.
-func (l *lifecycle) finish(what string, err error) error {
+// finish ends Run's action: the -v total (since Complete), then the refusal
+// explained, or the result printed in the -o format.
+func (l *lifecycle) finish(what string, err error, result any) error {
 	if l.Verbose >= 1 {
 		fmt.Fprintf(l.ErrOut, "%s took %s in all\n", what, time.Since(l.start).Round(time.Millisecond))
 	}
 	if err != nil {
 		return l.explain(err)
 	}
-	return nil
+	return l.Output.Print(l.Out, l.Global.NoColor, result)
 }
-
-// print writes the action's result to Out in the -o format.
-func (l *lifecycle) print(result any) error { return l.Output.Print(l.Out, l.Global.NoColor, result) }
 
 // writePlan writes a dry run's plan: the GitLab changes, then the diff.
 func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {

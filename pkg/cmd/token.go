@@ -254,9 +254,5 @@ first.`,
 // Run rotates and prints the outcome.
 func (o *TokenRotateOptions) Run(ctx context.Context) error {
 	res, err := install.Rotate(ctx, o.env, o.opts)
-	if err := o.finish("rotation", err); err != nil {
-		return err
-	}
-	res.Phases = orEmpty(res.Phases)
-	return o.print(rotateResult{res, o.opts.Name})
+	return o.finish("rotation", err, rotateResult{res, o.opts.Name})
 }

@@ -51,11 +51,10 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		Options: o.opts, RevokeTokens: o.RevokeTokens, DeleteAgent: o.DeleteAgent,
 		Confirm: func(q string) (bool, error) { return ui.Confirm(ctx, o.In, o.ErrOut, q) },
 	})
-	if err := o.finish("uninstall", err); err != nil {
-		return err
+	if res != nil {
+		res.Deleted = orEmpty(res.Deleted) // nothing to delete: [], not null
 	}
-	res.Deleted = orEmpty(res.Deleted)
-	return o.print(uninstallResult{res, o.opts.Name})
+	return o.finish("uninstall", err, uninstallResult{res, o.opts.Name})
 }
 
 // uninstallResult is what uninstall prints.

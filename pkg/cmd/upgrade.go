@@ -36,11 +36,7 @@ cluster, no GitLab access. --dry-run prints the diff.`,
 // Run upgrades and prints the outcome.
 func (o *UpgradeOptions) Run(ctx context.Context) error {
 	res, err := install.Upgrade(ctx, o.env, o.opts)
-	if err := o.finish("upgrade", err); err != nil {
-		return err
-	}
-	res.Phases = orEmpty(res.Phases)
-	return o.print(upgradeResult{res, o.opts.Name})
+	return o.finish("upgrade", err, upgradeResult{res, o.opts.Name})
 }
 
 // upgradeResult is what upgrade prints.
