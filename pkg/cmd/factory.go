@@ -3,6 +3,7 @@ package cmd
 import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -13,8 +14,8 @@ import (
 // clients themselves, so a test can run a command in-process against an
 // in-memory cluster (pkg/kube/fake).
 type Factory interface {
-	// KubeClient connects to the cluster the flags select (diff).
-	KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error)
+	// DiffCluster is what diff needs of the cluster the flags select.
+	DiffCluster(flags genericclioptions.RESTClientGetter) (diff.Cluster, error)
 	// Cluster is what the lifecycle actions need of that cluster.
 	Cluster(flags genericclioptions.RESTClientGetter) (install.Cluster, error)
 	// Doctor is what doctor reads of it.
@@ -26,7 +27,7 @@ func DefaultFactory() Factory { return defaultFactory{} }
 
 type defaultFactory struct{}
 
-func (defaultFactory) KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error) {
+func (defaultFactory) DiffCluster(flags genericclioptions.RESTClientGetter) (diff.Cluster, error) {
 	return kube.NewClient(flags)
 }
 
