@@ -157,7 +157,7 @@ objects could not be compared).`,
 	return cmd
 }
 
-// Validate checks the flags and what Complete read.
+// Validate checks the arguments and flags Complete read.
 func (o *DiffOptions) Validate() error {
 	if err := o.Output.Validate(); err != nil {
 		return err
@@ -174,8 +174,10 @@ func (o *DiffOptions) Validate() error {
 	return nil
 }
 
-// Complete reads the arguments, flags, environment and files, and builds
-// the cluster client; it asks the cluster nothing (Run does).
+// Complete reads the arguments, flags and environment, and builds the
+// cluster client. The files are read in Run, as kubectl diff reads -f
+// there: a bad flag is refused (Validate) before any file is read, and
+// nothing is asked of the cluster before Run.
 func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.name = args[0]
@@ -187,8 +189,28 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.opts.Ignore = append(o.opts.Ignore, r)
 	}
+	o.nsFlag = namespaceFlag(cmd, o.Kube)
+	o.opts.Manager, o.opts.Force, o.opts.Concurrency = o.Manager, o.Force, o.Concurrency
+	o.opts.ShowSecrets, o.opts.ShowStatus = o.ShowSecrets, o.ShowStatus
+	var err error
+	if o.name != "" {
+		// The agent is rendered as it runs: the lifecycle actions'
+		// cluster reads it, and diffs.
+		if o.running, err = o.Factory.Cluster(o.Kube); err != nil {
+			return err
+		}
+		o.cluster = o.running
+		return nil
+	}
+	o.cluster, err = o.Factory.DiffCluster(o.Kube)
+	return err
+}
+
+// read reads the files: ignore rules, the agent's render input (values,
+// token) with NAME, the manifests of -f and -k, and the Secret mask key.
+func (o *DiffOptions) read(ctx context.Context) error {
 	for _, f := range o.IgnoreFiles {
-		data, err := input.ReadFile(cmd.Context(), f, o.In, input.MaxValues, "--ignore-file")
+		data, err := input.ReadFile(ctx, f, o.In, input.MaxValues, "--ignore-file")
 		if err != nil {
 			return err
 		}
@@ -198,10 +220,9 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.opts.Ignore = append(o.opts.Ignore, rules...)
 	}
-	o.nsFlag = namespaceFlag(cmd, o.Kube)
-	var err error
 	if o.name != "" {
-		if o.in, err = o.Render.Input(cmd.Context(), o.name, o.nsFlag, o.In); err != nil {
+		var err error
+		if o.in, err = o.Render.Input(ctx, o.name, o.nsFlag, o.In); err != nil {
 			return err
 		}
 		if o.Prune && o.Selector == "" {
@@ -210,27 +231,19 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 			o.Selector = manifest.Selector(o.in)
 			o.opts.PruneOnly = o.in.Owns
 		}
-		if o.running, err = o.Factory.Cluster(o.Kube); err != nil {
-			return err
-		}
-		o.cluster = o.running
-	} else if o.cluster, err = o.Factory.DiffCluster(o.Kube); err != nil {
-		return err
 	}
 	if len(o.Filenames) > 0 || o.Kustomize != "" {
-		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read(cmd.Context())
+		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read(ctx)
 		if err != nil {
 			return err
 		}
 		o.manifests = append(o.manifests, ms...)
 	}
-	o.opts.Manager, o.opts.Force, o.opts.Concurrency = o.Manager, o.Force, o.Concurrency
-	o.opts.ShowSecrets, o.opts.ShowStatus = o.ShowSecrets, o.ShowStatus
-	if base, err := os.UserCacheDir(); err == nil && !o.ShowSecrets {
-		o.opts.MaskKey = diff.MaskKey(filepath.Join(base, "kubectl-gitlab-agent"))
-	}
 	if o.Prune {
 		o.opts.PruneSelector = o.Selector
+	}
+	if base, err := os.UserCacheDir(); err == nil && !o.ShowSecrets {
+		o.opts.MaskKey = diff.MaskKey(filepath.Join(base, "kubectl-gitlab-agent"))
 	}
 	return nil
 }
@@ -268,7 +281,8 @@ func (o *DiffOptions) settle(ctx context.Context) error {
 	return nil
 }
 
-// Run diffs and prints; the exit code says what was found.
+// Run reads the files, then asks the cluster (does it answer, how does the
+// agent run), diffs and prints; the exit code says what was found.
 func (o *DiffOptions) Run(ctx context.Context) error {
 	// Collecting garbage at half the default growth keeps the peak heap
 	// near what is live; lower costs more time than it saves memory (1,010
@@ -276,6 +290,9 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	// diff's time, 50 0.07, 100 0.07 with 15 MB more).
 	if os.Getenv("GOGC") == "" { // the user's choice stands
 		defer debug.SetGCPercent(debug.SetGCPercent(50))
+	}
+	if err := o.read(ctx); err != nil {
+		return diffError(err)
 	}
 	if err := o.cluster.Reachable(ctx); err != nil {
 		return diffError(err)

@@ -88,11 +88,12 @@ func writeFile(t *testing.T, content string) string {
 }
 
 // TestDiffFlagErrors: a bad flag or argument exits 2 with one line, before
+// any file is read (a file that does not exist is not the error) and before
 // anything is asked of the cluster.
 func TestDiffFlagErrors(t *testing.T) {
 	c := newDiffCluster(t)
 	calls := len(c.Calls())
-	f := writeFile(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n")
+	f := filepath.Join(t.TempDir(), "missing.yaml")
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -106,7 +107,12 @@ func TestDiffFlagErrors(t *testing.T) {
 		{[]string{"-f", f, "--prune"}, "needs -l SELECTOR"},
 		{[]string{"-f", f, "-o", "table"}, "table"},
 		{[]string{"-f", f, "--ignore-field", "nocolon"}, "nocolon"},
-		{[]string{"-f", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
+		{[]string{"prod", "--set", "replica=3", "--unified", "-1"}, "--unified must be 0 or more"},
+		// The files are read after the flags are checked, before the
+		// cluster is asked.
+		{[]string{"-f", f}, "missing.yaml"},
+		{[]string{"-f", f, "--ignore-file", f}, "missing.yaml"},
+		{[]string{"prod", "--values", f}, "missing.yaml"},
 	} {
 		code, out, errOut := runDiff(t, c, "", tt.args...)
 		lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
