@@ -74,7 +74,7 @@ func live(t *testing.T, c *fake.Cluster, docs ...string) {
 func runDiff(t *testing.T, c *fake.Cluster, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := Execute(fakeFactory{c}, append([]string{"diff"}, args...), genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	code := Execute(fakeFactory{cluster: c}, append([]string{"diff"}, args...), genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
 	return code, out.String(), errOut.String()
 }
 
