@@ -14,10 +14,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
 )
 
@@ -48,8 +48,8 @@ func (f *refusingFactory) made() []string {
 	return out
 }
 
-func (f *refusingFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client, error) {
-	return nil, f.record("a kube.Client, which only requests")
+func (f *refusingFactory) DiffCluster(genericclioptions.RESTClientGetter) (diff.Cluster, error) {
+	return f.cluster, nil
 }
 
 func (f *refusingFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {

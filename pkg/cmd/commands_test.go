@@ -3,7 +3,6 @@ package cmd
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -32,8 +32,8 @@ type fakeFactory struct {
 	realOutside
 }
 
-func (fakeFactory) KubeClient(genericclioptions.RESTClientGetter) (*kube.Client, error) {
-	return nil, errors.New("this test has no real cluster")
+func (f fakeFactory) DiffCluster(genericclioptions.RESTClientGetter) (diff.Cluster, error) {
+	return f.cluster, nil
 }
 
 func (f fakeFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {

@@ -41,9 +41,14 @@ type DiffOptions struct {
 	Force       bool
 
 	name      string
+	in        manifest.Input // the agent's render input, with NAME
+	nsFlag    string         // -n as given, "" when not
 	manifests []kube.Manifest
-	client    *kube.Client
-	opts      diff.Options
+	cluster   diff.Cluster
+	// running reads the agent as it runs, with NAME: the lifecycle
+	// actions' cluster, which is then the one diffed.
+	running install.Cluster
+	opts    diff.Options
 	genericiooptions.IOStreams
 }
 
@@ -151,8 +156,11 @@ objects could not be compared).`,
 	return cmd
 }
 
-// Validate checks the flags; Complete has read the input.
+// Validate checks the arguments and flags Complete read.
 func (o *DiffOptions) Validate() error {
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
 	if o.name == "" && len(o.Filenames) == 0 && o.Kustomize == "" {
 		return fmt.Errorf("nothing to compare: give an agent NAME, -f PATH or -k DIR")
 	}
@@ -165,17 +173,13 @@ func (o *DiffOptions) Validate() error {
 	return nil
 }
 
-// Complete reads the inputs and connects to the cluster; bad flags fail
-// before anything is read.
+// Complete reads the arguments, flags and environment, and builds the
+// cluster client. The files are read in Run, as kubectl diff reads -f
+// there: a bad flag is refused (Validate) before any file is read, and
+// nothing is asked of the cluster before Run.
 func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.name = args[0]
-	}
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return err
 	}
 	for _, s := range o.IgnoreField {
 		r, err := diff.ParseIgnoreRule(s)
@@ -184,8 +188,28 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.opts.Ignore = append(o.opts.Ignore, r)
 	}
+	o.nsFlag = namespaceFlag(cmd, o.Kube)
+	o.opts.Manager, o.opts.Force, o.opts.Concurrency = o.Manager, o.Force, o.Concurrency
+	o.opts.ShowSecrets, o.opts.ShowStatus = o.ShowSecrets, o.ShowStatus
+	var err error
+	if o.name != "" {
+		// The agent is rendered as it runs: the lifecycle actions'
+		// cluster reads it, and diffs.
+		if o.running, err = o.Factory.Cluster(o.Kube); err != nil {
+			return err
+		}
+		o.cluster = o.running
+		return nil
+	}
+	o.cluster, err = o.Factory.DiffCluster(o.Kube)
+	return err
+}
+
+// read reads the files: ignore rules, the agent's render input (values,
+// token) with NAME, the manifests of -f and -k, and the Secret mask key.
+func (o *DiffOptions) read(ctx context.Context) error {
 	for _, f := range o.IgnoreFiles {
-		data, err := input.ReadFile(cmd.Context(), f, o.In, input.MaxValues, "--ignore-file")
+		data, err := input.ReadFile(ctx, f, o.In, input.MaxValues, "--ignore-file")
 		if err != nil {
 			return err
 		}
@@ -195,17 +219,46 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 		o.opts.Ignore = append(o.opts.Ignore, rules...)
 	}
-	nsFlag := namespaceFlag(cmd, o.Kube)
-	var err error
-	if o.client, err = o.Factory.KubeClient(o.Kube); err != nil {
-		return err
-	}
 	if o.name != "" {
-		in, err := o.Render.Input(cmd.Context(), o.name, nsFlag, o.In)
+		var err error
+		if o.in, err = o.Render.Input(ctx, o.name, o.nsFlag, o.In); err != nil {
+			return err
+		}
+		if o.Prune && o.Selector == "" {
+			// The install's labels are also another namespace's install of
+			// the same agent: only this one's objects are pruned.
+			o.Selector = manifest.Selector(o.in)
+			o.opts.PruneOnly = o.in.Owns
+		}
+	}
+	if len(o.Filenames) > 0 || o.Kustomize != "" {
+		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read(ctx)
 		if err != nil {
 			return err
 		}
-		out, err := install.RenderAsRunning(cmd.Context(), install.NewCluster(o.client), in)
+		o.manifests = append(o.manifests, ms...)
+	}
+	if o.Prune {
+		o.opts.PruneSelector = o.Selector
+	}
+	if base, err := os.UserCacheDir(); err == nil && !o.ShowSecrets {
+		o.opts.MaskKey = diff.MaskKey(filepath.Join(base, "kubectl-gitlab-agent"))
+	}
+	return nil
+}
+
+// settle reads the kubeconfig's namespace (-n's when given, which makes
+// other namespaces an error) and, with NAME, renders the agent as it runs,
+// the manifests given with -f going to its namespace unless -n says.
+func (o *DiffOptions) settle(ctx context.Context) error {
+	ns, explicit, err := o.Kube.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("reading kubeconfig: %w", err)
+	}
+	o.opts.DefaultNamespace, o.opts.EnforceNamespace = ns, explicit
+	nsFlag := o.nsFlag
+	if o.name != "" {
+		out, err := install.RenderAsRunning(ctx, o.running, o.in)
 		if err != nil {
 			return explainValue(err)
 		}
@@ -213,43 +266,22 @@ func (o *DiffOptions) Complete(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		o.manifests = append(o.manifests, ms...)
-		if o.Prune && o.Selector == "" {
-			// The install's labels are also another namespace's install of
-			// the same agent: only this one's objects are pruned.
-			o.Selector = manifest.Selector(in)
-			o.opts.PruneOnly = in.Owns
-		}
+		o.manifests = append(ms, o.manifests...)
 		if nsFlag == "" {
-			nsFlag = in.Namespace
+			nsFlag = o.in.Namespace
 		}
 	}
-	if len(o.Filenames) > 0 || o.Kustomize != "" {
-		ms, err := kube.Sources{Filenames: o.Filenames, Recursive: o.Recursive, Kustomize: o.Kustomize, Stdin: o.In}.Read(cmd.Context())
-		if err != nil {
-			return err
-		}
-		o.manifests = append(o.manifests, ms...)
-	}
-	o.opts.DefaultNamespace, o.opts.EnforceNamespace = o.client.Namespace, o.client.NamespaceExplicit
 	if nsFlag != "" {
 		o.opts.DefaultNamespace = nsFlag
 	}
 	if o.opts.DefaultNamespace == "" {
 		o.opts.DefaultNamespace = "default"
 	}
-	o.opts.Manager, o.opts.Force, o.opts.Concurrency = o.Manager, o.Force, o.Concurrency
-	o.opts.ShowSecrets, o.opts.ShowStatus = o.ShowSecrets, o.ShowStatus
-	if base, err := os.UserCacheDir(); err == nil && !o.ShowSecrets {
-		o.opts.MaskKey = diff.MaskKey(filepath.Join(base, "kubectl-gitlab-agent"))
-	}
-	if o.Prune {
-		o.opts.PruneSelector = o.Selector
-	}
 	return nil
 }
 
-// Run diffs and prints; the exit code says what was found.
+// Run reads the files, then asks the cluster (does it answer, how does the
+// agent run), diffs and prints; the exit code says what was found.
 func (o *DiffOptions) Run(ctx context.Context) error {
 	// Collecting garbage at half the default growth keeps the peak heap
 	// near what is live; lower costs more time than it saves memory (1,010
@@ -258,12 +290,18 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	if os.Getenv("GOGC") == "" { // the user's choice stands
 		defer debug.SetGCPercent(debug.SetGCPercent(50))
 	}
-	if err := o.client.Reachable(ctx); err != nil {
+	if err := o.read(ctx); err != nil {
+		return diffError(err)
+	}
+	if err := o.cluster.Reachable(ctx); err != nil {
+		return diffError(err)
+	}
+	if err := o.settle(ctx); err != nil {
 		return diffError(err)
 	}
 	ms := o.manifests
 	o.manifests = nil // only diff.Run holds them from here
-	res, err := diff.Run(ctx, o.client, ms, o.opts)
+	res, err := diff.Run(ctx, o.cluster, ms, o.opts)
 	if err != nil {
 		return diffError(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
@@ -21,8 +22,8 @@ import (
 // in-process against fakes, and check that bad input makes no request.
 // Making a client makes no request.
 type Factory interface {
-	// KubeClient connects to the cluster the flags select (diff).
-	KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error)
+	// DiffCluster is what diff needs of the cluster the flags select.
+	DiffCluster(flags genericclioptions.RESTClientGetter) (diff.Cluster, error)
 	// Cluster is what the lifecycle actions need of that cluster.
 	Cluster(flags genericclioptions.RESTClientGetter) (install.Cluster, error)
 	// Doctor is what doctor reads of it.
@@ -40,7 +41,7 @@ func DefaultFactory() Factory { return defaultFactory{} }
 
 type defaultFactory struct{}
 
-func (defaultFactory) KubeClient(flags genericclioptions.RESTClientGetter) (*kube.Client, error) {
+func (defaultFactory) DiffCluster(flags genericclioptions.RESTClientGetter) (diff.Cluster, error) {
 	return kube.NewClient(flags)
 }
 

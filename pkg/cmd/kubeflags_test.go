@@ -14,9 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
 )
 
@@ -102,9 +102,9 @@ func (f contextRecorder) record(g genericclioptions.RESTClientGetter) {
 	}
 }
 
-func (f contextRecorder) KubeClient(g genericclioptions.RESTClientGetter) (*kube.Client, error) {
+func (f contextRecorder) DiffCluster(g genericclioptions.RESTClientGetter) (diff.Cluster, error) {
 	f.record(g)
-	return f.fakeFactory.KubeClient(g)
+	return f.fakeFactory.DiffCluster(g)
 }
 
 func (f contextRecorder) Cluster(g genericclioptions.RESTClientGetter) (install.Cluster, error) {

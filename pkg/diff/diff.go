@@ -106,8 +106,9 @@ func (r *Result) Differs() bool {
 // Failed reports whether any object could not be diffed.
 func (r *Result) Failed() bool { return r.Counts()[Failed] > 0 }
 
-// Run diffs manifests against the cluster.
-func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Options) (*Result, error) {
+// Run diffs manifests against the cluster. It does not ask whether the
+// cluster answers (Cluster.Reachable): the caller does, first.
+func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (*Result, error) {
 	if o.Manager == "" {
 		o.Manager = kube.FieldManager
 	}
@@ -155,12 +156,14 @@ func Run(ctx context.Context, c *kube.Client, manifests []kube.Manifest, o Optio
 	// webhook or admission policy may act on it, and the user may patch.
 	var pred *predictor
 	var admission *kube.Admission
-	var access *kube.Access
+	var access kube.PatchAccess
 	// The admission configuration and the schemas are read while the live
 	// objects are: neither is needed before the first of those arrives.
 	var ready sync.WaitGroup
 	if !o.ServerOnly {
-		pred = newPredictor(c.OpenAPIV3(), c.HasStatusSubresource)
+		if schema := c.OpenAPIV3(); schema != nil {
+			pred = newPredictor(schema, c.HasStatusSubresource)
+		}
 		for _, t := range targets {
 			pred.want(t.Mapping.GroupVersionKind)
 		}

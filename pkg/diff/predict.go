@@ -311,6 +311,9 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 // prefetch reads the schemas of the group versions wanted, in the
 // background.
 func (p *predictor) prefetch() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	gvs := make([]schema.GroupVersion, 0, len(p.kinds))
 	for gv := range p.kinds {

@@ -73,7 +73,7 @@ func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.env.Cluster.Diff(ctx, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace})
+	d, err := diff.Run(ctx, a.env.Cluster, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace})
 	if err != nil {
 		return nil, err
 	}

@@ -18,11 +18,11 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
 
-// Cluster is what the actions need from a cluster. NewCluster wraps the real
-// client; pkg/kube/fake is an in-memory one for tests.
+// Cluster is what the actions need from a cluster: what a diff needs (the
+// plan is diff.Run on it), and more. NewCluster is the real client;
+// pkg/kube/fake is an in-memory one for tests.
 type Cluster interface {
-	// Reachable fails when the cluster does not answer at all.
-	Reachable(ctx context.Context) error
+	diff.Cluster
 	// GetSecret and GetDeployment return nil, nil when there is none.
 	GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error)
 	GetDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error)
@@ -40,18 +40,10 @@ type Cluster interface {
 	// selector matches: namespaced ones in namespaces only.
 	SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error)
 	DeleteAndWait(ctx context.Context, objs []*unstructured.Unstructured) error
-	// Diff says what applying the manifests would change.
-	Diff(ctx context.Context, ms []kube.Manifest, o diff.Options) (*diff.Result, error)
 }
 
 // NewCluster is the real cluster behind c.
-func NewCluster(c *kube.Client) Cluster { return kubeCluster{c} }
-
-type kubeCluster struct{ *kube.Client }
-
-func (k kubeCluster) Diff(ctx context.Context, ms []kube.Manifest, o diff.Options) (*diff.Result, error) {
-	return diff.Run(ctx, k.Client, ms, o)
-}
+func NewCluster(c *kube.Client) Cluster { return c }
 
 // Reporter hears what an action does while it runs; pkg/cmd prints it.
 type Reporter interface {

@@ -149,7 +149,7 @@ func TestInstallFailuresRevokeTheNewToken(t *testing.T) {
 			return context.Background()
 		}, []string{"writing the new token into Secret", "was revoked", `agent "prod" stays registered`}},
 		{"the diff fails", func(w *world, _ *InstallOptions) context.Context {
-			w.cluster.Fail(fake.Diff, 1, boom)
+			w.cluster.Fail(fake.DryRun, 1, boom)
 			return context.Background()
 		}, []string{"boom", "was revoked", "holding the revoked token"}},
 		{"an object is refused", func(w *world, _ *InstallOptions) context.Context {
@@ -175,7 +175,7 @@ func TestInstallFailuresRevokeTheNewToken(t *testing.T) {
 			return ctx
 		}, []string{"context canceled", "was revoked"}},
 		{"revoking fails too", func(w *world, _ *InstallOptions) context.Context {
-			w.cluster.Fail(fake.Diff, 1, boom)
+			w.cluster.Fail(fake.DryRun, 1, boom)
 			w.gl.Inject(fakegitlab.Fault{Route: "DELETE /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", Status: http.StatusForbidden})
 			return context.Background()
 		}, []string{"revoking the new token", "failed too", "kubectl gitlab-agent token revoke prod"}},

@@ -50,43 +50,71 @@ var admissionKinds = []struct {
 // Kinds the server does not serve are skipped; a list it refuses makes the
 // answer "unknown", so that every write is sent to the server.
 func (c *Client) ReadAdmission(ctx context.Context) *Admission {
-	a := &Admission{}
-	list := func(kind string) ([]unstructured.Unstructured, bool) {
-		m, err := c.Mapper.RESTMapping(schema.GroupKind{Group: "admissionregistration.k8s.io", Kind: kind})
+	var objs []*unstructured.Unstructured
+	for _, kind := range admissionListed() {
+		m, err := c.Mapper.RESTMapping(schema.GroupKind{Group: admissionGroup, Kind: kind})
 		if meta.IsNoMatchError(err) {
-			return nil, true
+			continue
 		}
 		if err != nil {
-			a.unknown = fmt.Errorf("finding %s: %w", kind, err)
-			return nil, false
+			return NewAdmission(nil, fmt.Errorf("finding %s: %w", kind, err))
 		}
 		l, err := c.Dynamic.Resource(m.Resource).List(ctx, metav1.ListOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil, true
+			continue
 		}
 		if err != nil {
-			a.unknown = fmt.Errorf("listing %s: %w", m.Resource.Resource, explain(err))
-			return nil, false
+			return NewAdmission(nil, fmt.Errorf("listing %s: %w", m.Resource.Resource, explain(err)))
 		}
-		return l.Items, true
+		for i := range l.Items {
+			item := &l.Items[i]
+			item.SetGroupVersionKind(m.GroupVersionKind) // a list's items may leave it out
+			objs = append(objs, item)
+		}
+	}
+	return NewAdmission(objs, nil)
+}
+
+const admissionGroup = "admissionregistration.k8s.io"
+
+// admissionListed are the kinds ReadAdmission lists: admissionKinds and
+// the policies' bindings.
+func admissionListed() []string {
+	var kinds []string
+	for _, k := range admissionKinds {
+		kinds = append(kinds, k.kind)
+		if k.binding != "" {
+			kinds = append(kinds, k.binding)
+		}
+	}
+	return kinds
+}
+
+// NewAdmission is the admission configuration that objs hold: webhook
+// configurations, admission policies and their bindings (objects of other
+// kinds are left out). unknown, when not nil, is why the configuration
+// could not be read: then every write may be matched.
+func NewAdmission(objs []*unstructured.Unstructured, unknown error) *Admission {
+	a := &Admission{unknown: unknown}
+	if unknown != nil {
+		return a
+	}
+	ofKind := func(kind string) []*unstructured.Unstructured {
+		var out []*unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == kind && o.GroupVersionKind().Group == admissionGroup {
+				out = append(out, o)
+			}
+		}
+		return out
 	}
 	for _, k := range admissionKinds {
-		items, ok := list(k.kind)
-		if !ok {
-			return a
-		}
 		bound := map[string]bool{}
-		if k.binding != "" {
-			bindings, ok := list(k.binding)
-			if !ok {
-				return a
-			}
-			for _, b := range bindings {
-				name, _, _ := unstructured.NestedString(b.Object, "spec", "policyName")
-				bound[name] = true
-			}
+		for _, b := range ofKind(k.binding) {
+			name, _, _ := unstructured.NestedString(b.Object, "spec", "policyName")
+			bound[name] = true
 		}
-		for _, item := range items {
+		for _, item := range ofKind(k.kind) {
 			source := k.kind + " " + item.GetName()
 			if k.webhook {
 				hooks, _, _ := unstructured.NestedSlice(item.Object, "webhooks")
@@ -170,6 +198,13 @@ func matchScope(scope string, namespaced bool) bool {
 	return true
 }
 
+// PatchAccess says whether the user may patch (server-side apply) an
+// object; when not, why, in the words the apiserver would use. An error
+// means it could not be told.
+type PatchAccess interface {
+	CanPatch(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (bool, string, error)
+}
+
 // Access answers whether the user may patch (server-side apply) objects,
 // with one SelfSubjectAccessReview per resource and namespace, and one per
 // object only where the resource and namespace as a whole are refused
@@ -190,8 +225,8 @@ type accessAnswer struct {
 	reason  string
 }
 
-// NewAccess asks the cluster behind c.
-func (c *Client) NewAccess() *Access {
+// NewAccess asks the cluster behind c (an Access), each question once.
+func (c *Client) NewAccess() PatchAccess {
 	return &Access{client: c.Dynamic}
 }
 

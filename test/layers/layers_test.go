@@ -20,7 +20,7 @@ var allowed = map[string][]string{
 	"pkg/diff":        {"pkg/kube", "pkg/memo", "pkg/safetext", "pkg/secretfile"},
 	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input", "pkg/memo"},
-	"pkg/kube/fake":   {"pkg/diff", "pkg/kube"},
+	"pkg/kube/fake":   {"pkg/kube"},
 	"pkg/gitlab":      {"pkg/agentname", "pkg/input", "pkg/safetext"},
 	"pkg/manifest":    {"pkg/agentname"},
 	"pkg/ui":          {"pkg/safetext"},
@@ -57,6 +57,30 @@ func TestLayers(t *testing.T) {
 			}
 			if strings.HasPrefix(ours, "test/") || !slices.Contains(rules, ours) {
 				t.Errorf("%s imports %s, which docs/architecture.md does not allow", pkg, ours)
+			}
+		}
+	}
+}
+
+// neverBelow lists, for a package, packages of ours it must not depend on
+// even through others (go list -deps): the in-memory cluster serves
+// pkg/diff and pkg/install, so it needs nothing of them (diff.Cluster
+// speaks pkg/kube's types), and no import arrow runs back up a layer.
+var neverBelow = map[string][]string{
+	"pkg/kube/fake": {"pkg/diff", "pkg/install", "pkg/gitlab"},
+	"pkg/kube":      {"pkg/diff", "pkg/install", "pkg/gitlab"},
+}
+
+func TestNeverBelow(t *testing.T) {
+	for pkg, never := range neverBelow {
+		out, err := exec.Command("go", "list", "-deps", "../../"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		deps := strings.Fields(string(out))
+		for _, n := range never {
+			if slices.Contains(deps, module+n) {
+				t.Errorf("%s depends on %s (go list -deps %s): it must not, even through another package", pkg, n, pkg)
 			}
 		}
 	}

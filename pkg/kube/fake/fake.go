@@ -1,15 +1,15 @@
 // Package fake is an in-memory cluster for unit tests of the code that drives
-// one (pkg/install): it stores what is applied, records every call, rolls
-// Deployments out at once unless told otherwise, and fails the Nth call of a
-// method when asked, as helm's pkg/kube/fake does for its actions.
+// one (pkg/install, pkg/diff): it merges what is applied as a server-side
+// apply would (dry runs too), records every call, rolls Deployments out at
+// once unless told otherwise, and fails the Nth call of a method when asked,
+// as helm's pkg/kube/fake does for its actions. It needs nothing of the
+// packages it serves: pkg/diff's Cluster speaks pkg/kube's types.
 package fake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,8 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/openapi"
 
-	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
 
@@ -36,12 +36,17 @@ const (
 	GetDeployment   = "GetDeployment"
 	FindDeployments = "FindDeployments"
 	MapAll          = "MapAll"
-	Apply           = "Apply" // one call per object of ApplyAll
+	Map             = "Map"
+	Apply           = "Apply"  // one call per object of ApplyAll
+	DryRun          = "DryRun" // an Apply with dryRun
 	ClaimSecret     = "ClaimSecret"
 	WaitRollout     = "WaitRollout"
 	SelectedObjects = "SelectedObjects"
+	ListSelected    = "ListSelected"
+	Read            = "Read" // one call per target of LiveEach
+	ReadAdmission   = "ReadAdmission"
+	CanPatch        = "CanPatch"
 	DeleteAndWait   = "DeleteAndWait"
-	Diff            = "Diff"
 	GetConfigMap    = "GetConfigMap"
 	SecretMetadata  = "SecretMetadata"
 	Pods            = "Pods"
@@ -51,8 +56,8 @@ const (
 // Call is one recorded call: the method and what it was about.
 type Call struct {
 	Method string
-	// Ref names the object for Apply, ClaimSecret, GetSecret and
-	// GetDeployment.
+	// Ref names the object for Map, Apply, DryRun, Read, ClaimSecret,
+	// GetSecret and GetDeployment (CanPatch: its namespace and name).
 	Ref kube.Ref
 }
 
@@ -71,37 +76,51 @@ type Cluster struct {
 	// OnApply runs after each object is stored, outside the lock (a test
 	// marks a token used there, as a connecting agentk would).
 	OnApply func(o *unstructured.Unstructured)
+	// Schema is the OpenAPI v3 schema OpenAPIV3 gives; nil: none, and a
+	// diff sends every object to the dry run.
+	Schema openapi.Client
+	// MayPatch, when set, says whether the user may patch an object, and
+	// why not; by default they may patch anything. A refused apply or dry
+	// run is forbidden.
+	MayPatch func(gvr schema.GroupVersionResource, namespace, name string) (bool, string)
 
 	mu         sync.Mutex
 	objects    map[kube.Ref]*unstructured.Unstructured
 	logs       map[string]string // "namespace/pod/container" → log text
 	logQueries []kube.LogQuery
-	rv         int
+	rv, uids   int
 	calls      []Call
 	count      map[string]int
 	hooks      []hook
-	mapper     meta.RESTMapper
+	mapper     *meta.DefaultRESTMapper
+	// status are the resources whose status is a subresource's.
+	status map[schema.GroupVersionResource]bool
 }
 
-// New is an empty cluster that knows the kinds the agent's chart renders.
+// New is an empty cluster that knows the kinds the agent's chart renders,
+// and CustomResourceDefinitions.
 func New() *Cluster {
-	m := meta.NewDefaultRESTMapper(nil)
-	add := func(group, version, kind, resource string, scope meta.RESTScope) {
-		gv := schema.GroupVersion{Group: group, Version: version}
-		m.AddSpecific(gv.WithKind(kind), gv.WithResource(resource), gv.WithResource(resource[:len(resource)-1]), scope)
+	c := &Cluster{
+		objects: map[kube.Ref]*unstructured.Unstructured{}, logs: map[string]string{}, count: map[string]int{},
+		mapper: meta.NewDefaultRESTMapper(nil), status: map[schema.GroupVersionResource]bool{},
 	}
-	add("", "v1", "Namespace", "namespaces", meta.RESTScopeRoot)
-	for kind, res := range map[string]string{"ServiceAccount": "serviceaccounts", "Secret": "secrets", "ConfigMap": "configmaps", "Service": "services", "Pod": "pods"} {
-		add("", "v1", kind, res, meta.RESTScopeNamespace)
+	c.AddKind("v1", "Namespace", "namespaces", false, true)
+	for kind, res := range map[string]string{"ServiceAccount": "serviceaccounts", "Secret": "secrets", "ConfigMap": "configmaps"} {
+		c.AddKind("v1", kind, res, true, false)
 	}
-	add("apps", "v1", "Deployment", "deployments", meta.RESTScopeNamespace)
-	add("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", meta.RESTScopeRoot)
-	add("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", meta.RESTScopeRoot)
-	add("rbac.authorization.k8s.io", "v1", "Role", "roles", meta.RESTScopeNamespace)
-	add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", meta.RESTScopeNamespace)
-	add("networking.k8s.io", "v1", "Ingress", "ingresses", meta.RESTScopeNamespace)
-	add("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", meta.RESTScopeNamespace)
-	return &Cluster{objects: map[kube.Ref]*unstructured.Unstructured{}, logs: map[string]string{}, count: map[string]int{}, mapper: m}
+	c.AddKind("v1", "Service", "services", true, true)
+	c.AddKind("v1", "Pod", "pods", true, true)
+	c.AddKind("apps/v1", "Deployment", "deployments", true, true)
+	for kind, res := range map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"} {
+		c.AddKind("rbac.authorization.k8s.io/v1", kind, res, false, false)
+	}
+	for kind, res := range map[string]string{"Role": "roles", "RoleBinding": "rolebindings"} {
+		c.AddKind("rbac.authorization.k8s.io/v1", kind, res, true, false)
+	}
+	c.AddKind("networking.k8s.io/v1", "Ingress", "ingresses", true, true)
+	c.AddKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", true, false)
+	c.AddKind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", false, true)
+	return c
 }
 
 // Fail makes the nth call of method (1-based, counting every call of it
@@ -271,7 +290,7 @@ func converted[T any](o *unstructured.Unstructured) (*T, error) {
 
 // FindDeployments lists the stored Deployments with the selector.
 func (c *Cluster) FindDeployments(_ context.Context, selector string) ([]*appsv1.Deployment, error) {
-	objs, err := c.selected(FindDeployments, selector, nil, []string{"Deployment"})
+	objs, err := c.selected(FindDeployments, selector, everyNamespace, []string{"Deployment"})
 	if err != nil {
 		return nil, err
 	}
@@ -284,58 +303,6 @@ func (c *Cluster) FindDeployments(_ context.Context, selector string) ([]*appsv1
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// MapAll maps manifests with the fake's kinds, as kube.Client.MapAll does.
-func (c *Cluster) MapAll(ms []kube.Manifest, defaultNS string) ([]kube.Target, error) {
-	if err := c.call(MapAll, kube.Ref{}); err != nil {
-		return nil, err
-	}
-	return (&kube.Client{Mapper: resettable{c.mapper}}).MapAll(ms, defaultNS)
-}
-
-type resettable struct{ meta.RESTMapper }
-
-func (resettable) Reset() {}
-
-// ApplyAll stores each target in order, stopping at the first failure.
-func (c *Cluster) ApplyAll(_ context.Context, targets []kube.Target, _ string) error {
-	for _, t := range targets {
-		o, err := t.Object()
-		if err != nil {
-			return err
-		}
-		if err := c.call(Apply, t.Ref); err != nil {
-			return &kube.ObjectError{Ref: t.Ref, Err: err}
-		}
-		c.apply(o)
-	}
-	return nil
-}
-
-// apply stores o over what is there, keeping the stored status and bumping
-// the generation when the spec changes, as the apiserver does.
-func (c *Cluster) apply(o *unstructured.Unstructured) {
-	o = o.DeepCopy()
-	c.mu.Lock()
-	if old := c.objects[kube.RefOf(o)]; old != nil {
-		o.SetGeneration(old.GetGeneration())
-		if !reflect.DeepEqual(old.Object["spec"], o.Object["spec"]) {
-			o.SetGeneration(old.GetGeneration() + 1)
-		}
-		if st, ok := old.Object["status"]; ok {
-			o.Object["status"] = st
-		}
-	}
-	if kube.RefOf(o).Kind == "Deployment" {
-		c.rollOut(o)
-	}
-	c.store(o)
-	stored := o.DeepCopy()
-	c.mu.Unlock()
-	if c.OnApply != nil {
-		c.OnApply(stored)
-	}
 }
 
 // rollOut sets a Deployment's status to what Cluster.Rollout says (by
@@ -362,24 +329,6 @@ func (c *Cluster) rollout(d *appsv1.Deployment) kube.RolloutStatus {
 		n = *d.Spec.Replicas
 	}
 	return kube.RolloutStatus{Desired: n, Updated: n, Ready: n, Available: n, Done: true}
-}
-
-// ClaimSecret stores the Secret only if it is as read: readRV "" means it
-// must not exist; otherwise its resourceVersion must still be readRV.
-func (c *Cluster) ClaimSecret(_ context.Context, t kube.Target, o *unstructured.Unstructured, readRV, _ string) error {
-	if err := c.call(ClaimSecret, t.Ref); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	old := c.objects[t.Ref]
-	switch {
-	case readRV == "" && old != nil, readRV != "" && (old == nil || old.GetResourceVersion() != readRV):
-		c.mu.Unlock()
-		return kube.ErrSecretChanged
-	}
-	c.mu.Unlock()
-	c.apply(o)
-	return nil
 }
 
 // WaitRollout reports the Deployment's rollout (see Cluster.Rollout) and
@@ -414,6 +363,28 @@ func (c *Cluster) SelectedObjects(_ context.Context, selector string, namespaces
 	return c.selected(SelectedObjects, selector, namespaces, kinds)
 }
 
+// ListSelected is SelectedObjects without the objects a controller owns
+// (ReplicaSets, Pods) and Events, as kube.Client.ListSelected lists.
+func (c *Cluster) ListSelected(_ context.Context, selector string, namespaces, kinds []string, _ int) ([]*unstructured.Unstructured, error) {
+	objs, err := c.selected(ListSelected, selector, namespaces, kinds)
+	if err != nil {
+		return nil, err
+	}
+	out := objs[:0]
+	for _, o := range objs {
+		if metav1.GetControllerOf(o) == nil && o.GetKind() != "Event" {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// everyNamespace, as selected's namespaces, is all of them.
+var everyNamespace = []string{"*"}
+
+// selected lists the stored objects of kinds (nil: any) that selector
+// matches: namespaced ones in namespaces only (everyNamespace: in any),
+// cluster-scoped ones all.
 func (c *Cluster) selected(method, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
 	sel, err := labels.Parse(selector)
 	if err != nil {
@@ -429,7 +400,7 @@ func (c *Cluster) selected(method, selector string, namespaces, kinds []string) 
 		if kinds != nil && !slices.Contains(kinds, ref.Kind) || !sel.Matches(labels.Set(o.GetLabels())) {
 			continue
 		}
-		if ref.Namespace != "" && namespaces != nil && !slices.Contains(namespaces, ref.Namespace) {
+		if ref.Namespace != "" && !slices.Equal(namespaces, everyNamespace) && !slices.Contains(namespaces, ref.Namespace) {
 			continue
 		}
 		out = append(out, o.DeepCopy())
@@ -449,51 +420,6 @@ func (c *Cluster) DeleteAndWait(_ context.Context, objs []*unstructured.Unstruct
 		delete(c.objects, kube.RefOf(o))
 	}
 	return nil
-}
-
-// Diff compares each manifest with the stored object: created when absent,
-// changed when what an apply sets differs (server bookkeeping and status
-// aside), unchanged otherwise. It predicts no defaults or merges: it is for
-// testing what acts on a diff, not the diff itself.
-func (c *Cluster) Diff(_ context.Context, ms []kube.Manifest, o diff.Options) (*diff.Result, error) {
-	if err := c.call(Diff, kube.Ref{}); err != nil {
-		return nil, err
-	}
-	targets, err := (&kube.Client{Mapper: resettable{c.mapper}}).MapAll(ms, o.DefaultNamespace)
-	if err != nil {
-		return nil, err
-	}
-	res := &diff.Result{}
-	for _, t := range targets {
-		want, err := t.Object()
-		if err != nil {
-			return nil, err
-		}
-		live := c.Get(t.Ref)
-		obj := diff.Object{Ref: t.Ref, Action: diff.Unchanged, Origin: t.Origin}
-		switch {
-		case live == nil:
-			obj.Action, obj.ChangedPaths = diff.Created, []string{"."}
-			obj.After = text(want)
-		case text(live) != text(want):
-			obj.Action, obj.ChangedPaths = diff.Changed, []string{"."}
-			obj.Before, obj.After = text(live), text(want)
-		}
-		res.Objects = append(res.Objects, obj)
-	}
-	sort.SliceStable(res.Objects, func(i, j int) bool { return res.Objects[i].Ref.Less(res.Objects[j].Ref) })
-	return res, nil
-}
-
-// text is what an apply of o sets, as JSON.
-func text(o *unstructured.Unstructured) string {
-	c := o.DeepCopy().Object
-	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp"} {
-		unstructured.RemoveNestedField(c, "metadata", f)
-	}
-	delete(c, "status")
-	b, _ := json.Marshal(c)
-	return string(b)
 }
 
 // GetConfigMap returns the stored ConfigMap, nil when there is none.
