@@ -77,7 +77,8 @@ func TestDiffSummaryGolden(t *testing.T) {
 }
 
 // TestDiffJSONGolden: diff -o json's document (docs/output.md), from the
-// sample: diff needs a real cluster, which the in-process tests have not.
+// sample, which has an object of every action (TestDiffOutputs runs the
+// command's -o json in-process against the fake cluster).
 func TestDiffJSONGolden(t *testing.T) {
 	out, _ := printDiff(t, "json", 3, false)
 	golden.Compare(t, filepath.Join("testdata", "json", "diff.json"), out)

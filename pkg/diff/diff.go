@@ -1,8 +1,9 @@
 // Package diff compares manifests with the live cluster the way a server-side
 // apply would change it: each object is dry-run applied with the plugin's field
 // manager (or, when the manager's own fields already hold the desired values,
-// known unchanged without a request), normalised, Secrets masked, and
-// rendered as unified, summary or JSON output.
+// known unchanged without a request), normalised and Secrets masked. It
+// returns results (the objects, their hunks, the -o json Document); pkg/cmd
+// prints them.
 package diff
 
 import (
