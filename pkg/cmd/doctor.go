@@ -128,13 +128,13 @@ func doctorGitLab(url string, creds gitlab.Credentials, timeout time.Duration) g
 // the dialer that reaches KAS, the client for KAS's proxy (with caFile's CA)
 // and the k8s_proxy credential already at hand (creds' cached token, or the
 // job token in CI).
-func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kube *genericclioptions.ConfigFlags, caFile string, creds gitlab.Credentials) error {
+func completeDoctorEnv(ctx context.Context, env *doctor.Env, f Factory, kubeFlags *genericclioptions.ConfigFlags, caFile string, creds gitlab.Credentials) error {
 	anon, err := f.GitLab(doctorGitLab(env.GitLabURL, gitlab.Credentials{}, env.Timeout))
 	if err != nil {
 		return err
 	}
 	env.Anonymous = anon
-	if env.Cluster, err = f.Doctor(kube); err != nil {
+	if env.Cluster, err = f.Doctor(kubeFlags); err != nil {
 		env.Cluster, env.NoCluster = nil, err
 	}
 	env.Dial = f.KASDialer()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
@@ -262,4 +264,41 @@ func agentPod(name string) *unstructured.Unstructured {
 			"labels": map[string]any{"app.kubernetes.io/name": "gitlab-agent", "app.kubernetes.io/instance": "prod"}},
 		"status": map[string]any{"phase": "Running"},
 	}}
+}
+
+// realDoctorCluster is fakeFactory with the real Factory's cluster for
+// doctor, which reads the kubeconfig as kubectl does.
+type realDoctorCluster struct{ fakeFactory }
+
+func (realDoctorCluster) Doctor(g genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
+	return DefaultFactory().Doctor(g)
+}
+
+// TestDoctorWithoutAKubeconfig: with no kubeconfig the cluster checks skip,
+// saying why (docs/doctor.md), instead of failing on localhost:8080.
+func TestDoctorWithoutAKubeconfig(t *testing.T) {
+	w, _ := doctorWorld(t)
+	// client-go read $HOME once, at start: KUBECONFIG names the files.
+	none := filepath.Join(t.TempDir(), "no-such-kubeconfig")
+	t.Setenv("KUBECONFIG", none)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	asked := w.cluster.Count("Reachable")
+	var out, errOut bytes.Buffer
+	args := []string{"doctor", "prod", "-o", "json", "--gitlab-url", w.gl.URL, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents"}
+	Execute(realDoctorCluster{fakeFactory{cluster: w.cluster}}, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	var r doctor.Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("doctor -o json: %v: %q %s", err, out.String(), errOut.String())
+	}
+	for _, c := range r.Checks {
+		if c.ID != "cluster-reachable" && c.ID != "agent-pods" && c.ID != "agent-logs" {
+			continue
+		}
+		if c.Status != doctor.Skip || !strings.Contains(c.Message, "no kubeconfig") || !strings.Contains(c.Message, none) {
+			t.Errorf("%s without a kubeconfig: %s %q; want a skip that says why", c.ID, c.Status, c.Message)
+		}
+	}
+	if w.cluster.Count("Reachable") != asked {
+		t.Error("the cluster was asked")
+	}
 }

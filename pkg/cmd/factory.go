@@ -54,6 +54,11 @@ func (defaultFactory) Cluster(flags genericclioptions.RESTClientGetter) (install
 }
 
 func (defaultFactory) Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
+	// Without a kubeconfig doctor's cluster checks skip (docs/doctor.md),
+	// rather than fail on the localhost:8080 client-go falls back to.
+	if err := kube.NoKubeconfig(flags); err != nil {
+		return nil, err
+	}
 	return kube.NewClient(flags)
 }
 

@@ -456,6 +456,22 @@ func TestGitLabFailures(t *testing.T) {
 		if c := byID(r)["agent-token"]; c.Status != Skip {
 			t.Errorf("agent-token without GitLab: %s", c.Status)
 		}
+		// Why there are no credentials is said once, by gitlab-token; the
+		// checks that need them point there.
+		said := 0
+		for _, c := range r.Checks {
+			if strings.Contains(c.Message, "no credentials") {
+				said++
+			}
+		}
+		if c := byID(r)["gitlab-token"]; said != 1 || c.Message != "no credentials" {
+			t.Errorf("the missing credentials are explained in %d checks, gitlab-token says %q; want once, there", said, c.Message)
+		}
+		for _, id := range []string{"agent-registered", "agent-token", "agent-config", "k8s-proxy"} {
+			if c := byID(r)[id]; c.Status != Skip || c.Message != "no GitLab credentials: see gitlab-token" {
+				t.Errorf("%s without credentials: %s %q", id, c.Status, c.Message)
+			}
+		}
 	})
 	t.Run("an HTML page", func(t *testing.T) {
 		w := newWorld(t, setup{})

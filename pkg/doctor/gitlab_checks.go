@@ -36,7 +36,10 @@ func checkGitLabReachable(_ context.Context, d *doctor) Check {
 // is enough for what the user will run.
 func checkGitLabToken(ctx context.Context, d *doctor) Check {
 	if d.env.GitLab == nil {
-		return skip("no GitLab credentials: %v", d.env.NoCredentials)
+		if d.env.NoCredentials == nil {
+			return skip("no GitLab credentials")
+		}
+		return skip("%v", d.env.NoCredentials)
 	}
 	creds := d.env.GitLab.Credentials()
 	if creds.Token == "" && creds.JobToken != "" {
