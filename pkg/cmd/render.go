@@ -173,6 +173,12 @@ func (o *RenderOptions) Run(_ context.Context) error {
 	if len(out.Embedded) > 0 {
 		fmt.Fprintf(o.ErrOut, "warning: the output holds credentials in Secret %s; keep it out of logs and version control\n", strings.Join(out.Embedded, ", "))
 	}
+	if p := manifest.KASAddressProblem(o.input.Values.Config.KasAddress); p != "" {
+		fmt.Fprintf(o.ErrOut, "warning: %s\n", p)
+	}
+	if n := manifest.MissingTokenNote(o.input); n != "" {
+		fmt.Fprintf(o.ErrOut, "note: %s\n", n)
+	}
 	return o.Output.Print(o.Out, true, renderResult(out.Objects))
 }
 

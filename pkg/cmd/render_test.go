@@ -22,7 +22,8 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 func TestRenderCommand(t *testing.T) {
 	code, out, errOut := run(t, "", "render", "demo")
-	if code != 0 || errOut != "" {
+	// Without a token, one line says which Secret must exist (issue 26).
+	if code != 0 || errOut != "note: no token given: the objects mount Secret gitlab-agent-demo/demo-gitlab-agent-token (key token), which must exist before they are applied; --token-file FILE embeds one, install makes one\n" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	for _, want := range []string{"kind: Namespace\nmetadata:", "name: gitlab-agent-demo\n", "name: demo-gitlab-agent-v2\n", "--kas-address=wss://kas.gitlab.com"} {
@@ -32,6 +33,24 @@ func TestRenderCommand(t *testing.T) {
 	}
 	if strings.Contains(out, "kind: Secret") {
 		t.Error("a Secret was rendered without a token")
+	}
+}
+
+// TestRenderWarnsOfAKASAddressAgentkCannotUse: a KAS address without
+// wss:// or grpcs:// is rendered as given, with one warning line.
+func TestRenderWarnsOfAKASAddressAgentkCannotUse(t *testing.T) {
+	for addr, want := range map[string]string{
+		"kas.example.com":       `warning: the KAS address "kas.example.com" is not a URL`,
+		"ws://kas.example.com":  `warning: the KAS address "ws://kas.example.com" is not encrypted (ws://)`,
+		"wss://kas.example.com": "",
+	} {
+		code, out, errOut := run(t, "", "render", "demo", "--kas-address", addr, "--secret-name", "mine")
+		if code != 0 || !strings.Contains(out, "--kas-address="+addr) {
+			t.Errorf("%s: exit %d, %s", addr, code, errOut)
+		}
+		if (want == "" && errOut != "") || (want != "" && (!strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1)) {
+			t.Errorf("%s: stderr %q, want one line %q", addr, errOut, want)
+		}
 	}
 }
 
