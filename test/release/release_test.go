@@ -211,6 +211,25 @@ func TestKrewIndexManifest(t *testing.T) {
 	}
 }
 
+// TestKrewDescriptionSaysWhatIsBuilt: krew shows the description to people
+// choosing a plugin; it names what the plugin does, not what is to come.
+func TestKrewDescriptionSaysWhatIsBuilt(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "krew.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, word := range []string{"install", "status", "kubeconfig", "diff", "upgrade", "uninstall", "rotates", "renders", "proxy", "doctor"} {
+		if !bytes.Contains(data, []byte(word)) {
+			t.Errorf("krew.yaml's description does not name %q", word)
+		}
+	}
+	for _, stale := range []string{"being built", "to come", "coming soon"} {
+		if bytes.Contains(data, []byte(stale)) {
+			t.Errorf("krew.yaml's description says %q", stale)
+		}
+	}
+}
+
 func stripComments(data []byte) []byte {
 	var b bytes.Buffer
 	for _, line := range strings.SplitAfter(string(data), "\n") {
