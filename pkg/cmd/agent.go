@@ -24,6 +24,8 @@ func NewCmdAgent(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams
 the project of the git remote). Credentials come from GITLAB_TOKEN or
 --gitlab-token-file: a personal, project or group access token with the api
 scope.`,
+		Example: `  kubectl gitlab-agent agent list --project infra/agents
+  kubectl gitlab-agent agent register prod-eu --project infra/agents`,
 	}
 	cmd.AddCommand(
 		newCmdAgentList(f, g, streams),
@@ -108,7 +110,12 @@ type AgentGetOptions struct{ agentCommand }
 func newCmdAgentGet(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentGetOptions{}
 	o.agentCommand = newAgentCommand(f, g, streams, o.show, "table", "json", "yaml")
-	return o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{Use: "get NAME|ID", Short: "Show one agent"})
+	return o.command(o, exactArgs(1, "NAME|ID"), &cobra.Command{
+		Use:   "get NAME|ID",
+		Short: "Show one agent",
+		Example: `  kubectl gitlab-agent agent get prod-eu --project infra/agents
+  kubectl gitlab-agent agent get 42 -o json`,
+	})
 }
 
 // show looks the agent up and prints it.
@@ -173,6 +180,10 @@ func newCmdAgentDelete(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 		Long: `Delete the agent's registration from the project. Every token of the agent
 stops working, so an agentk still running with one disconnects. Asks for
 confirmation on a terminal; elsewhere it needs --yes.`,
+		Example: `  kubectl gitlab-agent agent delete prod-eu --project infra/agents
+
+  # In a script: no question asked
+  kubectl gitlab-agent agent delete 42 --project infra/agents --yes`,
 	})
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd

@@ -24,6 +24,8 @@ func newCmdAgentConfig(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 .gitlab/agents/NAME/config.yaml, on the default branch. 'set' edits it in place
 through GitLab's repository files API: every other key, comment and the order
 stay as they are, and an edit that changes nothing makes no commit.`,
+		Example: `  kubectl gitlab-agent agent config show prod-eu --project infra/agents
+  kubectl gitlab-agent agent config set prod-eu --project infra/agents --ci-access-project apps/web`,
 	}
 	cmd.AddCommand(newCmdAgentConfigShow(f, g, streams), newCmdAgentConfigSet(f, g, streams))
 	return cmd
@@ -51,7 +53,14 @@ type AgentConfigShowOptions struct{ agentConfigTarget }
 
 func newCmdAgentConfigShow(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: newAgentCommand(f, g, streams, nil, "yaml", "json")}}
-	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{Use: "show AGENT", Short: "Print the agent's config file"})
+	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
+		Use:   "show AGENT",
+		Short: "Print the agent's config file",
+		Example: `  kubectl gitlab-agent agent config show prod-eu --project infra/agents
+
+  # Where it was read, and its content, for a script
+  kubectl gitlab-agent agent config show prod-eu --branch review -o json`,
+	})
 	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
@@ -44,6 +45,9 @@ type lifecycle struct {
 // lifecycleFlags says which of the shared flags a command takes.
 type lifecycleFlags struct {
 	gitlab, wait, dryRun, yes bool
+	// namingOnly takes, of the render flags, only those that change which
+	// objects are the install's (uninstall).
+	namingOnly bool
 }
 
 func newLifecycle(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) lifecycle {
@@ -51,7 +55,11 @@ func newLifecycle(f Factory, g *GlobalOptions, streams genericiooptions.IOStream
 }
 
 func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
-	l.Render.AddFlags(cmd, "f")
+	if which.namingOnly {
+		l.Render.addNamingFlags(cmd)
+	} else {
+		l.Render.AddFlags(cmd, "f")
+	}
 	l.Output.AddFlags(cmd)
 	l.Kube = newKubeFlags(cmd)
 	if which.gitlab {
@@ -69,6 +77,18 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 		f.BoolVarP(&l.Yes, "yes", "y", false, "do not ask; allow revoking a token at GitLab's two-token limit")
 	}
 	f.IntVarP(&l.Verbose, "v", "v", 0, "log verbosity: 1 prints how long each step took")
+}
+
+// addNamingFlags binds, of the render flags, those that can change which
+// objects are the install's: values files and --set (nameOverride names
+// them in its labels). The chart version and the plain flags keep their
+// defaults.
+func (f *RenderFlags) addNamingFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	f.changed = fl.Changed
+	f.ChartVersion, f.CreateNamespace = manifest.DefaultChartVersion, true // as AddFlags leaves them
+	fl.StringArrayVarP(&f.ValuesFiles, "values", "f", nil, "a values file the agent was installed with; its nameOverride names the objects (repeatable)")
+	fl.StringArrayVar(&f.Sets, "set", nil, "a chart value the agent was installed with, key=value; nameOverride names the objects (repeatable)")
 }
 
 // command finishes cmd as the lifecycle command of the agent NAME that o

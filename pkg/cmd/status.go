@@ -53,6 +53,11 @@ job's CI_JOB_TOKEN), status shows the cluster part: the agents installed in
 the cluster (or named), their Deployments and the KAS address agentk is
 given, with the verdict "installed" or "not installed", and a note on what
 the GitLab part needs.`,
+		Example: `  # Every agent of the project, and whether it runs in the current cluster
+  kubectl gitlab-agent status --project infra/agents
+
+  # One agent, without doctor's checks, for a script
+  kubectl gitlab-agent status prod-eu --no-doctor -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runOptions(o),
 	}

@@ -24,6 +24,8 @@ func NewCmdToken(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams
 		Short: "List, create and revoke agent tokens",
 		Long: `The tokens agentk authenticates to KAS with. GitLab allows two active tokens per
 agent, so that a new one can be rolled out before the old one is revoked.`,
+		Example: `  kubectl gitlab-agent token list prod-eu --project infra/agents
+  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
 	}
 	cmd.AddCommand(newCmdTokenList(f, g, streams), newCmdTokenCreate(f, g, streams), newCmdTokenRevoke(f, g, streams), newCmdTokenRotate(f, g, streams))
 	return cmd
@@ -112,6 +114,10 @@ func newCmdTokenList(f Factory, g *GlobalOptions, streams genericiooptions.IOStr
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
 		Short:   "List an agent's active tokens with their last use",
+		Example: `  kubectl gitlab-agent token list prod-eu --project infra/agents
+
+  # The IDs of tokens never used
+  kubectl gitlab-agent token list prod-eu -o json | jq '.tokens[] | select(.lastUsedAt == null) | .id'`,
 	})
 }
 
@@ -210,6 +216,9 @@ func newCmdTokenRevoke(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 	return o.command(o, exactArgs(2, "AGENT and TOKEN_ID"), &cobra.Command{
 		Use:   "revoke AGENT TOKEN_ID",
 		Short: "Revoke an agent token (an agentk using it disconnects)",
+		Example: `  # 'token list' shows the IDs
+  kubectl gitlab-agent token list prod-eu --project infra/agents
+  kubectl gitlab-agent token revoke prod-eu 1234 --project infra/agents`,
 	})
 }
 

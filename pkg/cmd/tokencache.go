@@ -20,6 +20,12 @@ func NewCmdTokenCache(f Factory, g *GlobalOptions, streams genericiooptions.IOSt
 	cmd := &cobra.Command{
 		Use:   "token-cache",
 		Short: "List or clear the cached k8s_proxy personal access tokens",
+		Long: `get-token caches the k8s_proxy personal access tokens it creates, one per
+GitLab URL and credential, in a file (0600) under the user's cache directory.
+'list' shows them (never their values); 'clear' removes them, and with
+--revoke revokes them in GitLab too.`,
+		Example: `  kubectl gitlab-agent token-cache list
+  kubectl gitlab-agent token-cache clear --revoke`,
 	}
 	cmd.AddCommand(newCmdTokenCacheList(g, streams), newCmdTokenCacheClear(f, streams))
 	return cmd
@@ -34,7 +40,12 @@ type TokenCacheListOptions struct {
 
 func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCacheListOptions{outputOnly: outputOnly{NewOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
-	return o.command(o, &cobra.Command{Use: "list", Short: "List the cached tokens (never their values)"})
+	return o.command(o, &cobra.Command{
+		Use:   "list",
+		Short: "List the cached tokens (never their values)",
+		Example: `  kubectl gitlab-agent token-cache list
+  kubectl gitlab-agent token-cache list -o json`,
+	})
 }
 
 // cachedToken is one cache entry as listed.
@@ -87,7 +98,15 @@ type TokenCacheClearOptions struct {
 
 func newCmdTokenCacheClear(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, Factory: f, IOStreams: streams}
-	cmd := o.command(o, &cobra.Command{Use: "clear", Short: "Remove the cached tokens; --revoke also revokes them in GitLab"})
+	cmd := o.command(o, &cobra.Command{
+		Use:   "clear",
+		Short: "Remove the cached tokens; --revoke also revokes them in GitLab",
+		Example: `  # Forget the tokens here; they stay valid in GitLab until they expire
+  kubectl gitlab-agent token-cache clear
+
+  # Revoke them in GitLab too (a laptop left behind)
+  kubectl gitlab-agent token-cache clear --revoke`,
+	})
 	cmd.Flags().BoolVar(&o.Revoke, "revoke", false, "revoke each token in GitLab too (with the token itself)")
 	return cmd
 }

@@ -25,14 +25,26 @@ type UninstallOptions struct {
 // NewCmdUninstall builds `uninstall NAME`.
 func NewCmdUninstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UninstallOptions{lifecycle: newLifecycle(f, g, streams)}
-	cmd := o.command(o, lifecycleFlags{gitlab: true, yes: true}, &cobra.Command{
+	cmd := o.command(o, lifecycleFlags{gitlab: true, namingOnly: true}, &cobra.Command{
 		Use:   "uninstall NAME",
 		Short: "Delete the agent's objects from the cluster; optionally revoke its tokens or delete it in GitLab",
 		Long: `Delete every object of the install (found by its labels; the Namespace last, if
 the install created it) and wait until they are gone. --revoke-tokens revokes
 the agent's tokens and --delete-agent deletes its registration in GitLab.
-Asks for confirmation on a terminal; elsewhere it needs --yes.`,
+Asks for confirmation on a terminal; elsewhere it needs --yes.
+
+Of the values, only those that name the install's objects matter (-f and
+--set, for nameOverride); -n is the namespace it was installed in.`,
+		Example: `  # Remove the agent from the current cluster; its registration stays in GitLab
+  kubectl gitlab-agent uninstall prod-eu
+
+  # Remove it everywhere, without asking (a CI job)
+  kubectl gitlab-agent uninstall prod-eu --project infra/agents --revoke-tokens --delete-agent --yes
+
+  # An install in a namespace of its own choosing
+  kubectl gitlab-agent uninstall prod-eu -n gitlab-agent`,
 	})
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "delete without asking for confirmation (needed when stdin is not a terminal)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the objects to be gone")
 	cmd.Flags().BoolVar(&o.RevokeTokens, "revoke-tokens", false, "also revoke the agent's tokens in GitLab")
 	cmd.Flags().BoolVar(&o.DeleteAgent, "delete-agent", false, "also delete the agent's registration in GitLab")
