@@ -30,7 +30,7 @@ type lifecycle struct {
 	Output  *OutputFlags
 	Timeout time.Duration
 	NoWait  bool
-	DryRun  bool
+	DryRun  dryRunFlag
 	Yes     bool
 	Verbose int
 
@@ -71,7 +71,7 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 		f.BoolVar(&l.NoWait, "no-wait", false, "do not wait for the rollout and the connection")
 	}
 	if which.dryRun {
-		f.BoolVar(&l.DryRun, "dry-run", false, "print the plan and the diff of the cluster's objects; change nothing")
+		l.DryRun.add(cmd, dryRunPlanUsage)
 	}
 	if which.yes {
 		f.BoolVarP(&l.Yes, "yes", "y", false, "do not ask; allow revoking a token at GitLab's two-token limit")
@@ -123,11 +123,14 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 	if err := l.Output.Validate(); err != nil {
 		return err
 	}
+	if err := l.DryRun.parse(l.ErrOut); err != nil {
+		return err
+	}
 	in, err := l.Render.Input(cmd.Context(), name, namespaceFlag(cmd, l.Kube), l.In)
 	if err != nil {
 		return err
 	}
-	l.opts = install.Options{Name: name, Input: in, Yes: l.Yes, DryRun: l.DryRun, NoWait: l.NoWait, Timeout: l.Timeout}
+	l.opts = install.Options{Name: name, Input: in, Yes: l.Yes, DryRun: l.DryRun.strategy, NoWait: l.NoWait, Timeout: l.Timeout}
 	l.report = &progressReport{w: l.ErrOut, noColor: l.Global.NoColor, verbose: l.Verbose}
 	l.env = install.Env{Report: l.report}
 	if needGitLab {
@@ -190,7 +193,11 @@ func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 		b.WriteString("GitLab: would " + safetext.Line(s) + "\n")
 	}
 	cluster := diff.JSON(plan.Cluster)
-	fmt.Fprintln(&b, "Cluster: "+planLine(cluster))
+	label := "Cluster: "
+	if plan.Server {
+		label = "Cluster (server dry run): "
+	}
+	fmt.Fprintln(&b, label+planLine(cluster))
 	for _, r := range plan.Remove {
 		fmt.Fprintln(&b, "Cluster: would remove "+safetext.Line(r)+" after the rollout (the new layout no longer has it)")
 	}

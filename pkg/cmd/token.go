@@ -59,15 +59,23 @@ func tokenTable(w io.Writer, p *ui.Painter, tokens []*gitlab.Token) error {
 }
 
 // tokenCreated is what token create prints; Value, the token itself, only
-// with --show-token.
+// with --show-token. A dry run prints the token it would create (ID 0)
+// and the strategy.
 type tokenCreated struct {
-	Token gitlab.Token `json:"token"`
-	Value string       `json:"value,omitempty"`
+	Token  gitlab.Token   `json:"token"`
+	Value  string         `json:"value,omitempty"`
+	DryRun install.DryRun `json:"dryRun,omitempty"`
+	agent  string
 }
 
 // WriteText writes the token's value alone (--show-token, for
-// TOKEN=$(...)), else the token as a table of one row.
+// TOKEN=$(...)), else the token as a table of one row; a dry run says what
+// it would create.
 func (c tokenCreated) WriteText(w io.Writer, p *ui.Painter) error {
+	if c.DryRun != install.DryRunNone {
+		_, err := fmt.Fprintf(w, "token %q created for agent %q (dry run)\n", c.Token.Name, c.agent)
+		return err
+	}
 	if c.Value != "" {
 		_, err := fmt.Fprintln(w, c.Value)
 		return err
@@ -98,8 +106,12 @@ type rotateResult struct {
 	name string
 }
 
-// WriteText says which token the agent runs with now.
-func (r rotateResult) WriteText(w io.Writer, _ *ui.Painter) error {
+// WriteText writes the plan of a dry run, else which token the agent runs
+// with now.
+func (r rotateResult) WriteText(w io.Writer, p *ui.Painter) error {
+	if r.Plan != nil {
+		return writePlan(w, p, r.Plan)
+	}
 	_, err := fmt.Fprintf(w, "agent %q now runs with token %d; token %d is revoked\n", r.name, r.NewTokenID, r.OldTokenID)
 	return err
 }
@@ -142,6 +154,7 @@ type TokenCreateOptions struct {
 	TokenFile   string
 	Force       bool
 	ShowToken   bool
+	DryRun      dryRunFlag
 }
 
 func newCmdTokenCreate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -153,9 +166,11 @@ func newCmdTokenCreate(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 		Long: `Create a token for the agent. GitLab shows a token's value only once: it goes
 to --token-file (created with mode 0600; an existing file is kept unless
 --force) or, with --show-token, to stdout. At GitLab's limit of two active
-tokens the command names both, with their last use, and how to revoke one.`,
+tokens the command names both, with their last use, and how to revoke one.
+--dry-run checks all this and creates nothing.`,
 		Example: `  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token
-  TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)`,
+  TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)
+  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token --dry-run`,
 	})
 	fl := cmd.Flags()
 	fl.StringVar(&o.Name, "name", "", "the token's name (required)")
@@ -163,11 +178,15 @@ tokens the command names both, with their last use, and how to revoke one.`,
 	fl.StringVar(&o.TokenFile, "token-file", "", "write the token to FILE, created with mode 0600")
 	fl.BoolVar(&o.Force, "force", false, "overwrite --token-file if it exists")
 	fl.BoolVar(&o.ShowToken, "show-token", false, "print the token on stdout")
+	o.DryRun.addGitLab(cmd)
 	return cmd
 }
 
 // Validate checks the input before anything is created.
 func (o *TokenCreateOptions) Validate() error {
+	if err := o.DryRun.parse(o.ErrOut); err != nil {
+		return err
+	}
 	if o.Name == "" {
 		return fmt.Errorf("--name is required: name the token after where it is used (e.g. the cluster)")
 	}
@@ -185,6 +204,9 @@ func (o *TokenCreateOptions) Validate() error {
 // Run creates the token and stores it; if storing fails the token is revoked
 // again so that no unknown token stays active.
 func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error {
+	if o.DryRun.on() {
+		return o.planned(ctx, a)
+	}
 	tok, err := o.client.CreateToken(ctx, o.project, a, o.Name, o.Description)
 	if err != nil {
 		return err
@@ -202,6 +224,20 @@ func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error 
 		res.Value = tok.Secret
 	}
 	return o.print(res)
+}
+
+// planned prints the token create would make, after the check GitLab
+// would make: the two-token limit.
+func (o *TokenCreateOptions) planned(ctx context.Context, a *gitlab.Agent) error {
+	tokens, err := o.client.ListTokensWithLastUse(ctx, o.project, a)
+	if err != nil {
+		return err
+	}
+	if len(tokens) >= gitlab.MaxActiveTokens {
+		return &gitlab.TokenLimitError{Agent: a.Name, Tokens: tokens}
+	}
+	tok := gitlab.Token{AgentID: a.ID, Name: o.Name, Description: o.Description, Status: "active"}
+	return o.print(tokenCreated{Token: tok, DryRun: o.DryRun.strategy, agent: a.Name})
 }
 
 // TokenRevokeOptions revokes a token.
@@ -245,7 +281,7 @@ type TokenRotateOptions struct{ lifecycle }
 // newCmdTokenRotate builds `token rotate NAME`.
 func newCmdTokenRotate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenRotateOptions{newLifecycle(f, g, streams)}
-	return o.command(o, lifecycleFlags{gitlab: true, wait: true, yes: true}, &cobra.Command{
+	return o.command(o, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true}, &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Replace the installed agent's token with no downtime",
 		Long: `Create a token, put it in the agent's Secret, roll the Deployment (its pods
@@ -255,8 +291,12 @@ old one. If the rollout or the connection fails, the Secret is put back, the
 old token stays active and the new one is revoked; if the Secret cannot be put
 back either, both tokens stay active (agentk may hold either) and the error
 says so. At GitLab's two-token limit --yes revokes the token that is not in use
-first.`,
-		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
+first. --dry-run prints the plan: the token it would create, the diff of the
+Secret and Deployment, the token it would revoke.`,
+		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents
+
+  # What it would do, the cluster checking the new Secret and Deployment
+  kubectl gitlab-agent token rotate prod-eu --project infra/agents --dry-run=server`,
 	})
 }
 
