@@ -110,7 +110,7 @@ func (r uninstallResult) writePlan(w io.Writer) error {
 	var b strings.Builder
 	checked := ""
 	if r.DryRun == install.DryRunServer {
-		checked = " (the server's dry run allows it)"
+		checked = " (server dry run)"
 	}
 	for _, d := range r.Deleted {
 		fmt.Fprintf(&b, "Cluster: would delete %s%s\n", safetext.Line(d), checked)
