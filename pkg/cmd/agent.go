@@ -44,10 +44,21 @@ type agentList struct {
 	Agents []*gitlab.Agent `json:"agents"`
 }
 
-// WriteText writes the agents as a table.
-func (l agentList) WriteText(w io.Writer, p *ui.Painter) error {
-	return agentTable(w, p, l.Agents)
+// Table is the agents as a table; wide adds who registered each, and its
+// config project's ID.
+func (l agentList) Table(wide bool) *ui.Table { return agentTable(l.Agents, wide) }
+
+// Names are the agents as agent/NAME.
+func (l agentList) Names() []string {
+	names := make([]string, len(l.Agents))
+	for i, a := range l.Agents {
+		names[i] = "agent/" + a.Name
+	}
+	return names
 }
+
+// ItemsField is the document's list of agents.
+func (agentList) ItemsField() string { return "agents" }
 
 // agentResult is what agent get and agent register print: the agent itself;
 // with --dry-run, the agent register would make (ID 0) and the strategy.
@@ -63,17 +74,35 @@ func (r agentResult) WriteText(w io.Writer, p *ui.Painter) error {
 		_, err := fmt.Fprintf(w, "agent %q registered in %s (dry run)\n", r.Name, safetext.Line(r.ConfigProject))
 		return err
 	}
-	return agentTable(w, p, []*gitlab.Agent{r.Agent})
+	t := agentTable([]*gitlab.Agent{r.Agent}, false)
+	t.Color = p.Colors()
+	return t.Write(w)
 }
 
-// agentTable writes agents as a table.
-func agentTable(w io.Writer, p *ui.Painter, agents []*gitlab.Agent) error {
-	t := &ui.Table{Headers: []string{"name", "id", "config project", "age"}, Color: p.Colors()}
+// agentTable is agents as a table; wide adds who registered each, and its
+// config project's ID.
+func agentTable(agents []*gitlab.Agent, wide bool) *ui.Table {
+	t := &ui.Table{Headers: []string{"name", "id", "config project", "age"}}
+	if wide {
+		t.Headers = append(t.Headers, "created by", "config project id")
+	}
 	now := time.Now()
 	for _, a := range agents {
-		t.Rows = append(t.Rows, []ui.Cell{ui.C(a.Name), ui.C(strconv.FormatInt(a.ID, 10)), ui.C(a.ConfigProject), ui.C(ui.Age(a.CreatedAt, now))})
+		row := []ui.Cell{ui.C(a.Name), ui.C(strconv.FormatInt(a.ID, 10)), ui.C(a.ConfigProject), ui.C(ui.Age(a.CreatedAt, now))}
+		if wide {
+			row = append(row, ui.C(userID(a.CreatedByUserID)), ui.C(strconv.FormatInt(a.ConfigProjectID, 10)))
+		}
+		t.Rows = append(t.Rows, row)
 	}
-	return t.Write(w)
+	return t
+}
+
+// userID is a GitLab user's ID as a cell, "<none>" when not known.
+func userID(id int64) string {
+	if id == 0 {
+		return "<none>"
+	}
+	return strconv.FormatInt(id, 10)
 }
 
 // agentDeleted is what agent delete prints; with --dry-run, what it would
@@ -98,13 +127,18 @@ func (d agentDeleted) WriteText(w io.Writer, _ *ui.Painter) error {
 type AgentListOptions struct{ gitlabCommand }
 
 func newCmdAgentList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentListOptions{newGitLabCommand(f, g, streams, "table", "json", "yaml")}
+	o := &AgentListOptions{newGitLabCommand(f, g, streams)}
+	o.Output = newListOutputFlags("table", "json", "yaml")
 	return o.command(o, cobra.NoArgs, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the agents registered in a project",
 		Example: `  kubectl gitlab-agent agent list --project infra/agents
-  kubectl gitlab-agent agent list -o json`,
+  kubectl gitlab-agent agent list -o json
+
+  # The names alone, or chosen columns, as kubectl prints them
+  kubectl gitlab-agent agent list -o jsonpath='{.agents[*].name}'
+  kubectl gitlab-agent agent list -o custom-columns=NAME:.name,ID:.id --no-headers`,
 	})
 }
 

@@ -96,6 +96,9 @@ func (f *RenderFlags) addNamingFlags(cmd *cobra.Command) {
 func (l *lifecycle) command(o options, which lifecycleFlags, cmd *cobra.Command) *cobra.Command {
 	l.which = which
 	l.addFlags(cmd, which)
+	if which.gitlab {
+		cmd.ValidArgsFunction = agentNames(l.Factory, &l.GitLab)
+	}
 	return leaf(o, exactArgs(1, "NAME"), cmd)
 }
 

@@ -107,6 +107,7 @@ Kubernetes Agent Server (KAS).`,
 			markReadOnly(c)
 		}
 	}
+	registerFlagCompletions(root)
 	return root
 }
 

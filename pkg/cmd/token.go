@@ -36,26 +36,53 @@ type tokenList struct {
 	Tokens []*gitlab.Token `json:"tokens"`
 }
 
-// WriteText writes the tokens as a table.
-func (l tokenList) WriteText(w io.Writer, p *ui.Painter) error {
-	return tokenTable(w, p, l.Tokens)
+// Table is the tokens as a table; wide adds who made each, and when it
+// was made and last used, to the second.
+func (l tokenList) Table(wide bool) *ui.Table { return tokenTable(l.Tokens, wide) }
+
+// Names are the tokens as token/ID.
+func (l tokenList) Names() []string {
+	names := make([]string, len(l.Tokens))
+	for i, t := range l.Tokens {
+		names[i] = "token/" + strconv.FormatInt(t.ID, 10)
+	}
+	return names
 }
 
-// tokenTable writes tokens as a table, "never" used faint.
-func tokenTable(w io.Writer, p *ui.Painter, tokens []*gitlab.Token) error {
-	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}, Color: p.Colors()}
+// ItemsField is the document's list of tokens.
+func (tokenList) ItemsField() string { return "tokens" }
+
+// tokenTable is tokens as a table, "never" used faint; wide adds who made
+// each, and when it was made and last used, to the second.
+func tokenTable(tokens []*gitlab.Token, wide bool) *ui.Table {
+	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}}
+	if wide {
+		t.Headers = append(t.Headers, "created by", "created at", "last used at")
+	}
 	now := time.Now()
 	for _, tok := range tokens {
 		used := ui.C(ui.Ago(tok.LastUsedAt, now))
 		if tok.LastUsedAt == nil {
 			used.Style = ui.Faint
 		}
-		t.Rows = append(t.Rows, []ui.Cell{
+		row := []ui.Cell{
 			ui.C(strconv.FormatInt(tok.ID, 10)), ui.C(tok.Name), ui.S(tok.Status, ui.Good),
 			ui.C(ui.Age(tok.CreatedAt, now)), used, ui.C(tok.Description),
-		})
+		}
+		if wide {
+			row = append(row, ui.C(userID(tok.CreatedByUserID)), ui.C(timestamp(tok.CreatedAt)), ui.C(timestamp(tok.LastUsedAt)))
+		}
+		t.Rows = append(t.Rows, row)
 	}
-	return t.Write(w)
+	return t
+}
+
+// timestamp is t in RFC 3339, UTC, "<none>" for nil.
+func timestamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "<none>"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // tokenCreated is what token create prints; Value, the token itself, only
@@ -80,7 +107,9 @@ func (c tokenCreated) WriteText(w io.Writer, p *ui.Painter) error {
 		_, err := fmt.Fprintln(w, c.Value)
 		return err
 	}
-	return tokenTable(w, p, []*gitlab.Token{&c.Token})
+	t := tokenTable([]*gitlab.Token{&c.Token}, false)
+	t.Color = p.Colors()
+	return t.Write(w)
 }
 
 // tokenRevoked is what token revoke prints.
@@ -121,7 +150,8 @@ type TokenListOptions struct{ agentCommand }
 
 func newCmdTokenList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenListOptions{}
-	o.agentCommand = newAgentCommand(f, g, streams, o.list, "table", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.list)
+	o.Output = newListOutputFlags("table", "json", "yaml")
 	return o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
@@ -129,7 +159,11 @@ func newCmdTokenList(f Factory, g *GlobalOptions, streams genericiooptions.IOStr
 		Example: `  kubectl gitlab-agent token list prod-eu --project infra/agents
 
   # The IDs of tokens never used
-  kubectl gitlab-agent token list prod-eu -o json | jq '.tokens[] | select(.lastUsedAt == null) | .id'`,
+  kubectl gitlab-agent token list prod-eu -o json | jq '.tokens[] | select(.lastUsedAt == null) | .id'
+
+  # Chosen columns, or every column there is
+  kubectl gitlab-agent token list prod-eu -o custom-columns=ID:.id,NAME:.name,LAST:.lastUsedAt
+  kubectl gitlab-agent token list prod-eu -o wide`,
 	})
 }
 

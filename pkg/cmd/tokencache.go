@@ -39,7 +39,7 @@ type TokenCacheListOptions struct {
 }
 
 func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheListOptions{outputOnly: outputOnly{NewOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
+	o := &TokenCacheListOptions{outputOnly: outputOnly{newListOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
 	return o.command(o, &cobra.Command{
 		Use:   "list",
 		Short: "List the cached tokens (never their values)",
@@ -79,14 +79,33 @@ type cachedTokenList struct {
 	Tokens []cachedToken `json:"tokens"`
 }
 
-// WriteText writes the tokens as a table.
-func (l cachedTokenList) WriteText(w io.Writer, p *ui.Painter) error {
-	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}, Color: p.Colors()}
-	for _, r := range l.Tokens {
-		t.Rows = append(t.Rows, []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))})
+// Table is the tokens as a table; wide adds each one's cache entry.
+func (l cachedTokenList) Table(wide bool) *ui.Table {
+	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}}
+	if wide {
+		t.Headers = append(t.Headers, "key")
 	}
-	return t.Write(w)
+	for _, r := range l.Tokens {
+		row := []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))}
+		if wide {
+			row = append(row, ui.C(r.Key))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
 }
+
+// Names are the cached personal access tokens as personalaccesstoken/ID.
+func (l cachedTokenList) Names() []string {
+	names := make([]string, len(l.Tokens))
+	for i, t := range l.Tokens {
+		names[i] = "personalaccesstoken/" + strconv.FormatInt(t.ID, 10)
+	}
+	return names
+}
+
+// ItemsField is the document's list of tokens.
+func (cachedTokenList) ItemsField() string { return "tokens" }
 
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
 type TokenCacheClearOptions struct {
