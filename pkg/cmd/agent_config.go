@@ -24,6 +24,8 @@ func newCmdAgentConfig(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 .gitlab/agents/NAME/config.yaml, on the default branch. 'set' edits it in place
 through GitLab's repository files API: every other key, comment and the order
 stay as they are, and an edit that changes nothing makes no commit.`,
+		Example: `  kubectl gitlab-agent agent config show prod-eu --project infra/agents
+  kubectl gitlab-agent agent config set prod-eu --project infra/agents --ci-access-project apps/web`,
 	}
 	cmd.AddCommand(newCmdAgentConfigShow(f, g, streams), newCmdAgentConfigSet(f, g, streams))
 	return cmd
@@ -51,7 +53,14 @@ type AgentConfigShowOptions struct{ agentConfigTarget }
 
 func newCmdAgentConfigShow(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &AgentConfigShowOptions{agentConfigTarget{agentCommand: newAgentCommand(f, g, streams, nil, "yaml", "json")}}
-	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{Use: "show AGENT", Short: "Print the agent's config file"})
+	cmd := o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
+		Use:   "show AGENT",
+		Short: "Print the agent's config file",
+		Example: `  kubectl gitlab-agent agent config show prod-eu --project infra/agents
+
+  # Where it was read, and its content, for a script
+  kubectl gitlab-agent agent config show prod-eu --branch review -o json`,
+	})
 	cmd.Flags().StringVar(&o.Branch, "branch", "", "read this branch (default: the project's default branch)")
 	return cmd
 }
@@ -101,7 +110,7 @@ type AgentConfigSetOptions struct {
 	Add      map[string]*[]string // "ci_access.projects" → ids
 	Remove   map[string]*[]string
 	AccessAs string
-	DryRun   bool
+	DryRun   dryRunFlag
 	Message  string
 }
 
@@ -135,13 +144,16 @@ file already says what was asked, or with --dry-run, which prints the new file.`
 	}
 	fl.StringVar(&o.AccessAs, "access-as", "", "user_access.access_as: agent (the agent's own identity) or user (impersonate the GitLab user)")
 	fl.StringVar(&o.Branch, "branch", "", "commit to this branch (default: the project's default branch)")
-	fl.BoolVar(&o.DryRun, "dry-run", false, "print the edited file instead of committing it")
+	o.DryRun.addGitLab(cmd)
 	fl.StringVar(&o.Message, "message", "", "the commit message (default: a summary of the edit)")
 	return cmd
 }
 
 // Validate checks the edits before any request.
 func (o *AgentConfigSetOptions) Validate() error {
+	if err := o.DryRun.parse(o.ErrOut); err != nil {
+		return err
+	}
 	if o.AccessAs != "" && o.AccessAs != "agent" && o.AccessAs != "user" {
 		return fmt.Errorf("--access-as must be agent or user, got %q", o.AccessAs)
 	}
@@ -165,7 +177,7 @@ func (o *AgentConfigSetOptions) Validate() error {
 func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	res, err := install.EditConfig(ctx, install.Env{GitLab: o.client}, install.ConfigEditOptions{
 		Project: o.project, Agent: o.ref, Branch: o.Branch, Add: entries(o.Add), Remove: entries(o.Remove),
-		AccessAs: o.AccessAs, DryRun: o.DryRun, Message: o.Message,
+		AccessAs: o.AccessAs, DryRun: o.DryRun.on(), Message: o.Message,
 	})
 	if err != nil {
 		var cfe *install.ConfigFileError
@@ -179,7 +191,7 @@ func (o *AgentConfigSetOptions) Run(ctx context.Context) error {
 	doc := configSetDocument{Project: o.project.String(), Path: path, Branch: o.Branch, Changes: append([]string{}, done...),
 		Committed: res.Committed, Content: string(res.Content)}
 	summary := strings.Join(done, ", ")
-	if len(done) > 0 && o.DryRun && o.Output.Text() {
+	if len(done) > 0 && o.DryRun.on() && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "would commit %s to %s in %s: %s\n", path, o.Branch, o.project, summary)
 	}
 	return o.print(doc)

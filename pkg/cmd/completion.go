@@ -21,13 +21,24 @@ func NewCmdCompletion(streams genericiooptions.IOStreams) *cobra.Command {
 	return leaf(o, cobra.MatchAll(exactArgs(1, "SHELL"), cobra.OnlyValidArgs), &cobra.Command{
 		Use:   "completion bash|zsh|fish|powershell",
 		Short: "Print the shell completion script",
-		Long: `Print the completion script for a shell.
+		Long: `Print the completion script for a shell: load it as the examples show, in the
+shell's startup file to keep it.
 
 For 'kubectl gitlab-agent <TAB>' (kubectl 1.26+), put the script
-kubectl_complete-gitlab_agent from the release archive on your PATH.
-For the plugin binary itself:
+kubectl_complete-gitlab_agent from the release archive on your PATH: kubectl
+runs it for a plugin's arguments. The scripts below complete the plugin's
+binary, kubectl-gitlab_agent, run by itself.`,
+		Example: `  # bash (needs the bash-completion package), in ~/.bashrc:
+  source <(kubectl-gitlab_agent completion bash)
 
-  source <(kubectl-gitlab_agent completion bash)`,
+  # zsh, in ~/.zshrc (after compinit):
+  source <(kubectl-gitlab_agent completion zsh)
+
+  # fish, in ~/.config/fish/config.fish:
+  kubectl-gitlab_agent completion fish | source
+
+  # PowerShell, in $PROFILE:
+  kubectl-gitlab_agent completion powershell | Out-String | Invoke-Expression`,
 		ValidArgs:             []string{"bash", "zsh", "fish", "powershell"},
 		DisableFlagsInUseLine: true,
 	})

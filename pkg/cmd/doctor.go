@@ -85,6 +85,7 @@ Exit status: 0 when no check fails, 1 when one does, 2 for a usage error.`,
 		return &ExitError{Code: 2, Err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	o.GitLab.AddFlags(cmd, true)
+	cmd.ValidArgsFunction = agentNames(f, &o.GitLab)
 	o.Output.AddFlags(cmd)
 	o.Kube = newKubeFlags(cmd)
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Second, "the longest each check may take")

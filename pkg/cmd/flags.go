@@ -170,44 +170,82 @@ func (oo *outputOnly) command(o options, cmd *cobra.Command) *cobra.Command {
 }
 
 // OutputFlags is -o for a command that prints a result: the formats it
-// takes, the first the default.
+// takes, the first the default. A list takes kubectl's list formats too
+// (name, wide, jsonpath=, custom-columns=) and --no-headers.
 type OutputFlags struct {
-	Format  string
-	allowed []string
+	Format    string
+	NoHeaders bool
+	allowed   []string
+	list      bool
 }
 
 // NewOutputFlags accepts the formats allowed, the first the default.
 func NewOutputFlags(allowed ...string) *OutputFlags { return &OutputFlags{allowed: allowed} }
 
-// AddFlags binds -o to cmd.
-func (o *OutputFlags) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.Format, "output", "o", "", "output format: "+strings.Join(o.allowed, ", ")+" (default "+o.allowed[0]+")")
+// newListOutputFlags is NewOutputFlags for a command that prints a list
+// (a ui.List): kubectl's list formats and --no-headers come with it.
+func newListOutputFlags(allowed ...string) *OutputFlags {
+	return &OutputFlags{allowed: append(allowed, ui.Wide, ui.Name, ui.JSONPath+"=TEMPLATE", ui.CustomColumns+"=SPEC"), list: true}
 }
 
-// Validate settles the format, the default when none was given.
+// AddFlags binds -o (and, for a list, --no-headers) to cmd; -o completes to
+// the formats allowed.
+func (o *OutputFlags) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.Format, "output", "o", "", "output format: "+strings.Join(o.allowed, ", ")+" (default "+o.allowed[0]+")")
+	if o.list {
+		cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "print tables (the default, -o wide, -o custom-columns) without their header row")
+	}
+	_ = cmd.RegisterFlagCompletionFunc("output", o.complete)
+}
+
+// complete offers the formats, jsonpath= and custom-columns= without their
+// templates.
+func (o *OutputFlags) complete(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	out := make([]cobra.Completion, len(o.allowed))
+	for i, a := range o.allowed {
+		out[i], _, _ = strings.Cut(a, "TEMPLATE")
+		out[i], _, _ = strings.Cut(out[i], "SPEC")
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}
+
+// Validate settles the format, the default when none was given; a
+// template of jsonpath= or custom-columns= is checked here.
 func (o *OutputFlags) Validate() error {
 	if o.Format == "" {
 		o.Format = o.allowed[0]
 		return nil
 	}
+	name, _, withArg := strings.Cut(o.Format, "=")
 	for _, a := range o.allowed {
-		if o.Format == a {
-			return nil
+		if allowed, _, takesArg := strings.Cut(a, "="); allowed == name && takesArg == withArg {
+			_, err := ui.ParseFormat(o.Format)
+			return err
 		}
 	}
 	return fmt.Errorf("unknown output format %q: use one of %s", o.Format, strings.Join(o.allowed, ", "))
 }
 
-// Print writes result to w in the format chosen (ui.Print): its document
-// for json and yaml, else its text form, coloured on a terminal unless
-// noColor (--no-color).
+// Print writes result to w in the format chosen (ui.Format.Print): its
+// document for json and yaml, what a template takes from it for jsonpath
+// and custom-columns, a list's names or wide table, else its text form,
+// coloured on a terminal unless noColor (--no-color).
 func (o *OutputFlags) Print(w io.Writer, noColor bool, result any) error {
-	return ui.Print(w, o.Format, ui.ColorEnabled(w, noColor), result)
+	f, err := ui.ParseFormat(o.Format)
+	if err != nil {
+		return err
+	}
+	f.NoHeaders = o.NoHeaders
+	return f.Print(w, ui.ColorEnabled(w, noColor), result)
 }
 
-// Text reports whether the format is a text form rather than a document:
-// what a command says on stderr about an empty result is for people only.
-func (o *OutputFlags) Text() bool { return o.Format != ui.JSON && o.Format != ui.YAML }
+// Text reports whether the format is a text form for people rather than
+// for scripts: what a command says on stderr about an empty result is for
+// people only.
+func (o *OutputFlags) Text() bool {
+	f, _ := ui.ParseFormat(o.Format)
+	return !f.Document()
+}
 
 // orEmpty is s, or an empty list for nil: a result's lists print as [],
 // never null (a script's jq '.tokens[]' fails on null).

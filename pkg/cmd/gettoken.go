@@ -37,6 +37,11 @@ The personal access token is created once (it expires after --token-expiry
 days, at 00:00 UTC) and cached per GitLab URL and credential in a file (0600)
 under the user's cache directory; parallel calls create one token. kubectl is
 told it expires five minutes early. A cached token GitLab refuses is replaced.`,
+		Example: `  # What kubectl runs for a context that 'kubeconfig' wrote (agent ID 42)
+  kubectl gitlab-agent get-token --agent-id 42 --gitlab-url https://gitlab.example.com
+
+  # In a CI job, with the job's token
+  kubectl gitlab-agent get-token --agent-id 42 --ci`,
 		Args: cobra.NoArgs,
 		RunE: runOptions(o),
 	}

@@ -75,6 +75,13 @@ func newAgentCommand(f Factory, g *GlobalOptions, streams genericiooptions.IOStr
 	return agentCommand{gitlabCommand: newGitLabCommand(f, g, streams, formats...), act: act}
 }
 
+// command finishes cmd as gitlabCommand.command does; its first argument
+// completes to the project's agents.
+func (c *agentCommand) command(o options, args cobra.PositionalArgs, cmd *cobra.Command) *cobra.Command {
+	cmd.ValidArgsFunction = agentNames(c.Factory, &c.GitLab)
+	return c.gitlabCommand.command(o, args, cmd)
+}
+
 // Run finds the agent and acts on it.
 func (c *agentCommand) Run(ctx context.Context) error {
 	a, err := c.agent(ctx)

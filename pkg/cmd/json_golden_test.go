@@ -71,16 +71,23 @@ func TestJSONOutput(t *testing.T) {
 		{"agent-config-set", []string{"agent", "config", "set", "prod", "--ci-access-project", "apps/web"}, false, reflect.TypeFor[configSetDocument]()},
 		{"token-create", []string{"token", "create", "staging", "--name", "ci", "--description", "for CI", "--show-token"}, false, reflect.TypeFor[tokenCreated]()},
 		{"token-list", []string{"token", "list", "prod"}, false, reflect.TypeFor[tokenList]()},
+		{"token-rotate-dry-run", []string{"token", "rotate", "prod", "--dry-run"}, false, reflect.TypeFor[rotateResult]()},
 		{"token-rotate", []string{"token", "rotate", "prod"}, false, reflect.TypeFor[rotateResult]()},
 		{"status", []string{"status", "prod", "--no-doctor"}, false, reflect.TypeFor[statusResult]()},
 		{"kubeconfig", []string{"kubeconfig", "prod", "--kubeconfig", kubeconfig, "--kas-proxy-url", "https://kas.example.com/k8s-proxy"}, false, reflect.TypeFor[kubeconfigDocument]()},
 		{"token-cache-list", []string{"token-cache", "list"}, true, reflect.TypeFor[cachedTokenList]()},
 		{"token-cache-clear", []string{"token-cache", "clear"}, true, reflect.TypeFor[cacheCleared]()},
+		{"uninstall-dry-run", []string{"uninstall", "prod", "--dry-run=server", "--revoke-tokens"}, false, reflect.TypeFor[uninstallResult]()},
 		{"uninstall", []string{"uninstall", "prod", "--yes", "--revoke-tokens"}, false, reflect.TypeFor[uninstallResult]()},
 		{"agent-delete", []string{"agent", "delete", "prod", "--yes"}, false, reflect.TypeFor[agentDeleted]()},
 	}
+	// A token made at random, masked or as a checksum, in a rotation's plan.
+	checksum, masked := regexp.MustCompile(`"[0-9a-f]{64}"`), regexp.MustCompile(`sha256:[0-9a-f]{10}`)
+	random := func(s string) string {
+		return masked.ReplaceAllString(checksum.ReplaceAllString(s, `"<sha256>"`), "sha256:<hash>")
+	}
 	for _, c := range steps {
-		out := c.runJSON(t, w)
+		out := c.runJSON(t, w, random)
 		if c.name == "token-create" {
 			// token revoke of the token just created, the ID as printed.
 			var doc tokenCreated

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
@@ -29,7 +30,7 @@ type lifecycle struct {
 	Output  *OutputFlags
 	Timeout time.Duration
 	NoWait  bool
-	DryRun  bool
+	DryRun  dryRunFlag
 	Yes     bool
 	Verbose int
 
@@ -44,6 +45,9 @@ type lifecycle struct {
 // lifecycleFlags says which of the shared flags a command takes.
 type lifecycleFlags struct {
 	gitlab, wait, dryRun, yes bool
+	// namingOnly takes, of the render flags, only those that change which
+	// objects are the install's (uninstall).
+	namingOnly bool
 }
 
 func newLifecycle(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) lifecycle {
@@ -51,7 +55,11 @@ func newLifecycle(f Factory, g *GlobalOptions, streams genericiooptions.IOStream
 }
 
 func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
-	l.Render.AddFlags(cmd, "f")
+	if which.namingOnly {
+		l.Render.addNamingFlags(cmd)
+	} else {
+		l.Render.AddFlags(cmd, "f")
+	}
 	l.Output.AddFlags(cmd)
 	l.Kube = newKubeFlags(cmd)
 	if which.gitlab {
@@ -63,7 +71,7 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 		f.BoolVar(&l.NoWait, "no-wait", false, "do not wait for the rollout and the connection")
 	}
 	if which.dryRun {
-		f.BoolVar(&l.DryRun, "dry-run", false, "print the plan and the diff of the cluster's objects; change nothing")
+		l.DryRun.add(cmd, dryRunPlanUsage)
 	}
 	if which.yes {
 		f.BoolVarP(&l.Yes, "yes", "y", false, "do not ask; allow revoking a token at GitLab's two-token limit")
@@ -71,11 +79,26 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 	f.IntVarP(&l.Verbose, "v", "v", 0, "log verbosity: 1 prints how long each step took")
 }
 
+// addNamingFlags binds, of the render flags, those that can change which
+// objects are the install's: values files and --set (nameOverride names
+// them in its labels). The chart version and the plain flags keep their
+// defaults.
+func (f *RenderFlags) addNamingFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	f.changed = fl.Changed
+	f.ChartVersion, f.CreateNamespace = manifest.DefaultChartVersion, true // as AddFlags leaves them
+	fl.StringArrayVarP(&f.ValuesFiles, "values", "f", nil, "a values file the agent was installed with; its nameOverride names the objects (repeatable)")
+	fl.StringArrayVar(&f.Sets, "set", nil, "a chart value the agent was installed with, key=value; nameOverride names the objects (repeatable)")
+}
+
 // command finishes cmd as the lifecycle command of the agent NAME that o
 // runs, taking the shared flags which names.
 func (l *lifecycle) command(o options, which lifecycleFlags, cmd *cobra.Command) *cobra.Command {
 	l.which = which
 	l.addFlags(cmd, which)
+	if which.gitlab {
+		cmd.ValidArgsFunction = agentNames(l.Factory, &l.GitLab)
+	}
 	return leaf(o, exactArgs(1, "NAME"), cmd)
 }
 
@@ -103,11 +126,14 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 	if err := l.Output.Validate(); err != nil {
 		return err
 	}
+	if err := l.DryRun.parse(l.ErrOut); err != nil {
+		return err
+	}
 	in, err := l.Render.Input(cmd.Context(), name, namespaceFlag(cmd, l.Kube), l.In)
 	if err != nil {
 		return err
 	}
-	l.opts = install.Options{Name: name, Input: in, Yes: l.Yes, DryRun: l.DryRun, NoWait: l.NoWait, Timeout: l.Timeout}
+	l.opts = install.Options{Name: name, Input: in, Yes: l.Yes, DryRun: l.DryRun.strategy, NoWait: l.NoWait, Timeout: l.Timeout}
 	l.report = &progressReport{w: l.ErrOut, noColor: l.Global.NoColor, verbose: l.Verbose}
 	l.env = install.Env{Report: l.report}
 	if needGitLab {
@@ -170,7 +196,11 @@ func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 		b.WriteString("GitLab: would " + safetext.Line(s) + "\n")
 	}
 	cluster := diff.JSON(plan.Cluster)
-	fmt.Fprintln(&b, "Cluster: "+planLine(cluster))
+	label := "Cluster: "
+	if plan.Server {
+		label = "Cluster (server dry run): "
+	}
+	fmt.Fprintln(&b, label+planLine(cluster))
 	for _, r := range plan.Remove {
 		fmt.Fprintln(&b, "Cluster: would remove "+safetext.Line(r)+" after the rollout (the new layout no longer has it)")
 	}

@@ -62,6 +62,11 @@ func NewRootCmd(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
 		Long: `kubectl gitlab-agent installs and operates GitLab's agent for Kubernetes (agentk):
 it renders the agent's manifests, and reaches clusters through GitLab's
 Kubernetes Agent Server (KAS).`,
+		Example: `  # Register, configure, deploy and connect an agent
+  kubectl gitlab-agent install prod-eu --project infra/agents
+
+  # Reach the cluster through GitLab from here on, with plain kubectl
+  kubectl gitlab-agent kubeconfig prod-eu --project infra/agents --use-context`,
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: DisplayName,
 		},
@@ -102,6 +107,7 @@ Kubernetes Agent Server (KAS).`,
 			markReadOnly(c)
 		}
 	}
+	registerFlagCompletions(root)
 	return root
 }
 

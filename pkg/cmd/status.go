@@ -36,7 +36,8 @@ type StatusOptions struct {
 
 // NewCmdStatus builds `status [NAME]`.
 func NewCmdStatus(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &StatusOptions{gitlabCommand: newGitLabCommand(f, g, streams, "table", "json", "yaml")}
+	o := &StatusOptions{gitlabCommand: newGitLabCommand(f, g, streams)}
+	o.Output = newListOutputFlags("table", "json", "yaml")
 	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show an agent's registration, tokens, KAS, in-cluster state and whether it is connected",
@@ -52,11 +53,24 @@ Without a credential GitLab's agents API takes (none at all, or only a CI
 job's CI_JOB_TOKEN), status shows the cluster part: the agents installed in
 the cluster (or named), their Deployments and the KAS address agentk is
 given, with the verdict "installed" or "not installed", and a note on what
-the GitLab part needs.`,
+the GitLab part needs.
+
+-o wide is a table instead, a row per agent; -o custom-columns makes a row
+of each agent of the JSON document (docs/output.md).`,
+		Example: `  # Every agent of the project, and whether it runs in the current cluster
+  kubectl gitlab-agent status --project infra/agents
+
+  # One agent, without doctor's checks, for a script
+  kubectl gitlab-agent status prod-eu --no-doctor -o json
+
+  # A row per agent
+  kubectl gitlab-agent status --project infra/agents -o wide
+  kubectl gitlab-agent status -o custom-columns=AGENT:.agent.name,VERDICT:.verdict,AGENTK:.cluster.version`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runOptions(o),
 	}
 	o.addFlags(cmd, true)
+	cmd.ValidArgsFunction = agentNames(f, &o.GitLab)
 	o.Kube = newKubeFlags(cmd)
 	cmd.Flags().BoolVar(&o.NoDoctor, "no-doctor", false, "do not run doctor's checks")
 	return cmd
@@ -161,6 +175,46 @@ func newStatusResult(st []*install.AgentStatus) statusResult {
 	}
 	return statusResult{orEmpty(st)}
 }
+
+// Table is nil, a screen per agent being status's text form; wide is a
+// table, a row per agent.
+func (r statusResult) Table(wide bool) *ui.Table {
+	if !wide {
+		return nil
+	}
+	t := &ui.Table{Headers: []string{"name", "id", "verdict", "agentk", "kas", "ready", "namespace", "tokens", "doctor"}}
+	verdictStyle := map[string]ui.Style{install.Connected: ui.Good, install.Installed: ui.Good, install.NotConnected: ui.Warn, install.NotInstalled: ui.Faint}
+	for _, s := range r.Agents {
+		id, kas, agentk, ready, ns, tokens, doc := "<none>", "<none>", "<none>", "<none>", "<none>", "<none>", "<none>"
+		if s.GitLabNotAsked == "" {
+			id, tokens = strconv.FormatInt(s.Agent.ID, 10), strconv.Itoa(len(s.Tokens))
+		}
+		if s.KAS != nil && s.KAS.Version != "" {
+			kas = s.KAS.Version
+		}
+		if cs := s.Cluster; cs != nil {
+			agentk, ready, ns = cs.Version, fmt.Sprintf("%d/%d", cs.Ready, cs.Desired), cs.Namespace
+		}
+		if s.Doctor != nil {
+			doc = s.Doctor.Verdict
+		}
+		t.Rows = append(t.Rows, []ui.Cell{ui.C(s.Agent.Name), ui.C(id), ui.S(s.Verdict, verdictStyle[s.Verdict]),
+			ui.C(agentk), ui.C(kas), ui.C(ready), ui.C(ns), ui.C(tokens), ui.C(doc)})
+	}
+	return t
+}
+
+// Names are the agents as agent/NAME.
+func (r statusResult) Names() []string {
+	names := make([]string, len(r.Agents))
+	for i, s := range r.Agents {
+		names[i] = "agent/" + s.Agent.Name
+	}
+	return names
+}
+
+// ItemsField is the document's list of agents.
+func (statusResult) ItemsField() string { return "agents" }
 
 // WriteText writes a screen per agent.
 func (r statusResult) WriteText(w io.Writer, p *ui.Painter) error {

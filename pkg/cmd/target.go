@@ -28,6 +28,7 @@ type agentTarget struct {
 // addFlags binds the GitLab flags, --kas-proxy-url and, withOutput, -o.
 func (t *agentTarget) addFlags(cmd *cobra.Command, withOutput bool) {
 	t.GitLab.AddFlags(cmd, true)
+	cmd.ValidArgsFunction = agentNames(t.Factory, &t.GitLab)
 	if withOutput {
 		t.Output.AddFlags(cmd)
 	}

@@ -24,6 +24,8 @@ func NewCmdToken(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams
 		Short: "List, create and revoke agent tokens",
 		Long: `The tokens agentk authenticates to KAS with. GitLab allows two active tokens per
 agent, so that a new one can be rolled out before the old one is revoked.`,
+		Example: `  kubectl gitlab-agent token list prod-eu --project infra/agents
+  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
 	}
 	cmd.AddCommand(newCmdTokenList(f, g, streams), newCmdTokenCreate(f, g, streams), newCmdTokenRevoke(f, g, streams), newCmdTokenRotate(f, g, streams))
 	return cmd
@@ -34,43 +36,80 @@ type tokenList struct {
 	Tokens []*gitlab.Token `json:"tokens"`
 }
 
-// WriteText writes the tokens as a table.
-func (l tokenList) WriteText(w io.Writer, p *ui.Painter) error {
-	return tokenTable(w, p, l.Tokens)
+// Table is the tokens as a table; wide adds who made each, and when it
+// was made and last used, to the second.
+func (l tokenList) Table(wide bool) *ui.Table { return tokenTable(l.Tokens, wide) }
+
+// Names are the tokens as token/ID.
+func (l tokenList) Names() []string {
+	names := make([]string, len(l.Tokens))
+	for i, t := range l.Tokens {
+		names[i] = "token/" + strconv.FormatInt(t.ID, 10)
+	}
+	return names
 }
 
-// tokenTable writes tokens as a table, "never" used faint.
-func tokenTable(w io.Writer, p *ui.Painter, tokens []*gitlab.Token) error {
-	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}, Color: p.Colors()}
+// ItemsField is the document's list of tokens.
+func (tokenList) ItemsField() string { return "tokens" }
+
+// tokenTable is tokens as a table, "never" used faint; wide adds who made
+// each, and when it was made and last used, to the second.
+func tokenTable(tokens []*gitlab.Token, wide bool) *ui.Table {
+	t := &ui.Table{Headers: []string{"id", "name", "status", "age", "last used", "description"}}
+	if wide {
+		t.Headers = append(t.Headers, "created by", "created at", "last used at")
+	}
 	now := time.Now()
 	for _, tok := range tokens {
 		used := ui.C(ui.Ago(tok.LastUsedAt, now))
 		if tok.LastUsedAt == nil {
 			used.Style = ui.Faint
 		}
-		t.Rows = append(t.Rows, []ui.Cell{
+		row := []ui.Cell{
 			ui.C(strconv.FormatInt(tok.ID, 10)), ui.C(tok.Name), ui.S(tok.Status, ui.Good),
 			ui.C(ui.Age(tok.CreatedAt, now)), used, ui.C(tok.Description),
-		})
+		}
+		if wide {
+			row = append(row, ui.C(userID(tok.CreatedByUserID)), ui.C(timestamp(tok.CreatedAt)), ui.C(timestamp(tok.LastUsedAt)))
+		}
+		t.Rows = append(t.Rows, row)
 	}
-	return t.Write(w)
+	return t
+}
+
+// timestamp is t in RFC 3339, UTC, "<none>" for nil.
+func timestamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "<none>"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // tokenCreated is what token create prints; Value, the token itself, only
-// with --show-token.
+// with --show-token. A dry run prints the token it would create (ID 0)
+// and the strategy.
 type tokenCreated struct {
-	Token gitlab.Token `json:"token"`
-	Value string       `json:"value,omitempty"`
+	Token  gitlab.Token   `json:"token"`
+	Value  string         `json:"value,omitempty"`
+	DryRun install.DryRun `json:"dryRun,omitempty"`
+	agent  string
 }
 
 // WriteText writes the token's value alone (--show-token, for
-// TOKEN=$(...)), else the token as a table of one row.
+// TOKEN=$(...)), else the token as a table of one row; a dry run says what
+// it would create.
 func (c tokenCreated) WriteText(w io.Writer, p *ui.Painter) error {
+	if c.DryRun != install.DryRunNone {
+		_, err := fmt.Fprintf(w, "token %q created for agent %q (dry run)\n", c.Token.Name, c.agent)
+		return err
+	}
 	if c.Value != "" {
 		_, err := fmt.Fprintln(w, c.Value)
 		return err
 	}
-	return tokenTable(w, p, []*gitlab.Token{&c.Token})
+	t := tokenTable([]*gitlab.Token{&c.Token}, false)
+	t.Color = p.Colors()
+	return t.Write(w)
 }
 
 // tokenRevoked is what token revoke prints.
@@ -96,8 +135,12 @@ type rotateResult struct {
 	name string
 }
 
-// WriteText says which token the agent runs with now.
-func (r rotateResult) WriteText(w io.Writer, _ *ui.Painter) error {
+// WriteText writes the plan of a dry run, else which token the agent runs
+// with now.
+func (r rotateResult) WriteText(w io.Writer, p *ui.Painter) error {
+	if r.Plan != nil {
+		return writePlan(w, p, r.Plan)
+	}
 	_, err := fmt.Fprintf(w, "agent %q now runs with token %d; token %d is revoked\n", r.name, r.NewTokenID, r.OldTokenID)
 	return err
 }
@@ -107,11 +150,20 @@ type TokenListOptions struct{ agentCommand }
 
 func newCmdTokenList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenListOptions{}
-	o.agentCommand = newAgentCommand(f, g, streams, o.list, "table", "json", "yaml")
+	o.agentCommand = newAgentCommand(f, g, streams, o.list)
+	o.Output = newListOutputFlags("table", "json", "yaml")
 	return o.command(o, exactArgs(1, "AGENT"), &cobra.Command{
 		Use:     "list AGENT",
 		Aliases: []string{"ls"},
 		Short:   "List an agent's active tokens with their last use",
+		Example: `  kubectl gitlab-agent token list prod-eu --project infra/agents
+
+  # The IDs of tokens never used
+  kubectl gitlab-agent token list prod-eu -o json | jq '.tokens[] | select(.lastUsedAt == null) | .id'
+
+  # Chosen columns, or every column there is
+  kubectl gitlab-agent token list prod-eu -o custom-columns=ID:.id,NAME:.name,LAST:.lastUsedAt
+  kubectl gitlab-agent token list prod-eu -o wide`,
 	})
 }
 
@@ -136,6 +188,7 @@ type TokenCreateOptions struct {
 	TokenFile   string
 	Force       bool
 	ShowToken   bool
+	DryRun      dryRunFlag
 }
 
 func newCmdTokenCreate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -147,9 +200,11 @@ func newCmdTokenCreate(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 		Long: `Create a token for the agent. GitLab shows a token's value only once: it goes
 to --token-file (created with mode 0600; an existing file is kept unless
 --force) or, with --show-token, to stdout. At GitLab's limit of two active
-tokens the command names both, with their last use, and how to revoke one.`,
+tokens the command names both, with their last use, and how to revoke one.
+--dry-run checks all this and creates nothing.`,
 		Example: `  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token
-  TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)`,
+  TOKEN=$(kubectl gitlab-agent token create prod-eu --name ci --show-token)
+  kubectl gitlab-agent token create prod-eu --name ci --token-file agent-token --dry-run`,
 	})
 	fl := cmd.Flags()
 	fl.StringVar(&o.Name, "name", "", "the token's name (required)")
@@ -157,11 +212,15 @@ tokens the command names both, with their last use, and how to revoke one.`,
 	fl.StringVar(&o.TokenFile, "token-file", "", "write the token to FILE, created with mode 0600")
 	fl.BoolVar(&o.Force, "force", false, "overwrite --token-file if it exists")
 	fl.BoolVar(&o.ShowToken, "show-token", false, "print the token on stdout")
+	o.DryRun.addGitLab(cmd)
 	return cmd
 }
 
 // Validate checks the input before anything is created.
 func (o *TokenCreateOptions) Validate() error {
+	if err := o.DryRun.parse(o.ErrOut); err != nil {
+		return err
+	}
 	if o.Name == "" {
 		return fmt.Errorf("--name is required: name the token after where it is used (e.g. the cluster)")
 	}
@@ -179,6 +238,9 @@ func (o *TokenCreateOptions) Validate() error {
 // Run creates the token and stores it; if storing fails the token is revoked
 // again so that no unknown token stays active.
 func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error {
+	if o.DryRun.on() {
+		return o.planned(ctx, a)
+	}
 	tok, err := o.client.CreateToken(ctx, o.project, a, o.Name, o.Description)
 	if err != nil {
 		return err
@@ -198,6 +260,20 @@ func (o *TokenCreateOptions) create(ctx context.Context, a *gitlab.Agent) error 
 	return o.print(res)
 }
 
+// planned prints the token create would make, after the check GitLab
+// would make: the two-token limit.
+func (o *TokenCreateOptions) planned(ctx context.Context, a *gitlab.Agent) error {
+	tokens, err := o.client.ListTokensWithLastUse(ctx, o.project, a)
+	if err != nil {
+		return err
+	}
+	if len(tokens) >= gitlab.MaxActiveTokens {
+		return &gitlab.TokenLimitError{Agent: a.Name, Tokens: tokens}
+	}
+	tok := gitlab.Token{AgentID: a.ID, Name: o.Name, Description: o.Description, Status: "active"}
+	return o.print(tokenCreated{Token: tok, DryRun: o.DryRun.strategy, agent: a.Name})
+}
+
 // TokenRevokeOptions revokes a token.
 type TokenRevokeOptions struct {
 	agentCommand
@@ -210,6 +286,9 @@ func newCmdTokenRevoke(f Factory, g *GlobalOptions, streams genericiooptions.IOS
 	return o.command(o, exactArgs(2, "AGENT and TOKEN_ID"), &cobra.Command{
 		Use:   "revoke AGENT TOKEN_ID",
 		Short: "Revoke an agent token (an agentk using it disconnects)",
+		Example: `  # 'token list' shows the IDs
+  kubectl gitlab-agent token list prod-eu --project infra/agents
+  kubectl gitlab-agent token revoke prod-eu 1234 --project infra/agents`,
 	})
 }
 
@@ -236,7 +315,7 @@ type TokenRotateOptions struct{ lifecycle }
 // newCmdTokenRotate builds `token rotate NAME`.
 func newCmdTokenRotate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenRotateOptions{newLifecycle(f, g, streams)}
-	return o.command(o, lifecycleFlags{gitlab: true, wait: true, yes: true}, &cobra.Command{
+	return o.command(o, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true}, &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Replace the installed agent's token with no downtime",
 		Long: `Create a token, put it in the agent's Secret, roll the Deployment (its pods
@@ -246,8 +325,12 @@ old one. If the rollout or the connection fails, the Secret is put back, the
 old token stays active and the new one is revoked; if the Secret cannot be put
 back either, both tokens stay active (agentk may hold either) and the error
 says so. At GitLab's two-token limit --yes revokes the token that is not in use
-first.`,
-		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents`,
+first. --dry-run prints the plan: the token it would create, the diff of the
+Secret and Deployment, the token it would revoke.`,
+		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents
+
+  # What it would do, the cluster checking the new Secret and Deployment
+  kubectl gitlab-agent token rotate prod-eu --project infra/agents --dry-run=server`,
 	})
 }
 

@@ -20,6 +20,12 @@ func NewCmdTokenCache(f Factory, g *GlobalOptions, streams genericiooptions.IOSt
 	cmd := &cobra.Command{
 		Use:   "token-cache",
 		Short: "List or clear the cached k8s_proxy personal access tokens",
+		Long: `get-token caches the k8s_proxy personal access tokens it creates, one per
+GitLab URL and credential, in a file (0600) under the user's cache directory.
+'list' shows them (never their values); 'clear' removes them, and with
+--revoke revokes them in GitLab too.`,
+		Example: `  kubectl gitlab-agent token-cache list
+  kubectl gitlab-agent token-cache clear --revoke`,
 	}
 	cmd.AddCommand(newCmdTokenCacheList(g, streams), newCmdTokenCacheClear(f, streams))
 	return cmd
@@ -33,8 +39,13 @@ type TokenCacheListOptions struct {
 }
 
 func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheListOptions{outputOnly: outputOnly{NewOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
-	return o.command(o, &cobra.Command{Use: "list", Short: "List the cached tokens (never their values)"})
+	o := &TokenCacheListOptions{outputOnly: outputOnly{newListOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
+	return o.command(o, &cobra.Command{
+		Use:   "list",
+		Short: "List the cached tokens (never their values)",
+		Example: `  kubectl gitlab-agent token-cache list
+  kubectl gitlab-agent token-cache list -o json`,
+	})
 }
 
 // cachedToken is one cache entry as listed.
@@ -68,14 +79,33 @@ type cachedTokenList struct {
 	Tokens []cachedToken `json:"tokens"`
 }
 
-// WriteText writes the tokens as a table.
-func (l cachedTokenList) WriteText(w io.Writer, p *ui.Painter) error {
-	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}, Color: p.Colors()}
-	for _, r := range l.Tokens {
-		t.Rows = append(t.Rows, []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))})
+// Table is the tokens as a table; wide adds each one's cache entry.
+func (l cachedTokenList) Table(wide bool) *ui.Table {
+	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}}
+	if wide {
+		t.Headers = append(t.Headers, "key")
 	}
-	return t.Write(w)
+	for _, r := range l.Tokens {
+		row := []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))}
+		if wide {
+			row = append(row, ui.C(r.Key))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
 }
+
+// Names are the cached personal access tokens as personalaccesstoken/ID.
+func (l cachedTokenList) Names() []string {
+	names := make([]string, len(l.Tokens))
+	for i, t := range l.Tokens {
+		names[i] = "personalaccesstoken/" + strconv.FormatInt(t.ID, 10)
+	}
+	return names
+}
+
+// ItemsField is the document's list of tokens.
+func (cachedTokenList) ItemsField() string { return "tokens" }
 
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
 type TokenCacheClearOptions struct {
@@ -87,7 +117,15 @@ type TokenCacheClearOptions struct {
 
 func newCmdTokenCacheClear(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, Factory: f, IOStreams: streams}
-	cmd := o.command(o, &cobra.Command{Use: "clear", Short: "Remove the cached tokens; --revoke also revokes them in GitLab"})
+	cmd := o.command(o, &cobra.Command{
+		Use:   "clear",
+		Short: "Remove the cached tokens; --revoke also revokes them in GitLab",
+		Example: `  # Forget the tokens here; they stay valid in GitLab until they expire
+  kubectl gitlab-agent token-cache clear
+
+  # Revoke them in GitLab too (a laptop left behind)
+  kubectl gitlab-agent token-cache clear --revoke`,
+	})
 	cmd.Flags().BoolVar(&o.Revoke, "revoke", false, "revoke each token in GitLab too (with the token itself)")
 	return cmd
 }

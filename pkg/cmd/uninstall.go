@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -25,14 +26,31 @@ type UninstallOptions struct {
 // NewCmdUninstall builds `uninstall NAME`.
 func NewCmdUninstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UninstallOptions{lifecycle: newLifecycle(f, g, streams)}
-	cmd := o.command(o, lifecycleFlags{gitlab: true, yes: true}, &cobra.Command{
+	cmd := o.command(o, lifecycleFlags{gitlab: true, namingOnly: true}, &cobra.Command{
 		Use:   "uninstall NAME",
 		Short: "Delete the agent's objects from the cluster; optionally revoke its tokens or delete it in GitLab",
 		Long: `Delete every object of the install (found by its labels; the Namespace last, if
 the install created it) and wait until they are gone. --revoke-tokens revokes
 the agent's tokens and --delete-agent deletes its registration in GitLab.
-Asks for confirmation on a terminal; elsewhere it needs --yes.`,
+Asks for confirmation on a terminal; elsewhere it needs --yes. --dry-run
+lists what would go and asks nothing.
+
+Of the values, only those that name the install's objects matter (-f and
+--set, for nameOverride); -n is the namespace it was installed in.`,
+		Example: `  # Remove the agent from the current cluster; its registration stays in GitLab
+  kubectl gitlab-agent uninstall prod-eu
+
+  # Remove it everywhere, without asking (a CI job)
+  kubectl gitlab-agent uninstall prod-eu --project infra/agents --revoke-tokens --delete-agent --yes
+
+  # What would go, each deletion checked by the cluster
+  kubectl gitlab-agent uninstall prod-eu --project infra/agents --revoke-tokens --dry-run=server
+
+  # An install in a namespace of its own choosing
+  kubectl gitlab-agent uninstall prod-eu -n gitlab-agent`,
 	})
+	o.DryRun.add(cmd, dryRunUninstallUsage)
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "delete without asking for confirmation (needed when stdin is not a terminal)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the objects to be gone")
 	cmd.Flags().BoolVar(&o.RevokeTokens, "revoke-tokens", false, "also revoke the agent's tokens in GitLab")
 	cmd.Flags().BoolVar(&o.DeleteAgent, "delete-agent", false, "also delete the agent's registration in GitLab")
@@ -64,8 +82,11 @@ type uninstallResult struct {
 }
 
 // WriteText says what went; nothing when nothing did (the progress report
-// said so).
+// said so). A dry run lists what would go.
 func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
+	if r.DryRun != install.DryRunNone {
+		return r.writePlan(w)
+	}
 	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 {
 		return nil
 	}
@@ -80,5 +101,29 @@ func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
 		parts = append(parts, "its registration deleted")
 	}
 	_, err := fmt.Fprintf(w, "agent %q uninstalled: %s\n", r.name, strings.Join(parts, ", "))
+	return err
+}
+
+// writePlan lists what a dry run would remove, as writePlan does for
+// install's: kubectl delete --dry-run's "(dry run)" and "(server dry run)".
+func (r uninstallResult) writePlan(w io.Writer) error {
+	var b strings.Builder
+	checked := ""
+	if r.DryRun == install.DryRunServer {
+		checked = " (server dry run)"
+	}
+	for _, d := range r.Deleted {
+		fmt.Fprintf(&b, "Cluster: would delete %s%s\n", safetext.Line(d), checked)
+	}
+	if len(r.Deleted) == 0 {
+		b.WriteString("Cluster: nothing to delete\n")
+	}
+	for _, id := range r.RevokedTokens {
+		fmt.Fprintf(&b, "GitLab: would revoke token %d of agent %q\n", id, r.name)
+	}
+	if r.AgentDeleted {
+		fmt.Fprintf(&b, "GitLab: would delete agent %q\n", r.name)
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
 }

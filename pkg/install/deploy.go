@@ -28,6 +28,9 @@ type Plan struct {
 	// Remove are the objects of ours an upgrade would remove after its
 	// rollout (the new render no longer has them).
 	Remove []string
+	// Server: the cluster's part is the server's dry run of every object
+	// (DryRunServer), none of it predicted here.
+	Server bool `json:"-"`
 }
 
 // MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's
@@ -73,7 +76,9 @@ func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (
 	if err != nil {
 		return nil, err
 	}
-	d, err := diff.Run(ctx, a.env.Cluster, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace})
+	// A server dry run sends every object to the server, as the apply
+	// would: admission and RBAC answer for each.
+	d, err := diff.Run(ctx, a.env.Cluster, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace, ServerOnly: a.dryRun == DryRunServer})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ type Cluster interface {
 	// selector matches: namespaced ones in namespaces only.
 	SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error)
 	DeleteAndWait(ctx context.Context, objs []*unstructured.Unstructured) error
+	// DeleteDryRun asks the server to delete each object as a dry run
+	// (admission and RBAC answer; nothing is deleted).
+	DeleteDryRun(ctx context.Context, objs []*unstructured.Unstructured) error
 }
 
 // NewCluster is the real cluster behind c.
@@ -88,19 +91,43 @@ type Options struct {
 	Input manifest.Input
 	// Yes allows revoking a token at GitLab's two-token limit, and
 	// deleting without asking.
-	Yes    bool
-	DryRun bool
+	Yes bool
+	// DryRun plans instead of acting: GitLab is read, never changed.
+	DryRun DryRun
 	NoWait bool
 	// Timeout bounds the wait for the rollout and the connection.
 	Timeout time.Duration
 }
 
-// action is what every lifecycle action carries: its Env and the steps it
-// timed.
+// DryRun is kubectl's --dry-run strategy (kubectl's cmdutil.DryRunStrategy).
+// GitLab has no dry run: under either strategy the GitLab side is read and
+// planned, never changed.
+type DryRun string
+
+// The strategies, as --dry-run names them.
+const (
+	// DryRunNone acts.
+	DryRunNone DryRun = ""
+	// DryRunClient plans: what GitLab would see done, and the cluster's
+	// diff (which asks the server's dry run only what it cannot predict).
+	DryRunClient DryRun = "client"
+	// DryRunServer plans as DryRunClient does, with every object applied
+	// (or deleted) as a server-side dry run: admission, webhooks and RBAC
+	// answer for each, and nothing is stored.
+	DryRunServer DryRun = "server"
+)
+
+// action is what every lifecycle action carries: its Env, the steps it
+// timed and, in a dry run, what it would do in GitLab.
 type action struct {
 	env    Env
 	phases []Phase
+	dryRun DryRun
+	plan   []string
 }
+
+// planning says whether the action is a dry run.
+func (a *action) planning() bool { return a.dryRun != DryRunNone }
 
 // step runs fn as the named phase.
 func (a *action) step(name string, fn func() error) error {

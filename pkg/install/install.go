@@ -49,7 +49,6 @@ type installer struct {
 	kas     *gitlab.KAS
 	// created is the token this run created: revoked if the run fails.
 	created *gitlab.NewToken
-	plan    []string
 	out     *rendered
 }
 
@@ -58,7 +57,7 @@ type installer struct {
 // nothing. If anything fails after a token was created (or ctx is
 // cancelled), that token is revoked and the error says what stays.
 func Install(ctx context.Context, env Env, o InstallOptions) (*InstallResult, error) {
-	i := &installer{action: action{env: env}, o: o, in: o.Input, start: time.Now(),
+	i := &installer{action: action{env: env, dryRun: o.DryRun}, o: o, in: o.Input, start: time.Now(),
 		res: &InstallResult{Namespace: o.Input.Namespace}}
 	err := i.run(ctx)
 	i.res.Phases = i.phases
@@ -91,8 +90,8 @@ func (i *installer) run(ctx context.Context) error {
 			return i.undo(ctx, err)
 		}
 	}
-	if i.o.DryRun {
-		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff}
+	if i.planning() {
+		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer}
 		return nil
 	}
 	return i.undo(ctx, i.deploy(ctx))
@@ -166,7 +165,7 @@ func (i *installer) discover(ctx context.Context) error {
 
 // agent finds or registers the agent.
 func (i *installer) agent(ctx context.Context) error {
-	if i.o.DryRun {
+	if i.planning() {
 		a, err := i.env.GitLab.FindAgent(ctx, i.ref, gitlab.AgentRef{Name: i.o.Name})
 		if gitlab.IsClass(err, gitlab.ClassNotFound) {
 			i.plan = append(i.plan, fmt.Sprintf("register agent %q in %s", i.o.Name, i.ref))
@@ -185,11 +184,11 @@ func (i *installer) agent(ctx context.Context) error {
 
 // config merges the project's access into the agent's config file.
 func (i *installer) config(ctx context.Context) error {
-	c, err := i.mergeConfig(ctx, i.project, i.o.Name, i.o.DryRun)
+	c, err := i.mergeConfig(ctx, i.project, i.o.Name, i.planning())
 	i.res.ConfigCommitted = c.committed
 	switch {
 	case c.what == "":
-	case i.o.DryRun:
+	case i.planning():
 		i.plan = append(i.plan, "commit "+c.what)
 	default:
 		i.say("committed " + c.what)
@@ -213,7 +212,7 @@ func (i *installer) token(ctx context.Context) error {
 		i.use(h)
 		return nil
 	}
-	if i.o.DryRun {
+	if i.planning() {
 		i.plan = append(i.plan, "create a token for agent "+i.o.Name)
 		i.in.Values.Config.Token = "<new token>"
 		return nil

@@ -93,7 +93,7 @@ func TestInstallDryRun(t *testing.T) {
 			w.gl.AddAgent(w.project, "prod", w.user)
 		}
 		o := w.opts("prod")
-		o.DryRun = true
+		o.DryRun = DryRunClient
 		res, err := Install(context.Background(), w.env(), InstallOptions{Options: o})
 		if err != nil {
 			t.Fatal(err)

@@ -40,7 +40,7 @@ func TestUpgrade(t *testing.T) {
 	// A dry run of a new version plans without applying.
 	o := w.opts("prod")
 	o.Input.Values.Image.Tag, o.Input.Set = "v17.4.0", manifest.Keys{manifest.KeyImageTag: true}
-	o.DryRun = true
+	o.DryRun = DryRunClient
 	res, err = Upgrade(context.Background(), env, o)
 	if err != nil || res.Plan == nil || res.Plan.Cluster.Counts()["changed"] == 0 || len(w.cluster.Applied()) != applied {
 		t.Fatalf("dry run: %+v, %v", res, err)
@@ -48,7 +48,7 @@ func TestUpgrade(t *testing.T) {
 
 	// The new version: applied and rolled out; the KAS address and the
 	// token stay as they run.
-	o.DryRun = false
+	o.DryRun = DryRunNone
 	if res, err = Upgrade(context.Background(), env, o); err != nil || res.ObjectsChanged == 0 {
 		t.Fatalf("upgrade: %+v, %v", res, err)
 	}
@@ -411,12 +411,12 @@ func TestUpgradeMovesTheLayout(t *testing.T) {
 	// run says so first.
 	o := w.opts("prod")
 	o.Input.Values.Config.Observability.Enabled = false
-	o.DryRun = true
+	o.DryRun = DryRunClient
 	res, err = Upgrade(context.Background(), w.env(), o)
 	if err != nil || res.Plan == nil || strings.Join(res.Plan.Remove, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" || w.cluster.Get(svc) == nil {
 		t.Fatalf("dry run: %+v, %v", res.Plan, err)
 	}
-	o.DryRun = false
+	o.DryRun = DryRunNone
 	res, err = Upgrade(context.Background(), w.env(), o)
 	if err != nil || strings.Join(res.Removed, " ") != "v1/Service/gitlab-agent-prod/prod-gitlab-agent-service" {
 		t.Fatalf("observability off: %+v, %v", res, err)

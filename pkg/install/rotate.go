@@ -10,11 +10,12 @@ import (
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 )
 
-// RotateResult says what rotation did.
+// RotateResult says what rotation did, or with DryRun would do (Plan).
 type RotateResult struct {
 	OldTokenID int64   `json:"oldTokenID"`
 	NewTokenID int64   `json:"newTokenID"`
 	Phases     []Phase `json:"phases"`
+	Plan       *Plan   `json:"plan,omitempty"`
 }
 
 // Rotate replaces the agent's token without downtime: a new token goes into
@@ -25,7 +26,7 @@ type RotateResult struct {
 // the old token stays and the new one is revoked; if they cannot be put
 // back, both tokens stay active and the error says what to run.
 func Rotate(ctx context.Context, env Env, o Options) (*RotateResult, error) {
-	r := &rotation{action: action{env: env}, o: o, res: &RotateResult{}, start: time.Now()}
+	r := &rotation{action: action{env: env, dryRun: o.DryRun}, o: o, res: &RotateResult{}, start: time.Now()}
 	err := r.run(ctx)
 	r.res.Phases = r.phases
 	return r.res, err
@@ -57,6 +58,9 @@ func (r *rotation) run(ctx context.Context) error {
 	if err := r.makeRoom(ctx, r.o.Project, r.agent, r.cur.tokenID, r.o.Yes); err != nil {
 		return err
 	}
+	if r.planning() {
+		return r.planned(ctx)
+	}
 	if err := r.step("create token", func() (err error) {
 		r.nt, err = r.env.GitLab.CreateToken(ctx, r.o.Project, r.agent, tokenName(), "rotated by kubectl gitlab-agent")
 		return err
@@ -84,6 +88,22 @@ func (r *rotation) run(ctx context.Context) error {
 		return fmt.Errorf("the agent runs with the new token %d, but revoking the old token %d failed: %w; revoke it with 'kubectl gitlab-agent token revoke %s %d'", r.nt.ID, r.cur.tokenID, err, r.o.Name, r.cur.tokenID)
 	}
 	r.say(fmt.Sprintf("revoked the old token %d; agent %q runs with token %d", r.cur.tokenID, r.o.Name, r.nt.ID))
+	return nil
+}
+
+// planned is a dry run's plan: the token GitLab would make, the Secret and
+// Deployment as they would be with it, the old token revoked.
+func (r *rotation) planned(ctx context.Context) error {
+	r.plan = append(r.plan, fmt.Sprintf("create a token for agent %q", r.o.Name))
+	var out *rendered
+	if err := r.step("diff", func() (err error) {
+		out, err = r.render(ctx, r.o.withCurrent(r.cur, "<new token>"), 0)
+		return err
+	}); err != nil {
+		return err
+	}
+	r.plan = append(r.plan, fmt.Sprintf("revoke the old token %d once agentk is connected with the new one", r.cur.tokenID))
+	r.res.Plan = &Plan{GitLab: r.plan, Cluster: out.diff, Server: r.dryRun == DryRunServer}
 	return nil
 }
 

@@ -128,6 +128,10 @@ func (a *action) makeRoom(ctx context.Context, ref gitlab.ProjectRef, ag *gitlab
 	if !yes {
 		return &ConfirmationError{Err: limit, Would: fmt.Sprintf("revoke token %d %q", victim.ID, victim.Name)}
 	}
+	if a.planning() {
+		a.plan = append(a.plan, fmt.Sprintf("revoke token %d %q to stay within GitLab's two-token limit", victim.ID, victim.Name))
+		return nil
+	}
 	if err := a.env.GitLab.RevokeToken(ctx, ref, ag, victim.ID); err != nil {
 		return err
 	}

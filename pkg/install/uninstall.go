@@ -24,11 +24,14 @@ type UninstallOptions struct {
 	Confirm func(question string) (bool, error)
 }
 
-// UninstallResult says what uninstall removed.
+// UninstallResult says what uninstall removed, or with DryRun would
+// remove.
 type UninstallResult struct {
 	Deleted       []string `json:"deleted"`
 	RevokedTokens []int64  `json:"revokedTokens,omitempty"`
 	AgentDeleted  bool     `json:"agentDeleted"`
+	// DryRun is the dry run's strategy; omitted when things were done.
+	DryRun DryRun `json:"dryRun,omitempty"`
 }
 
 // ofInstall says whether o, found by the install's labels, is of this
@@ -44,8 +47,8 @@ var ErrNotConfirmed = errors.New("nothing was deleted")
 // labels, the Namespace last) and waits until they are gone; then, when
 // asked, revokes the agent's tokens or deletes its registration.
 func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResult, error) {
-	a := &action{env: env}
-	res := &UninstallResult{}
+	a := &action{env: env, dryRun: o.DryRun}
+	res := &UninstallResult{DryRun: o.DryRun}
 	in := o.Input
 	if err := env.Cluster.Reachable(ctx); err != nil {
 		return res, err
@@ -87,6 +90,9 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 	if len(objs) == 0 && ag == nil {
 		a.say(fmt.Sprintf("nothing of agent %q is installed in namespace %s", o.Name, in.Namespace))
 		return res, nil
+	}
+	if a.planning() {
+		return res, a.plannedUninstall(ctx, o, ag, objs, names, res, cluster)
 	}
 	q := fmt.Sprintf("Delete %d objects of agent %q (%s)", len(objs), o.Name, strings.Join(names, ", "))
 	if o.RevokeTokens {
@@ -133,4 +139,28 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 		a.say(fmt.Sprintf("deleted agent %q from %s", o.Name, o.Project))
 	}
 	return res, nil
+}
+
+// plannedUninstall fills res with what uninstall would remove, asking no
+// question: in a server dry run the cluster dry-runs each deletion first.
+func (a *action) plannedUninstall(ctx context.Context, o UninstallOptions, ag *gitlab.Agent, objs []*unstructured.Unstructured,
+	names []string, res *UninstallResult, cluster func() (context.Context, context.CancelFunc)) error {
+	cctx, cancel := cluster()
+	err := a.deleteDryRun(cctx, objs)
+	cancel()
+	if err != nil {
+		return err
+	}
+	res.Deleted = names
+	if o.RevokeTokens {
+		tokens, err := a.env.GitLab.ListTokens(ctx, o.Project, ag)
+		if err != nil {
+			return err
+		}
+		for _, t := range tokens {
+			res.RevokedTokens = append(res.RevokedTokens, t.ID)
+		}
+	}
+	res.AgentDeleted = o.DeleteAgent
+	return nil
 }

@@ -147,7 +147,7 @@ type UpgradeResult struct {
 // (the rest as it runs now, token included), applies and waits for the
 // rollout. It needs no GitLab access.
 func Upgrade(ctx context.Context, env Env, o Options) (*UpgradeResult, error) {
-	a := &action{env: env}
+	a := &action{env: env, dryRun: o.DryRun}
 	res, err := a.upgrade(ctx, o)
 	res.Phases = a.phases
 	return res, err
@@ -175,12 +175,15 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	// labels, goes once the new objects serve (with NoWait: once applied).
 	// With nothing to apply it is looked for all the same: an earlier
 	// upgrade that stopped before removing it left it behind.
-	if o.DryRun {
+	if a.planning() {
 		stale, names, err := a.findStale(ctx, r)
 		if err != nil {
 			return res, err
 		}
-		res.Plan = &Plan{Cluster: r.diff}
+		if err := a.deleteDryRun(ctx, stale); err != nil {
+			return res, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
+		}
+		res.Plan = &Plan{Cluster: r.diff, Server: a.dryRun == DryRunServer}
 		if len(stale) > 0 {
 			res.Plan.Remove = names
 		}
@@ -224,6 +227,15 @@ func (a *action) removeStale(ctx context.Context, stale []*unstructured.Unstruct
 	}
 	a.say("removed " + strings.Join(names, ", ") + ": the new layout no longer has them")
 	return names, nil
+}
+
+// deleteDryRun asks the server to dry-run the deletion of objs, in a
+// server dry run; a client dry run asks nothing.
+func (a *action) deleteDryRun(ctx context.Context, objs []*unstructured.Unstructured) error {
+	if a.dryRun != DryRunServer || len(objs) == 0 {
+		return nil
+	}
+	return a.env.Cluster.DeleteDryRun(ctx, objs)
 }
 
 // findStale finds what removeStale removes, and names it.

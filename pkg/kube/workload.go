@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -300,6 +301,29 @@ func takenByNamespace(o *unstructured.Unstructured, objs []*unstructured.Unstruc
 // namespaces, cluster-scoped ones everywhere; controller-owned ones excepted.
 func (c *Client) SelectedObjects(ctx context.Context, selector string, namespaces, kinds []string) ([]*unstructured.Unstructured, error) {
 	return c.ListSelected(ctx, selector, namespaces, kinds, 8)
+}
+
+// DeleteDryRun asks the server to delete each object (in DeleteOrder) as a
+// dry run, as kubectl delete --dry-run=server does: admission and RBAC
+// answer for each, and nothing is deleted.
+func (c *Client) DeleteDryRun(ctx context.Context, objs []*unstructured.Unstructured) error {
+	DeleteOrder(objs)
+	background := metav1.DeletePropagationBackground
+	for _, o := range objs {
+		mapping, err := c.Mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+		if err != nil {
+			return fmt.Errorf("%s: %w", RefOf(o), err)
+		}
+		var ri dynamic.ResourceInterface = c.Dynamic.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = c.Dynamic.Resource(mapping.Resource).Namespace(o.GetNamespace())
+		}
+		opts := metav1.DeleteOptions{PropagationPolicy: &background, DryRun: []string{metav1.DryRunAll}}
+		if err := ri.Delete(ctx, o.GetName(), opts); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s (server dry run): %w", RefOf(o), explain(err))
+		}
+	}
+	return nil
 }
 
 // DeleteAndWait deletes objects (in DeleteOrder) and waits until they are

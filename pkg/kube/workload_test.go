@@ -71,6 +71,13 @@ func TestClaimSecretAndReachable(t *testing.T) {
 			}
 			objs = append(objs, o)
 		}
+		// A server dry run of the deletions deletes nothing.
+		if err := c.DeleteDryRun(ctx, objs); err != nil {
+			t.Fatalf("DeleteDryRun: %v", err)
+		}
+		if _, err := c.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("del-sa").Get(ctx, "cm", metav1.GetOptions{}); err != nil {
+			t.Fatalf("after DeleteDryRun: %v", err)
+		}
 		if err := c.DeleteAndWait(ctx, objs); err != nil {
 			t.Fatalf("DeleteAndWait: %v", err)
 		}

@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"bytes"
-	"fmt"
 	"io"
 )
 
@@ -31,36 +29,11 @@ type YAMLWriter interface {
 	WriteYAML(w io.Writer) error
 }
 
-// Print writes result to w in format, as helm's output.Writer and kubectl's
-// printers do: json and yaml are the result's document (its JSON field
-// names), any other format is its text form, coloured when color is set.
-// Nothing reaches w unless the whole result was encoded.
+// Print writes result to w in format (ParseFormat, then Format.Print).
 func Print(w io.Writer, format string, color bool, result any) error {
-	var buf bytes.Buffer
-	var err error
-	switch format {
-	case JSON:
-		if jw, ok := result.(JSONWriter); ok {
-			err = jw.WriteJSON(&buf)
-		} else {
-			err = PrintJSON(&buf, result)
-		}
-	case YAML:
-		if yw, ok := result.(YAMLWriter); ok {
-			err = yw.WriteYAML(&buf)
-		} else {
-			err = PrintYAML(&buf, result)
-		}
-	default:
-		t, ok := result.(Text)
-		if !ok {
-			return fmt.Errorf("a %T has no %s form", result, format)
-		}
-		err = t.WriteText(&buf, NewPainter(w, color))
-	}
+	f, err := ParseFormat(format)
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(buf.Bytes())
-	return err
+	return f.Print(w, color, result)
 }

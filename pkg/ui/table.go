@@ -18,6 +18,9 @@ type Table struct {
 	Headers []string
 	Rows    [][]Cell
 	Color   bool
+	// NoHeaders leaves the header row out (--no-headers); the columns are
+	// as wide as their cells.
+	NoHeaders bool
 }
 
 // Cell is one table cell with an optional style.
@@ -58,7 +61,9 @@ func (t *Table) Write(w io.Writer) error {
 	}
 	widths := make([]int, len(t.Headers))
 	for i, h := range t.Headers {
-		widths[i] = utf8.RuneCountInString(h)
+		if !t.NoHeaders {
+			widths[i] = utf8.RuneCountInString(h)
+		}
 	}
 	for _, r := range rows {
 		for i, c := range r {
@@ -89,7 +94,9 @@ func (t *Table) Write(w io.Writer) error {
 	for i, h := range t.Headers {
 		hdr[i] = C(strings.ToUpper(h))
 	}
-	line(hdr, true)
+	if !t.NoHeaders {
+		line(hdr, true)
+	}
 	for _, r := range rows {
 		line(r, false)
 	}

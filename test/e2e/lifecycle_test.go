@@ -150,6 +150,17 @@ func TestInstallLifecycle(t *testing.T) {
 	if after := g.snapshot(t, ns); after != before {
 		t.Fatalf("a re-run changed something:\nbefore %+v\nafter  %+v", before, after)
 	}
+	// Server dry runs: the apiserver dry-runs each apply and deletion, and
+	// nothing changes.
+	for _, args := range [][]string{{"install", "lc"}, {"token", "rotate", "lc"}, {"uninstall", "lc", "--revoke-tokens"}} {
+		r = g.run(t, nil, append(append(args, "--dry-run=server"), p...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "server dry run") {
+			t.Fatalf("%v --dry-run=server: %+v", args, r)
+		}
+		if after := g.snapshot(t, ns); after != before {
+			t.Fatalf("%v --dry-run=server changed something:\nbefore %+v\nafter  %+v", args, before, after)
+		}
+	}
 
 	r = g.run(t, nil, append([]string{"status", "lc", "-o", "json"}, p...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, `"verdict": "connected"`) || !strings.Contains(r.stdout, `"namespace": "gitlab-agent-lc"`) {

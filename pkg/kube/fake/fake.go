@@ -47,6 +47,7 @@ const (
 	ReadAdmission   = "ReadAdmission"
 	CanPatch        = "CanPatch"
 	DeleteAndWait   = "DeleteAndWait"
+	DeleteDryRun    = "DeleteDryRun" // one call per object
 	GetConfigMap    = "GetConfigMap"
 	SecretMetadata  = "SecretMetadata"
 	Pods            = "Pods"
@@ -57,7 +58,7 @@ const (
 type Call struct {
 	Method string
 	// Ref names the object for Map, Apply, DryRun, Read, ClaimSecret,
-	// GetSecret and GetDeployment (CanPatch: its namespace and name).
+	// DeleteDryRun, GetSecret and GetDeployment (CanPatch: its namespace and name).
 	Ref kube.Ref
 }
 
@@ -418,6 +419,18 @@ func (c *Cluster) DeleteAndWait(_ context.Context, objs []*unstructured.Unstruct
 	defer c.mu.Unlock()
 	for _, o := range objs {
 		delete(c.objects, kube.RefOf(o))
+	}
+	return nil
+}
+
+// DeleteDryRun records a dry-run deletion of each object, in kube's
+// DeleteOrder, and deletes nothing.
+func (c *Cluster) DeleteDryRun(_ context.Context, objs []*unstructured.Unstructured) error {
+	kube.DeleteOrder(objs)
+	for _, o := range objs {
+		if err := c.call(DeleteDryRun, kube.RefOf(o)); err != nil {
+			return fmt.Errorf("deleting %s (server dry run): %w", kube.RefOf(o), err)
+		}
 	}
 	return nil
 }
