@@ -181,12 +181,12 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 	where := map[string]string{"clusters/" + e.Cluster: dest, "users/" + e.User: dest, "contexts/" + e.Context: dest}
 	injected := map[string]bool{}
 	for i := len(files) - 1; i >= 0; i-- { // the first file wins
-		cfg, err := clientcmd.LoadFromFile(files[i])
+		cfg, err := ReadKubeconfig(ctx, files[i])
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return WriteResult{}, fmt.Errorf("reading kubeconfig %s: %w", files[i], err)
+			return WriteResult{}, err
 		}
 		injected[files[i]] = holdsJobToken(cfg)
 		if _, ok := cfg.Clusters[e.Cluster]; ok {
@@ -231,9 +231,16 @@ func holdsJobToken(cfg *clientcmdapi.Config) bool {
 	return false
 }
 
-// editFile writes into file the parts of e that where assigns to it.
+// editFile writes into file the parts of e that where assigns to it. A
+// symbolic link to the file is followed only when secretfile.Resolve trusts
+// it: one that another user planted in a shared directory would have the
+// file it points at written over.
 func editFile(ctx context.Context, file string, e Entry, where map[string]string, useContext bool) ([]string, error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	real, err := secretfile.Resolve(file)
+	if err != nil {
+		return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the kubeconfig's directory: %w", err)
 	}
 	unlock, err := createLock(ctx, file+".lock", kubeconfigLockWait)
@@ -245,9 +252,9 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 		return nil, fmt.Errorf("locking kubeconfig %s: %w", file, err)
 	}
 	defer unlock()
-	src, err := os.ReadFile(file)
+	src, err := kubeconfigBytes(ctx, real)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading kubeconfig %s: %w", file, err)
+		return nil, err
 	}
 	old, err := clientcmd.Load(src)
 	if err != nil {
@@ -315,7 +322,7 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 			return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
 		}
 	}
-	if err := secretfile.Replace(file, out); err != nil {
+	if err := secretfile.Replace(real, out); err != nil {
 		return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
 	}
 	return repaired, nil
