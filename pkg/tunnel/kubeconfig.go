@@ -38,11 +38,15 @@ type Names struct {
 // "<cluster>-<project path with / as _>-<agent name>".
 // The project path and agent name may come from GitLab's answers: they are
 // checked against GitLab's own rules, so that no control character or shell
-// syntax becomes a context name.
+// syntax becomes a context name. So is the GitLab URL's host and path, as
+// decoded ("%0A" would be a newline in every name).
 func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names, error) {
 	u, err := url.Parse(gitlabURL)
 	if err != nil || u.Host == "" {
 		return Names{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	if !urlNamePattern.MatchString(u.Host + u.Path) {
+		return Names{}, fmt.Errorf("GitLab URL %q cannot name kubeconfig entries: its host and path may hold only letters, digits and . _ ~ - : / [ ] (decoded)", gitlabURL)
 	}
 	if !projectPathPattern.MatchString(projectPath) {
 		return Names{}, fmt.Errorf("invalid project path %q: GitLab's paths are letters, digits, '_', '-' and '.' between slashes", projectPath)
@@ -57,6 +61,11 @@ func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names,
 		Context: cluster + "-" + strings.ReplaceAll(projectPath, "/", "_") + "-" + agentName,
 	}, nil
 }
+
+// urlNamePattern is what a GitLab URL's host (a name, an IPv4 or bracketed
+// IPv6 address, a port) and path (GitLab's relative URL root, "/gitlab")
+// may hold to become part of a kubeconfig name.
+var urlNamePattern = regexp.MustCompile(`^[A-Za-z0-9._~:/\[\]-]+$`)
 
 // projectPathPattern is GitLab's rule for namespace and project paths.
 var projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
@@ -138,6 +147,10 @@ func proxyContext(agent string) string { return "gitlab-agent-proxy-" + agent }
 // proxy attaches it). The file is replaced whole and at once; a new one
 // has mode 0600, an old one keeps its mode.
 func WriteProxyKubeconfig(path, server, agent string) error {
+	// The name may come from GitLab's answer (an agent given by ID).
+	if err := agentname.Validate(agent); err != nil {
+		return err
+	}
 	cfg := clientcmdapi.NewConfig()
 	name := proxyContext(agent)
 	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
