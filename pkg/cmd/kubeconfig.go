@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
@@ -120,7 +119,7 @@ func (o *KubeconfigOptions) Complete(cmd *cobra.Command, args []string) error {
 	if path == "" || name == "" {
 		return fmt.Errorf("with --ci, give the agent's numeric ID or PROJECT_PATH:AGENT_NAME, not %q", arg)
 	}
-	cfg, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
+	cfg, err := tunnel.LoadKubeconfigs(cmd.Context())
 	if err != nil {
 		return fmt.Errorf("reading $KUBECONFIG for context %s: %w", arg, err)
 	}

@@ -20,6 +20,9 @@ const (
 	// MaxCA bounds a PEM bundle of CA certificates (the system's whole
 	// bundle is a few hundred KiB).
 	MaxCA = 1 << 20
+	// MaxKubeconfig bounds a kubeconfig: a thousand clusters with their CA
+	// certificates embedded are a few MiB.
+	MaxKubeconfig = 16 << 20
 )
 
 // TooLargeError is an input over its cap.
@@ -62,6 +65,55 @@ func ReadFile(ctx context.Context, path string, stdin io.Reader, limit int64, wh
 		}
 		return f, func() { f.Close() }, nil
 	})
+}
+
+// NotRegularError is a path that names a pipe, a device, a directory or a
+// socket where only a regular file may be read.
+type NotRegularError struct {
+	What, Path string
+	Mode       os.FileMode
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s %s is %s, not a regular file", e.What, e.Path, kind(e.Mode))
+}
+
+// ReadRegularFile is ReadFile for inputs that are only ever files (a
+// kubeconfig): a FIFO, a device (/dev/zero), a directory or a socket is
+// refused before a byte is read, and opening never waits for a FIFO's
+// writer. A missing file is an error that matches os.ErrNotExist.
+func ReadRegularFile(ctx context.Context, path string, limit int64, what string) ([]byte, error) {
+	return within(ctx, limit, what+" "+path, func() (io.Reader, func(), error) {
+		f, err := openNoWait(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		if !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode()}
+		}
+		return f, func() { f.Close() }, nil
+	})
+}
+
+// kind names what a file that is not regular is.
+func kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // within opens a reader and reads it to its end, at most limit bytes, in a

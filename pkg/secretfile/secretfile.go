@@ -4,30 +4,72 @@
 package secretfile
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
 
-// Write replaces path with data, mode 0600.
+// Write replaces path with data, mode 0600. A symbolic link at path is
+// replaced, not followed; links on the way to its directory are followed
+// as Resolve allows.
 func Write(path string, data []byte) error {
+	dir, err := Resolve(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	path = filepath.Join(dir, filepath.Base(path))
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
+		return notRegular(path, fi)
+	}
 	return write(path, data, 0o600)
 }
 
-// Replace replaces the file at path (following a symlink to the file it
-// points at, so that the link stays) with data, keeping the file's mode,
-// never wider than it was; a new file gets mode 0600.
+// Replace replaces the file at path (following a symbolic link to the file
+// it points at, so that the link stays, when Resolve allows it) with data,
+// keeping the file's mode, never wider than it was; a new file gets mode
+// 0600.
 func Replace(path string, data []byte) error {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
+	path, err := Resolve(path)
+	if err != nil {
+		return err
 	}
 	mode := os.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return notRegular(path, fi)
+		}
 		mode = fi.Mode().Perm()
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	return write(path, data, mode)
+}
+
+// notRegular refuses to put a file in the place of a device, a pipe or a
+// directory (root could replace /dev/null).
+func notRegular(path string, fi fs.FileInfo) error {
+	return fmt.Errorf("%s is %s, not a regular file: give the path of a file", path, kind(fi.Mode()))
+}
+
+// kind names what a non-regular file is, for messages: "a directory", ...
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "a special file"
 }
 
 func write(path string, data []byte, mode os.FileMode) error {

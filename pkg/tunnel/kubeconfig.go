@@ -38,11 +38,15 @@ type Names struct {
 // "<cluster>-<project path with / as _>-<agent name>".
 // The project path and agent name may come from GitLab's answers: they are
 // checked against GitLab's own rules, so that no control character or shell
-// syntax becomes a context name.
+// syntax becomes a context name. So is the GitLab URL's host and path, as
+// decoded ("%0A" would be a newline in every name).
 func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names, error) {
 	u, err := url.Parse(gitlabURL)
 	if err != nil || u.Host == "" {
 		return Names{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	if !urlNamePattern.MatchString(u.Host + u.Path) {
+		return Names{}, fmt.Errorf("GitLab URL %q cannot name kubeconfig entries: its host and path may hold only letters, digits and . _ ~ - : / [ ] (decoded)", gitlabURL)
 	}
 	if !projectPathPattern.MatchString(projectPath) {
 		return Names{}, fmt.Errorf("invalid project path %q: GitLab's paths are letters, digits, '_', '-' and '.' between slashes", projectPath)
@@ -57,6 +61,11 @@ func EntryNames(gitlabURL, projectPath, agentName string, agentID int64) (Names,
 		Context: cluster + "-" + strings.ReplaceAll(projectPath, "/", "_") + "-" + agentName,
 	}, nil
 }
+
+// urlNamePattern is what a GitLab URL's host (a name, an IPv4 or bracketed
+// IPv6 address, a port) and path (GitLab's relative URL root, "/gitlab")
+// may hold to become part of a kubeconfig name.
+var urlNamePattern = regexp.MustCompile(`^[A-Za-z0-9._~:/\[\]-]+$`)
 
 // projectPathPattern is GitLab's rule for namespace and project paths.
 var projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
@@ -138,6 +147,10 @@ func proxyContext(agent string) string { return "gitlab-agent-proxy-" + agent }
 // proxy attaches it). The file is replaced whole and at once; a new one
 // has mode 0600, an old one keeps its mode.
 func WriteProxyKubeconfig(path, server, agent string) error {
+	// The name may come from GitLab's answer (an agent given by ID).
+	if err := agentname.Validate(agent); err != nil {
+		return err
+	}
 	cfg := clientcmdapi.NewConfig()
 	name := proxyContext(agent)
 	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server}
@@ -181,12 +194,12 @@ func WriteKubeconfig(ctx context.Context, explicitPath string, e Entry) (WriteRe
 	where := map[string]string{"clusters/" + e.Cluster: dest, "users/" + e.User: dest, "contexts/" + e.Context: dest}
 	injected := map[string]bool{}
 	for i := len(files) - 1; i >= 0; i-- { // the first file wins
-		cfg, err := clientcmd.LoadFromFile(files[i])
+		cfg, err := ReadKubeconfig(ctx, files[i])
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return WriteResult{}, fmt.Errorf("reading kubeconfig %s: %w", files[i], err)
+			return WriteResult{}, err
 		}
 		injected[files[i]] = holdsJobToken(cfg)
 		if _, ok := cfg.Clusters[e.Cluster]; ok {
@@ -231,9 +244,16 @@ func holdsJobToken(cfg *clientcmdapi.Config) bool {
 	return false
 }
 
-// editFile writes into file the parts of e that where assigns to it.
+// editFile writes into file the parts of e that where assigns to it. A
+// symbolic link to the file is followed only when secretfile.Resolve trusts
+// it: one that another user planted in a shared directory would have the
+// file it points at written over.
 func editFile(ctx context.Context, file string, e Entry, where map[string]string, useContext bool) ([]string, error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	real, err := secretfile.Resolve(file)
+	if err != nil {
+		return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the kubeconfig's directory: %w", err)
 	}
 	unlock, err := createLock(ctx, file+".lock", kubeconfigLockWait)
@@ -245,9 +265,9 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 		return nil, fmt.Errorf("locking kubeconfig %s: %w", file, err)
 	}
 	defer unlock()
-	src, err := os.ReadFile(file)
+	src, err := kubeconfigBytes(ctx, real)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading kubeconfig %s: %w", file, err)
+		return nil, err
 	}
 	old, err := clientcmd.Load(src)
 	if err != nil {
@@ -315,7 +335,7 @@ func editFile(ctx context.Context, file string, e Entry, where map[string]string
 			return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
 		}
 	}
-	if err := secretfile.Replace(file, out); err != nil {
+	if err := secretfile.Replace(real, out); err != nil {
 		return nil, fmt.Errorf("writing kubeconfig %s: %w", file, err)
 	}
 	return repaired, nil

@@ -149,4 +149,14 @@ func TestWriteProxyKubeconfig(t *testing.T) {
 	if fi, err := os.Stat(old); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o640) {
 		t.Fatalf("%v %v", fi, err)
 	}
+
+	// The agent's name may come from GitLab (an agent given by ID): it
+	// names the context only when it is one GitLab allows.
+	bad := filepath.Join(dir, "bad.kubeconfig")
+	if err := WriteProxyKubeconfig(bad, "http://127.0.0.1:8001", "prod\x1b]0;x\x07"); err == nil || strings.ContainsAny(err.Error(), "\x1b\x07") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatal("written")
+	}
 }

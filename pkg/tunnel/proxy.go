@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -193,6 +194,11 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 			http.Error(w, "kubectl gitlab-agent proxy: method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if err := checkUpgrade(r.Header); err != nil {
+			fmt.Fprintf(o.Log, "proxy: refused %s %s: %v\n", r.Method, safetext.Remote(r.URL.EscapedPath(), 200), err)
+			http.Error(w, "kubectl gitlab-agent proxy: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 		if err := checkPath(r.URL); err != nil {
 			fmt.Fprintf(o.Log, "proxy: refused %s %s: %v\n", r.Method, safetext.Remote(r.URL.EscapedPath(), 200), err)
 			http.Error(w, "kubectl gitlab-agent proxy: "+err.Error(), http.StatusBadRequest)
@@ -273,6 +279,34 @@ func checkPath(u *url.URL) error {
 		p = next
 	}
 	return fmt.Errorf("the path is encoded too many times")
+}
+
+// kubernetesUpgrades are the protocols Kubernetes switches to: SPDY/3.1 (exec, attach,
+// port-forward, cp) and WebSocket (the same since 1.30, and watches).
+var kubernetesUpgrades = []string{"spdy/3.1", "websocket"}
+
+// checkUpgrade refuses an Upgrade header that names any other protocol (h2c,
+// or anything KAS or a server behind it might switch to with the
+// credential attached). Every comma-separated token of every Upgrade header
+// must be one of kubernetesUpgrades, in any case.
+func checkUpgrade(h http.Header) error {
+	for _, v := range h.Values("Upgrade") {
+		named := false
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			named = true
+			if !slices.ContainsFunc(kubernetesUpgrades, func(u string) bool { return strings.EqualFold(u, p) }) {
+				return fmt.Errorf("upgrade %q refused: the proxy passes on only the upgrades Kubernetes uses, SPDY/3.1 and websocket", safetext.Remote(p, 40))
+			}
+		}
+		if !named {
+			return fmt.Errorf("an empty Upgrade header is refused: the proxy passes on only SPDY/3.1 and websocket")
+		}
+	}
+	return nil
 }
 
 // idleBody fails a request body that sends nothing for idle, so that a slow

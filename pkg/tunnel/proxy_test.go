@@ -356,3 +356,65 @@ func TestProxyKeepsThePathsEscapes(t *testing.T) {
 		}
 	}
 }
+
+// Kubernetes switches protocols to SPDY/3.1 and WebSocket only; any other
+// Upgrade (h2c, anything KAS or a server behind it might speak) is refused
+// before the credential is fetched or KAS is dialled.
+func TestProxyPassesOnlyKubernetesUpgrades(t *testing.T) {
+	var conns, hits, creds atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	var log capture.Buffer
+	addr := serve(t, ProxyOptions{Target: up.URL + "/k8s-proxy", AcceptHosts: DefaultAcceptHosts, Log: &log,
+		Credential: func(context.Context, bool) (string, error) { creds.Add(1); return "tok", nil }})
+	status := func(upgrade ...string) int {
+		req := "GET /api/v1/namespaces/default/pods/p/exec?command=sh HTTP/1.1\r\nHost: " + addr + "\r\nConnection: Upgrade\r\n"
+		for _, u := range upgrade {
+			req += "Upgrade: " + u + "\r\n"
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	refused := [][]string{
+		{"h2c"}, {"H2C"}, {"websocket, h2c"}, {"h2c,websocket"}, {"websocket", "h2c"},
+		{"SPDY/3"}, {"spdy/3.1x"}, {"SPDY/3.1 websocket"}, {"TLS/1.0"}, {"HTTP/2.0"}, {""}, {" , "},
+	}
+	for _, u := range refused {
+		if got := status(u...); got != http.StatusBadRequest {
+			t.Errorf("Upgrade %q: %d, want 400", u, got)
+		}
+	}
+	if conns.Load() != 0 || hits.Load() != 0 || creds.Load() != 0 {
+		t.Fatalf("refused upgrades reached KAS: %d connections, %d requests, %d credentials fetched", conns.Load(), hits.Load(), creds.Load())
+	}
+	if n := strings.Count(log.String(), "refused GET"); n != len(refused) || strings.Contains(log.String(), "\x1b") {
+		t.Errorf("%d refusal lines for %d refused upgrades:\n%s", n, len(refused), log.String())
+	}
+	passed := [][]string{{"SPDY/3.1"}, {"spdy/3.1"}, {"websocket"}, {"WebSocket"}, {"websocket, SPDY/3.1"}, {"websocket", "spdy/3.1"}}
+	for _, u := range passed {
+		if got := status(u...); got != http.StatusOK {
+			t.Errorf("Upgrade %q: %d, want KAS's 200", u, got)
+		}
+	}
+	if hits.Load() != int32(len(passed)) {
+		t.Errorf("KAS saw %d of the %d Kubernetes upgrades", hits.Load(), len(passed))
+	}
+}

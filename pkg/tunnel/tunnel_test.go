@@ -31,6 +31,41 @@ func TestEntryNames(t *testing.T) {
 	}
 }
 
+// The cluster name is the GitLab URL's host and path, decoded: an escape
+// must not put a control character (or shell syntax) into the names.
+func TestEntryNamesFromTheGitLabURL(t *testing.T) {
+	for _, c := range []struct{ url, cluster string }{
+		{"https://gitlab.example.com", "gitlab_example_com"},
+		{"https://gitlab.example.com:8443/", "gitlab_example_com_8443"},
+		{"https://example.com/gitlab", "example_com_gitlab"},
+		{"https://example.com/git%2Dlab/", "example_com_git-lab"},
+		{"http://127.0.0.1:3000", "127_0_0_1_3000"},
+		{"https://[::1]:8443", "[__1]_8443"},
+		{"https://example.com/~ops/gitlab?x=%0A#%1b", "example_com_~ops_gitlab"},
+		{"https://example.com/%0Aevil", ""},
+		{"https://example.com/gitlab%0d%0a", ""},
+		{"https://example.com/%1b%5b2J", ""},
+		{"https://example.com/%1b]0;title%07", ""},
+		{"https://example.com/%e2%80%ae", ""}, // a bidi override
+		{"https://example.com/%c2%9b", ""},    // C1 CSI
+		{"https://example.com/a%20b", ""},
+		{"https://example.com/$(id)", ""},
+		{"https://a$(id).example.com", ""},
+		{"https://example.com/%ff", ""},
+	} {
+		n, err := EntryNames(c.url, "infra/agents", "prod", 7)
+		if c.cluster == "" {
+			if err == nil || strings.ContainsAny(err.Error(), "\x00\x1b\n\r\x07\u009b\u202e") {
+				t.Errorf("%s: %+v %v", c.url, n, err)
+			}
+			continue
+		}
+		if err != nil || n.Cluster != c.cluster || n.User != c.cluster+"-7" || n.Context != c.cluster+"-infra_agents-prod" {
+			t.Errorf("%s: %+v %v", c.url, n, err)
+		}
+	}
+}
+
 func TestKeyIsSafeAndPerCredential(t *testing.T) {
 	a, b := Key("https://gitlab.com", "tok-a"), Key("https://gitlab.com", "tok-b")
 	if a == b || strings.ContainsAny(a, "/\\:") || strings.Contains(a, "tok") {

@@ -3,11 +3,16 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -370,5 +375,192 @@ func TestAttack15ParallelInstalls(t *testing.T) {
 		if lost < 1 {
 			t.Errorf("%s: no install says it lost the race for the Secret", name)
 		}
+	}
+}
+
+// Issue 26's items 14 to 17: a local attacker (another user of the machine,
+// a process on it) and hostile inputs. TestAttack26ItemNN is item NN.
+
+// kasFlag names a KAS on no site of the fake GitLab's, for the commands
+// that only write a kubeconfig.
+var kasFlag = []string{"--kas-proxy-url", "https://kas.example.com/k8s-proxy"}
+
+// Item 14: another user plants a link in the /tmp CI runners share (or a
+// link to a directory); kubeconfig, proxy --kubeconfig-out and token create
+// --token-file wrote through it, over any file the victim may write.
+func TestAttack26Item14PlantedSymlinks(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root can give a link to another user (os.Lchown) to play the second account")
+	}
+	g := newGitLab(t)
+	g.fake.AddAgent(g.project, "tun", g.maintainer)
+	shared := t.TempDir() // as /tmp
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	victims := filepath.Join(home, ".kube", "config")
+	if err := os.MkdirAll(filepath.Dir(victims), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victims, []byte(handWrittenKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plant := func(name, target string) string {
+		link := filepath.Join(shared, name)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		return link
+	}
+	kc := plant("x.kubeconfig", victims)
+	kubeDir := plant("kube", filepath.Dir(victims))
+	cache := "XDG_CACHE_HOME=" + t.TempDir()
+	p := []string{"--project", "infra/agents"}
+
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, append([]string{"kubeconfig", "tun", "--kubeconfig", kc}, kasFlag...), kc},
+		{[]string{"KUBECONFIG=" + kc}, append([]string{"kubeconfig", "tun"}, kasFlag...), kc},
+		{nil, append([]string{"kubeconfig", "tun", "--kubeconfig", filepath.Join(kubeDir, "config")}, kasFlag...), kubeDir},
+		{[]string{cache}, append([]string{"proxy", "tun", "--port", "0", "--kubeconfig-out", kc}, kasFlag...), kc},
+		{nil, []string{"token", "create", "tun", "--name", "ci", "--token-file", filepath.Join(kubeDir, "token")}, kubeDir},
+	} {
+		r := g.run(t, c.env, append(c.args, p...)...)
+		wantError(t, r, "not following the symbolic link "+c.want+": it belongs to", "uid 65534")
+	}
+	if n := len(g.activeTokens("tun")); n != 0 {
+		t.Errorf("the token that could not be written stays active (%d)", n)
+	}
+	// --token-file at the planted link itself: the link is replaced by the
+	// token file, never written through.
+	if r := g.run(t, nil, "token", "create", "tun", "--name", "ci2", "--token-file", kc, "--force", "--project", "infra/agents"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if fi, err := os.Lstat(kc); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the token file: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(victims); string(b) != handWrittenKubeconfig {
+		t.Fatalf("the victim's kubeconfig was written:\n%s", b)
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(victims), "token")); err == nil {
+		t.Error("the token was written where the planted directory link points")
+	}
+
+	// The user's own link in their own directory (~/.kube/config to their
+	// dotfiles) is followed, and stays a link.
+	own := filepath.Join(home, "kubeconfig")
+	if err := os.Symlink(victims, own); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.run(t, nil, append([]string{"kubeconfig", "tun", "--kubeconfig", own, "--project", "infra/agents"}, kasFlag...)...); r.code != 0 {
+		t.Fatalf("through the user's own link: %+v", r)
+	}
+	if b, _ := os.ReadFile(victims); !strings.Contains(string(b), "-infra_agents-tun") {
+		t.Errorf("the context was not written through the user's own link:\n%s", b)
+	}
+	if fi, err := os.Lstat(own); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the user's link was replaced: %v %v", fi, err)
+	}
+}
+
+// Item 15: a GitLab URL's %0A and %1b became a newline and ESC in the
+// kubeconfig's cluster, user and context names.
+func TestAttack26Item15ControlCharactersInTheGitLabURL(t *testing.T) {
+	t.Parallel()
+	kc := filepath.Join(t.TempDir(), "config")
+	u := "https://gitlab.example.com/%0Aevil%1b%5b2J"
+	r := runIn(t, runSpec{env: []string{"GITLAB_URL=" + u, "CI_SERVER_URL=" + u, "CI_JOB_TOKEN=job-token", "GITLAB_TOKEN="}},
+		pluginBin(), append([]string{"kubeconfig", "101", "--ci", "--kubeconfig", kc}, kasFlag...)...)
+	wantError(t, r, "cannot name kubeconfig entries")
+	if strings.Contains(r.stdout+r.stderr, "\x1b") || strings.Contains(r.stderr, "\nevil") {
+		t.Errorf("a control character in the output: %q", r.stderr)
+	}
+	if _, err := os.Stat(kc); err == nil {
+		t.Error("a kubeconfig was written")
+	}
+}
+
+// Item 16: KUBECONFIG=/dev/zero grew to 600 MB in 4 s; a FIFO blocked the
+// command in open(), deaf to the first SIGTERM. kubeconfig's own reads (the
+// file it edits, the injected KUBECONFIG --ci reads) refuse both at once, and
+// a directory.
+func TestAttack26Item16KubeconfigThatIsNotAFile(t *testing.T) {
+	t.Parallel()
+	g := newGitLab(t)
+	g.fake.AddAgent(g.project, "tun", g.maintainer)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{fifo, "/dev/zero", dir} {
+		r := g.run(t, nil, append([]string{"kubeconfig", "tun", "--project", "infra/agents", "--kubeconfig", bad}, kasFlag...)...)
+		wantError(t, r, "kubeconfig "+bad+" is a", "not a regular file")
+		r = g.run(t, []string{"KUBECONFIG=" + bad, "CI_JOB_TOKEN=job-token", "CI_SERVER_URL=" + g.fake.URL},
+			append([]string{"kubeconfig", "infra/agents:tun", "--ci", "--kubeconfig", filepath.Join(t.TempDir(), "config")}, kasFlag...)...)
+		wantError(t, r, "kubeconfig "+bad+" is a", "not a regular file")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi, err)
+	}
+}
+
+// Item 17: the proxy passed any Upgrade (h2c, anything) on to KAS with the
+// credential. A local process asks for h2c: refused before a credential is
+// minted or KAS is dialled.
+func TestAttack26Item17ProxyUpgradesOnlyAsKubernetes(t *testing.T) {
+	t.Parallel()
+	g := newGitLab(t)
+	g.fake.AddAgent(g.project, "tun", g.maintainer)
+	var conns, hits, withCredential atomic.Int32
+	kas := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			withCredential.Add(1)
+		}
+	}))
+	kas.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	kas.Start()
+	t.Cleanup(kas.Close)
+	_, log, addr := startPlugin(t, []string{"GITLAB_URL=" + g.fake.URL, "GITLAB_TOKEN=" + g.mToken, "CI_PROJECT_ID=", "CI_JOB_TOKEN=", "XDG_CACHE_HOME=" + t.TempDir()},
+		true, "proxy", "tun", "--project", "infra/agents", "--port", "0", "--kas-proxy-url", kas.URL+"/k8s-proxy")
+	t.Cleanup(func() { g.outputs.add(log.String()) })
+	upgrade := func(protocols string) string {
+		return "GET /api/v1/namespaces/default/pods/p/exec?command=sh HTTP/1.1\r\nHost: " + addr + "\r\nConnection: Upgrade\r\nUpgrade: " + protocols + "\r\n\r\n"
+	}
+	for _, u := range []string{"h2c", "websocket, h2c", "H2C, SPDY/3.1"} {
+		if code := rawStatus(t, addr, upgrade(u)); code != http.StatusBadRequest {
+			t.Errorf("Upgrade: %s: %d, want 400", u, code)
+		}
+	}
+	pats := 0
+	for _, p := range g.fake.PersonalAccessTokens(g.maintainer) {
+		if slices.Contains(p.Scopes, "k8s_proxy") {
+			pats++
+		}
+	}
+	if conns.Load() != 0 || pats != 0 {
+		t.Fatalf("refused upgrades reached KAS (%d connections) or minted a credential (%d tokens)", conns.Load(), pats)
+	}
+	// What Kubernetes uses passes, with the credential.
+	for _, u := range []string{"SPDY/3.1", "websocket"} {
+		if code := rawStatus(t, addr, upgrade(u)); code != http.StatusOK {
+			t.Errorf("Upgrade: %s: %d, want the stand-in KAS's 200", u, code)
+		}
+	}
+	if hits.Load() != 2 || withCredential.Load() != 2 {
+		t.Errorf("KAS saw %d upgrades, %d with the credential; want 2 and 2", hits.Load(), withCredential.Load())
 	}
 }

@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"pkg/doctor":      {"pkg/agentconfig", "pkg/gitlab", "pkg/install", "pkg/kube", "pkg/manifest"},
 	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
 	"pkg/diff":        {"pkg/kube", "pkg/memo", "pkg/safetext", "pkg/secretfile"},
-	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/safetext", "pkg/secretfile"},
+	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/input", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input", "pkg/memo"},
 	"pkg/kube/fake":   {"pkg/kube"},
 	"pkg/gitlab":      {"pkg/agentname", "pkg/input", "pkg/safetext"},
