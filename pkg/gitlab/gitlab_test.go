@@ -183,7 +183,7 @@ func TestRetries(t *testing.T) {
 		f := newFixture(t)
 		f.fake.Inject(fakegitlab.Fault{Route: route, Status: 500})
 		_, err := f.client(t, f.mToken).ListAgents(context.Background(), proj)
-		if !IsClass(err, ClassServer) || f.fake.Calls(route) != 5 || !strings.Contains(err.Error(), "gave up after 5 attempts") {
+		if !IsClass(err, ClassServer) || f.fake.Calls(route) != 5 || !strings.Contains(err.Error(), "gave up after 5 tries") || strings.Count(f.log.String(), "GitLab answered 500 Internal Server Error; retrying") != 4 {
 			t.Fatalf("%v after %d calls", err, f.fake.Calls(route))
 		}
 	})
