@@ -96,7 +96,7 @@ var badFlags = map[string][]struct {
 	"token-cache list":  {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
 	"token-cache clear": {{[]string{"--revoke", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"proxy":             {{[]string{"prod", "--port", "70000"}, "--port 70000"}, {[]string{"prod", "--token-expiry", "400"}, "--token-expiry 400"}, {[]string{"prod", "--address", "0.0.0.0"}, "--accept-hosts"}},
-	"agent list":        {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
+	"agent list":        {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"--request-timeout", "soon"}, `--request-timeout "soon"`}},
 	"agent get":         {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"agent register":    {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"Bad_Name"}, "Bad_Name"}},
 	"agent delete":      {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},

@@ -7,9 +7,11 @@ import (
 	neturl "net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitremote"
@@ -67,6 +69,50 @@ func (g *GitLabFlags) AddFlags(cmd *cobra.Command, withProject bool) {
 	if withProject {
 		f.StringVar(&g.Project, "project", "", "GitLab project that holds the agent, as a path (group/project) or numeric ID (default: $CI_PROJECT_ID in CI, else the git remote's)")
 	}
+	if shared := f.Lookup(requestTimeoutFlag); shared != nil {
+		shared.Usage = sharedRequestTimeoutUsage // kubectl's flags came first
+	} else {
+		f.String(requestTimeoutFlag, "0", "how long to wait for each answer from GitLab before giving up on that request, e.g. 10s or 1m (0: 30s)")
+	}
+}
+
+// requestTimeoutFlag is kubectl's --request-timeout. The GitLab flags have
+// it too, and it bounds each request to GitLab (gitlab.Options.RequestTimeout);
+// a command with both groups has it once, for both.
+const requestTimeoutFlag = "request-timeout"
+
+const sharedRequestTimeoutUsage = "The length of time to wait before giving up on a single server request, the cluster's or GitLab's. Non-zero values should contain a corresponding time unit (e.g. 1s, 2m, 3h). A value of zero means don't timeout requests to the cluster, and 30s for GitLab."
+
+// RequestTimeout is --request-timeout, read as kubectl reads it (seconds,
+// or a duration); 0 when not given: the client's default.
+func (g *GitLabFlags) RequestTimeout() (time.Duration, error) {
+	if g.cmd == nil {
+		return 0, nil
+	}
+	fl := g.cmd.Flags().Lookup(requestTimeoutFlag)
+	if fl == nil {
+		return 0, nil
+	}
+	d, err := clientcmd.ParseTimeout(fl.Value.String())
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--%s %q: want a duration such as 10s or 1m, or a number of seconds", requestTimeoutFlag, fl.Value.String())
+	}
+	return d, nil
+}
+
+// withRequestTimeout is f's GitLab clients with --request-timeout, for
+// the clients a package makes with the Factory's maker (pkg/tunnel's).
+func (g *GitLabFlags) withRequestTimeout(f Factory) (func(gitlab.Options) (*gitlab.Client, error), error) {
+	d, err := g.RequestTimeout()
+	if err != nil {
+		return nil, err
+	}
+	return func(o gitlab.Options) (*gitlab.Client, error) {
+		if o.RequestTimeout == 0 {
+			o.RequestTimeout = d
+		}
+		return f.GitLab(o)
+	}, nil
 }
 
 // ResolvedURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL (set in
@@ -97,8 +143,12 @@ func (g *GitLabFlags) Options(errOut io.Writer) (gitlab.Options, error) {
 	if err != nil {
 		return gitlab.Options{}, err
 	}
+	timeout, err := g.RequestTimeout()
+	if err != nil {
+		return gitlab.Options{}, err
+	}
 	g.WarnCleartext(errOut, url, "the GitLab token")
-	return gitlab.Options{URL: url, Credentials: creds, Log: errOut}, nil
+	return gitlab.Options{URL: url, Credentials: creds, Log: errOut, RequestTimeout: timeout}, nil
 }
 
 // Client is f's GitLab client for Options.
@@ -214,9 +264,26 @@ func (o *OutputFlags) PrintDocument(w io.Writer, v any) (bool, error) {
 // command that talks to a cluster.
 func newKubeFlags(cmd *cobra.Command) *genericclioptions.ConfigFlags {
 	f := genericclioptions.NewConfigFlags(true)
+	shared := cmd.Flags().Lookup(requestTimeoutFlag) // the GitLab flags came first
+	if shared != nil {
+		f.Timeout = nil
+	}
 	f.AddFlags(cmd.Flags())
+	if shared != nil {
+		v := shared.Value.String()
+		f.Timeout = &v
+		shared.Value = &stringFlag{&v}
+		shared.Usage = sharedRequestTimeoutUsage
+	}
 	return f
 }
+
+// stringFlag is a string flag's value kept where another reads it.
+type stringFlag struct{ p *string }
+
+func (s *stringFlag) String() string     { return *s.p }
+func (s *stringFlag) Set(v string) error { *s.p = v; return nil }
+func (s *stringFlag) Type() string       { return "string" }
 
 // namespaceFlag is -n as given, "" when not given (so that a default of the
 // agent's own wins over the kubeconfig context's).
