@@ -68,7 +68,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("invalid GitLab URL %q: want https://host[/path]", o.URL)
 	}
 	if o.Credentials.Token == "" && o.Credentials.JobToken == "" && !o.Anonymous {
-		return nil, &NoCredentialsError{Host: u.Host, Tried: []string{"none given"}}
+		return nil, &NoCredentialsError{Host: u.Host, URL: u.String(), Tried: []string{"none given"}}
 	}
 	c := &Client{
 		baseURL: u.String(), creds: o.Credentials,

@@ -41,13 +41,21 @@ const MaxTokenFileBytes = 64 << 10
 // NoCredentialsError says which sources of a GitLab credential were tried and
 // how to give one.
 type NoCredentialsError struct {
-	Host  string
+	Host string
+	// URL is the GitLab's, where a token is made.
+	URL   string
 	Tried []string
 }
 
 func (e *NoCredentialsError) Error() string {
-	return fmt.Sprintf("no GitLab credentials for %s (tried %s): set GITLAB_TOKEN to a personal access token with the api scope, pass --gitlab-token-file FILE, or log in with 'glab auth login'",
-		e.Host, strings.Join(e.Tried, ", "))
+	return fmt.Sprintf("no GitLab credentials for %s (tried %s): make a personal access token with the api scope at %s and set GITLAB_TOKEN to it, pass --gitlab-token-file FILE, or log in with 'glab auth login'",
+		e.Host, strings.Join(e.Tried, ", "), TokenPage(e.URL))
+}
+
+// TokenPage is the page of the GitLab at baseURL where the user makes a
+// personal access token, with its name and the api scope filled in.
+func TokenPage(baseURL string) string {
+	return strings.TrimRight(baseURL, "/") + "/-/user_settings/personal_access_tokens?name=kubectl-gitlab-agent&scopes=api"
 }
 
 // ErrNoCredentials matches every *NoCredentialsError with errors.Is.
@@ -87,7 +95,7 @@ func FindCredentials(ctx context.Context, gitlabURL, tokenFile string) (Credenti
 	if c.Token != "" {
 		return c, nil
 	}
-	return Credentials{}, &NoCredentialsError{Host: u.Host, Tried: append(tried, why)}
+	return Credentials{}, &NoCredentialsError{Host: u.Host, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}).String(), Tried: append(tried, why)}
 }
 
 // JobTokenFor says whether the job's CI_JOB_TOKEN may go to gitlabURL (and
@@ -289,7 +297,7 @@ func oauthExpired(s string) bool {
 
 func (c Credentials) unauthorizedHint(baseURL string) string {
 	if c.Token == "" && c.JobToken != "" {
-		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope"
+		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope (" + TokenPage(baseURL) + ")"
 	}
-	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab", baseURL, c.Source)
+	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab; make one with the api scope at %s", baseURL, c.Source, TokenPage(baseURL))
 }
