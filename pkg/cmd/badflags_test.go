@@ -84,7 +84,7 @@ var badFlags = map[string][]struct {
 	want string
 }{
 	"version":           {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
-	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}},
+	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}, {[]string{"demo", "--set-json", "replicas=[2"}, "--set-json replicas: the value is not JSON"}, {[]string{"demo", "-f", "http://example.com/values.yaml"}, "only https URLs"}},
 	"diff":              {{[]string{"-f", "x.yaml", "-U", "-1"}, "--unified must be 0 or more"}, {[]string{"-f", "x.yaml", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-f", "x.yaml", "--prune"}, "--prune with -f needs -l"}},
 	"install":           {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"upgrade":           {{[]string{"prod", "--timeout", "-1s"}, "--timeout must be positive"}},
