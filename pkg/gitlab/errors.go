@@ -218,6 +218,9 @@ func isHTML(h http.Header, body []byte) bool {
 // a timeout, a dropped connection, Ctrl-C while it was in flight) or could
 // not be read. A refusal (4xx, 429) or a connection never opened did nothing.
 func mayHaveHappened(err error) bool {
+	if notSent(err) {
+		return false
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
@@ -266,6 +269,8 @@ func networkAdvice(err error, baseURL string) (string, string) {
 	switch {
 	case errors.As(err, &timeout) && timeout.Phase == phaseConnect:
 		return timeout.Error(), "check --gitlab-url (" + baseURL + ") and that GitLab is reachable from here; a firewall may drop the connection"
+	case errors.As(err, &timeout) && timeout.CallBound:
+		return timeout.Error(), "check that GitLab is up and answering"
 	case errors.As(err, &timeout) && timeout.Phase == phaseBody:
 		return timeout.Error(), "the network or a proxy on the way stalls; try again, or allow longer with --request-timeout"
 	case errors.As(err, &timeout):

@@ -88,6 +88,8 @@ type TimeoutError struct {
 	Host  string // host[:port] of GitLab
 	Phase string // phaseConnect, phaseAnswer or phaseBody
 	After time.Duration
+	// CallBound: the call's bound (Options.CallTimeout) ended the try.
+	CallBound bool
 }
 
 func (e *TimeoutError) Error() string {
@@ -195,14 +197,21 @@ func (t *retrying) try(req *http.Request) (*http.Response, error) {
 		GotConn:              func(httptrace.GotConnInfo) { reached.Store(true) },
 		GotFirstResponseByte: func() { answered.Store(true) },
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(httptrace.WithClientTrace(req.Context(), trace), t.c.reqTimeout)
 	defer cancel()
+	// The try ran out of its own time, or of the call's (then it says how
+	// long it ran); a cancelled call (Ctrl-C) is no timeout.
 	timedOut := func(phase string) error {
-		return &TimeoutError{Host: t.c.host, Phase: phase, After: t.c.reqTimeout}
+		e := &TimeoutError{Host: t.c.host, Phase: phase, After: t.c.reqTimeout}
+		if req.Context().Err() != nil {
+			e.After, e.CallBound = max(time.Since(start).Round(100*time.Millisecond), 100*time.Millisecond), true
+		}
+		return e
 	}
 	resp, err := t.rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
-		if req.Context().Err() == nil && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			switch {
 			case answered.Load():
 				err = timedOut(phaseBody)
@@ -217,7 +226,7 @@ func (t *retrying) try(req *http.Request) (*http.Response, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, t.max+1))
 	resp.Body.Close()
 	switch {
-	case err != nil && req.Context().Err() == nil && ctx.Err() != nil:
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, timedOut(phaseBody)
 	case err != nil:
 		return nil, err

@@ -170,6 +170,25 @@ func TestNeverAnsweringGitLab(t *testing.T) {
 	})
 }
 
+// TestCallBoundEndsATry: a try the call's bound (CallTimeout, doctor's
+// check timeout) ends before its own says so, and how long it waited.
+func TestCallBoundEndsATry(t *testing.T) {
+	url, conns := silentGitLab(t)
+	var log bytes.Buffer
+	c, err := New(Options{URL: url, Credentials: Credentials{Token: "x", Source: "GITLAB_TOKEN"}, CallTimeout: 300 * time.Millisecond, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DiscoverKAS(context.Background())
+	msg := oneLine(t, err)
+	if !IsClass(err, ClassNetwork) || !strings.Contains(msg, "accepted the connection but sent no answer within ") || strings.Contains(msg, "--request-timeout") || strings.Contains(msg, "tries") {
+		t.Fatalf("%v", err)
+	}
+	if n := conns.Load(); n != 1 || log.Len() != 0 {
+		t.Errorf("%d connections, log %q", n, log.String())
+	}
+}
+
 func TestRetryLines(t *testing.T) {
 	t.Run("connection refused: not reached, every try announced", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
