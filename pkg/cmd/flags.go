@@ -105,19 +105,29 @@ func (g *GitLabFlags) RequestTimeout() (time.Duration, error) {
 	return d, nil
 }
 
-// withRequestTimeout is f's GitLab clients with --request-timeout, for
-// the clients a package makes with the Factory's maker (pkg/tunnel's).
-func (g *GitLabFlags) withRequestTimeout(f Factory) (func(gitlab.Options) (*gitlab.Client, error), error) {
+// withRequestTimeout is f, its GitLab clients with --request-timeout when
+// their options do not say otherwise: for the clients a package makes with
+// the Factory's maker (pkg/tunnel's) and doctor's.
+func (g *GitLabFlags) withRequestTimeout(f Factory) (Factory, error) {
 	d, err := g.RequestTimeout()
-	if err != nil {
-		return nil, err
+	if err != nil || d == 0 {
+		return f, err
 	}
-	return func(o gitlab.Options) (*gitlab.Client, error) {
-		if o.RequestTimeout == 0 {
-			o.RequestTimeout = d
-		}
-		return f.GitLab(o)
-	}, nil
+	return timedFactory{Factory: f, requestTimeout: d}, nil
+}
+
+// timedFactory is a Factory whose GitLab clients wait requestTimeout for
+// each answer, unless their options say otherwise.
+type timedFactory struct {
+	Factory
+	requestTimeout time.Duration
+}
+
+func (t timedFactory) GitLab(o gitlab.Options) (*gitlab.Client, error) {
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = t.requestTimeout
+	}
+	return t.Factory.GitLab(o)
 }
 
 // ResolvedURL is --gitlab-url, else GITLAB_URL, else CI_SERVER_URL (set in

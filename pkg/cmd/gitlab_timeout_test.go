@@ -93,3 +93,15 @@ func TestRequestTimeoutAgainstSilentGitLab(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorTakesRequestTimeout: doctor's GitLab checks wait
+// --request-timeout for each answer, within each check's bound.
+func TestDoctorTakesRequestTimeout(t *testing.T) {
+	w := newInProcess(t)
+	url, _ := silentGitLab(t)
+	host := strings.TrimPrefix(url, "http://")
+	code, out, errOut := w.runBare(t, "doctor", "prod", "--request-timeout", "1s", "--gitlab-url", url, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents")
+	if code == 0 || !strings.Contains(out, "GitLab at "+host+" accepted the connection but sent no answer within 1s (2 tries)") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
