@@ -84,7 +84,7 @@ var badFlags = map[string][]struct {
 	want string
 }{
 	"version":           {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}},
-	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}},
+	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}, {[]string{"demo", "--set-json", "replicas=[2"}, "--set-json replicas: the value is not JSON"}, {[]string{"demo", "-f", "http://example.com/values.yaml"}, "only https URLs"}},
 	"diff":              {{[]string{"-f", "x.yaml", "-U", "-1"}, "--unified must be 0 or more"}, {[]string{"-f", "x.yaml", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-f", "x.yaml", "--prune"}, "--prune with -f needs -l"}},
 	"install":           {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"prod", "--dry-run=maybe"}, `invalid --dry-run value "maybe"`}},
 	"upgrade":           {{[]string{"prod", "--timeout", "-1s"}, "--timeout must be positive"}, {[]string{"prod", "--dry-run=all"}, `invalid --dry-run value "all"`}},
@@ -96,7 +96,7 @@ var badFlags = map[string][]struct {
 	"token-cache list":  {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-o", "custom-columns=ID"}, `"ID" is not HEADER:PATH`}},
 	"token-cache clear": {{[]string{"--revoke", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"proxy":             {{[]string{"prod", "--port", "70000"}, "--port 70000"}, {[]string{"prod", "--token-expiry", "400"}, "--token-expiry 400"}, {[]string{"prod", "--address", "0.0.0.0"}, "--accept-hosts"}},
-	"agent list":        {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-o", "jsonpath={.agents["}, "-o jsonpath: "}},
+	"agent list":        {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-o", "jsonpath={.agents["}, "-o jsonpath: "}, {[]string{"--request-timeout", "soon"}, `--request-timeout "soon"`}},
 	"agent get":         {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"agent register":    {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"Bad_Name"}, "Bad_Name"}, {[]string{"prod", "--dry-run=server"}, "GitLab has no server-side dry run"}},
 	"agent delete":      {{[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"prod", "--dry-run=server"}, "GitLab has no server-side dry run"}, {[]string{"prod", "--dry-run=bogus"}, `invalid --dry-run value "bogus": use "none" or "client"`}},

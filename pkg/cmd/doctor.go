@@ -105,16 +105,20 @@ func (o *DoctorOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.env.Project, err = o.GitLab.ProjectRef(o.ErrOut); err != nil {
 		o.env.NoProject = err
 	}
+	f, err := o.GitLab.withRequestTimeout(o.Factory)
+	if err != nil {
+		return err
+	}
 	creds, err := o.GitLab.Credentials()
 	if err != nil {
 		o.env.NoCredentials = err
 	} else {
 		o.GitLab.WarnCleartext(o.ErrOut, url, "the GitLab token")
-		if o.env.GitLab, err = o.Factory.GitLab(doctorGitLab(url, creds, o.Timeout)); err != nil {
+		if o.env.GitLab, err = f.GitLab(doctorGitLab(url, creds, o.Timeout)); err != nil {
 			return err
 		}
 	}
-	return completeDoctorEnv(cmd.Context(), &o.env, o.Factory, o.Kube, o.CAFile, creds)
+	return completeDoctorEnv(cmd.Context(), &o.env, f, o.Kube, o.CAFile, creds)
 }
 
 // doctorGitLab is a client for doctor's checks: one quick retry, each call

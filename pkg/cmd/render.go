@@ -2,9 +2,13 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -20,7 +24,9 @@ type RenderFlags struct {
 	// never overrides a values file.
 	changed         func(name string) bool
 	ValuesFiles     []string
+	SetJSON         []string
 	Sets            []string
+	SetStrings      []string
 	SetFiles        []string
 	KasAddress      string
 	AgentVersion    string
@@ -29,6 +35,8 @@ type RenderFlags struct {
 	Replicas        int
 	CreateNamespace bool
 	ChartVersion    string
+	// client fetches -f https:// URLs (nil: the default transport).
+	client *http.Client
 }
 
 // AddFlags binds the render flags to cmd. Commands that read manifests with
@@ -36,9 +44,11 @@ type RenderFlags struct {
 func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 	fl := cmd.Flags()
 	f.changed = func(name string) bool { return fl.Changed(name) }
-	fl.StringArrayVarP(&f.ValuesFiles, "values", valuesShorthand, nil, "a values file with the Helm chart's keys (repeatable; later files win)")
-	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f)")
-	fl.StringArrayVar(&f.SetFiles, "set-file", nil, "set a chart value to a file's content, key=FILE as in Helm, e.g. config.kasCaCert=ca.pem (repeatable; wins over --set)")
+	fl.StringArrayVarP(&f.ValuesFiles, "values", valuesShorthand, nil, "a values file with the Helm chart's keys, or its https:// URL (repeatable; later files win)")
+	fl.StringArrayVar(&f.SetJSON, "set-json", nil, "set chart values to JSON, key=JSON with dotted keys as in Helm, e.g. tolerations='[{\"operator\":\"Exists\"}]' (repeatable; wins over -f)")
+	fl.StringArrayVar(&f.Sets, "set", nil, "set a chart value, key=value with dotted keys as in Helm (repeatable; wins over -f and --set-json)")
+	fl.StringArrayVar(&f.SetStrings, "set-string", nil, "set a chart value to a string, key=value as --set takes it (repeatable; wins over --set)")
+	fl.StringArrayVar(&f.SetFiles, "set-file", nil, "set a chart value to a file's content, key=FILE as in Helm, e.g. config.kasCaCert=ca.pem (repeatable; wins over --set-string)")
 	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
 	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v18.0.0 (default: the chart version's agentk, "+defaultChart().AppVersion+" for "+manifest.DefaultChartVersion+")")
 	fl.StringVar(&f.ChartVersion, "chart-version", manifest.DefaultChartVersion, "the gitlab-agent chart version whose objects and values to follow: "+manifest.ChartVersions())
@@ -116,10 +126,12 @@ func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
 // are capped and end when ctx does.
 func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reader) (manifest.Input, error) {
 	return f.layers().Input(name, ns, func(path string, kind manifest.FileKind) ([]byte, error) {
-		switch kind {
-		case manifest.TokenFileKind:
+		switch {
+		case kind == manifest.ValuesFileKind && strings.Contains(path, "://"):
+			return f.fetchValues(ctx, path)
+		case kind == manifest.TokenFileKind:
 			return input.ReadFile(ctx, path, stdin, input.MaxToken, "the token")
-		case manifest.SetFileKind:
+		case kind == manifest.SetFileKind:
 			return input.ReadFile(ctx, path, stdin, input.MaxValues, "--set-file")
 		default:
 			return input.ReadFile(ctx, path, stdin, input.MaxValues, "values file")
@@ -127,10 +139,61 @@ func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reade
 	})
 }
 
+// valuesFetchTimeout bounds reading a values file from a URL.
+const valuesFetchTimeout = 30 * time.Second
+
+// fetchValues reads the values file at rawURL as Helm's -f does, with only
+// https (a file read over plain http could be changed on the way), within
+// input.MaxValues and valuesFetchTimeout, and following redirects only to
+// https.
+func (f *RenderFlags) fetchValues(ctx context.Context, rawURL string) ([]byte, error) {
+	name := manifest.ValuesFileName(rawURL)
+	u, err := neturl.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("-f %s: not a URL", name)
+	}
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("-f %s: only https URLs are read, or a local file", name)
+	}
+	client := f.client
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport}
+	}
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("a redirect to %s, not https", req.URL.Scheme)
+		}
+		if len(via) >= 5 {
+			return fmt.Errorf("more than 5 redirects")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, valuesFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("-f %s: not a URL", name)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text holds the whole URL
+		}
+		return nil, fmt.Errorf("-f %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("-f %s: the server answered %s", name, resp.Status)
+	}
+	return input.ReadAll(ctx, resp.Body, input.MaxValues, "values file "+name)
+}
+
 // layers are the flags as given: a plain flag the user did not give is nil.
 func (f *RenderFlags) layers() manifest.Layers {
-	l := manifest.Layers{ChartVersion: f.ChartVersion, ValuesFiles: f.ValuesFiles, Sets: f.Sets, SetFiles: f.SetFiles,
-		TokenFile: f.TokenFile, NoNamespace: !f.CreateNamespace}
+	l := manifest.Layers{ChartVersion: f.ChartVersion, ValuesFiles: f.ValuesFiles, SetJSON: f.SetJSON, Sets: f.Sets,
+		SetStrings: f.SetStrings, SetFiles: f.SetFiles, TokenFile: f.TokenFile, NoNamespace: !f.CreateNamespace}
 	if f.isSet("kas-address") {
 		l.KasAddress = &f.KasAddress
 	}

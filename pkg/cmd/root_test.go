@@ -8,6 +8,7 @@ import (
 )
 
 func TestGitLabFlagDefaults(t *testing.T) {
+	t.Chdir(t.TempDir()) // no git remote to take a GitLab from
 	tests := []struct {
 		flagURL, envURL, ciURL, want string
 	}{

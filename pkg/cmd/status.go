@@ -115,15 +115,19 @@ func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
 			o.doctor.NoProject = err
 		}
 	}
+	f, err := o.GitLab.withRequestTimeout(o.Factory)
+	if err != nil {
+		return err
+	}
 	if credErr != nil {
 		o.doctor.NoCredentials = credErr
 	} else {
 		o.GitLab.WarnCleartext(o.ErrOut, url, "the GitLab token")
-		if o.doctor.GitLab, err = o.Factory.GitLab(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
+		if o.doctor.GitLab, err = f.GitLab(doctorGitLab(url, creds, statusDoctorTimeout)); err != nil {
 			return err
 		}
 	}
-	return completeDoctorEnv(cmd.Context(), &o.doctor, o.Factory, o.Kube, "", creds)
+	return completeDoctorEnv(cmd.Context(), &o.doctor, f, o.Kube, "", creds)
 }
 
 // gitlabNotAsked says why status cannot ask GitLab's agents API with the

@@ -74,6 +74,10 @@ func (t *agentTarget) resolve(ctx context.Context) error {
 // the job token in CI, else a cached k8s_proxy PAT minted with the user's
 // GitLab credentials, with f's GitLab clients.
 func credentialOptions(f Factory, g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
+	f, err := g.withRequestTimeout(f)
+	if err != nil {
+		return tunnel.CredentialOptions{}, err
+	}
 	o := tunnel.CredentialOptions{GitLabURL: g.ResolvedURL(), AgentID: agentID, CI: ci, Days: days, Log: log, GitLab: f.GitLab}
 	if ci {
 		return o, gitlab.JobTokenFor(o.GitLabURL)

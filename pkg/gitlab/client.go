@@ -5,14 +5,10 @@ package gitlab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,14 +23,20 @@ type Options struct {
 	Credentials Credentials
 	// HTTPClient replaces the default transport (tests, custom CAs).
 	HTTPClient *http.Client
-	// MaxRetries bounds retries of 429s and 5xx answers (default 4).
+	// MaxRetries bounds retries of 429s, 5xx answers and failed
+	// connections (default 4: five tries). A try that ran out of its time
+	// is repeated once at most: it was slow already.
 	MaxRetries int
 	// RetryBase is the first back-off (default 500ms), doubled each time.
 	RetryBase time.Duration
 	// MaxRetryAfter is the longest Retry-After the client waits for
 	// (default 30s); a longer one fails at once and says when to retry.
 	MaxRetryAfter time.Duration
-	// CallTimeout bounds one call, retries included (default 2m).
+	// RequestTimeout bounds one try of one request: connecting, waiting
+	// for the answer and reading all of it (default 30s).
+	RequestTimeout time.Duration
+	// CallTimeout bounds one call, all its requests and retries included
+	// (default 4 × RequestTimeout, at least 2m).
 	CallTimeout time.Duration
 	// Log receives one line per retry; nil discards them.
 	Log io.Writer
@@ -53,8 +55,10 @@ type Client struct {
 	maxRetries    int
 	retryBase     time.Duration
 	maxRetryAfter time.Duration
+	reqTimeout    time.Duration
 	callTimeout   time.Duration
 	log           io.Writer
+	host          string // host[:port] of baseURL, as the retry lines name it
 }
 
 // New builds a client. It makes no request.
@@ -64,12 +68,12 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("invalid GitLab URL %q: want https://host[/path]", o.URL)
 	}
 	if o.Credentials.Token == "" && o.Credentials.JobToken == "" && !o.Anonymous {
-		return nil, &NoCredentialsError{Host: u.Host, Tried: []string{"none given"}}
+		return nil, &NoCredentialsError{Host: u.Host, URL: u.String(), Tried: []string{"none given"}}
 	}
 	c := &Client{
 		baseURL: u.String(), creds: o.Credentials,
 		maxRetries: o.MaxRetries, retryBase: o.RetryBase, maxRetryAfter: o.MaxRetryAfter,
-		callTimeout: o.CallTimeout, log: o.Log,
+		reqTimeout: o.RequestTimeout, callTimeout: o.CallTimeout, log: o.Log, host: u.Host,
 	}
 	if c.maxRetries == 0 {
 		c.maxRetries = 4
@@ -80,18 +84,22 @@ func New(o Options) (*Client, error) {
 	if c.maxRetryAfter == 0 {
 		c.maxRetryAfter = 30 * time.Second
 	}
+	if c.reqTimeout <= 0 {
+		c.reqTimeout = DefaultRequestTimeout
+	}
 	if c.callTimeout == 0 {
-		c.callTimeout = 2 * time.Minute
+		c.callTimeout = max(2*time.Minute, 4*c.reqTimeout)
 	}
 	if c.log == nil {
 		c.log = io.Discard
 	}
 	opts := []gl.ClientOptionFunc{
 		gl.WithBaseURL(c.baseURL),
-		gl.WithCustomRetryMax(c.maxRetries),
-		gl.WithCustomRetry(c.checkRetry),
-		gl.WithCustomBackoff(c.backoff),
-		gl.WithHTTPClient(newHTTPClient(o.HTTPClient, u)),
+		// The retries are the transport's (retry.go), where each try has
+		// its own time bound and the answer is read whole within it.
+		gl.WithCustomRetryMax(0),
+		gl.WithCustomRetry(func(context.Context, *http.Response, error) (bool, error) { return false, nil }),
+		gl.WithHTTPClient(newHTTPClient(o.HTTPClient, u, c)),
 	}
 	if o.UserAgent != "" {
 		opts = append(opts, gl.WithUserAgent(o.UserAgent))
@@ -112,129 +120,6 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("creating the GitLab client: %w", err)
 	}
 	return c, nil
-}
-
-// BaseURL is the GitLab instance this client talks to.
-
-// repeat says whether a call may be sent again after it reached GitLab.
-type repeat int
-
-const (
-	// repeatable calls read, or set a state that a second call leaves
-	// as the first did (GET, and DELETE of a token).
-	repeatable repeat = iota + 1
-	// once calls create something (a token, an agent, a commit): sent
-	// again after GitLab did the work, they would do it twice. They are
-	// repeated only when GitLab surely did not start them: a 429 from
-	// its rate limiter, or a connection that could not be opened.
-	once
-)
-
-type repeatKey struct{}
-
-// call prepares the context of one API call: whether repeating it is safe,
-// and its time bound.
-func (c *Client) call(ctx context.Context, r repeat) (context.Context, context.CancelFunc, gl.RequestOptionFunc) {
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, repeatKey{}, r), c.callTimeout)
-	return ctx, cancel, gl.WithContext(ctx)
-}
-
-func repeatableCall(ctx context.Context) bool {
-	r, _ := ctx.Value(repeatKey{}).(repeat)
-	return r == repeatable
-}
-
-// checkRetry retries what is safe to retry: 429s (unless GitLab asks for a
-// longer wait than MaxRetryAfter), 5xx answers and broken connections of
-// repeatable calls, and connections that could not be opened at all. It
-// never retries a refused redirect, a TLS failure or an oversized answer:
-// the same would come back.
-func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		if permanent(err) {
-			return false, nil
-		}
-		if notSent(err) {
-			var dnsErr *net.DNSError
-			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-				return false, nil
-			}
-			return true, nil
-		}
-		return repeatableCall(ctx), nil
-	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusTooManyRequests:
-		return retryAfter(resp) <= c.maxRetryAfter, nil
-	case s >= 500 && s != http.StatusNotImplemented:
-		// A 502 or 504 may come from a proxy after GitLab did the work.
-		return repeatableCall(ctx), nil
-	}
-	return false, nil
-}
-
-// notSent reports a failure to open the connection: nothing reached GitLab.
-func notSent(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
-// permanent reports failures that a retry would meet again.
-func permanent(err error) bool {
-	var re *RedirectError
-	var tooLarge *ResponseTooLargeError
-	return errors.As(err, &re) || errors.As(err, &tooLarge) || tlsTrustFailure(err)
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date); 0 when absent.
-func retryAfter(resp *http.Response) time.Duration {
-	v := resp.Header.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, ok := retryAfterSeconds(v); ok {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t))
-	}
-	return 0
-}
-
-// maxRetryAfterSeconds caps a Retry-After in seconds: more is "a day or
-// more" (and a number that large would overflow a Duration).
-const maxRetryAfterSeconds = 86400
-
-// retryAfterSeconds reads a Retry-After given in seconds, capped at
-// maxRetryAfterSeconds; false when it is not a number of seconds.
-func retryAfterSeconds(v string) (int, bool) {
-	if v == "" || strings.Trim(v, "0123456789") != "" {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n > maxRetryAfterSeconds { // ErrRange: all digits, too many
-		return maxRetryAfterSeconds, true
-	}
-	return int(n), true
-}
-
-// backoff waits as GitLab's Retry-After says, else exponentially with a
-// little jitter, and says so on the log.
-func (c *Client) backoff(_, _ time.Duration, attempt int, resp *http.Response) time.Duration {
-	wait := c.retryBase << min(attempt, 5)
-	wait += time.Duration(rand.Int64N(int64(c.retryBase/5) + 1))
-	why := "cannot reach GitLab"
-	if resp != nil {
-		why = "GitLab answered " + strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
-		if ra := retryAfter(resp); ra > 0 {
-			wait = ra
-		}
-	}
-	fmt.Fprintf(c.log, "%s; retrying in %s (%d/%d)\n", why, wait.Round(100*time.Millisecond), attempt+1, c.maxRetries)
-	return wait
 }
 
 // cleanupContext is for undoing work after a failure: it outlives ctx, so that

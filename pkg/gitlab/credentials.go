@@ -41,13 +41,21 @@ const MaxTokenFileBytes = 64 << 10
 // NoCredentialsError says which sources of a GitLab credential were tried and
 // how to give one.
 type NoCredentialsError struct {
-	Host  string
+	Host string
+	// URL is the GitLab's, where a token is made.
+	URL   string
 	Tried []string
 }
 
 func (e *NoCredentialsError) Error() string {
-	return fmt.Sprintf("no GitLab credentials for %s (tried %s): set GITLAB_TOKEN to a personal access token with the api scope, pass --gitlab-token-file FILE, or log in with 'glab auth login'",
-		e.Host, strings.Join(e.Tried, ", "))
+	return fmt.Sprintf("no GitLab credentials for %s (tried %s): make a personal access token with the api scope at %s and set GITLAB_TOKEN to it, pass --gitlab-token-file FILE, or log in with 'glab auth login'",
+		e.Host, strings.Join(e.Tried, ", "), TokenPage(e.URL))
+}
+
+// TokenPage is the page of the GitLab at baseURL where the user makes a
+// personal access token, with its name and the api scope filled in.
+func TokenPage(baseURL string) string {
+	return strings.TrimRight(baseURL, "/") + "/-/user_settings/personal_access_tokens?name=kubectl-gitlab-agent&scopes=api"
 }
 
 // ErrNoCredentials matches every *NoCredentialsError with errors.Is.
@@ -87,7 +95,7 @@ func FindCredentials(ctx context.Context, gitlabURL, tokenFile string) (Credenti
 	if c.Token != "" {
 		return c, nil
 	}
-	return Credentials{}, &NoCredentialsError{Host: u.Host, Tried: append(tried, why)}
+	return Credentials{}, &NoCredentialsError{Host: u.Host, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}).String(), Tried: append(tried, why)}
 }
 
 // JobTokenFor says whether the job's CI_JOB_TOKEN may go to gitlabURL (and
@@ -172,8 +180,9 @@ func glabConfigPath() string {
 	return filepath.Join(base, "glab-cli", "config.yml")
 }
 
-// glabHost is one entry of glab's config.yml hosts map, keyed by hostname;
-// api_host carries the port when there is one.
+// glabHost is one entry of glab's config.yml hosts map, keyed by what
+// `glab auth login --hostname` was given: a host name, or host:port;
+// api_host carries the API's host (and port) when it differs.
 type glabHost struct {
 	Token        string `json:"token"`
 	APIHost      string `json:"api_host"`
@@ -182,59 +191,100 @@ type glabHost struct {
 	OAuth2Expiry string `json:"oauth2_expiry_date"`
 }
 
-// glabCredentials reads the token glab stored for u. It is used only for
-// exactly the host, port and scheme glab stored it for: a credential goes only
-// where it was made for. Without one it says why.
-func glabCredentials(u *url.URL) (Credentials, string) {
+// glabHosts reads the hosts of glab's config; without them it says why.
+func glabHosts() (hosts map[string]glabHost, where, why string) {
 	path := glabConfigPath()
 	if path == "" {
-		return Credentials{}, "glab's config (no home directory)"
+		return nil, "", "glab's config (no home directory)"
 	}
-	where := "glab's config " + path
+	where = "glab's config " + path
 	f, err := os.Open(path)
 	if err != nil {
-		return Credentials{}, where + " (not found)"
+		return nil, where, where + " (not found)"
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		// glab itself refuses such a file.
-		return Credentials{}, fmt.Sprintf("%s (mode %04o lets others read it; glab requires 0600)", where, fi.Mode().Perm())
+		return nil, where, fmt.Sprintf("%s (mode %04o lets others read it; glab requires 0600)", where, fi.Mode().Perm())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return Credentials{}, where + " (unreadable)"
+		return nil, where, where + " (unreadable)"
 	}
 	var cfg struct {
 		Hosts map[string]glabHost `json:"hosts"`
 	}
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return Credentials{}, where + " (not valid YAML)"
+		return nil, where, where + " (not valid YAML)"
 	}
-	var h glabHost
-	found := false
-	for name, entry := range cfg.Hosts {
-		if strings.EqualFold(name, u.Hostname()) {
-			h, found = entry, true
-			break
+	return cfg.Hosts, where, ""
+}
+
+// glabEntry is the entry of hosts keyed by the first of keys it has (host
+// names compare without case), and its key.
+func glabEntry(hosts map[string]glabHost, keys ...string) (glabHost, string, bool) {
+	for _, k := range keys {
+		for name, entry := range hosts {
+			if strings.EqualFold(name, k) {
+				return entry, name, true
+			}
 		}
 	}
-	apiHost := h.APIHost
-	if apiHost == "" {
-		apiHost = u.Hostname()
+	return glabHost{}, "", false
+}
+
+// apiOrigin is the scheme://host[:port] glab sends an entry's API calls
+// to: api_protocol (default https) and api_host (default the key).
+func (h glabHost) apiOrigin(key string) *url.URL {
+	host, proto := h.APIHost, h.APIProtocol
+	if host == "" {
+		host = key
 	}
-	apiProto := h.APIProtocol
-	if apiProto == "" {
-		apiProto = "https"
+	if proto == "" {
+		proto = "https"
 	}
+	return &url.URL{Scheme: proto, Host: host}
+}
+
+// GlabAPIURL is where glab sends the API calls for host when its config
+// says otherwise than https://host (an api_host with a port, an
+// api_protocol); false when it says nothing of the kind.
+func GlabAPIURL(host string) (string, bool) {
+	hosts, _, _ := glabHosts()
+	h, key, ok := glabEntry(hosts, host)
+	if !ok || (h.APIHost == "" && h.APIProtocol == "") {
+		return "", false
+	}
+	u := h.apiOrigin(key)
+	if u.Host == "" || strings.ContainsAny(u.Host, "/?#@") || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", false
+	}
+	if Origin(u) == Origin(&url.URL{Scheme: "https", Host: host}) {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// glabCredentials reads the token glab stored for u: under the key
+// host:port when u has a port (`glab auth login --hostname
+// gitlab.example.com:8443`), else under its host name. It is used only for
+// exactly the host, port and scheme glab stored it for: a credential goes
+// only where it was made for. Without one it says why.
+func glabCredentials(u *url.URL) (Credentials, string) {
+	hosts, where, why := glabHosts()
+	if why != "" {
+		return Credentials{}, why
+	}
+	h, key, found := glabEntry(hosts, u.Host, u.Hostname())
 	switch {
 	case !found:
-		return Credentials{}, fmt.Sprintf("%s (no entry for %s)", where, u.Hostname())
-	case Origin(&url.URL{Scheme: apiProto, Host: apiHost}) != Origin(u):
-		return Credentials{}, fmt.Sprintf("%s (its token is for %s://%s)", where, apiProto, apiHost)
+		return Credentials{}, fmt.Sprintf("%s (no entry for %s)", where, u.Host)
+	case Origin(h.apiOrigin(key)) != Origin(u):
+		return Credentials{}, fmt.Sprintf("%s (its token is for %s)", where, h.apiOrigin(key))
 	case strings.TrimSpace(h.Token) == "":
-		return Credentials{}, fmt.Sprintf("%s (no token for %s; one kept in the system keyring cannot be read)", where, u.Hostname())
+		return Credentials{}, fmt.Sprintf("%s (no token for %s; one kept in the system keyring cannot be read)", where, key)
 	case h.IsOAuth2 == "true" && oauthExpired(h.OAuth2Expiry):
-		return Credentials{}, fmt.Sprintf("%s (its OAuth token for %s expired; any glab command renews it)", where, u.Hostname())
+		return Credentials{}, fmt.Sprintf("%s (its OAuth token for %s expired; any glab command renews it)", where, key)
 	}
 	return Credentials{Token: strings.TrimSpace(h.Token), OAuth: h.IsOAuth2 == "true", Source: where}, ""
 }
@@ -247,7 +297,7 @@ func oauthExpired(s string) bool {
 
 func (c Credentials) unauthorizedHint(baseURL string) string {
 	if c.Token == "" && c.JobToken != "" {
-		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope"
+		return "GitLab does not accept CI_JOB_TOKEN for this; set GITLAB_TOKEN in the job to a project or personal access token with the api scope (" + TokenPage(baseURL) + ")"
 	}
-	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab", baseURL, c.Source)
+	return fmt.Sprintf("GitLab at %s refused the token from %s: it is wrong, expired or revoked, or belongs to another GitLab; make one with the api scope at %s", baseURL, c.Source, TokenPage(baseURL))
 }

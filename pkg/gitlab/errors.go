@@ -167,13 +167,16 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 	case e.Status >= 500:
 		e.Class = ClassServer
 		e.Hint = fmt.Sprintf("GitLab at %s is failing; try again later", c.baseURL)
-		if req := requestOf(resp, er); req != nil && repeatableCall(req.Context()) {
-			e.Hint = fmt.Sprintf("GitLab at %s is failing (gave up after %d attempts); try again later", c.baseURL, c.maxRetries+1)
+		if req := requestOf(resp, er); req != nil && triesOf(req.Context()) > 1 {
+			e.Hint = fmt.Sprintf("GitLab at %s is failing (gave up after %d tries); try again later", c.baseURL, triesOf(req.Context()))
 		}
 	case e.Status == 0:
 		e.Class = ClassNetwork
 		e.Detail, e.Hint = networkAdvice(err, c.baseURL)
 		e.Detail = c.remote(e.Detail)
+		if n := triesIn(err); n > 1 {
+			e.Detail += fmt.Sprintf(" (%d tries)", n)
+		}
 	}
 	return e
 }
@@ -215,6 +218,9 @@ func isHTML(h http.Header, body []byte) bool {
 // a timeout, a dropped connection, Ctrl-C while it was in flight) or could
 // not be read. A refusal (4xx, 429) or a connection never opened did nothing.
 func mayHaveHappened(err error) bool {
+	if notSent(err) {
+		return false
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
@@ -259,7 +265,16 @@ func networkAdvice(err error, baseURL string) (string, string) {
 	var opErr *net.OpError
 	var hostErr x509.HostnameError
 	var invalid x509.CertificateInvalidError
+	var timeout *TimeoutError
 	switch {
+	case errors.As(err, &timeout) && timeout.Phase == phaseConnect:
+		return timeout.Error(), "check --gitlab-url (" + baseURL + ") and that GitLab is reachable from here; a firewall may drop the connection"
+	case errors.As(err, &timeout) && timeout.CallBound:
+		return timeout.Error(), "check that GitLab is up and answering"
+	case errors.As(err, &timeout) && timeout.Phase == phaseBody:
+		return timeout.Error(), "the network or a proxy on the way stalls; try again, or allow longer with --request-timeout"
+	case errors.As(err, &timeout):
+		return timeout.Error(), "check that GitLab is up and answering, or allow longer with --request-timeout"
 	case errors.As(err, &dnsErr):
 		return "cannot resolve " + dnsErr.Name, "check --gitlab-url (" + baseURL + ") and your DNS"
 	case errors.As(err, &hostErr):
@@ -273,11 +288,7 @@ func networkAdvice(err error, baseURL string) (string, string) {
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "cannot connect to " + baseURL, "check --gitlab-url and that GitLab is reachable from here"
 	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return "the connection to GitLab failed (" + msg + ")", "check that " + baseURL + " is reachable from here and try again"
+	return "the connection to GitLab failed (" + lastPart(err) + ")", "check that " + baseURL + " is reachable from here and try again"
 }
 
 // tlsTrustFailure reports a certificate no trusted authority signed.

@@ -100,7 +100,8 @@ func TestRoleErrors(t *testing.T) {
 		t.Fatalf("developer register: %v", err)
 	}
 	_, err = f.client(t, "glpat-wrong").ListAgents(context.Background(), proj)
-	if !IsClass(err, ClassUnauthenticated) || !strings.Contains(err.Error(), "GITLAB_TOKEN") {
+	if !IsClass(err, ClassUnauthenticated) || !strings.Contains(err.Error(), "GITLAB_TOKEN") ||
+		!strings.HasSuffix(err.Error(), "make one with the api scope at "+f.fake.URL+"/-/user_settings/personal_access_tokens?name=kubectl-gitlab-agent&scopes=api") {
 		t.Fatalf("wrong token: %v", err)
 	}
 	_, err = f.client(t, f.mToken).ListAgents(context.Background(), ProjectRef{Path: "other/proj"})
@@ -183,7 +184,7 @@ func TestRetries(t *testing.T) {
 		f := newFixture(t)
 		f.fake.Inject(fakegitlab.Fault{Route: route, Status: 500})
 		_, err := f.client(t, f.mToken).ListAgents(context.Background(), proj)
-		if !IsClass(err, ClassServer) || f.fake.Calls(route) != 5 || !strings.Contains(err.Error(), "gave up after 5 attempts") {
+		if !IsClass(err, ClassServer) || f.fake.Calls(route) != 5 || !strings.Contains(err.Error(), "gave up after 5 tries") || strings.Count(f.log.String(), "GitLab answered 500 Internal Server Error; retrying") != 4 {
 			t.Fatalf("%v after %d calls", err, f.fake.Calls(route))
 		}
 	})
@@ -288,10 +289,16 @@ func TestCredentials(t *testing.T) {
 	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
 	}
-	for _, w := range []string{"gitlab.example.com", "GITLAB_TOKEN (not set)", "CI_JOB_TOKEN (not set)", "--gitlab-token-file (not given)", "glab's config", "(not found)"} {
+	for _, w := range []string{"gitlab.example.com", "GITLAB_TOKEN (not set)", "CI_JOB_TOKEN (not set)", "--gitlab-token-file (not given)", "glab's config", "(not found)",
+		"make a personal access token with the api scope at https://gitlab.example.com/-/user_settings/personal_access_tokens?name=kubectl-gitlab-agent&scopes=api and set GITLAB_TOKEN to it"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("%q does not name %q", err, w)
 		}
+	}
+	// Under a sub-path, the page is there too.
+	_, err = FindCredentials(context.Background(), "https://example.com/gitlab/", "")
+	if !strings.Contains(err.Error(), " https://example.com/gitlab/-/user_settings/personal_access_tokens?") {
+		t.Errorf("%v", err)
 	}
 	t.Setenv("CI_JOB_TOKEN", "job")
 	if c, _ := FindCredentials(context.Background(), "https://gitlab.example.com", ""); c.JobToken != "job" || c.Token != "" {
@@ -323,7 +330,7 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("job token on /metadata: %v", err)
 	}
 	_, err = c.ListAgents(context.Background(), proj)
-	if !IsClass(err, ClassUnauthenticated) || !strings.Contains(err.Error(), "set GITLAB_TOKEN in the job") {
+	if !IsClass(err, ClassUnauthenticated) || !strings.Contains(err.Error(), "set GITLAB_TOKEN in the job") || !strings.Contains(err.Error(), "/-/user_settings/personal_access_tokens?name=kubectl-gitlab-agent&scopes=api") {
 		t.Errorf("job token on agents: %v", err)
 	}
 }

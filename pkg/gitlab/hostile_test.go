@@ -331,7 +331,27 @@ hosts:
     api_host: gitlab.example.com:8443
   keyring.example.com:
     api_host: keyring.example.com
+  gitlab.port.example:8443:
+    token: glpat-host-and-port
+    api_host: gitlab.port.example:8443
+  bare.port.example:9443:
+    token: glpat-key-only
 `, 0o600)
+	// glab auth login --hostname host:port keys the entry by host:port.
+	for url, want := range map[string]string{
+		"https://gitlab.port.example:8443": "glpat-host-and-port",
+		"https://GitLab.Port.Example:8443": "glpat-host-and-port",
+		"https://bare.port.example:9443":   "glpat-key-only",
+	} {
+		if c, err := FindCredentials(context.Background(), url, ""); err != nil || c.Token != want {
+			t.Errorf("%s: %+v %v, want %s", url, c, err, want)
+		}
+	}
+	for host, want := range map[string]string{"gitlab.example.com": "https://gitlab.example.com:8443", "gitlab.com": "", "other.example.com": ""} {
+		if got, _ := GlabAPIURL(host); got != want {
+			t.Errorf("GlabAPIURL(%s) = %q, want %q", host, got, want)
+		}
+	}
 	c, err := FindCredentials(context.Background(), "https://gitlab.com", "")
 	if err != nil || c.Token != "glpat-from-glab" || c.OAuth || !strings.Contains(c.Source, "glab") {
 		t.Fatalf("%+v %v", c, err)
@@ -347,6 +367,8 @@ hosts:
 		"https://other.example.com":       "no entry for other.example.com",
 		"https://keyring.example.com":     "keyring",
 		"https://gitlab.com.evil.example": "no entry",
+		"https://gitlab.port.example":     "no entry for gitlab.port.example",
+		"https://bare.port.example:9444":  "no entry for bare.port.example:9444",
 	} {
 		_, err := FindCredentials(context.Background(), url, "")
 		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), why) {

@@ -3,7 +3,6 @@ package gitlab
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -53,20 +52,22 @@ func (e *ResponseTooLargeError) Error() string {
 
 // newHTTPClient is the client every GitLab call goes through: it follows a
 // redirect only within origin (Go's own client would carry PRIVATE-TOKEN
-// and JOB-TOKEN to any host), and no answer is read past MaxResponseBytes.
-// base, when given, supplies the transport (tests, custom CAs).
-func newHTTPClient(base *http.Client, origin *url.URL) *http.Client {
-	c := &http.Client{}
+// and JOB-TOKEN to any host), and sends each request through c's retrying
+// transport (retry.go): each try bounded in time, no answer read past
+// MaxResponseBytes. base, when given, supplies the transport (tests, custom
+// CAs).
+func newHTTPClient(base *http.Client, origin *url.URL, c *Client) *http.Client {
+	hc := &http.Client{}
 	if base != nil {
-		*c = *base
+		*hc = *base
 	}
-	rt := c.Transport
+	rt := hc.Transport
 	if rt == nil {
 		rt = defaultTransport()
 	}
-	c.Transport = limitedTransport{rt: rt, max: MaxResponseBytes}
+	hc.Transport = &retrying{rt: rt, c: c, max: MaxResponseBytes}
 	allowed := Origin(origin)
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if to := Origin(req.URL); to != allowed {
 			return &RedirectError{From: allowed, To: to}
 		}
@@ -75,62 +76,24 @@ func newHTTPClient(base *http.Client, origin *url.URL) *http.Client {
 		}
 		return nil
 	}
-	return c
+	return hc
 }
 
 // defaultTransport is a pooled transport that honours HTTPS_PROXY and
-// friends, as the official client's default does.
+// friends, as the official client's default does. The time to connect, to
+// shake hands and to wait for an answer is each try's
+// (Options.RequestTimeout), not the transport's.
 func defaultTransport() http.RoundTripper {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
 }
-
-// limitedTransport caps every response body.
-type limitedTransport struct {
-	rt  http.RoundTripper
-	max int64
-}
-
-func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(r)
-	if err == nil && resp.Body != nil {
-		resp.Body = &cappedBody{rc: resp.Body, left: t.max, limit: t.max}
-	}
-	return resp, err
-}
-
-// cappedBody reads up to limit bytes, then fails instead of reading on.
-type cappedBody struct {
-	rc          io.ReadCloser
-	left, limit int64
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		var one [1]byte
-		if n, err := b.rc.Read(one[:]); n == 0 && err != nil {
-			return 0, err
-		}
-		return 0, &ResponseTooLargeError{Limit: b.limit}
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *cappedBody) Close() error { return b.rc.Close() }
 
 // Cleartext reports whether credentials sent to rawURL would cross a network
 // unencrypted: http (or ws, grpc) to a host other than this machine.

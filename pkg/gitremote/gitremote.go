@@ -5,6 +5,7 @@ package gitremote
 import (
 	"bufio"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +13,60 @@ import (
 	"slices"
 	"strings"
 )
+
+// Remote is a git remote whose URL names a project.
+type Remote struct {
+	Name string
+	// Scheme is the URL's: "https", "http", "ssh" (also for scp-like
+	// user@host:path) or "git".
+	Scheme string
+	// Host is the host name, in lower case; Port the URL's port, "" when
+	// it has none.
+	Host, Port string
+	// Path is the repository path: group/project, with the sub-path of a
+	// GitLab under one.
+	Path string
+}
+
+// WebURL is the GitLab a remote is on, as glab takes it: an http(s)
+// remote's own scheme, host and port; https://host for an ssh or git
+// remote, whose port is not the web server's.
+func (r Remote) WebURL() string {
+	if r.Web() {
+		if r.Port != "" {
+			return r.Scheme + "://" + net.JoinHostPort(r.Host, r.Port)
+		}
+		return r.Scheme + "://" + r.Host
+	}
+	return "https://" + r.Host
+}
+
+// Web reports an http(s) remote, whose URL is the web server's.
+func (r Remote) Web() bool { return r.Scheme == "https" || r.Scheme == "http" }
+
+// Remotes lists the remotes of the git checkout around dir whose URLs name
+// a project (group/project at least), origin first, then by name.
+func Remotes(dir string) []Remote {
+	cfg, ok := findGitConfig(dir)
+	if !ok {
+		return nil
+	}
+	urls := readRemotes(cfg)
+	names := slices.Sorted(maps.Keys(urls))
+	if i := slices.Index(names, "origin"); i > 0 {
+		names = append([]string{"origin"}, slices.Delete(names, i, i+1)...)
+	}
+	var out []Remote
+	for _, name := range names {
+		r, ok := parseRemote(urls[name])
+		if !ok || !strings.Contains(r.Path, "/") || strings.Contains(r.Path, "..") {
+			continue
+		}
+		r.Name = name
+		out = append(out, r)
+	}
+	return out
+}
 
 // Project finds the project path of the git checkout around dir whose
 // remote is on gitlabURL's host: origin first, else the only such remote.
@@ -21,32 +76,24 @@ func Project(dir, gitlabURL string) (path, remote string, ok bool) {
 	if err != nil {
 		return "", "", false
 	}
-	cfg, ok := findGitConfig(dir)
-	if !ok {
-		return "", "", false
-	}
-	remotes := readRemotes(cfg)
-	var matches []string
-	paths := map[string]string{}
-	for _, name := range slices.Sorted(maps.Keys(remotes)) {
-		host, p, ok := ParseURL(remotes[name])
-		if !ok || !strings.EqualFold(host, u.Hostname()) {
+	var matches []Remote
+	for _, r := range Remotes(dir) {
+		if !strings.EqualFold(r.Host, u.Hostname()) {
 			continue
 		}
 		// A GitLab under a sub-path (https://host/gitlab) has it in clone
 		// URLs too.
-		p = strings.TrimPrefix(p, strings.Trim(u.Path, "/")+"/")
-		if !strings.Contains(p, "/") || strings.Contains(p, "..") {
+		r.Path = strings.TrimPrefix(r.Path, strings.Trim(u.Path, "/")+"/")
+		if !strings.Contains(r.Path, "/") {
 			continue // not a project path: group/project at least
 		}
-		if name == "origin" {
-			return p, name, true
+		if r.Name == "origin" {
+			return r.Path, r.Name, true
 		}
-		matches = append(matches, name)
-		paths[name] = p
+		matches = append(matches, r)
 	}
 	if len(matches) == 1 {
-		return paths[matches[0]], matches[0], true
+		return matches[0].Path, matches[0].Name, true
 	}
 	return "", "", false
 }
@@ -57,27 +104,42 @@ var scpLikeRE = regexp.MustCompile(`^(?:[^@/]+@)?([^:/]+):(.+)$`)
 // ParseURL returns the host and repository path of a git remote URL
 // (https, ssh, git, or scp-like user@host:path), without credentials.
 func ParseURL(raw string) (host, path string, ok bool) {
+	r, ok := parseRemote(raw)
+	return r.Host, r.Path, ok
+}
+
+// parseRemote reads a git remote URL (https, http, ssh, git, or scp-like
+// user@host:path), without its credentials.
+func parseRemote(raw string) (Remote, bool) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return "", "", false
+		return Remote{}, false
 	}
+	var r Remote
 	if strings.Contains(raw, "://") {
 		u, err := url.Parse(raw)
 		if err != nil || u.Hostname() == "" {
-			return "", "", false
+			return Remote{}, false
 		}
-		path = u.Path
-		host = u.Hostname()
+		switch r.Scheme = strings.ToLower(u.Scheme); r.Scheme {
+		case "https", "http", "ssh", "git":
+		case "git+ssh", "ssh+git":
+			r.Scheme = "ssh"
+		default:
+			return Remote{}, false
+		}
+		r.Host, r.Port, r.Path = u.Hostname(), u.Port(), u.Path
 	} else if m := scpLikeRE.FindStringSubmatch(raw); m != nil && !strings.HasPrefix(raw, "/") {
-		host, path = m[1], m[2]
+		r.Scheme, r.Host, r.Path = "ssh", m[1], m[2]
 	} else {
-		return "", "", false
+		return Remote{}, false
 	}
-	path = strings.TrimSuffix(strings.Trim(path, "/"), ".git")
-	if path == "" {
-		return "", "", false
+	r.Host = strings.ToLower(r.Host)
+	r.Path = strings.TrimSuffix(strings.Trim(r.Path, "/"), ".git")
+	if r.Path == "" {
+		return Remote{}, false
 	}
-	return host, path, true
+	return r, true
 }
 
 // findGitConfig walks up from dir to the repository's config file.

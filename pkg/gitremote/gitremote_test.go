@@ -3,6 +3,7 @@ package gitremote
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +67,37 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("ParseURL(%q) = %q %q", s, host, path)
 		}
 	})
+}
+
+func TestRemotesAndWebURL(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `[remote "b"]
+	url = ssh://git@git.example.com:2222/infra/agents.git
+[remote "a"]
+	url = https://git.example.com:8443/infra/agents.git
+[remote "origin"]
+	url = git@git.example.com:infra/agents.git
+[remote "local"]
+	url = /srv/git/agents.git
+[remote "toplevel"]
+	url = https://git.example.com/agents.git
+`
+	if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".git", "config"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range Remotes(dir) {
+		got = append(got, r.Name+" "+r.Scheme+" "+r.WebURL()+" "+r.Path)
+	}
+	want := []string{
+		"origin ssh https://git.example.com infra/agents",
+		"a https https://git.example.com:8443 infra/agents",
+		"b ssh https://git.example.com infra/agents", // the ssh port is not the web one
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Remotes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -17,9 +18,12 @@ type Layers struct {
 	ChartVersion string
 	// ValuesFiles are values files (-f), later ones win; "-" is stdin.
 	ValuesFiles []string
-	// Sets and SetFiles are --set and --set-file expressions, in order.
-	Sets     []string
-	SetFiles []string
+	// SetJSON, Sets, SetStrings and SetFiles are --set-json, --set,
+	// --set-string and --set-file expressions, in order.
+	SetJSON    []string
+	Sets       []string
+	SetStrings []string
+	SetFiles   []string
 	// The plain flags: nil when not given, so that a flag's default never
 	// overrides a values file.
 	KasAddress   *string // config.kasAddress
@@ -47,8 +51,9 @@ const (
 type ReadFile func(path string, kind FileKind) ([]byte, error)
 
 // Input layers l into the render input of agent name in namespace ns
-// ("": DefaultNamespace): the values files in order, then --set, then
-// --set-file, over the chart's defaults; then the plain flags given; then
+// ("": DefaultNamespace): the values files in order, then --set-json, --set,
+// --set-string and --set-file, as Helm layers them, over the chart's
+// defaults; then the plain flags given; then
 // the token. Input.Set lists the keys the user set. Stdin can be read once:
 // a second file named "-" is an error before anything is read from it.
 func (l Layers) Input(name, ns string, read ReadFile) (Input, error) {
@@ -82,18 +87,23 @@ func (l Layers) Input(name, ns string, read ReadFile) (Input, error) {
 		if err != nil {
 			return Input{}, err
 		}
-		s, err := ParseValuesFile(path, data)
+		s, err := ParseValuesFile(ValuesFileName(path), data)
 		if err != nil {
 			return Input{}, err
 		}
 		sources = append(sources, s)
 	}
-	for _, expr := range l.Sets {
-		s, err := ParseSet(expr)
-		if err != nil {
-			return Input{}, err
+	for _, set := range []struct {
+		exprs []string
+		parse func(string) (Source, error)
+	}{{l.SetJSON, ParseSetJSON}, {l.Sets, ParseSet}, {l.SetStrings, ParseSetString}} {
+		for _, expr := range set.exprs {
+			s, err := set.parse(expr)
+			if err != nil {
+				return Input{}, err
+			}
+			sources = append(sources, s)
 		}
-		sources = append(sources, s)
 	}
 	for _, expr := range l.SetFiles {
 		s, err := ParseSetFile(expr, func(path string) ([]byte, error) {
@@ -139,6 +149,19 @@ func (l Layers) Input(name, ns string, read ReadFile) (Input, error) {
 		values.Config.Token, set["config.token"] = token, true
 	}
 	return Input{Name: name, Namespace: ns, NoNamespace: l.NoNamespace, Values: values, Set: set}, nil
+}
+
+// ValuesFileName is how messages name the values file at path: a URL
+// without its credentials, query and fragment (a token may be there).
+func ValuesFileName(path string) string {
+	if !strings.Contains(path, "://") {
+		return path
+	}
+	u, err := url.Parse(path)
+	if err != nil {
+		return "a values file URL"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
 var semverRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)

@@ -213,3 +213,31 @@ func TestAgentTag(t *testing.T) {
 		}
 	}
 }
+
+// TestLayersInHelmsOrder: values files, then --set-json, --set,
+// --set-string and --set-file, each winning over those before, as Helm's
+// MergeValues layers them.
+func TestLayersInHelmsOrder(t *testing.T) {
+	f := &files{content: map[string]string{"v.yaml": "replicas: 1\nimage:\n  tag: file\nextraArgs: [a, b]\n", "tag": "from-file"}}
+	in, err := Layers{
+		ValuesFiles: []string{"v.yaml"},
+		SetJSON:     []string{`replicas=2,image.tag="json",extraArgs[1]="json"`},
+		Sets:        []string{"replicas=3,image.tag=set"},
+		SetStrings:  []string{"image.tag=string"},
+	}.Input("prod", "", f.read)
+	if err != nil || in.Values.Replicas != 3 || in.Values.Image.Tag != "string" || strings.Join(in.Values.ExtraArgs, ",") != "a,json" {
+		t.Fatalf("%+v %v", in.Values, err)
+	}
+	in, err = Layers{SetStrings: []string{"image.tag=string"}, SetFiles: []string{"image.tag=tag"}}.Input("prod", "", f.read)
+	if err != nil || in.Values.Image.Tag != "from-file" {
+		t.Fatalf("--set-file after --set-string: %q %v", in.Values.Image.Tag, err)
+	}
+	for path, want := range map[string]string{
+		"https://u:p@example.com/v.yaml?private_token=s3cr3t#x": "https://example.com/v.yaml",
+		"values.yaml": "values.yaml",
+	} {
+		if got := ValuesFileName(path); got != want {
+			t.Errorf("ValuesFileName(%s) = %q, want %q", path, got, want)
+		}
+	}
+}

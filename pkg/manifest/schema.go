@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,9 +49,14 @@ type field struct {
 	fields map[string]*field // kObject
 	free   func() any        // kFree: a pointer to the Kubernetes type to decode into
 	enum   []string          // kString: the accepted values, if limited
+	// printed (kString): the chart prints the value into a text, so a
+	// number or a boolean is the text Helm prints for it (image.tag: 18
+	// makes agentk:18), not an error.
+	printed bool
 }
 
 func str() *field                         { return &field{kind: kString} }
+func printedStr() *field                  { return &field{kind: kString, printed: true} }
 func enum(vals ...string) *field          { return &field{kind: kString, enum: vals} }
 func obj(fields map[string]*field) *field { return &field{kind: kObject, fields: fields} }
 func free(newValue func() any) *field     { return &field{kind: kFree, free: newValue} }
@@ -71,7 +77,7 @@ func schema262() *field {
 		"image": obj(map[string]*field{
 			"repository": str(),
 			"pullPolicy": enum("Always", "IfNotPresent", "Never"),
-			"tag":        str(),
+			"tag":        printedStr(), // {{ .Values.image.repository }}:{{ .Values.image.tag ... }}
 		}),
 		"imagePullSecrets": freeOf[[]corev1.LocalObjectReference](),
 		"nameOverride":     str(),
@@ -184,10 +190,20 @@ var (
 	strictFieldRE = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
 )
 
-// check validates v against f and returns it normalised. With coerce (values
-// from --set, whose types are guessed from the text) scalars given where a
-// string is wanted are taken as strings, as `--set-string` would.
-func (f *field) check(src, key string, v any, coerce bool) (any, error) {
+// checkHow says how a layer's values are checked.
+type checkHow struct {
+	// coerce: the types are guessed from the text (--set), so scalars
+	// given where a string is wanted are taken as strings, as
+	// `--set-string` would.
+	coerce bool
+	// holes: the layer sets elements of a list by index (list[1]=x), and
+	// the elements it did not name (null) are the layer's before.
+	holes bool
+}
+
+// check validates v against f and returns it normalised.
+func (f *field) check(src, key string, v any, how checkHow) (any, error) {
+	coerce := how.coerce
 	fail := func(format string, args ...any) error {
 		return &ValueError{Source: src, Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -201,8 +217,11 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 	switch f.kind {
 	case kString:
 		s, ok := v.(string)
-		if !ok && coerce {
+		switch {
+		case !ok && coerce:
 			s, ok = scalarString(v)
+		case !ok && f.printed:
+			s, ok = helmText(v)
 		}
 		if !ok {
 			return nil, fail("want a string, got %s", describe(v))
@@ -239,7 +258,7 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 		}
 		out := make([]any, len(list))
 		for i, e := range list {
-			if e == nil && coerce {
+			if e == nil && how.holes {
 				continue // --set list[1]=x: element 0 is the one before
 			}
 			s, ok := e.(string)
@@ -285,7 +304,7 @@ func (f *field) check(src, key string, v any, coerce bool) (any, error) {
 			if !known {
 				return nil, &ValueError{Source: src, Key: join(key, k), Msg: "unknown key" + suggest(k, f.fields)}
 			}
-			nv, err := sub.check(src, join(key, k), m[k], coerce)
+			nv, err := sub.check(src, join(key, k), m[k], how)
 			if err != nil {
 				return nil, err
 			}
@@ -374,6 +393,23 @@ func scalarString(v any) (string, bool) {
 	switch t := v.(type) {
 	case json.Number:
 		return t.String(), true
+	case bool:
+		return fmt.Sprint(t), true
+	}
+	return "", false
+}
+
+// helmText is the text Helm prints for a number or a boolean of a values
+// file or --set-json: Helm reads their numbers as float64, and its
+// templates print them as Go's fmt does (18, 1.2 for 1.20, 1e+07).
+func helmText(v any) (string, bool) {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(t.String(), 64)
+		if err != nil {
+			return "", false
+		}
+		return fmt.Sprint(f), true
 	case bool:
 		return fmt.Sprint(t), true
 	}

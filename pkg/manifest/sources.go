@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -63,10 +64,22 @@ func decodeYAMLMap(data []byte) (map[string]any, error) {
 // separated by commas, dotted keys (a backslash escapes a dot or comma), list
 // indexes as key[0], lists as {a,b}; true, false, null and integers are typed.
 func ParseSet(expr string) (Source, error) {
-	src := Source{Name: "--set", tree: map[string]any{}, set: true, into: true, whole: map[string]bool{}}
+	return parseSet("--set", expr, typedValue)
+}
+
+// ParseSetString reads one --set-string argument: --set's syntax, every
+// value a string, as Helm takes it.
+func ParseSetString(expr string) (Source, error) {
+	return parseSet("--set-string", expr, func(s string) any { return s })
+}
+
+// parseSet reads --set's syntax for flag, each value (and each element of a
+// {a,b} list) as value makes it.
+func parseSet(flag, expr string, typed func(string) any) (Source, error) {
+	src := Source{Name: flag, tree: map[string]any{}, set: true, into: true, whole: map[string]bool{}}
 	// Errors name keys, never values: a value may be a secret.
 	fail := func(key, msg string) (Source, error) {
-		where := "--set"
+		where := flag
 		if key != "" {
 			where += " " + key
 		}
@@ -101,19 +114,109 @@ func ParseSet(expr string) (Source, error) {
 		if strings.HasPrefix(value, "{") && strings.HasSuffix(value, "}") {
 			list := []any{}
 			for _, e := range splitUnescaped(value[1:len(value)-1], ',', false) {
-				list = append(list, typedValue(e))
+				list = append(list, typed(e))
 			}
 			v = list
 			src.whole[pathString(path)] = true
 		} else {
 			// The first split kept "\," for lists; anywhere else it is ",".
-			v = typedValue(strings.ReplaceAll(value, `\,`, ","))
+			v = typed(strings.ReplaceAll(value, `\,`, ","))
 		}
 		if err := setPath(src.tree, path, v); err != nil {
 			return fail(kv[0], err.Error())
 		}
 	}
 	return src, nil
+}
+
+// ParseSetJSON reads one --set-json argument as Helm does: key=JSON pairs
+// separated by commas, dotted keys as in --set, each value one JSON value
+// (a list or an object is set whole), e.g.
+// tolerations=[{"operator":"Exists"}],replicas=3.
+func ParseSetJSON(expr string) (Source, error) {
+	src := Source{Name: "--set-json", tree: map[string]any{}, into: true, whole: map[string]bool{}}
+	fail := func(key, msg string) (Source, error) {
+		where := "--set-json"
+		if key != "" {
+			where += " " + key
+		}
+		return Source{}, &ValueError{Source: where, Msg: msg}
+	}
+	rest := strings.TrimSpace(expr)
+	if strings.HasPrefix(rest, "{") {
+		// A whole JSON object, merged as a values file is (Helm 3.17+).
+		dec := json.NewDecoder(strings.NewReader(rest))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil || dec.More() {
+			return fail("", "the value is not one JSON object")
+		}
+		if secretIn(nil, m) {
+			return fail("", "a secret on the command line is visible to every user in the process list: give the token with --token-file FILE (or - for stdin), or in a values file")
+		}
+		return Source{Name: "--set-json", tree: m}, nil
+	}
+	for rest != "" {
+		key, value, ok := strings.Cut(rest, "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" || strings.Contains(key, ",") {
+			if k := keyPrefix(key); k != "" && chartKey(k) && !strings.Contains(key, ",") {
+				return fail(k, "want key=JSON")
+			}
+			return fail("", "an entry has no key=JSON form")
+		}
+		path, err := parseKeyPath(key)
+		if err != nil {
+			return fail("", err.Error())
+		}
+		dec := json.NewDecoder(strings.NewReader(value))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			// Not the decoder's text: it may quote the value.
+			return fail(key, "the value is not JSON")
+		}
+		if secretIn(path, v) {
+			return fail(key, "a secret on the command line is visible to every user in the process list: give the token with --token-file FILE (or - for stdin), or in a values file")
+		}
+		switch v.(type) {
+		case []any, map[string]any:
+			src.whole[pathString(path)] = true
+		}
+		if err := setPath(src.tree, path, v); err != nil {
+			return fail(key, err.Error())
+		}
+		rest = strings.TrimSpace(value[dec.InputOffset():])
+		if rest != "" {
+			if rest[0] != ',' {
+				return fail(key, "want a comma after the JSON value")
+			}
+			rest = strings.TrimSpace(rest[1:])
+		}
+	}
+	return src, nil
+}
+
+// secretIn reports a secret value at path, or inside v at it.
+func secretIn(path []pathElem, v any) bool {
+	if secretKey(path) {
+		return true
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if secretIn(append(slices.Clone(path), pathElem{key: k, index: -1}), e) {
+				return true
+			}
+		}
+	case []any:
+		for i, e := range t {
+			if secretIn(append(slices.Clone(path), pathElem{index: i}), e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ParseSetFile reads one --set-file argument as Helm does: key=FILE pairs
@@ -339,7 +442,7 @@ func LoadChart(version string, sources ...Source) (Values, error) {
 	// defaults once, where a null removes a default.
 	user := map[string]any{}
 	for _, s := range sources {
-		checked, err := c.schema.check(s.Name, "", s.tree, s.set)
+		checked, err := c.schema.check(s.Name, "", s.tree, checkHow{coerce: s.set, holes: s.into})
 		if err != nil {
 			var ve *ValueError
 			if errors.As(err, &ve) && strings.HasPrefix(ve.Msg, "unknown key") {

@@ -504,3 +504,77 @@ func TestPrivateAPIJWT(t *testing.T) {
 		t.Errorf("kept %q, rendered %q", a, got)
 	}
 }
+
+// TestValuesAsHelmReadsThem: a number or a boolean where the chart prints
+// the value into a text (image.tag) is the text Helm prints for it, from a
+// values file or --set-json; elsewhere a string is still wanted.
+func TestValuesAsHelmReadsThem(t *testing.T) {
+	for file, want := range map[string]string{
+		"image:\n  tag: 18":       "18",
+		"image:\n  tag: 17.10":    "17.1", // Helm reads 17.10 as the number 17.1
+		"image:\n  tag: 1e7":      "1e+07",
+		"image:\n  tag: 10000000": "1e+07",
+		"image:\n  tag: true":     "true",
+		"image:\n  tag: \"18\"":   "18",
+	} {
+		src, err := ParseValuesFile("values.yaml", []byte(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := Load(src)
+		if err != nil || v.Image.Tag != want {
+			t.Errorf("%q: tag %q, %v; want %q", file, v.Image.Tag, err, want)
+		}
+	}
+	src, _ := ParseValuesFile("values.yaml", []byte("image:\n  repository: 5"))
+	if _, err := Load(src); err == nil || err.Error() != "values.yaml: image.repository: want a string, got 5" {
+		t.Errorf("a number where the chart does not print it: %v", err)
+	}
+}
+
+func TestSetStringAndSetJSON(t *testing.T) {
+	s, err := ParseSetString("image.tag=18,podLabels.n=1,replicas=3,config.kasHeaders={1,2}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(s)
+	if err != nil || v.Image.Tag != "18" || v.PodLabels["n"] != "1" || v.Replicas != 3 || len(v.Config.KasHeaders) != 2 {
+		t.Fatalf("--set-string: %+v %v", v, err)
+	}
+	s, _ = ParseSetString("rbac.create=false")
+	if _, err := Load(s); err == nil || err.Error() != `--set-string: rbac.create: want true or false, got "false"` {
+		t.Errorf("--set-string of a boolean: %v", err)
+	}
+	s, err = ParseSetJSON(`tolerations=[{"operator":"Exists","effect":"NoSchedule"}], replicas=4,image.tag=18,podAnnotations={"a":"b, c"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = Load(s)
+	if err != nil || len(v.Tolerations) != 1 || v.Replicas != 4 || v.Image.Tag != "18" || v.PodAnnotations["a"] != "b, c" {
+		t.Fatalf("--set-json: %+v %v", v, err)
+	}
+	s, err = ParseSetJSON(`{"replicas":5,"image":{"tag":"v18.0.0"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = Load(s); err != nil || v.Replicas != 5 || v.Image.Tag != "v18.0.0" {
+		t.Fatalf("--set-json object: %+v %v", v, err)
+	}
+	for expr, want := range map[string]string{
+		`config.token="glagent-s3cr3t"`:         "--set-json config.token: a secret on the command line",
+		`config={"token":"glagent-s3cr3t"}`:     "--set-json config: a secret on the command line",
+		`{"config":{"token":"glagent-s3cr3t"}}`: "--set-json: a secret on the command line",
+		`replicas=[glagent-s3cr3t`:              "--set-json replicas: the value is not JSON",
+		`replicas=3 glagent-s3cr3t`:             "--set-json replicas: want a comma after the JSON value",
+		`glagent-s3cr3t`:                        "--set-json: an entry has no key=JSON form",
+		`{"replicas":3} glagent-s3cr3t`:         "--set-json: the value is not one JSON object",
+	} {
+		_, err := ParseSetJSON(expr)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("--set-json %s: %v, want %q", expr, err, want)
+		}
+	}
+	if _, err := ParseSetString("config.token=glagent-s3cr3t"); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("--set-string of the token: %v", err)
+	}
+}

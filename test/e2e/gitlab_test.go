@@ -196,9 +196,15 @@ func TestGitLabFailingStorm(t *testing.T) {
 	const list = "GET /api/v4/projects/{id}/cluster_agents"
 	g.fake.Inject(fakegitlab.Fault{Route: list, Status: 500})
 	r := g.run(t, nil, "agent", "list", "--project", "infra/agents")
-	wantError(t, r, "500", "is failing (gave up after 5 attempts); try again later")
+	wantError(t, r, "500", "is failing (gave up after 5 tries); try again later")
 	if n := g.fake.Calls(list); n != 5 {
 		t.Errorf("%d attempts in the 500 storm, want 5", n)
+	}
+	// One line per retry, each naming the try that comes, of the five.
+	for k := 2; k <= 5; k++ {
+		if !strings.Contains(r.stderr, "GitLab answered 500 Internal Server Error; retrying in ") || !strings.Contains(r.stderr, "(try "+strconv.Itoa(k)+" of 5)\n") {
+			t.Errorf("no retry line for try %d of 5:\n%s", k, r.stderr)
+		}
 	}
 }
 
