@@ -33,8 +33,11 @@ func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
   4. reuse the token the cluster's Secret holds while GitLab lists it as
      active, else create one (at GitLab's two-token limit, --yes revokes the
      least recently used);
-  5. server-side apply the objects 'render NAME' prints (adopting a Helm chart
-     install's objects rather than duplicating them);
+  5. server-side apply the objects 'render NAME' prints: over the agent
+     installed with the chart by Helm 3 or 4, this adopts the Helm release's
+     objects rather than duplicating them (--dry-run says "adopting the Helm
+     release NAME"), and takes over the fields Helm's field manager shares;
+     Helm's record of the release stays;
   6. wait until the Deployment is available, and
   7. until agentk has connected to KAS with the token (--no-wait skips 6-7).
 Re-running with the same inputs changes nothing and says "up to date".

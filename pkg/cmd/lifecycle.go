@@ -195,6 +195,9 @@ func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 	for _, s := range plan.GitLab {
 		b.WriteString("GitLab: would " + safetext.Line(s) + "\n")
 	}
+	if plan.HelmRelease != nil {
+		b.WriteString("Cluster: " + safetext.Line(plan.HelmRelease.String()) + "\n")
+	}
 	cluster := diff.JSON(plan.Cluster)
 	label := "Cluster: "
 	if plan.Server {

@@ -31,16 +31,19 @@ type Plan struct {
 	// Server: the cluster's part is the server's dry run of every object
 	// (DryRunServer), none of it predicted here.
 	Server bool `json:"-"`
+	// HelmRelease is the Helm release whose objects install would adopt.
+	HelmRelease *HelmRelease
 }
 
 // MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's
 // document.
 func (p Plan) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		GitLab  []string      `json:"gitlab"`
-		Cluster diff.Document `json:"cluster"`
-		Remove  []string      `json:"remove,omitempty"`
-	}{append([]string{}, p.GitLab...), diff.JSON(p.Cluster), p.Remove})
+		GitLab      []string      `json:"gitlab"`
+		Cluster     diff.Document `json:"cluster"`
+		Remove      []string      `json:"remove,omitempty"`
+		HelmRelease *HelmRelease  `json:"helmRelease,omitempty"`
+	}{append([]string{}, p.GitLab...), diff.JSON(p.Cluster), p.Remove, p.HelmRelease})
 }
 
 // rendered is the agent rendered for a cluster, and what applying it would

@@ -43,6 +43,9 @@ type Cluster interface {
 	// DeleteDryRun asks the server to delete each object as a dry run
 	// (admission and RBAC answer; nothing is deleted).
 	DeleteDryRun(ctx context.Context, objs []*unstructured.Unstructured) error
+	// TakeOver makes manager the only owner of the fields it applied that
+	// manager from shares (kube.TakeOverFields).
+	TakeOver(ctx context.Context, t kube.Target, from, manager string) error
 }
 
 // NewCluster is the real cluster behind c.

@@ -34,6 +34,9 @@ type InstallResult struct {
 	Connected      bool    `json:"connected"`
 	Phases         []Phase `json:"phases"`
 	Plan           *Plan   `json:"plan,omitempty"`
+	// HelmRelease is the Helm release whose objects install adopts (or
+	// with DryRun would adopt).
+	HelmRelease *HelmRelease `json:"helmRelease,omitempty"`
 }
 
 // installer is one run of Install: its steps share what they found.
@@ -91,7 +94,7 @@ func (i *installer) run(ctx context.Context) error {
 		}
 	}
 	if i.planning() {
-		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer}
+		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer, HelmRelease: i.res.HelmRelease}
 		return nil
 	}
 	return i.undo(ctx, i.deploy(ctx))
@@ -283,8 +286,12 @@ func (i *installer) yieldToOther(ctx context.Context, nt *gitlab.NewToken) error
 	return nil
 }
 
-// diff renders the agent with its token and compares it with the cluster.
+// diff renders the agent with its token and compares it with the cluster,
+// where a Helm release's objects may be to adopt.
 func (i *installer) diff(ctx context.Context) (err error) {
+	if i.res.HelmRelease, err = i.helmRelease(ctx, i.in); err != nil {
+		return err
+	}
 	i.out, err = i.render(ctx, i.in, i.res.TokenID)
 	return err
 }
@@ -298,8 +305,14 @@ func (i *installer) deploy(ctx context.Context) error {
 		conn.lastUseBefore(ctx, i.env.GitLab)
 	}
 	if i.res.ObjectsChanged > 0 {
+		if i.res.HelmRelease != nil {
+			i.say(i.res.HelmRelease.String())
+		}
 		if err := i.apply(ctx, i.out); err != nil {
 			return err
+		}
+		if i.res.HelmRelease != nil {
+			i.takeOverFromHelm(ctx, i.out)
 		}
 	}
 	if i.o.NoWait {
