@@ -268,6 +268,7 @@ func TestJSONAndYAMLSayTheSame(t *testing.T) {
 		{[]string{"status", "prod"}, false},
 		{[]string{"upgrade", "prod", "--dry-run"}, true},
 		{[]string{"install", "prod", "--dry-run", "--no-config"}, false},
+		{[]string{"token", "rotate", "--all", "--dry-run"}, false},
 		{[]string{"render", "demo"}, true},
 		{[]string{"token-cache", "list"}, true},
 	} {
@@ -378,6 +379,7 @@ func TestEmptyListsAreArrays(t *testing.T) {
 		{"token-cache list", []string{"token-cache", "list"}, true, reflect.TypeFor[cachedTokenList]()},
 		{"token-cache clear", []string{"token-cache", "clear"}, true, reflect.TypeFor[cacheCleared]()},
 		{"uninstall", []string{"uninstall", "bare", "--yes"}, false, reflect.TypeFor[uninstallResult]()},
+		{"token rotate --all", []string{"token", "rotate", "--all"}, false, reflect.TypeFor[rotateAllResult]()},
 		// No credential: the cluster part only, no tokens known.
 		{"status, GitLab not asked", []string{"status", "bare", "--no-doctor", "--gitlab-url", w.gl.URL}, true, reflect.TypeFor[statusResult]()},
 	})

@@ -309,14 +309,23 @@ func (o *TokenRevokeOptions) revoke(ctx context.Context, a *gitlab.Agent) error 
 	return o.print(tokenRevoked{revokedToken{Agent: a.Name, TokenID: o.id}})
 }
 
-// TokenRotateOptions replaces an installed agent's token.
-type TokenRotateOptions struct{ lifecycle }
+// TokenRotateOptions replaces an installed agent's token, or with --all
+// the tokens of every agent of the project installed in the cluster
+// (token_rotate_all.go).
+type TokenRotateOptions struct {
+	lifecycle
+	All       bool
+	OlderThan string
+	olderThan time.Duration
+	// namespace is -n when given: where --all looks for the agents.
+	namespace string
+}
 
 // newCmdTokenRotate builds `token rotate NAME`.
 func newCmdTokenRotate(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenRotateOptions{newLifecycle(f, g, streams)}
-	return o.command(o, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true}, &cobra.Command{
-		Use:   "rotate NAME",
+	o := &TokenRotateOptions{lifecycle: newLifecycle(f, g, streams)}
+	cmd := o.command(o, lifecycleFlags{gitlab: true, wait: true, dryRun: true, yes: true}, &cobra.Command{
+		Use:   "rotate (NAME | --all [--older-than AGE])",
 		Short: "Replace the installed agent's token with no downtime",
 		Long: `Create a token, put it in the agent's Secret, roll the Deployment (its pods
 carry the token's checksum; the rolling update never drops below the desired
@@ -326,16 +335,35 @@ old token stays active and the new one is revoked; if the Secret cannot be put
 back either, both tokens stay active (agentk may hold either) and the error
 says so. At GitLab's two-token limit --yes revokes the token that is not in use
 first. --dry-run prints the plan: the token it would create, the diff of the
-Secret and Deployment, the token it would revoke.`,
+Secret and Deployment, the token it would revoke.
+
+--all rotates, one after the other, every agent of --project installed in
+the current cluster (in -n's namespace when given) whose token is older than
+--older-than (days as 90d, or a duration as 36h; without it, every token):
+one line per agent and a summary; the exit code is 1 if any rotation failed.
+An agent not installed in this cluster is listed as skipped: its token can
+be rotated only where the agent runs. --dry-run lists what it would rotate
+and why (the token's age). The values flags apply to every agent.`,
 		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents
 
   # What it would do, the cluster checking the new Secret and Deployment
-  kubectl gitlab-agent token rotate prod-eu --project infra/agents --dry-run=server`,
+  kubectl gitlab-agent token rotate prod-eu --project infra/agents --dry-run=server
+
+  # Every agent of the project running here with a token over 90 days old
+  kubectl gitlab-agent token rotate --all --older-than 90d --project infra/agents --dry-run
+  kubectl gitlab-agent token rotate --all --older-than 90d --project infra/agents`,
 	})
+	cmd.Args = rotateArgs
+	cmd.Flags().BoolVar(&o.All, "all", false, "rotate every agent of the project installed in this cluster (not with NAME)")
+	cmd.Flags().StringVar(&o.OlderThan, "older-than", "", "with --all, only the agents whose token is older: days (90d) or a duration (36h)")
+	return cmd
 }
 
 // Run rotates and prints the outcome.
 func (o *TokenRotateOptions) Run(ctx context.Context) error {
+	if o.All {
+		return o.rotateAll(ctx)
+	}
 	res, err := install.Rotate(ctx, o.env, o.opts)
 	return o.finish("rotation", err, rotateResult{res, o.opts.Name})
 }
