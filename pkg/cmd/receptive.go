@@ -81,18 +81,13 @@ func (f *receptiveFlags) validate(in manifest.Input) error {
 		return fmt.Errorf("--receptive-url: chart %s has no receptive agents (chart 2.15.0 and later have)", c.Version)
 	}
 	switch {
-	case in.Set.Has(keyJWTPublicKey):
-		return fmt.Errorf("--receptive-url puts GitLab's public key into %s: do not set it", keyJWTPublicKey)
-	case in.Set.Has(keyReceptiveEnabled) && !in.Values.Config.Receptive.Enabled:
-		return fmt.Errorf("--receptive-url makes the agent receptive, and %s is false", keyReceptiveEnabled)
+	case in.Set.Has(manifest.KeyJWTPublicKey):
+		return fmt.Errorf("--receptive-url puts GitLab's public key into %s: do not set it", manifest.KeyJWTPublicKey)
+	case in.Set.Has(manifest.KeyReceptiveEnabled) && !in.Values.Config.Receptive.Enabled:
+		return fmt.Errorf("--receptive-url makes the agent receptive, and %s is false", manifest.KeyReceptiveEnabled)
 	}
 	return nil
 }
-
-const (
-	keyJWTPublicKey     = "config.api.jwtPublicKey"
-	keyReceptiveEnabled = "config.receptive.enabled"
-)
 
 // pemCertificates reports whether s holds PEM certificates, and nothing else.
 func pemCertificates(s string) bool {

@@ -88,6 +88,14 @@ it is receptive: KAS dials it at ` + edgeURL + ` (URL configuration ` + strconv.
 		t.Errorf("re-run: exit %d, %q, %s", code, out, errOut)
 	}
 
+	// diff NAME and upgrade see it as it runs: receptive, with GitLab's key.
+	if code, out, errOut := w.runBare(t, "diff", "edge"); code != 0 {
+		t.Errorf("diff edge: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := w.runBare(t, "upgrade", "edge"); code != 0 || !strings.Contains(out, "up to date") {
+		t.Errorf("upgrade edge: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// status says where KAS dials it.
 	code, out, errOut = w.run(t, "status", "edge", "--no-doctor")
 	if code != 0 || !strings.Contains(out, "Receptive  KAS dials the agent at "+edgeURL) {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 )
 
 // ReceptiveOptions make the agent receptive: KAS dials it at URL (GitLab
@@ -153,4 +156,26 @@ func receptiveOf(ctx context.Context, g *gitlab.Client, p gitlab.ProjectRef, a *
 		return nil, err
 	}
 	return list[0], nil
+}
+
+// apiJWTOf is the GitLab key a receptive agent's Secret s (nil: none)
+// holds; "" none.
+func apiJWTOf(s *corev1.Secret) string {
+	if s == nil {
+		return ""
+	}
+	return string(s.Data[manifest.APIJWTKey])
+}
+
+// keepReceptive keeps a receptive agent receptive, with the key GitLab gave
+// it, unless the values say otherwise: what install took from GitLab is
+// carried over, as the KAS address is.
+func keepReceptive(in *manifest.Input, cur *installed) {
+	if !cur.Receptive || in.Set.Has(manifest.KeyReceptiveEnabled) {
+		return
+	}
+	in.Values.Config.Receptive.Enabled = true
+	if cur.APIJWTFile != "" && cur.apiJWT != "" && !in.Set.Has(manifest.KeyJWTPublicKey) {
+		in.Values.Config.API.JWTPublicKey = cur.apiJWT
+	}
 }

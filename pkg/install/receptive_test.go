@@ -217,3 +217,39 @@ func TestStatusAndUninstallOfReceptiveAgent(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Upgrade and rotation keep a receptive agent receptive, with GitLab's key:
+// install took them from GitLab, as it took the KAS address.
+func TestUpgradeAndRotateKeepTheAgentReceptive(t *testing.T) {
+	w := newWorld(t)
+	if _, err := Install(context.Background(), w.env(), receptiveOpts(w, "edge", edgeURL)); err != nil {
+		t.Fatal(err)
+	}
+	key := w.urlConfigs(t, "edge")[0].PublicKey
+	receptive := func(what string) {
+		t.Helper()
+		d, _ := w.cluster.GetDeployment(context.Background(), "gitlab-agent-edge", "edge-gitlab-agent-v2")
+		if run := RunningOf(d); !run.Receptive || run.APIJWTFile == "" || run.KasAddress != "" || w.apiJWT(t, "edge") != key {
+			t.Errorf("after %s: running %+v, api-jwt %q, want receptive with GitLab's key %q", what, run, w.apiJWT(t, "edge"), key)
+		}
+	}
+	res, err := Upgrade(context.Background(), w.env(), w.opts("edge"))
+	if err != nil || !res.UpToDate {
+		t.Errorf("upgrade with nothing new: %+v %v", res, err)
+	}
+	receptive("upgrade")
+	if _, err := Rotate(context.Background(), w.env(), w.opts("edge")); err != nil {
+		t.Fatal(err)
+	}
+	receptive("token rotation")
+	// Values that say otherwise win.
+	o := w.opts("edge")
+	o.Input.Set = manifest.Keys{manifest.KeyReceptiveEnabled: true}
+	if _, err := Upgrade(context.Background(), w.env(), o); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := w.cluster.GetDeployment(context.Background(), "gitlab-agent-edge", "edge-gitlab-agent-v2")
+	if RunningOf(d).Receptive {
+		t.Error("config.receptive.enabled=false did not turn receptive mode off")
+	}
+}

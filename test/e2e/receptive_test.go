@@ -85,6 +85,12 @@ func TestInstallReceptive(t *testing.T) {
 		t.Fatalf("a re-run changed something:\nbefore %+v\nafter  %+v\n%d creates of a URL configuration", before, after, g.fake.Calls(urlConfigsRoute))
 	}
 
+	// upgrade sees it as it runs: receptive, with GitLab's key.
+	r = g.run(t, nil, "upgrade", "rcv")
+	if after := g.snapshot(t, ns); r.code != 0 || !strings.Contains(r.stdout, "up to date") || after != before {
+		t.Fatalf("upgrade: %+v\nbefore %+v\nafter  %+v", r, before, after)
+	}
+
 	r = g.run(t, nil, append([]string{"status", "rcv", "--no-doctor"}, p...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "Receptive  KAS dials the agent at "+url) || !strings.Contains(r.stdout, "Verdict    connected") {
 		t.Fatalf("status: %+v", r)
