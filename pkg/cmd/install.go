@@ -9,6 +9,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
 
@@ -16,7 +17,8 @@ import (
 // options, and its result is printed.
 type InstallOptions struct {
 	lifecycle
-	NoConfig bool
+	NoConfig  bool
+	Receptive receptiveFlags
 }
 
 // NewCmdInstall builds `install NAME`.
@@ -40,21 +42,45 @@ func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
      Helm's record of the release stays;
   6. wait until the Deployment is available, and
   7. until agentk has connected to KAS with the token (--no-wait skips 6-7).
+With --receptive-url the agent is receptive (GitLab Ultimate 17.4+,
+self-managed): KAS dials it there. Install reuses the agent's URL
+configuration for that URL or makes one (GitLab keeps one per agent: one
+for another URL is refused unless --receptive-replace), and gives agentk
+GitLab's public key (config.api.jwtPublicKey). Expose agentk's API (its
+Service's port 8182, or the chart's ingress values) where KAS reaches it.
 Re-running with the same inputs changes nothing and says "up to date".
 --dry-run prints the plan and the diff. If a step after creating a token
 fails, or the command is interrupted, that token is revoked and the error
 says what stays.`,
 		Example: `  kubectl gitlab-agent install prod-eu --project infra/agents
   kubectl gitlab-agent install prod-eu --project infra/agents --dry-run
-  kubectl gitlab-agent install prod-eu -f values.yaml --set replicas=3 --v=1`,
+  kubectl gitlab-agent install prod-eu -f values.yaml --set replicas=3 --v=1
+  kubectl gitlab-agent install edge --project infra/agents --receptive-url grpcs://edge.example.com:8182 --receptive-ca-file ca.pem`,
 	})
 	cmd.Flags().BoolVar(&o.NoConfig, "no-config", false, "leave the agent's config file alone")
+	o.Receptive.addFlags(cmd)
 	return cmd
+}
+
+// Complete reads the inputs, the receptive agent's CA among them.
+func (o *InstallOptions) Complete(cmd *cobra.Command, args []string) error {
+	if err := o.lifecycle.Complete(cmd, args); err != nil {
+		return err
+	}
+	return o.Receptive.complete(cmd.Context())
+}
+
+// Validate checks what Complete read.
+func (o *InstallOptions) Validate() error {
+	if err := o.lifecycle.Validate(); err != nil {
+		return err
+	}
+	return o.Receptive.validate(o.opts.Input)
 }
 
 // Run installs and prints the outcome.
 func (o *InstallOptions) Run(ctx context.Context) error {
-	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig})
+	res, err := install.Install(ctx, o.env, install.InstallOptions{Options: o.opts, NoConfig: o.NoConfig, Receptive: o.Receptive.options()})
 	return o.finish("install", err, installResult{res, o.opts.Name})
 }
 
@@ -77,6 +103,9 @@ func (r installResult) WriteText(w io.Writer, p *ui.Painter) error {
 		_, err = fmt.Fprintf(w, "agent %q is installed in namespace %s and connected\n", r.name, r.Namespace)
 	default:
 		_, err = fmt.Fprintf(w, "agent %q is installed in namespace %s (not waited for)\n", r.name, r.Namespace)
+	}
+	if u := r.URLConfiguration; err == nil && u != nil {
+		_, err = fmt.Fprintf(w, "it is receptive: KAS dials it at %s (URL configuration %d)\n", safetext.Line(u.URL), u.ID)
 	}
 	return err
 }

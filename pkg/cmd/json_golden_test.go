@@ -80,10 +80,18 @@ func TestJSONOutput(t *testing.T) {
 		{"uninstall-dry-run", []string{"uninstall", "prod", "--dry-run=server", "--revoke-tokens"}, false, reflect.TypeFor[uninstallResult]()},
 		{"uninstall", []string{"uninstall", "prod", "--yes", "--revoke-tokens"}, false, reflect.TypeFor[uninstallResult]()},
 		{"agent-delete", []string{"agent", "delete", "prod", "--yes"}, false, reflect.TypeFor[agentDeleted]()},
+		// A receptive agent: its URL configuration, with a key GitLab made.
+		{"install-receptive", []string{"install", "edge", "--receptive-url", "grpcs://edge.example.com:8182", "--receptive-tls-host", "edge.internal"}, false, reflect.TypeFor[installResult]()},
+		{"status-receptive", []string{"status", "edge", "--no-doctor"}, false, reflect.TypeFor[statusResult]()},
+		{"uninstall-delete-agent-dry-run", []string{"uninstall", "edge", "--delete-agent", "--dry-run"}, false, reflect.TypeFor[uninstallResult]()},
+		{"uninstall-delete-agent", []string{"uninstall", "edge", "--yes", "--delete-agent"}, false, reflect.TypeFor[uninstallResult]()},
 	}
 	// A token made at random, masked or as a checksum, in a rotation's plan.
+	// GitLab's public key for a receptive agent, made at random.
 	checksum, masked := regexp.MustCompile(`"[0-9a-f]{64}"`), regexp.MustCompile(`sha256:[0-9a-f]{10}`)
+	publicKey := regexp.MustCompile(`("publicKey": )"[A-Za-z0-9+/]{43}="`)
 	random := func(s string) string {
+		s = publicKey.ReplaceAllString(s, `${1}"<public key>"`)
 		return masked.ReplaceAllString(checksum.ReplaceAllString(s, `"<sha256>"`), "sha256:<hash>")
 	}
 	for _, c := range steps {

@@ -160,6 +160,10 @@ func (l *lifecycle) explain(err error) error {
 	if errors.As(err, &cfe) {
 		return fmt.Errorf("%w (fix the file, or pass --no-config)", err)
 	}
+	var rce *install.ReceptiveConflictError
+	if errors.As(err, &rce) {
+		return fmt.Errorf("%w; or pass --receptive-replace to replace it (GitLab makes a new key pair; agentk's pods roll)", err)
+	}
 	return explainValue(err)
 }
 

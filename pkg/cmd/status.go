@@ -240,6 +240,9 @@ func (r statusResult) WriteText(w io.Writer, p *ui.Painter) error {
 		default:
 			row("Agent", fmt.Sprintf("%s (id %d) in %s", s.Agent.Name, s.Agent.ID, s.Agent.ConfigProject))
 			row("KAS", fmt.Sprintf("%s, version %s (Kubernetes API proxy %s)", s.KAS.AgentURL, s.KAS.Version, s.KAS.ProxyURL))
+			if u := s.Receptive; u != nil {
+				row("Receptive", fmt.Sprintf("KAS dials the agent at %s (URL configuration %d)", u.URL, u.ID))
+			}
 			if len(s.Tokens) == 0 {
 				row("Tokens", "none active")
 			}

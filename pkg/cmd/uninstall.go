@@ -31,7 +31,8 @@ func NewCmdUninstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStr
 		Short: "Delete the agent's objects from the cluster; optionally revoke its tokens or delete it in GitLab",
 		Long: `Delete every object of the install (found by its labels; the Namespace last, if
 the install created it) and wait until they are gone. --revoke-tokens revokes
-the agent's tokens and --delete-agent deletes its registration in GitLab.
+the agent's tokens and --delete-agent deletes its registration in GitLab
+(a receptive agent's URL configuration first).
 Asks for confirmation on a terminal; elsewhere it needs --yes. --dry-run
 lists what would go and asks nothing.
 
@@ -87,7 +88,7 @@ func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
 	if r.DryRun != install.DryRunNone {
 		return r.writePlan(w)
 	}
-	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 {
+	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 && len(r.DeletedURLConfigurations) == 0 {
 		return nil
 	}
 	var parts []string
@@ -96,6 +97,9 @@ func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
 	}
 	if len(r.RevokedTokens) > 0 {
 		parts = append(parts, fmt.Sprintf("%d tokens revoked", len(r.RevokedTokens)))
+	}
+	if len(r.DeletedURLConfigurations) > 0 {
+		parts = append(parts, "its URL configuration deleted")
 	}
 	if r.AgentDeleted {
 		parts = append(parts, "its registration deleted")
@@ -120,6 +124,9 @@ func (r uninstallResult) writePlan(w io.Writer) error {
 	}
 	for _, id := range r.RevokedTokens {
 		fmt.Fprintf(&b, "GitLab: would revoke token %d of agent %q\n", id, r.name)
+	}
+	for _, id := range r.DeletedURLConfigurations {
+		fmt.Fprintf(&b, "GitLab: would delete URL configuration %d of agent %q\n", id, r.name)
 	}
 	if r.AgentDeleted {
 		fmt.Fprintf(&b, "GitLab: would delete agent %q\n", r.name)

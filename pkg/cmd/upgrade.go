@@ -23,8 +23,8 @@ func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
 		Short: "Re-render the installed agent with a new agentk version or values, apply and wait",
 		Long: `Re-render the installed agent with the given --agent-version, values or flags;
 what is not given stays as the agent runs now: how it reaches KAS (the address,
-the CA, the headers), agentk's version and its token; any other value not given
-is the chart's default. Objects of ours that the new layout no longer has are
+the CA, the headers), agentk's version and its token, and a receptive agent's
+mode and GitLab's key; any other value not given is the chart's default. Objects of ours that the new layout no longer has are
 removed once the new ones serve (with --no-wait, once they are applied); an
 upgrade that stopped before that removes them when run again. Needs only the
 cluster, no GitLab access. --dry-run prints the diff.`,

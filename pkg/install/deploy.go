@@ -211,6 +211,10 @@ type Running struct {
 	// KasHeaders are the --kas-header values, in order.
 	KasHeaders []string
 	TokenFile  string
+	// Receptive: agentk serves the API KAS dials (--private-api-jwt-file);
+	// APIJWTFile is its --api-jwt-file ("" none).
+	Receptive  bool
+	APIJWTFile string
 	// Container is agentk's container (nil: the Deployment has none).
 	Container *corev1.Container
 }
@@ -236,6 +240,10 @@ func RunningOf(d *appsv1.Deployment) Running {
 					r.TokenFile = v
 				case "--kas-header":
 					r.KasHeaders = append(r.KasHeaders, v)
+				case "--private-api-jwt-file":
+					r.Receptive = true
+				case "--api-jwt-file":
+					r.APIJWTFile = v
 				}
 			} else if arg == "--kas-header" && j+1 < len(c.Args) {
 				j++

@@ -17,6 +17,8 @@ type InstallOptions struct {
 	Options
 	// NoConfig leaves the agent's config file alone.
 	NoConfig bool
+	// Receptive makes the agent receptive; nil: it dials KAS.
+	Receptive *ReceptiveOptions
 }
 
 // InstallResult says what install did, or with DryRun would do (Plan).
@@ -37,6 +39,9 @@ type InstallResult struct {
 	// HelmRelease is the Helm release whose objects install adopts (or
 	// with DryRun would adopt).
 	HelmRelease *HelmRelease `json:"helmRelease,omitempty"`
+	// URLConfiguration is where KAS dials a receptive agent.
+	URLConfiguration        *gitlab.URLConfiguration `json:"urlConfiguration,omitempty"`
+	URLConfigurationCreated bool                     `json:"urlConfigurationCreated,omitempty"`
 }
 
 // installer is one run of Install: its steps share what they found.
@@ -76,6 +81,9 @@ func (i *installer) steps() []namedStep {
 		{"discover KAS", i.discover},
 		{"register agent", i.agent},
 	}
+	if i.o.Receptive != nil {
+		steps = append(steps, namedStep{"URL configuration", i.receptive})
+	}
 	if !i.o.NoConfig {
 		steps = append(steps, namedStep{"agent config file", i.config})
 	}
@@ -107,7 +115,7 @@ func (i *installer) undo(ctx context.Context, err error) error {
 		return nil
 	}
 	if i.created == nil {
-		if i.res.Registered || i.res.ConfigCommitted || i.res.ObjectsChanged > 0 || i.res.SecretWritten {
+		if i.res.Registered || i.res.URLConfigurationCreated || i.res.ConfigCommitted || i.res.ObjectsChanged > 0 || i.res.SecretWritten {
 			return fmt.Errorf("%w; %s", err, i.stays())
 		}
 		return err
@@ -120,6 +128,9 @@ func (i *installer) stays() string {
 	var left []string
 	if i.res.Agent != nil {
 		left = append(left, fmt.Sprintf("agent %q stays registered", i.res.Agent.Name))
+	}
+	if i.res.URLConfigurationCreated {
+		left = append(left, fmt.Sprintf("its URL configuration %d stays", i.res.URLConfiguration.ID))
 	}
 	if i.res.ConfigCommitted {
 		left = append(left, "its config file stays committed")
@@ -299,7 +310,7 @@ func (i *installer) diff(ctx context.Context) (err error) {
 // deploy applies what changed and waits for the rollout and the connection.
 func (i *installer) deploy(ctx context.Context) error {
 	i.res.ObjectsChanged = i.out.changed()
-	i.res.UpToDate = !i.res.Registered && !i.res.ConfigCommitted && !i.res.TokenCreated && i.res.ObjectsChanged == 0
+	i.res.UpToDate = !i.res.Registered && !i.res.URLConfigurationCreated && !i.res.ConfigCommitted && !i.res.TokenCreated && i.res.ObjectsChanged == 0
 	conn := &connection{ref: i.ref, agent: i.res.Agent, tokenID: i.res.TokenID, created: i.res.TokenCreated, since: i.start, upToDate: i.res.UpToDate}
 	if !i.o.NoWait && !conn.created && !conn.upToDate {
 		conn.lastUseBefore(ctx, i.env.GitLab)

@@ -33,7 +33,9 @@ type AgentStatus struct {
 	Tokens  []*gitlab.Token `json:"tokens"`
 	KAS     *gitlab.KAS     `json:"kas"`
 	Cluster *ClusterState   `json:"cluster"`
-	Verdict string          `json:"verdict"`
+	// Receptive is where KAS dials the agent, when it is receptive.
+	Receptive *gitlab.URLConfiguration `json:"receptive,omitempty"`
+	Verdict   string                   `json:"verdict"`
 	// Warnings are problems worth acting on (version skew, ...).
 	Warnings []string `json:"warnings,omitempty"`
 	// Doctor is doctor's verdict on the agent, when the caller ran it.
@@ -98,6 +100,9 @@ func Status(ctx context.Context, env Env, project gitlab.ProjectRef, names []str
 	for _, a := range agents {
 		s := &AgentStatus{Agent: a, KAS: kas}
 		if s.Tokens, err = env.GitLab.ListTokensWithLastUse(ctx, project, a); err != nil {
+			return nil, err
+		}
+		if s.Receptive, err = receptiveOf(ctx, env.GitLab, project, a); err != nil {
 			return nil, err
 		}
 		if env.Cluster != nil {

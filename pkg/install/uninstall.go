@@ -29,7 +29,9 @@ type UninstallOptions struct {
 type UninstallResult struct {
 	Deleted       []string `json:"deleted"`
 	RevokedTokens []int64  `json:"revokedTokens,omitempty"`
-	AgentDeleted  bool     `json:"agentDeleted"`
+	// DeletedURLConfigurations: a receptive agent's, deleted with it.
+	DeletedURLConfigurations []int64 `json:"deletedURLConfigurations,omitempty"`
+	AgentDeleted             bool    `json:"agentDeleted"`
 	// DryRun is the dry run's strategy; omitted when things were done.
 	DryRun DryRun `json:"dryRun,omitempty"`
 }
@@ -87,16 +89,28 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 			return res, err
 		}
 	}
+	var urls []*gitlab.URLConfiguration
+	if o.DeleteAgent {
+		if urls, err = urlConfigurations(ctx, env.GitLab, o.Project, ag); err != nil {
+			return res, err
+		}
+	}
 	if len(objs) == 0 && ag == nil {
 		a.say(fmt.Sprintf("nothing of agent %q is installed in namespace %s", o.Name, in.Namespace))
 		return res, nil
 	}
 	if a.planning() {
+		for _, u := range urls {
+			res.DeletedURLConfigurations = append(res.DeletedURLConfigurations, u.ID)
+		}
 		return res, a.plannedUninstall(ctx, o, ag, objs, names, res, cluster)
 	}
 	q := fmt.Sprintf("Delete %d objects of agent %q (%s)", len(objs), o.Name, strings.Join(names, ", "))
 	if o.RevokeTokens {
 		q += ", revoke its tokens"
+	}
+	for _, u := range urls {
+		q += fmt.Sprintf(", delete its URL configuration %d (%s)", u.ID, describeURLConfiguration(u))
 	}
 	if o.DeleteAgent {
 		q += ", delete its registration in " + o.Project.String()
@@ -130,6 +144,13 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 			res.RevokedTokens = append(res.RevokedTokens, t.ID)
 		}
 		a.say(fmt.Sprintf("revoked %d tokens of agent %q", len(tokens), o.Name))
+	}
+	for _, u := range urls {
+		if err := env.GitLab.DeleteURLConfiguration(ctx, o.Project, ag, u.ID); err != nil {
+			return res, err
+		}
+		res.DeletedURLConfigurations = append(res.DeletedURLConfigurations, u.ID)
+		a.say(fmt.Sprintf("deleted URL configuration %d of agent %q", u.ID, o.Name))
 	}
 	if o.DeleteAgent {
 		if err := env.GitLab.DeleteAgent(ctx, o.Project, ag); err != nil {

@@ -22,6 +22,8 @@ type installed struct {
 	token   string
 	// secretRV is the token Secret's resourceVersion as read.
 	secretRV string
+	// apiJWT is a receptive agent's GitLab key, as its Secret holds it.
+	apiJWT string
 }
 
 // current reads the installed agent: its Deployment (for the KAS address and
@@ -47,7 +49,7 @@ func (a *action) current(ctx context.Context, in manifest.Input) (*installed, er
 	if err != nil {
 		return nil, err
 	}
-	cur := &installed{Running: run, secretRV: s.ResourceVersion}
+	cur := &installed{Running: run, secretRV: s.ResourceVersion, apiJWT: apiJWTOf(s)}
 	cur.tokenID, cur.token = secretToken(s)
 	if cur.token == "" {
 		return nil, fmt.Errorf("the Secret %s/%s holds no token: run install to create one", in.Namespace, s.Name)
@@ -98,6 +100,7 @@ func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 	if tag := TagValue(cur.Image); !in.Set.Has(manifest.KeyImageTag) && tag != "" {
 		in.Values.Image.Tag = tag // a digest pin stays
 	}
+	keepReceptive(&in, cur)
 	in.Values.Config.Token = token
 	return in
 }
@@ -284,7 +287,7 @@ func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifes
 		if err != nil {
 			return manifest.Output{}, err
 		}
-		cur := &installed{Running: run}
+		cur := &installed{Running: run, apiJWT: apiJWTOf(s)}
 		token := in.Values.Config.Token
 		if s != nil && token == "" && !in.Set.Has("config.secretName") {
 			tokenID, token = secretToken(s)

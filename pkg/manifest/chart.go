@@ -75,6 +75,9 @@ func chartOf(v Values) *Chart {
 // legacy reports chart 2.6.2's layout.
 func (c *Chart) legacy() bool { return c == chart262 }
 
+// Receptive reports whether the chart renders receptive agents.
+func (c *Chart) Receptive() bool { return !c.legacy() }
+
 // defaultsCopy is a fresh copy of the chart's defaults, to merge into.
 func (c *Chart) defaultsCopy() map[string]any {
 	out := map[string]any{}

@@ -54,7 +54,7 @@ func secret2150(n names, v Values, labels map[string]any, privateAPIJWT string) 
 		data["token"] = b64(c.Token)
 	}
 	if c.API.JWTPublicKey != "" {
-		data["api-jwt"] = b64(c.API.JWTPublicKey)
+		data[APIJWTKey] = b64(c.API.JWTPublicKey)
 	}
 	if c.API.TLS.Enabled {
 		if c.API.TLS.Cert != "" {
@@ -89,6 +89,10 @@ func secret2150(n names, v Values, labels map[string]any, privateAPIJWT string) 
 	s["data"] = data
 	return s, nil
 }
+
+// APIJWTKey is the key of a receptive agent's Secret that holds
+// config.api.jwtPublicKey, the file agentk's --api-jwt-file reads.
+const APIJWTKey = "api-jwt"
 
 // PrivateAPIJWTKey is the key of a receptive agent's Secret that Render
 // keeps when given Input.PrivateAPIJWT.

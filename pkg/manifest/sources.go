@@ -592,6 +592,9 @@ const (
 	KeyImageTag   = "image.tag"
 	KeyKasCaCert  = "config.kasCaCert"
 	KeyKasHeaders = "config.kasHeaders"
+	// A receptive agent's, which install takes from GitLab.
+	KeyReceptiveEnabled = "config.receptive.enabled"
+	KeyJWTPublicKey     = "config.api.jwtPublicKey"
 )
 
 // Has reports whether the user set key.

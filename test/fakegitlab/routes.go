@@ -34,6 +34,10 @@ func (s *Server) routes() http.Handler {
 	h("POST "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens", s.withAgent(Maintainer, s.createToken))
 	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.withAgent(Developer, s.getToken))
 	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}/tokens/{token_id}", s.withAgent(Maintainer, s.revokeToken))
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/url_configurations", s.withReceptive(Developer, s.listURLConfigs))
+	h("POST "+api+"/projects/{id}/cluster_agents/{agent_id}/url_configurations", s.withReceptive(Maintainer, s.createURLConfig))
+	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}/url_configurations/{url_configuration_id}", s.withReceptive(Developer, s.getURLConfig))
+	h("DELETE "+api+"/projects/{id}/cluster_agents/{agent_id}/url_configurations/{url_configuration_id}", s.withReceptive(Maintainer, s.deleteURLConfig))
 	h("GET "+api+"/projects/{id}/repository/files/{path}", s.withProject(Reporter, s.getFile))
 	h("HEAD "+api+"/projects/{id}/repository/files/{path}", s.withProject(Reporter, s.getFile))
 	h("POST "+api+"/projects/{id}/repository/files/{path}", s.withProject(Developer, s.writeFile))
@@ -386,6 +390,11 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request, _ *User, p *Pr
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request, _ *User, a *Agent) {
 	delete(s.agents, a.ID)
+	for id, u := range s.urls {
+		if u.AgentID == a.ID {
+			delete(s.urls, id) // the database's cascade
+		}
+	}
 	for _, t := range s.tokens {
 		if t.AgentID == a.ID {
 			t.Status = "revoked"

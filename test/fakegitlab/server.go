@@ -46,6 +46,7 @@ type Server struct {
 	agents   map[int64]*Agent
 	tokens   map[int64]*AgentToken
 	pats     map[int64]*PersonalAccessToken
+	urls     map[int64]*URLConfiguration
 	commits  []Commit
 	faults   []*Fault
 	calls    map[string]int
@@ -53,6 +54,9 @@ type Server struct {
 	// Metadata is what GET /metadata answers; once the fake serves, change it
 	// with SetMetadata.
 	Metadata Metadata
+
+	// noReceptive: the instance has no receptive agents (SetReceptive).
+	noReceptive bool
 }
 
 // User is a GitLab user.
@@ -186,6 +190,7 @@ func newState() *Server {
 		agents:   map[int64]*Agent{},
 		tokens:   map[int64]*AgentToken{},
 		pats:     map[int64]*PersonalAccessToken{},
+		urls:     map[int64]*URLConfiguration{},
 		calls:    map[string]int{},
 		Metadata: Metadata{
 			Version:  "17.3.1-ee",
