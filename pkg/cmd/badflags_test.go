@@ -71,10 +71,14 @@ func (f *refusingFactory) KASDialer() func(ctx context.Context, network, addr st
 	}
 }
 
+func (f *refusingFactory) HTTPClient() *http.Client {
+	return &http.Client{Transport: refusingTransport{f}}
+}
+
 type refusingTransport struct{ f *refusingFactory }
 
 func (t refusingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return nil, t.f.record("GitLab " + r.Method + " " + r.URL.Path)
+	return nil, t.f.record(r.Method + " " + r.URL.Host + r.URL.Path)
 }
 
 // badFlags holds, for every runnable command, runs with one invalid flag

@@ -221,7 +221,7 @@ func (o *DiffOptions) read(ctx context.Context) error {
 	}
 	if o.name != "" {
 		var err error
-		if o.in, err = o.Render.Input(ctx, o.name, o.nsFlag, o.In); err != nil {
+		if o.in, err = o.Render.Input(ctx, o.Factory, o.name, o.nsFlag, o.In); err != nil {
 			return err
 		}
 		if o.Prune && o.Selector == "" {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"net"
+	"net/http"
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -34,6 +35,8 @@ type Factory interface {
 	// KASDialer opens the connections to KAS: its Kubernetes API proxy
 	// and its agent endpoint (or the HTTPS proxy on the way).
 	KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error)
+	// HTTPClient reads the files given by URL (values files, -f https://…).
+	HTTPClient() *http.Client
 }
 
 // DefaultFactory connects to real clusters, GitLabs and KAS.
@@ -70,6 +73,10 @@ func newGitLab(o gitlab.Options) (*gitlab.Client, error) {
 		o.UserAgent = "kubectl-gitlab-agent/" + version.Get().Version
 	}
 	return gitlab.New(o)
+}
+
+func (defaultFactory) HTTPClient() *http.Client {
+	return &http.Client{Transport: http.DefaultTransport}
 }
 
 func (defaultFactory) KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {

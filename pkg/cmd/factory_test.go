@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"net"
+	"net/http"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 )
@@ -12,6 +13,8 @@ import (
 type realOutside struct{}
 
 func (realOutside) GitLab(o gitlab.Options) (*gitlab.Client, error) { return newGitLab(o) }
+
+func (realOutside) HTTPClient() *http.Client { return DefaultFactory().HTTPClient() }
 
 func (realOutside) KASDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return DefaultFactory().KASDialer()

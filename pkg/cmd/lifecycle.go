@@ -129,7 +129,7 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 	if err := l.DryRun.parse(l.ErrOut); err != nil {
 		return err
 	}
-	in, err := l.Render.Input(cmd.Context(), name, namespaceFlag(cmd, l.Kube), l.In)
+	in, err := l.Render.Input(cmd.Context(), l.Factory, name, namespaceFlag(cmd, l.Kube), l.In)
 	if err != nil {
 		return err
 	}

@@ -35,8 +35,6 @@ type RenderFlags struct {
 	Replicas        int
 	CreateNamespace bool
 	ChartVersion    string
-	// client fetches -f https:// URLs (nil: the default transport).
-	client *http.Client
 }
 
 // AddFlags binds the render flags to cmd. Commands that read manifests with
@@ -60,6 +58,7 @@ func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 
 // RenderOptions prints the agentk manifests.
 type RenderOptions struct {
+	Factory   Factory
 	Flags     RenderFlags
 	Output    *OutputFlags
 	Namespace string
@@ -69,8 +68,8 @@ type RenderOptions struct {
 }
 
 // NewCmdRender builds `render NAME`.
-func NewCmdRender(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &RenderOptions{Output: NewOutputFlags("yaml", "json"), IOStreams: streams}
+func NewCmdRender(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RenderOptions{Factory: f, Output: NewOutputFlags("yaml", "json"), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "render NAME",
 		Short: "Print the agentk manifests for an agent, with no cluster and no GitLab",
@@ -117,18 +116,18 @@ func (o *RenderOptions) Complete(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	var err error
-	o.input, err = o.Flags.Input(cmd.Context(), args[0], o.Namespace, o.In)
+	o.input, err = o.Flags.Input(cmd.Context(), o.Factory, args[0], o.Namespace, o.In)
 	return err
 }
 
 // Input reads values files, --set and the plain flags into a render input
 // for agent name in namespace ns (the default namespace when empty). Reads
 // are capped and end when ctx does.
-func (f *RenderFlags) Input(ctx context.Context, name, ns string, stdin io.Reader) (manifest.Input, error) {
+func (f *RenderFlags) Input(ctx context.Context, fac Factory, name, ns string, stdin io.Reader) (manifest.Input, error) {
 	return f.layers().Input(name, ns, func(path string, kind manifest.FileKind) ([]byte, error) {
 		switch {
 		case kind == manifest.ValuesFileKind && strings.Contains(path, "://"):
-			return f.fetchValues(ctx, path)
+			return f.fetchValues(ctx, fac, path)
 		case kind == manifest.TokenFileKind:
 			return input.ReadFile(ctx, path, stdin, input.MaxToken, "the token")
 		case kind == manifest.SetFileKind:
@@ -146,7 +145,7 @@ const valuesFetchTimeout = 30 * time.Second
 // https (a file read over plain http could be changed on the way), within
 // input.MaxValues and valuesFetchTimeout, and following redirects only to
 // https.
-func (f *RenderFlags) fetchValues(ctx context.Context, rawURL string) ([]byte, error) {
+func (f *RenderFlags) fetchValues(ctx context.Context, fac Factory, rawURL string) ([]byte, error) {
 	name := manifest.ValuesFileName(rawURL)
 	u, err := neturl.Parse(rawURL)
 	if err != nil || u.Host == "" {
@@ -155,11 +154,7 @@ func (f *RenderFlags) fetchValues(ctx context.Context, rawURL string) ([]byte, e
 	if u.Scheme != "https" {
 		return nil, fmt.Errorf("-f %s: only https URLs are read, or a local file", name)
 	}
-	client := f.client
-	if client == nil {
-		client = &http.Client{Transport: http.DefaultTransport}
-	}
-	c := *client
+	c := *fac.HTTPClient()
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Scheme != "https" {
 			return fmt.Errorf("a redirect to %s, not https", req.URL.Scheme)

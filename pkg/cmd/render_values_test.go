@@ -38,8 +38,8 @@ func TestValuesFromAURL(t *testing.T) {
 	}))
 	t.Cleanup(s.Close)
 	read := func(url string) error {
-		f := RenderFlags{ValuesFiles: []string{url}, CreateNamespace: true, client: s.Client()}
-		in, err := f.Input(context.Background(), "prod", "", strings.NewReader(""))
+		f := RenderFlags{ValuesFiles: []string{url}, CreateNamespace: true}
+		in, err := f.Input(context.Background(), httpsFactory{client: s.Client()}, "prod", "", strings.NewReader(""))
 		if err == nil && (in.Values.Replicas != 5 || in.Values.Image.Tag != "18") {
 			t.Errorf("%s: replicas %d, tag %q", url, in.Values.Replicas, in.Values.Image.Tag)
 		}
@@ -83,3 +83,11 @@ func TestSetStringAndSetJSONFlags(t *testing.T) {
 		}
 	}
 }
+
+// httpsFactory reads files by URL with client (trusting a test server).
+type httpsFactory struct {
+	fakeFactory
+	client *http.Client
+}
+
+func (f httpsFactory) HTTPClient() *http.Client { return f.client }

@@ -85,7 +85,7 @@ Kubernetes Agent Server (KAS).`,
 
 	root.AddCommand(
 		NewCmdVersion(streams),
-		NewCmdRender(streams),
+		NewCmdRender(f, streams),
 		NewCmdDiff(f, g, streams),
 		NewCmdInstall(f, g, streams),
 		NewCmdUpgrade(f, g, streams),
