@@ -327,11 +327,7 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 // external runs KUBECTL_EXTERNAL_DIFF on the result; its exit code is the
 // command's (1: differences), unless objects could not be compared (2).
 func (o *DiffOptions) external(ctx context.Context, command string, res *diff.Result) error {
-	for _, obj := range res.Objects {
-		if obj.Action == diff.Failed {
-			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", safetext.Line(obj.Ref.String()), safetext.Line(obj.Error))
-		}
-	}
+	writeFolded(o.ErrOut, "error", res.Objects, func(obj diff.Object) string { return obj.Error })
 	code, err := diff.RunExternal(ctx, command, res, o.Out, o.ErrOut)
 	switch {
 	case err != nil:

@@ -37,7 +37,7 @@ func fakeCluster(t *testing.T, schema bool) *fake.Cluster {
 func applyLive(t *testing.T, c *fake.Cluster, manager string, docs ...string) {
 	t.Helper()
 	for _, m := range manifests(t, docs...) {
-		tg, err := c.Map(m, "default", false)
+		tg, err := c.Map(context.Background(), m, "default", false)
 		if err != nil {
 			t.Fatal(err)
 		}
