@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,5 +112,124 @@ func TestDiffRefusedCredentialsEndAtOnce(t *testing.T) {
 			t.Errorf("%d: %d requests: %v", tc.code, n, s.requests)
 		}
 		t.Logf("%d to everything, 1,000 objects: exit %d after %s, %d requests", tc.code, r.code, took.Round(time.Millisecond), n)
+	}
+}
+
+// slowAPIStandIn serves the discovery of v1 ConfigMaps and Namespaces
+// (unless discovery is false: then only /version answers); of the other
+// requests it answers the first `answered` (404, as for objects that do not
+// exist), then none: they hang until the client goes.
+func slowAPIStandIn(t *testing.T, discovery bool, answered int) *apiStandIn {
+	others := 0
+	return newAPIStandIn(t, func(s *apiStandIn, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch path := r.URL.Path; {
+		case path == "/version":
+			fmt.Fprint(w, `{"major":"1","minor":"37","gitVersion":"v1.37.2"}`)
+			return
+		case !discovery:
+		case path == "/api":
+			fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}`)
+			return
+		case path == "/api/v1":
+			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[`+
+				`{"name":"configmaps","singularName":"configmap","namespaced":true,"kind":"ConfigMap","verbs":["get","list","patch"]},`+
+				`{"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["get","list","patch"]}]}`)
+			return
+		case path == "/apis":
+			fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[]}`)
+			return
+		}
+		s.mu.Lock()
+		others++
+		hang := others > answered
+		s.mu.Unlock()
+		if hang {
+			_, _ = io.Copy(io.Discard, r.Body) // then a client that goes ends r's context
+			select {
+			case <-r.Context().Done():
+			case <-s.quit:
+			}
+			return
+		}
+		writeStatus(w, 404, "NotFound")
+	})
+}
+
+// Issue 26, item 2: Ctrl-C during a diff did not stop it (25 more requests
+// in 5 s: discovery, one per object, which no context reached). The first
+// SIGINT (exit 130) or SIGTERM (143: GitLab CI cancelling a job, timeout)
+// stops every request in flight and says how far the diff got, in one line.
+// The stand-in answers discovery or not; then the first 40 requests for
+// objects, and then none, so that the plugin waits with every request it
+// may have in flight; not one more may arrive after the signal. Not
+// parallel, as TestAttack05.
+func TestDiffStopsOnSignal(t *testing.T) {
+	manifests := configMapsFile(t, 1000, 3) // GETs, not LISTs
+	for _, tc := range []struct {
+		sig       syscall.Signal
+		code      int
+		discovery bool
+	}{
+		{syscall.SIGINT, 130, true},
+		{syscall.SIGTERM, 143, true},
+		{syscall.SIGINT, 130, false},
+		{syscall.SIGTERM, 143, false},
+	} {
+		answered := 40
+		if !tc.discovery {
+			answered = 0
+		}
+		s := slowAPIStandIn(t, tc.discovery, answered)
+		cmd := exec.Command(pluginBin(), "diff", "-f", manifests)
+		cmd.Env = append(append([]string{}, env...), "KUBECONFIG="+s.kubeconfig(t))
+		errOut := &syncBuffer{}
+		cmd.Stderr = errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		// Wait until the plugin waits: no request for a while after the
+		// answered ones.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			n, last := s.count()
+			if n > answered && time.Since(last) > 500*time.Millisecond {
+				break
+			}
+			select {
+			case <-done:
+				t.Fatalf("%v: the diff ended before the signal: exit %d\n%s", tc.sig, cmd.ProcessState.ExitCode(), errOut.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: the diff did not get going: %d requests", tc.sig, n)
+			}
+		}
+		before, _ := s.count()
+		sent := time.Now()
+		_ = cmd.Process.Signal(tc.sig)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("%v: the diff did not end within 15s", tc.sig)
+		}
+		took := time.Since(sent)
+		after, _ := s.count()
+		lines := strings.Split(strings.TrimRight(errOut.String(), "\n"), "\n")
+		last := lines[len(lines)-1]
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || len(lines) != 1 ||
+			!strings.HasPrefix(last, "error: interrupted: ") || !strings.Contains(last, " of 1000 objects compared (") || !strings.HasSuffix(last, " not; nothing was changed") {
+			t.Errorf("%v: exit %d, stderr:\n%s", tc.sig, code, errOut.String())
+		}
+		if after != before {
+			s.mu.Lock()
+			t.Errorf("%v: %d requests after the signal: %v", tc.sig, after-before, s.requests[before:])
+			s.mu.Unlock()
+		}
+		t.Logf("%v after %d requests (discovery answered: %v): exit %d %s later: %s", tc.sig, before, tc.discovery, cmd.ProcessState.ExitCode(), took.Round(time.Millisecond), last)
 	}
 }
