@@ -155,7 +155,7 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 			if crd := set.crds[groupKind(ref)]; crd != nil {
 				// Its CRD comes with the same manifests: it would be created,
 				// if it is valid by that CRD.
-				add(set.customResource(crd, m, o, n))
+				add(set.customResource(ctx, c, crd, m, o, n))
 				continue
 			}
 			add(Object{Ref: ref, Action: Failed, Error: objectMessage(err), Origin: m.Origin})
@@ -265,6 +265,11 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 		if err != nil {
 			switch {
 			case runCtx.Err() != nil:
+				return
+			case cur == nil && apierrors.IsNotFound(err) && set.crds[groupKind(t.Ref)] != nil:
+				// Its CRD comes with the same manifests, and the cluster's
+				// discovery (cached) still knows a kind it no longer has.
+				add(set.customResource(runCtx, c, set.crds[groupKind(t.Ref)], t.Manifest, o, n))
 				return
 			case cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && set.namespaces[t.Ref.Namespace]:
 				// Its Namespace comes with the same manifests: no dry run
