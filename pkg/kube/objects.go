@@ -122,6 +122,8 @@ func (c *Client) Map(ctx context.Context, m Manifest, defaultNS string, enforce 
 			return Target{}, c.authError(err, "discover its API")
 		case canceled(err):
 			return Target{}, err
+		case unreachable(err):
+			return Target{}, c.unreachableError(err)
 		}
 		return Target{}, fmt.Errorf("discovering the cluster's API: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -76,7 +77,9 @@ func (c *Client) host() string {
 }
 
 // explain is a request's failure said once for every command: credentials
-// the cluster refuses (*AuthError), else the API's refusal in one sentence.
+// the cluster refuses (*AuthError), a cluster that does not answer
+// (*UnreachableError, the message Reachable gives), else the API's refusal
+// in one sentence.
 func (c *Client) explain(err error) error {
 	switch {
 	case err == nil:
@@ -86,12 +89,30 @@ func (c *Client) explain(err error) error {
 	case apierrors.IsUnauthorized(err):
 		return c.authError(err, "")
 	}
+	if unreachable(err) {
+		return c.unreachableError(err)
+	}
 	return explain(err)
+}
+
+func (c *Client) unreachableError(err error) error {
+	return &UnreachableError{Server: c.host(), Context: c.Context, Err: err}
 }
 
 // canceled reports whether err is its context's end.
 func canceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unreachable reports whether err is a request that got no HTTP answer (the
+// connection could not be made, or broke).
+func unreachable(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return false
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
 }
 
 // explain rewrites common API refusals into one sentence; the API error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,8 +17,8 @@ import (
 )
 
 // standIn is an apiserver stand-in: /version answers, and everything else
-// gets answer; it counts the requests.
-func standIn(t *testing.T, answer http.HandlerFunc) (*Client, *atomic.Int64) {
+// gets answer; it counts the requests, and stores its listener in listener.
+func standIn(t *testing.T, answer http.HandlerFunc, listener ...*atomic.Pointer[net.Listener]) (*Client, *atomic.Int64) {
 	t.Helper()
 	var n atomic.Int64
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -29,6 +30,9 @@ func standIn(t *testing.T, answer http.HandlerFunc) (*Client, *atomic.Int64) {
 		answer(w, r)
 	}))
 	t.Cleanup(s.Close)
+	for _, l := range listener {
+		l.Store(&s.Listener)
+	}
 	kc := filepath.Join(t.TempDir(), "config")
 	if err := os.WriteFile(kc, []byte(`apiVersion: v1
 kind: Config
@@ -79,5 +83,31 @@ func TestRefusedDiscoveryIsOneError(t *testing.T) {
 			!strings.HasPrefix(err.Error(), "the cluster at "+ae.Server+" (context prod) ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%d: %v", tc.code, err)
 		}
+	}
+}
+
+// TestOneErrorForAClusterThatDoesNotAnswer: a request that gets no answer
+// is the *UnreachableError that Reachable gives, whichever request it is
+// (diff NAME reads the agent's Deployment first): one message in every
+// command, not Go's `Get "https://...": EOF`.
+func TestOneErrorForAClusterThatDoesNotAnswer(t *testing.T) {
+	var listener atomic.Pointer[net.Listener]
+	c, _ := standIn(t, func(w http.ResponseWriter, _ *http.Request) {
+		(*listener.Load()).Close() // no more connections are taken
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close() // and this one is dropped
+		}
+	}, &listener)
+	if err := c.Reachable(context.Background()); err != nil {
+		t.Fatalf("/version answers: %v", err)
+	}
+	_, err := c.GetDeployment(context.Background(), "gitlab-agent-prod", "prod-gitlab-agent")
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "cannot reach the cluster at http://127.0.0.1:") || strings.Contains(err.Error(), `Get "`) {
+		t.Errorf("GetDeployment: %v", err)
+	}
+	_, err = c.Map(context.Background(), configMap, "default", false)
+	if !errors.As(err, &ue) {
+		t.Errorf("Map: %v", err)
 	}
 }

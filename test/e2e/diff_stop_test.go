@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -231,5 +232,31 @@ func TestDiffStopsOnSignal(t *testing.T) {
 			s.mu.Unlock()
 		}
 		t.Logf("%v after %d requests (discovery answered: %v): exit %d %s later: %s", tc.sig, before, tc.discovery, cmd.ProcessState.ExitCode(), took.Round(time.Millisecond), last)
+	}
+}
+
+// Issue 26, item 5: with no kubeconfig, diff NAME printed Go's error
+// (`Get "http://localhost:8080/apis/..."`) where diff -f printed the
+// friendly one: both say it as every command does.
+func TestDiffWithoutAKubeconfig(t *testing.T) {
+	t.Parallel()
+	if c, err := net.DialTimeout("tcp", "localhost:8080", time.Second); err == nil {
+		c.Close()
+		t.Skip("something answers on localhost:8080, where client-go goes without a kubeconfig")
+	}
+	home := t.TempDir() // no ~/.kube/config
+	f := writeFile(t, home, "m.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n")
+	var first string
+	for _, args := range [][]string{{"diff", "demo"}, {"diff", "-f", f}, {"diff", "demo", "--prune"}} {
+		r := runIn(t, runSpec{env: []string{"KUBECONFIG=", "HOME=" + home}}, kubectl, append([]string{"gitlab-agent"}, args...)...)
+		if r.code != 2 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
+			!strings.HasPrefix(r.stderr, "error: cannot reach the cluster at http://localhost:8080: ") || strings.Contains(r.stderr, `Get "`) {
+			t.Errorf("%v: exit %d, %q, %q", args, r.code, r.stdout, r.stderr)
+		}
+		if first == "" {
+			first = r.stderr
+		} else if r.stderr != first {
+			t.Errorf("%v says %q, diff demo %q", args, r.stderr, first)
+		}
 	}
 }
