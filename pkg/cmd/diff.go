@@ -94,7 +94,9 @@ bookkeeping (managedFields, resourceVersion, uid, generation,
 creationTimestamp) and status (unless --show-status, or where status is an
 ordinary field: custom resources without a status subresource) are left out.
 Objects created with their Namespace or CRD in the same manifests show as
-created, checked against the schema (a note says what was not validated).
+created, checked against the schema as the apply would check them (a field
+the CRD does not declare, a namespace that is nowhere, a namespace other
+than -n's are errors; a note says what was not validated).
 
 Fields others own on purpose are left out with --ignore-field KIND:JSONPATH or
 --ignore-file FILE, a YAML list in the shape of Argo CD's ignoreDifferences:
@@ -113,8 +115,13 @@ the variable is split as a shell splits words, and its exit code is diff's.
 -o json (or yaml) lists every object with its action and, for a changed
 object, the changed paths with their old and new values (Secrets masked).
 
+A cluster that refuses the credentials (401, or 403 to discovery or to the
+first read) or does not answer ends the diff with one line; an error that
+objects share (the same but for their names) is one line with a count.
+
 Exit status: 0 no differences, 1 differences, 2 an error (also when only some
-objects could not be compared).`,
+objects could not be compared); 130 after Ctrl-C, 143 after SIGTERM (what was
+compared is counted, and nothing more is asked of the cluster).`,
 		Example: `  # The agent as installed vs as it would be rendered now
   kubectl gitlab-agent diff prod-eu --agent-version v17.4.0
 
@@ -327,11 +334,7 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 // external runs KUBECTL_EXTERNAL_DIFF on the result; its exit code is the
 // command's (1: differences), unless objects could not be compared (2).
 func (o *DiffOptions) external(ctx context.Context, command string, res *diff.Result) error {
-	for _, obj := range res.Objects {
-		if obj.Action == diff.Failed {
-			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", safetext.Line(obj.Ref.String()), safetext.Line(obj.Error))
-		}
-	}
+	writeFolded(o.ErrOut, "error", res.Objects, func(obj diff.Object) string { return obj.Error })
 	code, err := diff.RunExternal(ctx, command, res, o.Out, o.ErrOut)
 	switch {
 	case err != nil:

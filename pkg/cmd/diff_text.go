@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
@@ -29,23 +30,23 @@ func (r diffResult) WriteText(w io.Writer, p *ui.Painter) error {
 }
 
 // writeUnified writes a unified diff per created, changed or pruned object,
-// with context lines of context. Errors and notes go to errOut, one line per
-// object.
+// with context lines of context. Errors and notes go to errOut, one line for
+// the objects that share one (writeFolded).
 func writeUnified(out, errOut io.Writer, p *ui.Painter, d diff.Document, context int) error {
 	paint := func(s ui.Style, text string) string { return p.Paint(text, s) }
+	writeFolded(errOut, "error", d.Objects, func(o diff.Object) string { return o.Error })
+	writeFolded(errOut, "note", d.Objects, func(o diff.Object) string {
+		if o.Action == diff.Failed || o.Action == diff.Unchanged {
+			return ""
+		}
+		return o.Note
+	})
 	var b strings.Builder
 	for _, o := range d.Objects {
-		switch o.Action {
-		case diff.Failed:
-			fmt.Fprintf(errOut, "error: %s: %s\n", safetext.Line(o.Ref.String()), safetext.Line(o.Error))
-			continue
-		case diff.Unchanged:
+		if o.Action == diff.Failed || o.Action == diff.Unchanged {
 			continue
 		}
 		ref := safetext.Line(o.Ref.String())
-		if o.Note != "" {
-			fmt.Fprintf(errOut, "note: %s: %s\n", ref, safetext.Line(o.Note))
-		}
 		b.WriteString(paint(ui.Bold, "--- live/"+ref) + "\n")
 		b.WriteString(paint(ui.Bold, "+++ merged/"+ref) + "\n")
 		for _, h := range diff.Hunks(o.Before, o.After, context) {
@@ -64,6 +65,42 @@ func writeUnified(out, errOut io.Writer, p *ui.Painter, d diff.Document, context
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// writeFolded writes to w, for each message that text gives objects (""
+// none), one line "KIND: REF: MESSAGE", or "KIND: REF and N more objects:
+// MESSAGE" when objects share it: the same message but for each one's own
+// name (a refusal the cluster repeats for every object is one line, not
+// thousands).
+func writeFolded(w io.Writer, kind string, objs []diff.Object, text func(diff.Object) string) {
+	type group struct {
+		first diff.Object
+		msg   string
+		n     int
+	}
+	var order []*group
+	groups := map[string]*group{}
+	for _, o := range objs {
+		msg := text(o)
+		if msg == "" {
+			continue
+		}
+		key := strings.ReplaceAll(msg, strconv.Quote(o.Name), `"\x00"`)
+		g := groups[key]
+		if g == nil {
+			g = &group{first: o, msg: msg}
+			groups[key] = g
+			order = append(order, g)
+		}
+		g.n++
+	}
+	for _, g := range order {
+		ref := safetext.Line(g.first.Ref.String())
+		if g.n > 1 {
+			ref += fmt.Sprintf(" and %d more objects", g.n-1)
+		}
+		fmt.Fprintf(w, "%s: %s: %s\n", kind, ref, safetext.Line(g.msg))
+	}
 }
 
 // writeSummary writes one line per object and the plan line.

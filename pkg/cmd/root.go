@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -114,9 +115,11 @@ Kubernetes Agent Server (KAS).`,
 // Main runs the plugin with args and returns the process exit code. It is the
 // only place that turns errors into exit codes and prints them.
 //
-// The first Ctrl-C (or SIGTERM) cancels the command's context: reads stop,
-// what was done is undone where it can be, and the error says what stays;
-// the exit code is 130. A second Ctrl-C ends the process at once.
+// The first Ctrl-C (or SIGTERM) cancels the command's context: requests and
+// reads stop, what was done is undone where it can be, and the error says
+// what stays; the exit code is 128 plus the signal's number, as a shell
+// gives (130 for Ctrl-C, 143 for SIGTERM, which GitLab CI sends a cancelled
+// job and timeout sends). A second signal ends the process at once.
 func Main(args []string, streams genericiooptions.IOStreams) int {
 	// For performance work: a CPU profile of the whole command.
 	if path := os.Getenv("KUBECTL_GITLAB_AGENT_CPUPROFILE"); path != "" {
@@ -133,12 +136,8 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 // Execute is Main with the clients f makes: tests run commands in-process
 // against fakes with it.
 func Execute(f Factory, args []string, streams genericiooptions.IOStreams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, signaled, stop := notifyContext()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // the next signal takes its default course: exit now
-	}()
 
 	// client-go logs through klog (discovery retries on an unreachable
 	// cluster print a line each); commands say what matters themselves.
@@ -166,16 +165,49 @@ func Execute(f Factory, args []string, streams genericiooptions.IOStreams) int {
 		msg += ": " + tunnel.CIAccessHint(os.Getenv("CI_PROJECT_PATH"))
 	}
 	msg = safetext.Line(msg)
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		msg = strings.ReplaceAll(msg, ": context canceled", "")
+	if sig := signaled(); sig != 0 && errors.Is(err, context.Canceled) {
+		msg = strings.TrimSuffix(strings.ReplaceAll(msg, ": context canceled", ""), "context canceled")
+		if msg == "" {
+			msg = "stopped"
+		}
 		if ran != nil && ran.Annotations[readOnly] == "true" {
 			msg += "; nothing was changed"
 		}
 		fmt.Fprintf(streams.ErrOut, "error: interrupted: %s\n", msg)
-		return 130
+		return 128 + int(sig)
 	}
 	fmt.Fprintf(streams.ErrOut, "error: %s\n", msg)
 	return code
+}
+
+// notifyContext is a context that the first SIGINT or SIGTERM cancels;
+// signaled says which one came (0: none). After it, the next signal takes
+// its default course: the process ends at once.
+func notifyContext() (ctx context.Context, signaled func() syscall.Signal, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			if n, ok := s.(syscall.Signal); ok {
+				got.Store(int32(n))
+			}
+			signal.Stop(ch)
+			cancel()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, func() {
+		once.Do(func() {
+			close(done)
+			signal.Stop(ch)
+			cancel()
+		})
+	}
 }
 
 // warningPrinter prints the apiserver's warnings (deprecations, admission

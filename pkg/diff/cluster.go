@@ -19,7 +19,7 @@ type Cluster interface {
 	Reachable(ctx context.Context) error
 	// Map finds a manifest's resource and settles its namespace as kubectl
 	// apply does (enforce: another namespace than defaultNS is an error).
-	Map(m kube.Manifest, defaultNS string, enforce bool) (kube.Target, error)
+	Map(ctx context.Context, m kube.Manifest, defaultNS string, enforce bool) (kube.Target, error)
 	// LiveEach calls fn for each target with its live object (nil when
 	// absent) or the error reading it; fn may run concurrently.
 	LiveEach(ctx context.Context, targets []kube.Target, groups, perGroup int, fn func(t kube.Target, live *unstructured.Unstructured, err error))

@@ -8,6 +8,7 @@ package diff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -109,6 +110,12 @@ func (r *Result) Failed() bool { return r.Counts()[Failed] > 0 }
 
 // Run diffs manifests against the cluster. It does not ask whether the
 // cluster answers (Cluster.Reachable): the caller does, first.
+//
+// What fails for every object alike ends the run with one error, not one
+// per object: a discovery that fails, credentials the cluster refuses (a
+// 401 anywhere; a 401 or 403 of the first read, which is made alone), a
+// cluster that stops answering. When ctx ends, the requests in flight stop
+// and the error is an *InterruptedError that says how far it got.
 func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (*Result, error) {
 	if o.Manager == "" {
 		o.Manager = kube.FieldManager
@@ -124,18 +131,31 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 		res.Objects = append(res.Objects, obj)
 		mu.Unlock()
 	}
+	total := len(manifests)
+	stopped := func() error { return interrupted(ctx, res, &mu, total) }
 
 	set := newCreatedBySet(manifests)
 	var targets []kube.Target
 	seen := map[kube.Ref]string{}
 	for _, m := range manifests {
-		t, err := c.Map(m, o.DefaultNamespace, o.EnforceNamespace)
+		if ctx.Err() != nil {
+			return nil, stopped()
+		}
+		t, err := c.Map(ctx, m, o.DefaultNamespace, o.EnforceNamespace)
+		var oe *kube.ObjectError
+		if err != nil && !errors.As(err, &oe) {
+			// Discovery failed: every manifest would fail alike.
+			if ctx.Err() != nil {
+				return nil, stopped()
+			}
+			return nil, err
+		}
 		if err != nil {
 			ref := m.Ref
 			if crd := set.crds[groupKind(ref)]; crd != nil {
 				// Its CRD comes with the same manifests: it would be created,
 				// if it is valid by that CRD.
-				add(set.customResource(crd, m, o, n))
+				add(set.customResource(ctx, c, crd, m, o, n))
 				continue
 			}
 			add(Object{Ref: ref, Action: Failed, Error: objectMessage(err), Origin: m.Origin})
@@ -153,6 +173,16 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 	}
 
 	manifests = nil // the targets hold them now
+	// An error that every object would meet ends the run: the requests in
+	// flight stop, and what is left is not compared.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ending error
+	var endOnce sync.Once
+	end := func(err error) {
+		endOnce.Do(func() { ending = err })
+		cancel()
+	}
 	// What the apply would do is known without the server only where no
 	// webhook or admission policy may act on it, and the user may patch.
 	var pred *predictor
@@ -163,7 +193,7 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 	var ready sync.WaitGroup
 	if !o.ServerOnly {
 		if schema := c.OpenAPIV3(); schema != nil {
-			pred = newPredictor(schema, c.HasStatusSubresource)
+			pred = newPredictor(runCtx, schema, c.HasStatusSubresource)
 		}
 		for _, t := range targets {
 			pred.want(t.Mapping.GroupVersionKind)
@@ -172,15 +202,22 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 		ready.Add(1)
 		go func() {
 			defer ready.Done()
-			admission = c.ReadAdmission(ctx)
+			admission = c.ReadAdmission(runCtx)
 		}()
 		pred.prefetch()
 	}
 	// Dry runs share one limit across the groups being read.
 	sem := make(chan struct{}, o.Concurrency)
-	c.LiveEach(ctx, targets, 4, o.Concurrency, func(t kube.Target, cur *unstructured.Unstructured, err error) {
+	compare := func(t kube.Target, cur *unstructured.Unstructured, err error) {
+		if runCtx.Err() != nil {
+			return // the run is ending: not compared
+		}
 		if err != nil {
-			add(Object{Ref: t.Ref, Action: Failed, Error: "reading the live object: " + err.Error(), Origin: t.Origin})
+			if endsRun(err) {
+				end(err)
+				return
+			}
+			add(Object{Ref: t.Ref, Action: Failed, Error: "reading the live object: " + objectMessage(err), Origin: t.Origin})
 			return
 		}
 		desired, err := t.Object()
@@ -198,7 +235,7 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 			ready.Wait()
 			if !o.ServerOnly && admission.MayMatch("UPDATE", t.Mapping.Resource, t.Namespaced()) == "" &&
 				(unchangedByApply(cur, desired, o.Manager, !c.HasStatusSubresource(t.Mapping.Resource)) || pred.unchanged(t.Mapping.Resource, cur, desired, o.Manager, o.Force)) {
-				ok, why, err := access.CanPatch(ctx, t.Mapping.Resource, t.Ref.Namespace, t.Ref.Name)
+				ok, why, err := access.CanPatch(runCtx, t.Mapping.Resource, t.Ref.Namespace, t.Ref.Name)
 				switch {
 				case err == nil && ok:
 					add(Object{Ref: t.Ref, Action: Unchanged, Origin: t.Origin})
@@ -211,11 +248,30 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 				// Not known: the dry run answers.
 			}
 		}
-		sem <- struct{}{}
-		merged, err := c.Apply(ctx, t, desired, o.Manager, o.Force, true)
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+			return
+		}
+		if runCtx.Err() != nil {
+			<-sem
+			return
+		}
+		merged, err := c.Apply(runCtx, t, desired, o.Manager, o.Force, true)
+		if err != nil && runCtx.Err() == nil && endsRun(err) {
+			end(err) // before another dry run may start
+		}
 		<-sem
 		if err != nil {
-			if cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && set.namespaces[t.Ref.Namespace] {
+			switch {
+			case runCtx.Err() != nil:
+				return
+			case cur == nil && apierrors.IsNotFound(err) && set.crds[groupKind(t.Ref)] != nil:
+				// Its CRD comes with the same manifests, and the cluster's
+				// discovery (cached) still knows a kind it no longer has.
+				add(set.customResource(runCtx, c, set.crds[groupKind(t.Ref)], t.Manifest, o, n))
+				return
+			case cur == nil && apierrors.IsNotFound(err) && t.Namespaced() && set.namespaces[t.Ref.Namespace]:
 				// Its Namespace comes with the same manifests: no dry run
 				// can be made there yet; the schema is checked.
 				add(set.inNewNamespace(t, desired, pred, n.normalize(desired, salt)))
@@ -241,13 +297,34 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 		}
 		add(Object{Ref: t.Ref, Action: Changed, ChangedPaths: paths, Changes: ch,
 			Before: toYAML(before), After: toYAML(after), Origin: t.Origin})
-	})
+	}
+	if len(targets) > 0 {
+		// The first read goes alone: when the cluster refuses it (401,
+		// 403), the run ends with that one refusal, as kubectl diff's
+		// would, not one per object. Its comparison goes on beside the
+		// other reads.
+		var first sync.WaitGroup
+		c.LiveEach(runCtx, targets[:1], 1, 1, func(t kube.Target, cur *unstructured.Unstructured, err error) {
+			if err != nil && (apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err)) {
+				end(err)
+				return
+			}
+			first.Go(func() { compare(t, cur, err) })
+		})
+		if runCtx.Err() == nil {
+			c.LiveEach(runCtx, targets[1:], 4, o.Concurrency, compare)
+		}
+		first.Wait()
+	}
 	ready.Wait()
-	if err := admission.Unknown(); err != nil {
-		res.Notes = append(res.Notes, "every object was dry-run on the server: "+err.Error()+" (webhooks and admission policies could act on any apply)")
+	if ending != nil {
+		return nil, ending
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, stopped()
+	}
+	if err := admission.Unknown(); err != nil {
+		res.Notes = append(res.Notes, "every object was dry-run on the server: "+err.Error()+" (webhooks and admission policies could act on any apply)")
 	}
 	if o.PruneSelector != "" {
 		// Like kubectl apply --prune: namespaced objects only in the
@@ -259,6 +336,9 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 			}
 		}
 		pruned, err := c.ListSelected(ctx, o.PruneSelector, slices.Sorted(maps.Keys(nsSet)), nil, o.Concurrency)
+		if ctx.Err() != nil {
+			return nil, stopped()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("listing objects to prune: %w", err)
 		}
@@ -312,12 +392,49 @@ func groupKind(r kube.Ref) string {
 	return r.Kind + "." + group
 }
 
-// objectMessage is an API error as one line.
+// objectMessage is an API error as one line, as one object's error.
 func objectMessage(err error) string {
 	if oe, ok := err.(*kube.ObjectError); ok {
 		err = oe.Err
 	}
+	if ae, ok := err.(*kube.AuthError); ok {
+		err = ae.Err
+	}
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// endsRun reports whether err, met reading or applying one object, is the
+// cluster's or the credentials' rather than the object's: a 401, a cluster
+// that no longer answers. Every other object would meet it too.
+func endsRun(err error) bool {
+	var ue *kube.UnreachableError
+	return apierrors.IsUnauthorized(err) || errors.As(err, &ue)
+}
+
+// InterruptedError is a run that its context ended (Ctrl-C, SIGTERM): how
+// far it got.
+type InterruptedError struct {
+	// Compared is how many of the Total manifests have an outcome, and
+	// Counts those outcomes.
+	Compared, Total int
+	Counts          map[Action]int
+	// Err is the context's error.
+	Err error
+}
+
+func (e *InterruptedError) Error() string {
+	c := e.Counts
+	return fmt.Sprintf("%d of %d objects compared (%d differ, %d could not be compared), %d not: %v",
+		e.Compared, e.Total, c[Created]+c[Changed]+c[Pruned], c[Failed], e.Total-e.Compared, e.Err)
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
+func interrupted(ctx context.Context, res *Result, mu *sync.Mutex, total int) error {
+	mu.Lock()
+	defer mu.Unlock()
+	e := &InterruptedError{Compared: min(len(res.Objects), total), Total: total, Counts: res.Counts(), Err: ctx.Err()}
+	return e
 }
 
 func toYAML(m map[string]any) string {

@@ -2,6 +2,7 @@ package diff
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -34,13 +35,16 @@ import (
 // the server's dry run, which alone knows defaults, conversion, validation
 // and admission.
 type predictor struct {
-	client openapi.Client
+	// ctx is the run's: the schemas are read with it, so that Ctrl-C
+	// stops those reads too.
+	ctx    context.Context
+	client openapi.ClientWithContext
 	// statusIsSubresource says whether a resource has a status subresource
 	// (then the apiserver ignores status in an apply to the resource).
 	statusIsSubresource func(schema.GroupVersionResource) bool
 
 	once  sync.Once
-	paths map[string]openapi.GroupVersion
+	paths map[string]openapi.GroupVersionWithContext
 	err   error
 
 	managers memo.Map[managerKey, *managedfields.FieldManager]
@@ -54,9 +58,9 @@ type managerKey struct {
 	gvr schema.GroupVersionResource
 }
 
-func newPredictor(client openapi.Client, statusIsSubresource func(schema.GroupVersionResource) bool) *predictor {
+func newPredictor(ctx context.Context, client openapi.Client, statusIsSubresource func(schema.GroupVersionResource) bool) *predictor {
 	return &predictor{
-		client: client, statusIsSubresource: statusIsSubresource,
+		ctx: ctx, client: openapi.ToClientWithContext(client), statusIsSubresource: statusIsSubresource,
 	}
 }
 
@@ -280,7 +284,7 @@ func (p *predictor) manager(gvk schema.GroupVersionKind, gvr schema.GroupVersion
 
 // typeConverter reads a group version's schema from the server, once.
 func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeConverter, error) {
-	p.once.Do(func() { p.paths, p.err = p.client.Paths() })
+	p.once.Do(func() { p.paths, p.err = p.client.PathsWithContext(p.ctx) })
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -293,7 +297,7 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 		if !ok {
 			return nil, fmt.Errorf("the server publishes no OpenAPI v3 schema for %s", gv)
 		}
-		b, err := doc.Schema("application/json")
+		b, err := doc.SchemaWithContext(p.ctx, "application/json")
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/openapi/openapitest"
 
@@ -37,7 +38,7 @@ func fakeCluster(t *testing.T, schema bool) *fake.Cluster {
 func applyLive(t *testing.T, c *fake.Cluster, manager string, docs ...string) {
 	t.Helper()
 	for _, m := range manifests(t, docs...) {
-		tg, err := c.Map(m, "default", false)
+		tg, err := c.Map(context.Background(), m, "default", false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,11 +261,13 @@ func TestRunCreatedWithNamespaceOrCRD(t *testing.T) {
 		"clusterthings.set.example.com": {Created, ""}, "things.set.example.com": {Created, ""}, "plain.set.example.com": {Created, ""},
 		"global":     {Created, "checked against the CRD's schema"},
 		"ok":         {Created, "checked against the CRD's schema"},
-		"wrong-type": {Failed, "invalid by CRD things.set.example.com: spec.size"},
-		"many":       {Failed, "spec.mode"},
-		"unserved":   {Failed, "version v2 is not served by CRD things.set.example.com in the same manifests (it serves v1)"},
-		"anything":   {Created, "which gives no schema for v1: not validated"},
-		"brand-new":  {Created, ""},
+		"wrong-type": {Failed, "invalid by CRD things.set.example.com: .spec.size: expected numeric"},
+		// The apply fails on a field the schema does not declare before
+		// anything validates the others.
+		"many":      {Failed, ".spec.extra: field not declared in schema"},
+		"unserved":  {Failed, "version v2 is not served by CRD things.set.example.com in the same manifests (it serves v1)"},
+		"anything":  {Created, "which gives no schema for v1: not validated"},
+		"brand-new": {Created, ""},
 	}
 	// Without the server's schema nothing of the new namespace's objects
 	// is checked.
@@ -382,4 +385,46 @@ func TestRunPredicts(t *testing.T) {
 	if o := runFake(t, c, Options{}, configMap("shared", "b: '3'")).Objects[0]; o.Action != Failed || c.Count(fake.DryRun)-before != 1 {
 		t.Errorf("a conflict: %+v after %d dry runs", o, c.Count(fake.DryRun)-before)
 	}
+}
+
+// TestRunCustomResourcesAsTheApplyTakesThem: an object whose CRD comes with
+// the manifests is created only where the apply would take it: not in a
+// namespace that is nowhere, not in another than -n's; and so when the
+// cluster's discovery (cached) still knows its kind but serves it no more.
+func TestRunCustomResourcesAsTheApplyTakesThem(t *testing.T) {
+	thing := func(name, ns string) string {
+		return "apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: " + name + ns + "}\nspec: {size: 1}\n"
+	}
+	crd := crd("things", "Thing", "Namespaced")
+	res := runFake(t, fakeCluster(t, false), Options{Force: true}, crd,
+		thing("here", ""), thing("in-default", ", namespace: default"), thing("nowhere", ", namespace: nowhere"),
+		thing("in-a-new-one", ", namespace: brand-new"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: brand-new}\n")
+	want(t, res, map[string]verdict{
+		"things.set.example.com": {Created, ""}, "brand-new": {Created, ""},
+		"here": {Created, "checked against the CRD's schema"}, "in-default": {Created, ""}, "in-a-new-one": {Created, ""},
+		"nowhere": {Failed, `namespaces "nowhere" not found (neither in the cluster nor in the manifests)`},
+	})
+	res = runFake(t, fakeCluster(t, false), Options{Force: true, DefaultNamespace: "default", EnforceNamespace: true}, crd, thing("elsewhere", ", namespace: other"))
+	want(t, res, map[string]verdict{"things.set.example.com": {Created, ""}, "elsewhere": {Failed, `its namespace "other" does not match -n "default"`}})
+
+	// The kind is known (a discovery cache from before the CRD was
+	// deleted), the server says NotFound: it is the CRD's in the set.
+	c := fakeCluster(t, false)
+	c.AddKind("set.example.com/v1", "Thing", "things", true, false)
+	for n := 1; n <= 2; n++ { // the dry runs go one at a time (Concurrency 1)
+		c.Hook(fake.DryRun, c.Count(fake.DryRun)+n, func() error {
+			calls := c.Calls()
+			for i := len(calls) - 1; i >= 0; i-- {
+				if calls[i].Method == fake.DryRun { // this one
+					if calls[i].Ref.Kind == "Thing" {
+						return apierrors.NewNotFound(schema.GroupResource{Group: "set.example.com", Resource: "things"}, "stale")
+					}
+					break
+				}
+			}
+			return nil
+		})
+	}
+	res = runFake(t, c, Options{Force: true, Concurrency: 1}, crd, "apiVersion: set.example.com/v1\nkind: Thing\nmetadata: {name: stale}\nspec: {size: 1, extra: 2}\n")
+	want(t, res, map[string]verdict{"things.set.example.com": {Created, ""}, "stale": {Failed, ".spec.extra: field not declared in schema"}})
 }

@@ -52,7 +52,7 @@ var admissionKinds = []struct {
 func (c *Client) ReadAdmission(ctx context.Context) *Admission {
 	var objs []*unstructured.Unstructured
 	for _, kind := range admissionListed() {
-		m, err := c.Mapper.RESTMapping(schema.GroupKind{Group: admissionGroup, Kind: kind})
+		m, err := meta.ToRESTMapperWithContext(c.Mapper).RESTMappingWithContext(ctx, schema.GroupKind{Group: admissionGroup, Kind: kind})
 		if meta.IsNoMatchError(err) {
 			continue
 		}
@@ -64,7 +64,7 @@ func (c *Client) ReadAdmission(ctx context.Context) *Admission {
 			continue
 		}
 		if err != nil {
-			return NewAdmission(nil, fmt.Errorf("listing %s: %w", m.Resource.Resource, explain(err)))
+			return NewAdmission(nil, fmt.Errorf("listing %s: %w", m.Resource.Resource, c.explain(err)))
 		}
 		for i := range l.Items {
 			item := &l.Items[i]

@@ -38,8 +38,9 @@ type Client struct {
 	Namespace string
 	// NamespaceExplicit is true when -n was given.
 	NamespaceExplicit bool
-	// Context is the kubeconfig context in use, for messages.
-	Context string
+	// Context is the kubeconfig context in use, and User its user (or
+	// --user), for messages.
+	Context, User string
 
 	statusSubresources sync.Map // GroupVersionResource → bool
 }
@@ -82,8 +83,15 @@ func NewClient(getter genericclioptions.RESTClientGetter) (*Client, error) {
 	client := &Client{Config: cfg, Dynamic: dyn, Discovery: dc, Mapper: rm, Namespace: ns, NamespaceExplicit: explicit}
 	if raw, err := getter.ToRawKubeConfigLoader().RawConfig(); err == nil {
 		client.Context = raw.CurrentContext
-		if cf, ok := getter.(*genericclioptions.ConfigFlags); ok && cf.Context != nil && *cf.Context != "" {
+		cf, _ := getter.(*genericclioptions.ConfigFlags)
+		if cf != nil && cf.Context != nil && *cf.Context != "" {
 			client.Context = *cf.Context
+		}
+		if kc := raw.Contexts[client.Context]; kc != nil {
+			client.User = kc.AuthInfo
+		}
+		if cf != nil && cf.AuthInfoName != nil && *cf.AuthInfoName != "" {
+			client.User = *cf.AuthInfoName
 		}
 	}
 	return client, nil

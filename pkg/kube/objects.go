@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
@@ -98,19 +98,34 @@ func (e *ObjectError) Unwrap() error { return e.Err }
 // Map finds the resource of a manifest and settles its namespace as
 // `kubectl apply` does: namespaced objects without one take defaultNS; with
 // -n given (enforce), an object naming another namespace is an error.
-func (c *Client) Map(m Manifest, defaultNS string, enforce bool) (Target, error) {
+//
+// An *ObjectError is the manifest's problem (a kind the cluster lacks, a
+// namespace -n forbids). Any other error is the cluster's: its discovery
+// failed (refused credentials, no answer), and every other manifest would
+// fail alike.
+func (c *Client) Map(ctx context.Context, m Manifest, defaultNS string, enforce bool) (Target, error) {
 	ref := m.Ref
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
 		return Target{}, &ObjectError{Ref: ref, Err: err}
 	}
 	gvk := gv.WithKind(ref.Kind)
-	mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	// With the context: discovery's requests (and their waits on the rate
+	// limiter) stop on Ctrl-C.
+	mapping, err := meta.ToRESTMapperWithContext(c.Mapper).RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
 			return Target{}, &ObjectError{Ref: ref, Err: fmt.Errorf("the cluster has no kind %s in %s (is its CRD installed?)", gvk.Kind, gvk.GroupVersion())}
 		}
-		return Target{}, &ObjectError{Ref: ref, Err: err}
+		switch {
+		case refused(err):
+			return Target{}, c.authError(err, "discover its API")
+		case canceled(err):
+			return Target{}, err
+		case unreachable(err):
+			return Target{}, c.unreachableError(err)
+		}
+		return Target{}, fmt.Errorf("discovering the cluster's API: %w", err)
 	}
 	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 		switch {
@@ -165,7 +180,10 @@ func (c *Client) LiveEach(ctx context.Context, targets []Target, groups, perGrou
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-		return o, explain(err)
+		if refused(err) {
+			return o, c.authError(err, "read "+t.Ref.String())
+		}
+		return o, c.explain(err)
 	}
 	Parallel(ctx, len(keys), groups, func(i int) {
 		ts := byKey[keys[i]]
@@ -249,26 +267,7 @@ func (c *Client) Apply(ctx context.Context, t Target, o *unstructured.Unstructur
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	res, err := c.resource(t).Apply(ctx, t.Ref.Name, o, opts)
-	return res, explain(err)
-}
-
-// explain rewrites common API refusals into one sentence.
-func explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var se *apierrors.StatusError
-	if errors.As(err, &se) {
-		switch {
-		case apierrors.IsForbidden(err):
-			return fmt.Errorf("forbidden: %s", se.ErrStatus.Message)
-		case apierrors.IsInvalid(err):
-			return fmt.Errorf("invalid: %s", se.ErrStatus.Message)
-		case apierrors.IsConflict(err):
-			return fmt.Errorf("conflict: %s", se.ErrStatus.Message)
-		}
-	}
-	return err
+	return res, c.explain(err)
 }
 
 // Parallel runs fn(0..n-1) on at most limit goroutines.
@@ -304,7 +303,7 @@ func (c *Client) ListSelected(ctx context.Context, selector string, namespaces, 
 	if err != nil {
 		return nil, err
 	}
-	lists, err := c.Discovery.ServerPreferredResources()
+	lists, err := discovery.ToDiscoveryInterfaceWithContext(c.Discovery).ServerPreferredResourcesWithContext(ctx)
 	if err != nil && len(lists) == 0 {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func (c *Client) ApplyAll(ctx context.Context, targets []Target, manager string)
 func (c *Client) MapAll(ms []Manifest, defaultNS string) ([]Target, error) {
 	var out []Target
 	for _, m := range ms {
-		t, err := c.Map(m, defaultNS, false)
+		t, err := c.Map(context.TODO(), m, defaultNS, false)
 		if err != nil {
 			return nil, err
 		}
@@ -68,7 +68,7 @@ func getTyped[T any](ctx context.Context, c *Client, gvr schema.GroupVersionReso
 		return nil, nil
 	}
 	if err != nil {
-		return nil, explain(err)
+		return nil, c.explain(err)
 	}
 	return fromUnstructured[T](u)
 }
@@ -98,7 +98,7 @@ func (c *Client) SecretMetadata(ctx context.Context, ns, name string) (*metav1.O
 		return nil, nil
 	}
 	if err != nil {
-		return nil, explain(err)
+		return nil, c.explain(err)
 	}
 	return &m.ObjectMeta, nil
 }
@@ -126,7 +126,7 @@ func (c *Client) ClaimSecret(ctx context.Context, t Target, o *unstructured.Unst
 	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
 		return ErrSecretChanged
 	}
-	return explain(err)
+	return c.explain(err)
 }
 
 // GetDeployment reads a Deployment; nil when it does not exist.
@@ -138,7 +138,7 @@ func (c *Client) GetDeployment(ctx context.Context, ns, name string) (*appsv1.De
 func (c *Client) FindDeployments(ctx context.Context, selector string) ([]*appsv1.Deployment, error) {
 	l, err := c.Dynamic.Resource(deploymentsGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, explain(err)
+		return nil, c.explain(err)
 	}
 	var out []*appsv1.Deployment
 	for i := range l.Items {
@@ -353,7 +353,7 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 		if takenByNamespace(o, objs) {
 			// waited for below, with the rest
 		} else if err := ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting %s: %w", RefOf(o), explain(err))
+			return fmt.Errorf("deleting %s: %w", RefOf(o), c.explain(err))
 		}
 		pending = append(pending, gone{name: RefOf(o).String(), ri: func() error {
 			_, err := ri.Get(ctx, name, metav1.GetOptions{})
@@ -374,7 +374,7 @@ func (c *Client) DeleteAndWait(ctx context.Context, objs []*unstructured.Unstruc
 				err = nil
 			}
 			if err != nil && ctx.Err() == nil && !Transient(err) {
-				return fmt.Errorf("checking that %s is gone: %w", p.name, explain(err))
+				return fmt.Errorf("checking that %s is gone: %w", p.name, c.explain(err))
 			}
 			if err != nil && ctx.Err() == nil {
 				last = err
@@ -412,7 +412,7 @@ var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 func (c *Client) Pods(ctx context.Context, ns, selector string) ([]corev1.Pod, error) {
 	l, err := c.Dynamic.Resource(podsGVR).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, explain(err)
+		return nil, c.explain(err)
 	}
 	out := make([]corev1.Pod, 0, len(l.Items))
 	for i := range l.Items {
@@ -457,7 +457,7 @@ func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, q LogQu
 	r = r.Param("limitBytes", strconv.FormatInt(limit, 10))
 	rd, err := r.Stream(ctx)
 	if err != nil {
-		return "", explain(err)
+		return "", c.explain(err)
 	}
 	defer rd.Close()
 	b, err := io.ReadAll(io.LimitReader(rd, limit))

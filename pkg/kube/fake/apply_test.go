@@ -30,7 +30,7 @@ func target(t *testing.T, c *Cluster, o *unstructured.Unstructured) kube.Target 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := c.Map(ms[0], "default", false)
+	tg, err := c.Map(context.Background(), ms[0], "default", false)
 	if err != nil {
 		t.Fatal(err)
 	}

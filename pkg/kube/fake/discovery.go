@@ -29,12 +29,14 @@ func (c *Cluster) AddKind(apiVersion, kind, resource string, namespaced, statusS
 	c.status[gv.WithResource(resource)] = statusSubresource
 }
 
-// Map maps a manifest with the fake's kinds, as kube.Client.Map does.
-func (c *Cluster) Map(m kube.Manifest, defaultNS string, enforce bool) (kube.Target, error) {
+// Map maps a manifest with the fake's kinds, as kube.Client.Map does. A
+// fault is the manifest's (an *kube.ObjectError) when it is one, else the
+// cluster's: its discovery failed.
+func (c *Cluster) Map(ctx context.Context, m kube.Manifest, defaultNS string, enforce bool) (kube.Target, error) {
 	if err := c.call(Map, m.Ref); err != nil {
-		return kube.Target{}, &kube.ObjectError{Ref: m.Ref, Err: err}
+		return kube.Target{}, err
 	}
-	return c.client().Map(m, defaultNS, enforce)
+	return c.client().Map(ctx, m, defaultNS, enforce)
 }
 
 // MapAll maps manifests with the fake's kinds, as kube.Client.MapAll does.
