@@ -58,11 +58,13 @@ func (s *Service) Env() string { return "DBUS_SESSION_BUS_ADDRESS=" + s.Address 
 // script runs inside dbus-run-session: gnome-keyring-daemon makes the
 // login keyring with the password on its stdin and unlocks it, the bus
 // address goes to stdout, and the session lasts until stdin closes (Stop,
-// or the test process ending: the kernel closes the pipe either way, and
-// dbus-run-session then ends the bus, and gnome-keyring-daemon with it).
+// or the test process ending: the kernel closes the pipe either way); then
+// the scratch home goes, and dbus-run-session ends the bus, and
+// gnome-keyring-daemon with it.
 const script = `printf %s "$1" | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
 echo "$DBUS_SESSION_BUS_ADDRESS"
-exec cat >/dev/null`
+cat >/dev/null
+case "$2" in */kga-secrets-*) rm -rf "$2" ;; esac`
 
 // Start starts one, in a scratch home of its own, and waits (at most a
 // minute) until it answers on its bus.
@@ -80,7 +82,7 @@ func Start() (*Service, error) {
 		return nil, err
 	}
 	s := &Service{home: home, log: &lockedBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command("dbus-run-session", "--", "sh", "-c", script, "sh", "a test keyring's password")
+	s.cmd = exec.Command("dbus-run-session", "--", "sh", "-c", script, "sh", "a test keyring's password", home)
 	s.cmd.Env = append(withoutBus(os.Environ()), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(home, "config"), "XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_RUNTIME_DIR="+run)
 	s.cmd.Stderr = s.log
