@@ -28,9 +28,12 @@ type CachedPAT struct {
 	// Token is the secret; in the file only when Store is not "keyring".
 	Token string `json:"token,omitempty"`
 	// Store is where the secret is: StoreKeyring, or "" for this file.
-	Store     string    `json:"store,omitempty"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	CreatedAt time.Time `json:"createdAt"`
+	Store string `json:"store,omitempty"`
+	// TokenSHA256 binds a secret in the keyring to this entry: only the
+	// item holding the very token minted for it is served.
+	TokenSHA256 string    `json:"tokenSHA256,omitempty"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	CreatedAt   time.Time `json:"createdAt"`
 	// HandedOutAt and CheckedAt drive the revocation check: a token asked
 	// for again right after it was handed out may have been refused.
 	HandedOutAt time.Time `json:"handedOutAt"`
@@ -147,8 +150,8 @@ func (c *Cache) Load(key string) *CachedPAT {
 }
 
 // Secret is p's token: from its file, or from the OS keyring, where only an
-// item made for p's GitLab, entry and token ID is taken (ErrKeyringItemGone
-// otherwise). A keyring that does not answer within KeyringWait gives a
+// item made for p's GitLab, entry, token ID and secret (its SHA-256 in the
+// file) is taken (ErrKeyringItemGone otherwise). A keyring that does not answer within KeyringWait gives a
 // *KeyringError; so does any keyring call of this Cache after one failed.
 func (c *Cache) Secret(p *CachedPAT) (string, error) {
 	if p.Store != StoreKeyring {
@@ -160,7 +163,7 @@ func (c *Cache) Secret(p *CachedPAT) (string, error) {
 	if c.mode() != CacheKeyring {
 		return "", &KeyringError{Err: fmt.Errorf("its secret is in the OS keyring, which --cache-mode %s does not use", c.mode())}
 	}
-	memo := fmt.Sprintf("%s/%d", p.key, p.ID)
+	memo := fmt.Sprintf("%s/%d/%s", p.key, p.ID, p.TokenSHA256)
 	c.mu.Lock()
 	tok, ok := c.secrets[memo]
 	c.mu.Unlock()
@@ -216,14 +219,14 @@ func (c *Cache) keyringCall(call func(Keyring) error) error {
 // Log). The keyring item is written before the file, so that a reader that
 // sees the new metadata finds the new secret.
 func (c *Cache) Keep(key string, p *CachedPAT) error {
-	p.Store = ""
+	p.Store, p.TokenSHA256 = "", ""
 	if c.mode() == CacheKeyring {
 		item, err := encodeItem(key, p)
 		if err == nil {
 			err = c.keyringCall(func(kr Keyring) error { return kr.Set(KeyringService, key, item) })
 		}
 		if err == nil {
-			p.Store = StoreKeyring
+			p.Store, p.TokenSHA256 = StoreKeyring, tokenDigest(p.Token)
 			c.answered()
 		} else {
 			c.fellBack(err)

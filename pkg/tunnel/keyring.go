@@ -1,6 +1,9 @@
 package tunnel
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,9 +73,13 @@ type KeyringError struct{ Err error }
 func (e *KeyringError) Error() string { return "no OS keyring answered: " + e.Err.Error() }
 func (e *KeyringError) Unwrap() error { return e.Err }
 
-// keyringItem is what a cache entry's keyring item holds: the secret bound
-// to the GitLab, the entry and the token it was made for, so that an item
-// planted or left under another entry's key is never served.
+// keyringItem is what a cache entry's keyring item holds: the secret with
+// the GitLab, the entry and the token ID it was made for. The entry's file
+// keeps the secret's SHA-256 (CachedPAT.TokenSHA256): an item is served only
+// when all four match, so an item planted or left under another entry's key,
+// even one relabelled with this entry's GitLab, key and ID, is not (a
+// program that may write the keyring but not read the file, a sandboxed app
+// on the session bus, cannot forge one).
 type keyringItem struct {
 	GitLabURL string `json:"gitlabURL"`
 	Key       string `json:"key"`
@@ -85,11 +92,18 @@ func encodeItem(key string, p *CachedPAT) (string, error) {
 	return string(b), err
 }
 
+// tokenDigest is what the entry's file keeps of a secret in the keyring.
+func tokenDigest(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
 // decodeItem is the secret of item when it was made for p (entry key):
-// the same GitLab URL, entry and token ID.
+// the same GitLab URL, entry, token ID and secret.
 func decodeItem(item, key string, p *CachedPAT) (string, error) {
 	var it keyringItem
-	if json.Unmarshal([]byte(item), &it) != nil || it.Token == "" || it.GitLabURL != p.GitLabURL || it.Key != key || it.ID != p.ID {
+	if json.Unmarshal([]byte(item), &it) != nil || it.Token == "" || it.GitLabURL != p.GitLabURL || it.Key != key || it.ID != p.ID ||
+		subtle.ConstantTimeCompare([]byte(tokenDigest(it.Token)), []byte(p.TokenSHA256)) != 1 {
 		return "", ErrKeyringItemGone
 	}
 	return it.Token, nil

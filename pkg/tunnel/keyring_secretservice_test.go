@@ -104,10 +104,13 @@ func TestKeyringWithASecretService(t *testing.T) {
 
 // The keyring is a trust boundary: any program of the user's may write
 // items. An item under this GitLab's entry that was made for another GitLab
-// (copied from that GitLab's entry, or a bare token) is never served; the
-// token it displaced is replaced and revoked, the other GitLab's is not
+// (copied from that GitLab's entry, a bare token, or that GitLab's secret
+// relabelled with this entry's GitLab, key and token ID) is never served;
+// the token it displaced is replaced and revoked, the other GitLab's is not
 // touched, and with no GitLab credentials at hand the call fails rather than
-// send another GitLab's token.
+// send another GitLab's token. The relabelled item runs first: the two fake
+// GitLabs number their tokens alike, so before A's token is replaced its ID
+// is B's too, and only the secret's digest tells them apart.
 func TestKeyringItemOfAnotherGitLabIsNeverServed(t *testing.T) {
 	withSecretService(t)
 	a, ua, tokA, c := userFixture(t)
@@ -128,13 +131,26 @@ func TestKeyringItemOfAnotherGitLabIsNeverServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, planted := range map[string]string{
-		"B's item":             itemB,
-		"B's bare token":       strings.TrimPrefix(theirs.Token, "pat:7:"),
-		"B's item, relabelled": strings.Replace(strings.Replace(itemB, keyB, keyA, 1), b.URL, a.URL, 1),
+	// relabelled is B's secret in an item that names A's GitLab, entry and
+	// current token ID: what a program that may write the keyring (and list
+	// its items) but not read the cache files can make.
+	relabelled := func() string {
+		item, err := encodeItem(keyA, &CachedPAT{GitLabURL: a.URL, ID: c.Load(keyA).ID, Token: strings.TrimPrefix(theirs.Token, "pat:7:")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return item
+	}
+	for _, plant := range []struct {
+		name string
+		item func() string
+	}{
+		{"B's secret relabelled as A's", relabelled},
+		{"B's item", func() string { return itemB }},
+		{"B's bare token", func() string { return strings.TrimPrefix(theirs.Token, "pat:7:") }},
 	} {
-		t.Run(name, func(t *testing.T) {
-			if err := keyring.Set(KeyringService, keyA, planted); err != nil {
+		t.Run(plant.name, func(t *testing.T) {
+			if err := keyring.Set(KeyringService, keyA, plant.item()); err != nil {
 				t.Fatal(err)
 			}
 			now = now.Add(time.Minute)

@@ -58,24 +58,28 @@ func secretService(t *testing.T) string {
 }
 
 // cachedEntries is `token-cache list -o json` in env.
-func cachedEntries(t *testing.T, env []string) map[string]struct{ Key, Store string } {
+func cachedEntries(t *testing.T, env []string) map[string]cacheEntry {
 	t.Helper()
 	r := runIn(t, runSpec{env: env}, pluginBin(), "token-cache", "list", "-o", "json")
 	var l struct {
-		Tokens []struct {
-			Key       string `json:"key"`
-			GitLabURL string `json:"gitlabURL"`
-			Store     string `json:"store"`
-		} `json:"tokens"`
+		Tokens []cacheEntry `json:"tokens"`
 	}
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &l) != nil {
 		t.Fatalf("token-cache list: %+v", r)
 	}
-	out := map[string]struct{ Key, Store string }{}
+	out := map[string]cacheEntry{}
 	for _, e := range l.Tokens {
-		out[e.GitLabURL] = struct{ Key, Store string }{e.Key, e.Store}
+		out[e.GitLabURL] = e
 	}
 	return out
+}
+
+// cacheEntry is an entry as token-cache list -o json shows it.
+type cacheEntry struct {
+	Key       string `json:"key"`
+	GitLabURL string `json:"gitlabURL"`
+	ID        int64  `json:"id"`
+	Store     string `json:"store"`
 }
 
 // getToken runs get-token for agent of g with GitLab token tok ("": none at
@@ -109,9 +113,9 @@ func proxyPATs(g *gitlabEnv) (all, active []string) {
 }
 
 // An item of another GitLab's planted under this GitLab's entry (any
-// program of yours may write the keyring) is never served: not without
-// credentials, not with them; the token it displaced is replaced and
-// revoked, and the other GitLab's token is untouched.
+// program of yours may write the keyring), even relabelled as this entry's,
+// is never served: not without credentials, not with them; the token it
+// displaced is replaced and revoked, and the other GitLab's is untouched.
 func TestAttack27Item5KeyringItemOfAnotherGitLab(t *testing.T) {
 	t.Parallel()
 	bus := secretService(t)
@@ -143,20 +147,32 @@ func TestAttack27Item5KeyringItemOfAnotherGitLab(t *testing.T) {
 		t.Fatalf("B's keyring item: %v", err)
 	}
 
-	if err := keyring.Set(keyringService, keyA.Key, itemB); err != nil {
-		t.Fatal(err)
+	// B's secret relabelled with A's GitLab, entry and token ID (what a
+	// program that may write the keyring and list its items can make; the
+	// two fakes number their tokens alike, so A's ID is B's too), B's item
+	// as it is, B's bare token.
+	relabelled := func() string {
+		b, _ := json.Marshal(map[string]any{"gitlabURL": a.fake.URL, "key": keyA.Key, "id": cachedEntries(t, env)[a.fake.URL].ID, "token": secretB})
+		return string(b)
 	}
-	r, got := getToken(t, a, agentA, "", env...)
-	wantError(t, r, "cannot be read", "creating one needs GitLab credentials")
-	if got != "" || strings.Contains(r.stderr, secretB) {
-		t.Fatalf("B's token went out for A: %+v", r)
-	}
-	r, newA := getToken(t, a, agentA, a.mToken, env...)
-	if r.code != 0 || newA == "" || newA == secretA || newA == secretB {
-		t.Fatalf("A with credentials: %+v", r)
-	}
-	if _, active := proxyPATs(a); len(active) != 1 || active[0] != newA {
-		t.Errorf("A's active k8s_proxy tokens %d: want the new one only (the displaced one revoked)", len(active))
+	newA := secretA
+	for _, planted := range []func() string{relabelled, func() string { return itemB }, func() string { return secretB }} {
+		if err := keyring.Set(keyringService, keyA.Key, planted()); err != nil {
+			t.Fatal(err)
+		}
+		r, got := getToken(t, a, agentA, "", env...)
+		wantError(t, r, "cannot be read", "creating one needs GitLab credentials")
+		if got != "" || strings.Contains(r.stderr, secretB) {
+			t.Fatalf("B's token went out for A: %+v", r)
+		}
+		old := newA
+		r, newA = getToken(t, a, agentA, a.mToken, env...)
+		if r.code != 0 || newA == "" || newA == old || newA == secretB {
+			t.Fatalf("A with credentials: %+v", r)
+		}
+		if _, active := proxyPATs(a); len(active) != 1 || active[0] != newA {
+			t.Errorf("A's active k8s_proxy tokens %d: want the new one only (the displaced one revoked)", len(active))
+		}
 	}
 	if _, active := proxyPATs(b); len(active) != 1 || active[0] != secretB {
 		t.Errorf("B's active k8s_proxy tokens %d: want B's own", len(active))
@@ -170,7 +186,7 @@ func TestAttack27Item5KeyringItemOfAnotherGitLab(t *testing.T) {
 
 	// clear --revoke reads each secret from the keyring, revokes it with
 	// itself, and deletes the items.
-	r = runIn(t, runSpec{env: env}, pluginBin(), "token-cache", "clear", "--revoke")
+	r := runIn(t, runSpec{env: env}, pluginBin(), "token-cache", "clear", "--revoke")
 	if r.code != 0 || !strings.Contains(r.stdout, "revoked and removed 2") {
 		t.Fatalf("token-cache clear --revoke: %+v", r)
 	}
