@@ -143,7 +143,7 @@ func boundedKeyring(wait time.Duration, call func() error) error {
 	defer t.Stop()
 	select {
 	case err := <-done:
-		if errors.Is(err, keyring.ErrNotFound) {
+		if errors.Is(err, keyring.ErrNotFound) || errors.Is(err, ErrKeyringItemGone) {
 			return ErrKeyringItemGone
 		}
 		if err != nil {

@@ -93,6 +93,23 @@ func TestKeyringWithASecretService(t *testing.T) {
 	if err != nil || again.Minted || again.Token != toks[0] {
 		t.Fatalf("a later call: %+v %v", again, err)
 	}
+	// The user deletes the item (Seahorse, secret-tool): a new token, in
+	// the keyring again (a missing item is not a keyring that fails), and
+	// the lost one revoked.
+	if err := keyring.Delete(KeyringService, key); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	renewed, err := GetCredential(context.Background(), keyringOptions(t, f, tok, &Cache{Dir: c.Dir, Mode: CacheKeyring}, &log, &now))
+	if err != nil || !renewed.Minted || renewed.Token == toks[0] {
+		t.Fatalf("after the item was deleted: %+v %v", renewed, err)
+	}
+	if p := c.Load(key); p == nil || p.Store != StoreKeyring || strings.Contains(log.String(), "no OS keyring answered") {
+		t.Errorf("the new token is not in the keyring: %+v, %q", p, log.String())
+	}
+	if active := activePATs(f, u); len(active) != 1 || "pat:7:"+active[0].Token != renewed.Token {
+		t.Errorf("tokens %+v: want only the new one", active)
+	}
 	// Removing the entry removes the keyring item.
 	if err := (&Cache{Dir: c.Dir, Mode: CacheKeyring}).Remove(key); err != nil {
 		t.Fatal(err)
