@@ -17,6 +17,7 @@ type GetTokenOptions struct {
 	AgentID int64
 	CI      bool
 	Days    int
+	Cache   cacheModeFlag
 
 	creds tunnel.CredentialOptions
 	genericiooptions.IOStreams
@@ -34,9 +35,19 @@ pat:<agent ID>:<k8s_proxy personal access token>, or with --ci
 ci:<agent ID>:<CI_JOB_TOKEN>.
 
 The personal access token is created once (it expires after --token-expiry
-days, at 00:00 UTC) and cached per GitLab URL and credential in a file (0600)
-under the user's cache directory; parallel calls create one token. kubectl is
-told it expires five minutes early. A cached token GitLab refuses is replaced.`,
+days, at 00:00 UTC) and cached per GitLab URL and credential; parallel calls
+create one token. kubectl is told it expires five minutes early. A cached
+token GitLab refuses is replaced.
+
+--cache-mode says where the token is kept. keyring (the default): in the OS
+keyring (the Secret Service on Linux, the Keychain on macOS, the Credential
+Manager on Windows), with its metadata (ID, expiry, GitLab URL, no secret) and
+the lock in a 0600 file under the user's cache directory. Each keyring call
+waits at most 3 s; when no keyring answers, the token goes in that file
+instead, which is said once, and later calls read it there without asking a
+keyring. file: the token in that file, no keyring asked. none is refused:
+kubectl runs get-token for every request, and each run would create a token
+(and a mail from GitLab). With --ci nothing is cached.`,
 		Example: `  # What kubectl runs for a context that 'kubeconfig' wrote (agent ID 42)
   kubectl gitlab-agent get-token --agent-id 42 --gitlab-url https://gitlab.example.com
 
@@ -50,12 +61,16 @@ told it expires five minutes early. A cached token GitLab refuses is replaced.`,
 	fl.Int64Var(&o.AgentID, "agent-id", 0, "the agent's numeric ID")
 	fl.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN")
 	fl.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
+	o.Cache.add(cmd, false, cacheModeUsage+` (refused here: kubectl runs get-token for every request)`)
 	return cmd
 }
 
-// Complete finds the credentials.
+// Complete finds the credentials and the cache.
 func (o *GetTokenOptions) Complete(*cobra.Command, []string) (err error) {
-	o.creds, err = credentialOptions(o.Factory, &o.GitLab, o.AgentID, o.CI, o.Days, o.ErrOut)
+	if err := o.Cache.forExecPlugin(o.CI); err != nil {
+		return err
+	}
+	o.creds, err = credentialOptions(o.Factory, &o.GitLab, o.AgentID, o.CI, o.Days, o.Cache.mode, o.ErrOut)
 	return err
 }
 

@@ -27,6 +27,7 @@ type KubeconfigOptions struct {
 	UseContext bool
 	CI         bool
 	CAFile     string
+	Cache      cacheModeFlag
 
 	// With --ci: the agent as the job names it, resolved with no API call
 	// a job token cannot make.
@@ -56,7 +57,11 @@ KAS's proxy URL is --kas-proxy-url, else what /metadata advertises when the
 job token may read it, else derived from CI_SERVER_URL
 (https://kas.gitlab.com/k8s-proxy for GitLab.com,
 <CI_SERVER_URL>/-/kubernetes-agent/k8s-proxy otherwise); the command says
-which.`,
+which.
+
+--cache-mode is written into get-token's arguments (when it is not the
+default, keyring): where get-token keeps the k8s_proxy token (see get-token).
+none is refused: kubectl runs get-token for every request.`,
 		Example: `  kubectl gitlab-agent kubeconfig prod-eu --project infra/agents --use-context
   kubectl get pods -A
 
@@ -72,7 +77,16 @@ which.`,
 	fl.BoolVar(&o.UseContext, "use-context", false, "make the new context the current one")
 	fl.BoolVar(&o.CI, "ci", false, "for a CI job: the credential is the job's CI_JOB_TOKEN, read when kubectl runs")
 	fl.StringVar(&o.CAFile, "ca-file", "", "a PEM file with the CA of a KAS behind a private CA")
+	o.Cache.add(cmd, false, cacheModeUsage+`, for get-token's arguments (none is refused: kubectl runs get-token for every request; not used with --ci)`)
 	return cmd
+}
+
+// Validate checks the flags before any request.
+func (o *KubeconfigOptions) Validate() error {
+	if err := o.agentTarget.Validate(); err != nil {
+		return err
+	}
+	return o.Cache.forExecPlugin(o.CI)
 }
 
 // kubeconfigDocument is what kubeconfig wrote, for -o json|yaml.
@@ -209,7 +223,7 @@ func (o *KubeconfigOptions) Run(ctx context.Context) error {
 		}
 	}
 	entry, err := tunnel.KubeconfigFor(tunnel.AgentAccess{Names: names, GitLabURL: gitlabURL, AgentID: o.agent.ID, Server: o.proxyURL, CA: ca,
-		CI: o.CI, TokenFile: o.GitLab.TokenFile, Argv0: os.Args[0], UseContext: o.UseContext})
+		CI: o.CI, TokenFile: o.GitLab.TokenFile, CacheMode: o.Cache.mode, Argv0: os.Args[0], UseContext: o.UseContext})
 	if err != nil {
 		return err
 	}

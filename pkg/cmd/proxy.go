@@ -7,11 +7,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/input"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
 )
 
@@ -26,6 +29,7 @@ type ProxyOptions struct {
 	CI             bool
 	Days           int
 	MaxConnections int
+	Cache          cacheModeFlag
 
 	acceptHostsSet bool
 	ca             []byte // --ca-file's PEM
@@ -46,7 +50,12 @@ at the proxy. Listens on 127.0.0.1 unless --address says otherwise, which
 also needs --accept-hosts. It serves command-line tools: a request from a
 browser (one with a Sec-Fetch-* header, or another site's Origin) is refused,
 as a page the cluster serves through a Service proxy path would run as the
-proxy's own.`,
+proxy's own.
+
+The k8s_proxy token is kept as get-token keeps it (--cache-mode keyring or
+file), shared with get-token and other proxies. With --cache-mode none it is
+kept in the proxy's memory only: created at the first request, and revoked
+when the proxy stops.`,
 		Example: `  kubectl gitlab-agent proxy prod-eu --project infra/agents --kubeconfig-out proxy.kubeconfig &
   KUBECONFIG=proxy.kubeconfig helm list -A`,
 		Args: exactArgs(1, "NAME|ID"),
@@ -62,6 +71,7 @@ proxy's own.`,
 	fl.BoolVar(&o.CI, "ci", false, "use the job's CI_JOB_TOKEN as the credential")
 	fl.IntVar(&o.Days, "token-expiry", 1, "lifetime of a new personal access token in whole days")
 	fl.IntVar(&o.MaxConnections, "max-connections", tunnel.DefaultMaxConnections, "the most client connections served at once; more wait")
+	o.Cache.add(cmd, false, cacheModeUsage+` (in this proxy's memory, revoked when it stops)`)
 	return cmd
 }
 
@@ -94,6 +104,9 @@ func (o *ProxyOptions) Validate() error {
 	if o.Port < 0 || o.Port > 65535 {
 		return fmt.Errorf("--port %d is not a port (0 to 65535; 0 picks a free one)", o.Port)
 	}
+	if err := o.Cache.parse(); err != nil {
+		return err
+	}
 	return validDays(o.Days)
 }
 
@@ -102,9 +115,12 @@ func (o *ProxyOptions) Run(ctx context.Context) error {
 	if err := o.resolve(ctx); err != nil {
 		return err
 	}
-	creds, err := credentialOptions(o.Factory, &o.GitLab, o.agent.ID, o.CI, o.Days, o.ErrOut)
+	creds, err := credentialOptions(o.Factory, &o.GitLab, o.agent.ID, o.CI, o.Days, o.Cache.mode, o.ErrOut)
 	if err != nil {
 		return err
+	}
+	if o.Cache.mode == tunnel.CacheNone && !o.CI {
+		defer o.revokeKept(ctx, creds.Cache)
 	}
 	proxy, err := tunnel.NewProxy(tunnel.ProxyOptions{
 		Target: o.proxyURL, CA: o.ca, Dial: o.Factory.KASDialer(), AcceptHosts: o.AcceptHosts, Log: o.ErrOut, MaxConnections: o.MaxConnections,
@@ -133,6 +149,29 @@ func (o *ProxyOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.Out, "Starting to serve on %s\n", l.Addr())
 	return proxy.Serve(ctx, l)
+}
+
+// revokeKept revokes the tokens of --cache-mode none when the proxy stops:
+// nobody else holds them. Each revokes itself, so no other credential is
+// needed; a Ctrl-C that stopped the proxy does not stop this.
+func (o *ProxyOptions) revokeKept(ctx context.Context, cache *tunnel.Cache) {
+	entries, _ := cache.List()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, e := range entries {
+		c, err := o.Factory.GitLab(gitlab.Options{URL: e.PAT.GitLabURL, Log: o.ErrOut, MaxRetries: 1,
+			Credentials: gitlab.Credentials{Token: e.PAT.Token, Source: "the proxy's k8s_proxy token"}})
+		if err == nil {
+			err = c.RevokeOwnPAT(ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "could not revoke the k8s_proxy token %d (it expires at %s): %s\n", e.PAT.ID,
+				e.PAT.ExpiresAt.UTC().Format(time.RFC3339), safetext.Line(err.Error()))
+			continue
+		}
+		_ = cache.Remove(e.Key)
+		fmt.Fprintf(o.ErrOut, "revoked the k8s_proxy token %d (--cache-mode none)\n", e.PAT.ID)
+	}
 }
 
 // defaultAcceptHosts are the Host headers answered when --accept-hosts is

@@ -70,10 +70,51 @@ func (t *agentTarget) resolve(ctx context.Context) error {
 	return nil
 }
 
+// cacheModeFlag is --cache-mode: where get-token, proxy and token-cache keep
+// the k8s_proxy tokens (tunnel.CacheMode).
+type cacheModeFlag struct {
+	value string
+	mode  tunnel.CacheMode
+}
+
+// Usages of --cache-mode.
+const (
+	cacheModeUsage = `where the k8s_proxy token is kept: "keyring" (the OS keyring, its metadata in a 0600 file; ` +
+		`the file alone when no keyring answers), "file" (a 0600 file under the user's cache directory) or "none"`
+	cacheModeListUsage = `which cache: "keyring" (every entry, secrets in the OS keyring or the file) or "file" (only the entries ` +
+		`whose secret is in the file; the keyring is not asked)`
+)
+
+// add binds --cache-mode to cmd (persistent: for its subcommands too).
+func (c *cacheModeFlag) add(cmd *cobra.Command, persistent bool, usage string) {
+	fl := cmd.Flags()
+	if persistent {
+		fl = cmd.PersistentFlags()
+	}
+	fl.StringVar(&c.value, "cache-mode", string(tunnel.CacheKeyring), usage)
+	_ = cmd.RegisterFlagCompletionFunc("cache-mode", cobra.FixedCompletions([]string{"keyring", "file", "none"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// parse settles the mode.
+func (c *cacheModeFlag) parse() (err error) {
+	c.mode, err = tunnel.ParseCacheMode(c.value)
+	return err
+}
+
+// forExecPlugin refuses none where get-token runs for every kubectl request
+// (unless ci: the job token is never cached).
+func (c *cacheModeFlag) forExecPlugin(ci bool) error {
+	if err := c.parse(); err != nil || ci || c.mode != tunnel.CacheNone {
+		return err
+	}
+	return fmt.Errorf("--cache-mode none: kubectl runs get-token for every request, and with nothing kept each run would create a k8s_proxy token " +
+		"(GitLab mails you about every one): use keyring or file ('proxy --cache-mode none' keeps its token in memory and revokes it when it stops)")
+}
+
 // credentialOptions says how get-token and proxy get the agent credential:
 // the job token in CI, else a cached k8s_proxy PAT minted with the user's
-// GitLab credentials, with f's GitLab clients.
-func credentialOptions(f Factory, g *GitLabFlags, agentID int64, ci bool, days int, log io.Writer) (tunnel.CredentialOptions, error) {
+// GitLab credentials, with f's GitLab clients; the cache is mode's.
+func credentialOptions(f Factory, g *GitLabFlags, agentID int64, ci bool, days int, mode tunnel.CacheMode, log io.Writer) (tunnel.CredentialOptions, error) {
 	f, err := g.withRequestTimeout(f)
 	if err != nil {
 		return tunnel.CredentialOptions{}, err
@@ -93,6 +134,9 @@ func credentialOptions(f Factory, g *GitLabFlags, agentID int64, ci bool, days i
 		o.Credentials = creds
 	}
 	g.WarnCleartext(log, o.GitLabURL, "the GitLab token")
-	o.Cache, err = tunnel.DefaultCache()
-	return o, err
+	if o.Cache, err = tunnel.NewCache(mode); err != nil {
+		return o, err
+	}
+	o.Cache.Log = log
+	return o, nil
 }

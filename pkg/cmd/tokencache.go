@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,25 +22,63 @@ func NewCmdTokenCache(f Factory, g *GlobalOptions, streams genericiooptions.IOSt
 		Use:   "token-cache",
 		Short: "List or clear the cached k8s_proxy personal access tokens",
 		Long: `get-token caches the k8s_proxy personal access tokens it creates, one per
-GitLab URL and credential, in a file (0600) under the user's cache directory.
-'list' shows them (never their values); 'clear' removes them, and with
---revoke revokes them in GitLab too.`,
+GitLab URL and credential: each token's metadata in a file (0600) under the
+user's cache directory, its secret in the OS keyring (--cache-mode keyring,
+the default) or in that file (file, or when no keyring answered).
+'list' shows them (never their values) and where each secret is; 'clear'
+removes them, keyring items included, and with --revoke revokes them in
+GitLab too. With --cache-mode file only the entries whose secret is in the
+file are listed or cleared, and no keyring is asked. none is refused: it
+caches nothing.`,
 		Example: `  kubectl gitlab-agent token-cache list
   kubectl gitlab-agent token-cache clear --revoke`,
 	}
-	cmd.AddCommand(newCmdTokenCacheList(g, streams), newCmdTokenCacheClear(f, streams))
+	mode := &cacheModeFlag{}
+	mode.add(cmd, true, cacheModeListUsage)
+	cmd.AddCommand(newCmdTokenCacheList(g, mode, streams), newCmdTokenCacheClear(f, mode, streams))
 	return cmd
+}
+
+// tokenCache is what both token-cache commands read: -o and --cache-mode.
+type tokenCache struct {
+	outputOnly
+	Mode *cacheModeFlag
+}
+
+// Validate checks -o and --cache-mode.
+func (o *tokenCache) Validate() error {
+	if err := o.outputOnly.Validate(); err != nil {
+		return err
+	}
+	if err := o.Mode.parse(); err != nil {
+		return err
+	}
+	if o.Mode.mode == tunnel.CacheNone {
+		return fmt.Errorf("--cache-mode none caches nothing (a 'proxy --cache-mode none' keeps its token in its own memory and revokes it when it stops): give keyring or file")
+	}
+	return nil
+}
+
+// cache is the token cache and what it holds.
+func (o *tokenCache) cache(log io.Writer) (*tunnel.Cache, []tunnel.CacheEntry, error) {
+	c, err := tunnel.NewCache(o.Mode.mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Log = log
+	entries, err := c.List()
+	return c, entries, err
 }
 
 // TokenCacheListOptions lists the cached tokens, never their values.
 type TokenCacheListOptions struct {
-	outputOnly
+	tokenCache
 	Global *GlobalOptions
 	genericiooptions.IOStreams
 }
 
-func newCmdTokenCacheList(g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheListOptions{outputOnly: outputOnly{newListOutputFlags("table", "json", "yaml")}, Global: g, IOStreams: streams}
+func newCmdTokenCacheList(g *GlobalOptions, mode *cacheModeFlag, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &TokenCacheListOptions{tokenCache: tokenCache{outputOnly{newListOutputFlags("table", "json", "yaml")}, mode}, Global: g, IOStreams: streams}
 	return o.command(o, &cobra.Command{
 		Use:   "list",
 		Short: "List the cached tokens (never their values)",
@@ -55,17 +94,27 @@ type cachedToken struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// Store is where its secret is: keyring or file.
+	Store string `json:"store"`
+}
+
+// storeOf names where an entry's secret is.
+func storeOf(p *tunnel.CachedPAT) string {
+	if p.Store == tunnel.StoreKeyring {
+		return "keyring"
+	}
+	return "file"
 }
 
 // Run lists the cache.
 func (o *TokenCacheListOptions) Run(context.Context) error {
-	c, entries, err := cachedTokens()
+	c, entries, err := o.cache(o.ErrOut)
 	if err != nil {
 		return err
 	}
 	rows := []cachedToken{}
 	for _, e := range entries {
-		rows = append(rows, cachedToken{e.Key, e.PAT.GitLabURL, e.PAT.ID, e.PAT.Name, e.PAT.ExpiresAt})
+		rows = append(rows, cachedToken{e.Key, e.PAT.GitLabURL, e.PAT.ID, e.PAT.Name, e.PAT.ExpiresAt, storeOf(e.PAT)})
 	}
 	if len(rows) == 0 && o.Output.Text() {
 		fmt.Fprintf(o.ErrOut, "no cached tokens in %s\n", c.Dir)
@@ -81,12 +130,12 @@ type cachedTokenList struct {
 
 // Table is the tokens as a table; wide adds each one's cache entry.
 func (l cachedTokenList) Table(wide bool) *ui.Table {
-	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires"}}
+	t := &ui.Table{Headers: []string{"gitlab", "token id", "name", "expires", "secret in"}}
 	if wide {
 		t.Headers = append(t.Headers, "key")
 	}
 	for _, r := range l.Tokens {
-		row := []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339))}
+		row := []ui.Cell{ui.C(r.GitLabURL), ui.C(strconv.FormatInt(r.ID, 10)), ui.C(r.Name), ui.C(r.ExpiresAt.UTC().Format(time.RFC3339)), ui.C(r.Store)}
 		if wide {
 			row = append(row, ui.C(r.Key))
 		}
@@ -109,14 +158,14 @@ func (cachedTokenList) ItemsField() string { return "tokens" }
 
 // TokenCacheClearOptions empties the cache, revoking the tokens if asked.
 type TokenCacheClearOptions struct {
-	outputOnly
+	tokenCache
 	Revoke  bool
 	Factory Factory
 	genericiooptions.IOStreams
 }
 
-func newCmdTokenCacheClear(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &TokenCacheClearOptions{outputOnly: outputOnly{NewOutputFlags("text", "json", "yaml")}, Factory: f, IOStreams: streams}
+func newCmdTokenCacheClear(f Factory, mode *cacheModeFlag, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &TokenCacheClearOptions{tokenCache: tokenCache{outputOnly{NewOutputFlags("text", "json", "yaml")}, mode}, Factory: f, IOStreams: streams}
 	cmd := o.command(o, &cobra.Command{
 		Use:   "clear",
 		Short: "Remove the cached tokens; --revoke also revokes them in GitLab",
@@ -132,21 +181,32 @@ func newCmdTokenCacheClear(f Factory, streams genericiooptions.IOStreams) *cobra
 
 // Run clears the cache.
 func (o *TokenCacheClearOptions) Run(ctx context.Context) error {
-	c, entries, err := cachedTokens()
+	c, entries, err := o.cache(o.ErrOut)
 	if err != nil {
 		return err
 	}
 	removed := []int64{}
 	for _, e := range entries {
 		if o.Revoke {
-			// The token revokes itself: no other credential needed.
-			gc, err := o.Factory.GitLab(gitlab.Options{URL: e.PAT.GitLabURL, Log: o.ErrOut,
-				Credentials: gitlab.Credentials{Token: e.PAT.Token, Source: "the cached k8s_proxy token"}})
-			if err != nil {
-				return err
-			}
-			if err := gc.RevokeOwnPAT(ctx); err != nil {
-				return err
+			tok, err := c.Secret(e.PAT)
+			switch {
+			case errors.Is(err, tunnel.ErrKeyringItemGone):
+				// Nobody can use it from here, and nothing can revoke it
+				// without a credential for its ID.
+				fmt.Fprintf(o.ErrOut, "token %d: the OS keyring no longer holds its secret, so it was not revoked (it expires at %s)\n",
+					e.PAT.ID, e.PAT.ExpiresAt.UTC().Format(time.RFC3339))
+			case err != nil:
+				return fmt.Errorf("reading the secret of token %d to revoke it: %w (nothing more was removed)", e.PAT.ID, err)
+			default:
+				// The token revokes itself: no other credential needed.
+				gc, err := o.Factory.GitLab(gitlab.Options{URL: e.PAT.GitLabURL, Log: o.ErrOut,
+					Credentials: gitlab.Credentials{Token: tok, Source: "the cached k8s_proxy token"}})
+				if err != nil {
+					return err
+				}
+				if err := gc.RevokeOwnPAT(ctx); err != nil {
+					return err
+				}
 			}
 		}
 		if err := c.Remove(e.Key); err != nil {
@@ -172,14 +232,4 @@ func (c cacheCleared) WriteText(w io.Writer, _ *ui.Painter) error {
 	}
 	_, err := fmt.Fprintf(w, "%s %d cached tokens\n", verb, len(c.Removed))
 	return err
-}
-
-// cachedTokens is the token cache and what it holds.
-func cachedTokens() (*tunnel.Cache, []tunnel.CacheEntry, error) {
-	c, err := tunnel.DefaultCache()
-	if err != nil {
-		return nil, nil, err
-	}
-	entries, err := c.List()
-	return c, entries, err
 }

@@ -111,18 +111,37 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 	if key == "" {
 		return Credential{}, o.cannotMint("there is no cached k8s_proxy token for " + o.GitLabURL)
 	}
-	// The fast path, for every kubectl call: no wait, no request.
-	if p := o.Cache.Load(key); !o.Refresh && usable(p, now) && !(now.Sub(p.HandedOutAt) < recheckWindow && now.Sub(p.CheckedAt) > recheckWindow) {
-		return credential(agent, o.handedOut(key, p, now), false), nil
+	// The fast path, for every kubectl call: no wait, no request (but the
+	// keyring's, bounded).
+	if p := o.load(key); !o.Refresh && usable(p, now) && !(now.Sub(p.HandedOutAt) < recheckWindow && now.Sub(p.CheckedAt) > recheckWindow) {
+		if _, err := o.secret(p); err == nil {
+			return credential(agent, o.handedOut(key, p, now), false), nil
+		}
+		// A keyring item not (yet) made for this entry, or no keyring:
+		// settled under the lock.
 	}
 	unlock, err := o.Cache.Lock(ctx, key)
 	if err != nil {
 		return Credential{}, err
 	}
 	defer unlock()
-	p := o.Cache.Load(key) // another call may have minted meanwhile
+	p := o.load(key) // another call may have minted meanwhile
 	var replaced *CachedPAT
+	renewal := false // the new token replaces one GitLab refused
+	var lost error
 	if usable(p, now) {
+		_, lost = o.secret(p)
+	}
+	if lost != nil {
+		// Its secret is out of reach: a new token replaces it (and the
+		// old is revoked by its ID).
+		why := fmt.Sprintf("the cached k8s_proxy token %d cannot be read (%s)", p.ID, safetext.Line(lost.Error()))
+		if o.Credentials.Token == "" {
+			return Credential{}, o.cannotMint(why)
+		}
+		fmt.Fprintf(o.Log, "%s; creating a new one\n", why)
+		replaced = p
+	} else if usable(p, now) {
 		fresh := !p.CreatedAt.IsZero() && now.Sub(p.CreatedAt) < recheckWindow
 		if fresh && !o.Refresh {
 			p.HandedOutAt = now
@@ -152,7 +171,7 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 			return Credential{}, o.cannotMint(fmt.Sprintf("GitLab refuses the cached k8s_proxy token %d", p.ID))
 		}
 		fmt.Fprintf(o.Log, "GitLab refuses the cached k8s_proxy token %d; creating a new one\n", p.ID)
-		replaced = p
+		replaced, renewal = p, true
 	} else if p != nil {
 		if o.Credentials.Token == "" {
 			return Credential{}, o.cannotMint(fmt.Sprintf("the cached k8s_proxy token %d expires at %s", p.ID, p.ExpiresAt.UTC().Format(time.RFC3339)))
@@ -178,13 +197,13 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 		_ = c.RevokePAT(context.WithoutCancel(ctx), pat.ID)
 		return Credential{}, fmt.Errorf("GitLab made the new k8s_proxy token expire at %s, too soon to use (revoked): check the instance's limit on token lifetimes", pat.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if replaced != nil && usable(replaced, now) {
+	if renewal {
 		np.RenewedAt = now // it replaces a token GitLab refused
 	}
-	if err := o.Cache.Store(key, np); err != nil {
+	if err := o.Cache.Keep(key, np); err != nil {
 		// Without a cache every call would mint a token: revoke this one.
 		_ = c.RevokePAT(context.WithoutCancel(ctx), pat.ID)
-		return Credential{}, fmt.Errorf("storing the new token in %s: %w", o.Cache.Dir, err)
+		return Credential{}, fmt.Errorf("storing the new token in %s: %w", o.Cache.Where(), err)
 	}
 	if replaced != nil && replaced.ID != 0 {
 		// Best effort: a refused token may be revoked already, and one
@@ -229,12 +248,35 @@ func (o CredentialOptions) handedOut(key string, p *CachedPAT, now time.Time) *C
 		return p
 	}
 	defer unlock()
-	if q := o.Cache.Load(key); q != nil && q.Token != p.Token && usable(q, now) {
+	if q := o.load(key); q != nil && (q.ID != p.ID || q.Store != p.Store || (q.Store != StoreKeyring && q.Token != p.Token)) {
+		if _, err := o.secret(q); err != nil || !usable(q, now) {
+			return p // settled by a later call, under the lock
+		}
 		p = q
 	}
 	p.HandedOutAt = now
 	_ = o.Cache.Store(key, p)
 	return p
+}
+
+// load is the cache entry key if it was made for o's GitLab: an entry of
+// another GitLab under this key (planted, or a hash collision) is neither
+// served nor revoked here; a new token overwrites it.
+func (o CredentialOptions) load(key string) *CachedPAT {
+	p := o.Cache.Load(key)
+	if p == nil || p.GitLabURL != o.GitLabURL {
+		return nil
+	}
+	return p
+}
+
+// secret fills p.Token from wherever the cache keeps it.
+func (o CredentialOptions) secret(p *CachedPAT) (string, error) {
+	tok, err := o.Cache.Secret(p)
+	if err == nil {
+		p.Token = tok
+	}
+	return tok, err
 }
 
 // cannotMint says that a new token is needed and why none can be made.
@@ -294,8 +336,11 @@ func CachedCredential(o CredentialOptions) (string, bool) {
 	if key == "" {
 		return "", false
 	}
-	p := o.Cache.Load(key)
+	p := o.load(key)
 	if !usable(p, now) {
+		return "", false
+	}
+	if _, err := o.secret(p); err != nil {
 		return "", false
 	}
 	return credential(agent, p, false).Token, true

@@ -110,6 +110,9 @@ type AgentAccess struct {
 	// when given, is the file get-token reads the GitLab token from.
 	CI        bool
 	TokenFile string
+	// CacheMode is get-token's --cache-mode (not CI): written when it is
+	// not the default, so that get-token's default applies otherwise.
+	CacheMode CacheMode
 	// Argv0 is how the plugin was started (os.Args[0]), for PluginCommand.
 	Argv0 string
 	// UseContext makes the new context the current one.
@@ -134,6 +137,9 @@ func KubeconfigFor(a AgentAccess) (Entry, error) {
 			return Entry{}, err
 		}
 		args = append(args, "--gitlab-token-file", abs)
+	}
+	if !a.CI && a.CacheMode != "" && a.CacheMode != CacheKeyring {
+		args = append(args, "--cache-mode", string(a.CacheMode))
 	}
 	return Entry{Names: a.Names, Server: a.Server, CA: a.CA, Command: command, Args: args, UseContext: a.UseContext}, nil
 }

@@ -82,6 +82,9 @@ func mainWithCluster(m *testing.M) int {
 		"KUBECONFIG="+kubeconfig,
 		"HOME="+tmp, // kubectl's caches stay inside the test
 		"NO_COLOR=1",
+		// No session bus, so no OS keyring: the tests never touch the
+		// user's; the keyring tests start a Secret Service of their own.
+		"DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(tmp, "no-bus"),
 	)
 	code := m.Run()
 	switch {
