@@ -104,7 +104,8 @@ func TestInstallInProcess(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("dry run: exit %d: %s", code, errOut)
 	}
-	wantPrefix := `GitLab: would register agent "prod" in infra/agents
+	wantPrefix := `agentk v17.3.1: the version of KAS at kas.example.com
+GitLab: would register agent "prod" in infra/agents
 GitLab: would commit .gitlab/agents/prod/config.yaml to main in infra/agents (ci_access for infra/agents, user_access for infra/agents, user_access as the agent)
 GitLab: would create a token
 Cluster: Plan: `
@@ -114,6 +115,10 @@ Cluster: Plan: `
 
 	code, out, errOut = w.run(t, "install", "prod", "--dry-run", "-o", "json")
 	var plan struct {
+		Agentk *struct {
+			Tag    string `json:"tag"`
+			Source string `json:"source"`
+		} `json:"agentk"`
 		Plan *struct {
 			GitLab  []string `json:"gitlab"`
 			Cluster *struct {
@@ -127,6 +132,9 @@ Cluster: Plan: `
 	}
 	if len(plan.Plan.GitLab) != 3 || !plan.Plan.Cluster.Differs || plan.Plan.Cluster.Summary["created"] == 0 {
 		t.Errorf("dry run -o json: plan %+v, cluster %+v", plan.Plan.GitLab, *plan.Plan.Cluster)
+	}
+	if plan.Agentk == nil || plan.Agentk.Tag != "v17.3.1" || plan.Agentk.Source != "kas" {
+		t.Errorf("dry run -o json: agentk %+v, want v17.3.1 from KAS", plan.Agentk)
 	}
 
 	code, out, errOut = w.run(t, "install", "prod", "--v=1")

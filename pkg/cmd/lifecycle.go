@@ -186,9 +186,13 @@ func (l *lifecycle) finish(what string, err error, result any) error {
 	return l.Output.Print(l.Out, l.Global.NoColor, result)
 }
 
-// writePlan writes a dry run's plan: the GitLab changes, then the diff.
+// writePlan writes a dry run's plan: agentk's version and why, the GitLab
+// changes, then the diff.
 func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 	var b bytes.Buffer
+	if plan.Agentk != nil {
+		b.WriteString(safetext.Line(plan.Agentk.Line()) + "\n")
+	}
 	if len(plan.GitLab) == 0 {
 		b.WriteString("GitLab: nothing to do\n")
 	}

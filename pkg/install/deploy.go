@@ -31,6 +31,9 @@ type Plan struct {
 	// Server: the cluster's part is the server's dry run of every object
 	// (DryRunServer), none of it predicted here.
 	Server bool `json:"-"`
+	// Agentk is the agentk version the objects would run, and why, for
+	// the text; the action's result has it for -o json|yaml.
+	Agentk *AgentVersion
 }
 
 // MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's

@@ -34,6 +34,8 @@ type InstallResult struct {
 	Connected      bool    `json:"connected"`
 	Phases         []Phase `json:"phases"`
 	Plan           *Plan   `json:"plan,omitempty"`
+	// Agentk is the agentk version deployed, and why.
+	Agentk *AgentVersion `json:"agentk,omitempty"`
 }
 
 // installer is one run of Install: its steps share what they found.
@@ -91,7 +93,7 @@ func (i *installer) run(ctx context.Context) error {
 		}
 	}
 	if i.planning() {
-		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer}
+		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer, Agentk: i.res.Agentk}
 		return nil
 	}
 	return i.undo(ctx, i.deploy(ctx))
@@ -157,8 +159,10 @@ func (i *installer) discover(ctx context.Context) error {
 	if !i.in.Set.Has(manifest.KeyKasAddress) {
 		i.in.Values.Config.KasAddress = i.kas.AgentURL
 	}
-	if !i.in.Set.Has(manifest.KeyImageTag) && i.kas.Version != "" {
-		i.in.Values.Image.Tag = "v" + strings.TrimPrefix(i.kas.Version, "v")
+	v := chooseVersion(&i.in, i.kas)
+	i.res.Agentk = &v
+	if !i.planning() {
+		i.say(v.Line())
 	}
 	return nil
 }
