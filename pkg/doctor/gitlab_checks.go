@@ -107,11 +107,16 @@ func checkVersionSkew(_ context.Context, d *doctor) Check {
 		return skip("agentk's image %q or KAS's version %q has no version to compare", v.Image, kas.Version)
 	}
 	w := install.SkewWarning(v.Version, kas.Version)
+	// KAS's release: a pre-release of KAS names no image (install.AgentRelease).
+	tag, _, ok := install.AgentRelease(kas.Version)
+	if !ok {
+		tag = "v" + strings.TrimPrefix(kas.Version, "v")
+	}
 	switch {
 	case strings.Contains(w, "ahead"):
-		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
+		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
 	case w != "":
-		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
+		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
 	}
 	return pass("agentk %s with KAS %s", v.Version, kas.Version)
 }
