@@ -68,6 +68,7 @@ func newInProcess(t *testing.T) *inProcess {
 	for _, k := range []string{"GITLAB_URL", "GITLAB_TOKEN", "CI_JOB_TOKEN", "CI_PROJECT_ID", "CI_SERVER_URL"} {
 		t.Setenv(k, "")
 	}
+	t.Setenv("GLAB_CONFIG_DIR", t.TempDir()) // no credential of the machine's (upgrade asks GitLab when it has one)
 	w.cluster.OnApply = func(o *unstructured.Unstructured) {
 		if o.GetKind() != "Deployment" {
 			return

@@ -326,7 +326,15 @@ old token stays active and the new one is revoked; if the Secret cannot be put
 back either, both tokens stay active (agentk may hold either) and the error
 says so. At GitLab's two-token limit --yes revokes the token that is not in use
 first. --dry-run prints the plan: the token it would create, the diff of the
-Secret and Deployment, the token it would revoke.`,
+Secret and Deployment, the token it would revoke.
+
+A rotation changes the token only: agentk's version and the chart layout stay
+as the agent runs unless --agent-version or --chart-version is given (it never
+upgrades as a side effect; that is 'upgrade'), and so do how it reaches KAS and
+the values upgrade keeps (the replicas, agentk's image, the pods' resources and
+placement). Other values are rendered from the flags given, else the chart's
+defaults, as upgrade renders them: give the -f and --set the agent was
+installed with, or check with --dry-run.`,
 		Example: `  kubectl gitlab-agent token rotate prod-eu --project infra/agents
 
   # What it would do, the cluster checking the new Secret and Deployment

@@ -213,6 +213,11 @@ type Running struct {
 	TokenFile  string
 	// Container is agentk's container (nil: the Deployment has none).
 	Container *corev1.Container
+	// Replicas is the Deployment's replicas, Pod its pod template's spec.
+	Replicas *int32
+	Pod      *corev1.PodSpec
+	// Chart is the chart version whose layout it follows ("" not known).
+	Chart string
 }
 
 // RunningOf reads the agentk container of d.
@@ -243,6 +248,8 @@ func RunningOf(d *appsv1.Deployment) Running {
 			}
 		}
 	}
+	r.Replicas, r.Pod = d.Spec.Replicas, &d.Spec.Template.Spec
+	r.Chart = runningChart(d, r)
 	return r
 }
 

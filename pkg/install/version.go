@@ -1,9 +1,11 @@
 package install
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
@@ -167,7 +169,7 @@ func chooseVersion(in *manifest.Input, kas *gitlab.KAS) AgentVersion {
 		return v
 	case pre:
 		core, _, _ := splitVersion(kas.Version)
-		v.Why = fmt.Sprintf("KAS at %s runs %s, a pre-release of %s, and %s is the newest release certain to exist before it (a later patch of it is not known here: --agent-version picks one)",
+		v.Why = fmt.Sprintf("KAS at %s runs %s, a pre-release of %s; %s is the newest release certain to exist before it (--agent-version picks a later patch)",
 			host, kas.Version, strings.TrimPrefix(versionTag(core), "v"), tag)
 	case tag != "v"+strings.TrimPrefix(kas.Version, "v"):
 		v.Why = fmt.Sprintf("the release of KAS at %s, which gives its version as %s", host, kas.Version)
@@ -184,4 +186,94 @@ func chooseVersion(in *manifest.Input, kas *gitlab.KAS) AgentVersion {
 		v.Why += fmt.Sprintf("; the objects keep chart %s's layout (agentk %s%s): only the image is newer", chart.Version, chart.AppVersion, newest)
 	}
 	return v
+}
+
+// kasAskTimeout bounds upgrade's question for KAS's version: an upgrade
+// works without GitLab, so a GitLab that does not answer must not hold it.
+const kasAskTimeout = 15 * time.Second
+
+// upgradeVersion is the version upgrade runs when the user sets none:
+// KAS's (AgentRelease), when GitLab answers and names the KAS the agent
+// dials; else the version the agent runs, kept, saying why. in has the
+// running agent's values (withCurrent); its image.tag is set to the
+// choice.
+func (a *action) upgradeVersion(ctx context.Context, in *manifest.Input, cur *installed) AgentVersion {
+	chart, _ := manifest.LookupChart(in.Values.Chart)
+	running := cur.Version
+	if running == "" {
+		running = in.Values.Image.Tag
+	}
+	if in.Set.Has(manifest.KeyImageTag) {
+		v := AgentVersion{Tag: in.Values.Image.Tag, Was: running, Source: VersionSet, Chart: chart.Version, Why: "as given (--agent-version or image.tag)"}
+		if v.Tag == "" {
+			v.Tag = chart.AppVersion
+		}
+		return v
+	}
+	keep := func(kasVersion, why string) AgentVersion {
+		tag := in.Values.Image.Tag
+		if tag == "" {
+			tag = chart.AppVersion
+		}
+		return AgentVersion{Tag: tag, Source: VersionRunning, KAS: kasVersion, Chart: chart.Version, Why: "kept as the agent runs: " + why}
+	}
+	if a.env.GitLab == nil {
+		return keep("", "no GitLab credential at hand to ask for KAS's version (GITLAB_TOKEN or --gitlab-token-file gives one; --agent-version sets the version)")
+	}
+	kctx, cancel := context.WithTimeout(ctx, kasAskTimeout)
+	defer cancel()
+	kas, err := a.env.GitLab.DiscoverKAS(kctx)
+	switch {
+	case err != nil:
+		return keep("", fmt.Sprintf("KAS's version is not known (%v)", err))
+	case in.Values.Config.KasAddress == "":
+		return keep(kas.Version, "it dials no KAS (receptive), so GitLab's KAS may not be its own (--agent-version moves it)")
+	case !sameKASHost(kas.AgentURL, in.Values.Config.KasAddress):
+		return keep(kas.Version, fmt.Sprintf("it dials %s, not %s, the KAS of the GitLab asked (--agent-version moves it)", in.Values.Config.KasAddress, kas.AgentURL))
+	}
+	choice := *in
+	v := chooseVersion(&choice, kas)
+	switch {
+	case v.Source != VersionFromKAS && kas.Version == "":
+		return keep("", "GitLab does not say KAS's version")
+	case v.Source != VersionFromKAS:
+		return keep(kas.Version, fmt.Sprintf("KAS's version %q names no release", kas.Version))
+	case v.Tag == cur.Version: // it runs it already; a digest pin stays
+		v.Tag = in.Values.Image.Tag
+		return v
+	}
+	in.Values.Image.Tag, v.Was = v.Tag, running
+	return v
+}
+
+// rotateVersion keeps, for a rotation, the chart layout the agent runs
+// with unless the user names one (o.Input is layered again for it), and
+// says which agentk version and layout the rotation renders: a rotation
+// changes the token, never agentk's version or layout unless asked.
+func rotateVersion(o *Options, cur *installed) (AgentVersion, error) {
+	layout := ", as it runs"
+	switch _, err := manifest.LookupChart(cur.Chart); {
+	case o.Input.ChartAsked:
+		layout = ", as --chart-version asks"
+	case cur.Chart == "":
+		layout = " (the layout it runs is not known)"
+	case err != nil:
+		layout = fmt.Sprintf(" (it runs chart %s's, which is not followed)", cur.Chart)
+	default:
+		in, err := o.Input.InChart(cur.Chart)
+		if err != nil {
+			return AgentVersion{}, fmt.Errorf("the agent runs chart %s's layout, which a rotation keeps unless --chart-version moves it: %w", cur.Chart, err)
+		}
+		o.Input = in
+	}
+	chart, _ := manifest.LookupChart(o.Input.Values.Chart)
+	v := AgentVersion{Tag: TagValue(cur.Image), Source: VersionRunning, Chart: chart.Version, Why: "kept as the agent runs"}
+	if o.Input.Set.Has(manifest.KeyImageTag) {
+		v.Tag, v.Was, v.Source, v.Why = o.Input.Values.Image.Tag, cur.Version, VersionSet, "as given (--agent-version or image.tag)"
+	}
+	if v.Tag == "" {
+		v.Tag = chart.AppVersion
+	}
+	v.Why += fmt.Sprintf("; chart %s's layout%s", chart.Version, layout)
+	return v, nil
 }

@@ -86,7 +86,7 @@ func TestChooseVersion(t *testing.T) {
 		{"same as the chart", load(), "18.0.0", "v18.0.0", VersionFromKAS, []string{"agentk v18.0.0: the version of KAS at gitlab.example.com"}},
 		{"edition", load(), "19.6.1-ee", "v19.6.1", VersionFromKAS, []string{"agentk v19.6.1: the release of KAS at gitlab.example.com, which gives its version as 19.6.1-ee"}},
 		{"pre-release", load(), "19.7.0-rc42", "v19.6.0", VersionFromKAS,
-			[]string{"agentk v19.6.0: KAS at gitlab.example.com runs 19.7.0-rc42, a pre-release of 19.7.0, and v19.6.0 is the newest release certain to exist before it", "--agent-version"}},
+			[]string{"agentk v19.6.0: KAS at gitlab.example.com runs 19.7.0-rc42, a pre-release of 19.7.0; v19.6.0 is the newest release certain to exist before it (--agent-version picks a later patch)"}},
 		{"older KAS", load(), "17.3.1", "v17.3.1", VersionFromKAS, []string{"agentk v17.3.1: the version of KAS at gitlab.example.com"}},
 		{"no version", load(), "", "v18.0.0", VersionChart, []string{"agentk v18.0.0: chart 2.15.0's agentk, as GitLab does not say KAS's version"}},
 		{"no release", load(), "8f3a2c1", "v18.0.0", VersionChart, []string{`agentk v18.0.0: chart 2.15.0's agentk, as KAS at gitlab.example.com gives the version "8f3a2c1", which names no release`}},
@@ -117,7 +117,7 @@ func TestChooseVersion(t *testing.T) {
 func TestInstallFollowsKASVersion(t *testing.T) {
 	for _, tt := range []struct{ kas, tag, why string }{
 		{"19.6.0", "v19.6.0", "agentk v19.6.0: the version of KAS at kas.example.com; the objects keep chart 2.15.0's layout"},
-		{"19.7.0-rc42", "v19.6.0", "agentk v19.6.0: KAS at kas.example.com runs 19.7.0-rc42, a pre-release of 19.7.0"},
+		{"19.7.0-rc42", "v19.6.0", "agentk v19.6.0: KAS at kas.example.com runs 19.7.0-rc42, a pre-release of 19.7.0; v19.6.0 is the newest release"},
 		{"19.6.1-ee", "v19.6.1", "agentk v19.6.1: the release of KAS at kas.example.com, which gives its version as 19.6.1-ee"},
 	} {
 		t.Run(tt.kas, func(t *testing.T) {
