@@ -33,7 +33,9 @@ func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
      release before it certain to exist: the first of the minor version
      before, v19.6.0 for 19.7.0-rc42), said in one line ("agentk v19.6.0:
      the version of KAS at gitlab.example.com"); a KAS newer than chart
-     ` + manifest.DefaultChartVersion + `'s agentk keeps that chart's layout, only the image moves;
+     ` + manifest.DefaultChartVersion + `'s agentk keeps that chart's layout, only the image moves; an
+     agent config file KAS refuses (the removed gitops key, with KAS 18.0 or
+     later) stops the install here, --no-config or not: move to Flux;
   2. find or register the agent in --project;
   3. merge ci_access and user_access (as the agent) for the project into
      .gitlab/agents/NAME/config.yaml, keeping the rest (--no-config skips);

@@ -237,9 +237,14 @@ func checkAgentConfig(ctx context.Context, d *doctor) Check {
 	}
 	var problems []string
 	fix := ""
-	if cfg.Has("gitops", "manifest_projects") {
-		problems = append(problems, "gitops.manifest_projects is deprecated (removed in GitLab 17.0)")
-		fix = "deploy with Flux or CI through the agent instead of gitops.manifest_projects"
+	gitops, stale := install.HasGitOps(cfg)
+	if stale {
+		// KAS 18.0 and later refuse the config: a failure, not a warning.
+		if kas, err := d.metadata(); err == nil && install.KASRefusesGitOps(kas.Version) {
+			return fail(install.MoveToFlux(d.name), "%s sets %s, which KAS %s refuses (18.0 and later do): the agent never connects", agentconfig.Path(d.name), gitops, kas.Version)
+		}
+		problems = append(problems, gitops+" is deprecated: KAS 18.0 and later refuse a config with it")
+		fix = install.MoveToFlux(d.name)
 	}
 	var unchecked []string // names GitLab could not answer for
 	for _, section := range []string{agentconfig.CIAccess, agentconfig.UserAccess} {

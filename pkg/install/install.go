@@ -146,7 +146,8 @@ func (i *installer) reach(ctx context.Context) error {
 }
 
 // discover finds KAS and the project; KAS's address and version fill what
-// the user did not choose.
+// the user did not choose. An agent config file KAS refuses stops the
+// install here, before anything changes.
 func (i *installer) discover(ctx context.Context) error {
 	var err error
 	if i.kas, err = i.env.GitLab.DiscoverKAS(ctx); err != nil {
@@ -156,6 +157,9 @@ func (i *installer) discover(ctx context.Context) error {
 		return err
 	}
 	i.ref = gitlab.ProjectRef{Path: i.project.PathWithNamespace}
+	if err := i.refuseStaleConfig(ctx); err != nil {
+		return err
+	}
 	if !i.in.Set.Has(manifest.KeyKasAddress) {
 		i.in.Values.Config.KasAddress = i.kas.AgentURL
 	}
