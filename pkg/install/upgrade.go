@@ -279,7 +279,9 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 // agentk's version) taken from its Deployment, and its Secret's token (with the token-id
 // annotation) and private-api-jwt kept. An agent not installed, or whose
 // token is in a Secret the user named (config.secretName), renders as in
-// says. diff NAME shows with it what upgrade NAME would change.
+// says. diff NAME shows with it what upgrade NAME would change, but for
+// agentk's version, which upgrade takes from KAS when GitLab answers: diff
+// asks no GitLab.
 func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifest.Output, error) {
 	d, err := c.GetDeployment(ctx, in.Namespace, manifest.DeploymentName(in))
 	if err != nil {
