@@ -68,6 +68,7 @@ func newInProcess(t *testing.T) *inProcess {
 	for _, k := range []string{"GITLAB_URL", "GITLAB_TOKEN", "CI_JOB_TOKEN", "CI_PROJECT_ID", "CI_SERVER_URL"} {
 		t.Setenv(k, "")
 	}
+	t.Setenv("GLAB_CONFIG_DIR", t.TempDir()) // no credential of the machine's (upgrade asks GitLab when it has one)
 	w.cluster.OnApply = func(o *unstructured.Unstructured) {
 		if o.GetKind() != "Deployment" {
 			return
@@ -104,7 +105,8 @@ func TestInstallInProcess(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("dry run: exit %d: %s", code, errOut)
 	}
-	wantPrefix := `GitLab: would register agent "prod" in infra/agents
+	wantPrefix := `agentk v17.3.1: the version of KAS at kas.example.com
+GitLab: would register agent "prod" in infra/agents
 GitLab: would commit .gitlab/agents/prod/config.yaml to main in infra/agents (ci_access for infra/agents, user_access for infra/agents, user_access as the agent)
 GitLab: would create a token
 Cluster: Plan: `
@@ -114,6 +116,10 @@ Cluster: Plan: `
 
 	code, out, errOut = w.run(t, "install", "prod", "--dry-run", "-o", "json")
 	var plan struct {
+		Agentk *struct {
+			Tag    string `json:"tag"`
+			Source string `json:"source"`
+		} `json:"agentk"`
 		Plan *struct {
 			GitLab  []string `json:"gitlab"`
 			Cluster *struct {
@@ -127,6 +133,9 @@ Cluster: Plan: `
 	}
 	if len(plan.Plan.GitLab) != 3 || !plan.Plan.Cluster.Differs || plan.Plan.Cluster.Summary["created"] == 0 {
 		t.Errorf("dry run -o json: plan %+v, cluster %+v", plan.Plan.GitLab, *plan.Plan.Cluster)
+	}
+	if plan.Agentk == nil || plan.Agentk.Tag != "v17.3.1" || plan.Agentk.Source != "kas" {
+		t.Errorf("dry run -o json: agentk %+v, want v17.3.1 from KAS", plan.Agentk)
 	}
 
 	code, out, errOut = w.run(t, "install", "prod", "--v=1")

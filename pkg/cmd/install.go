@@ -9,6 +9,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/ui"
 )
@@ -28,7 +29,15 @@ func NewCmdInstall(f Factory, g *GlobalOptions, streams genericiooptions.IOStrea
 		Use:   "install NAME",
 		Short: "Register, configure, deploy and connect an agent, in one re-runnable command",
 		Long: `Install the agent NAME:
-  1. find KAS from GitLab's /metadata (agentk's version defaults to KAS's);
+  1. find KAS from GitLab's /metadata; agentk's version is KAS's release
+     unless --agent-version says otherwise (a KAS version with +build or
+     -ee is its release; a pre-release, -rcN or -pre, is not out yet, so the
+     release before it certain to exist: the first of the minor version
+     before, v19.6.0 for 19.7.0-rc42), said in one line ("agentk v19.6.0:
+     the version of KAS at gitlab.example.com"); a KAS newer than chart
+     ` + manifest.DefaultChartVersion + `'s agentk keeps that chart's layout, only the image moves; an
+     agent config file KAS refuses (the removed gitops key, with KAS 18.0 or
+     later) stops the install here, --no-config or not: move to Flux;
   2. find or register the agent in --project;
   3. merge ci_access and user_access (as the agent) for the project into
      .gitlab/agents/NAME/config.yaml, keeping the rest (--no-config skips);
@@ -49,9 +58,9 @@ for another URL is refused unless --receptive-replace), and gives agentk
 GitLab's public key (config.api.jwtPublicKey). Expose agentk's API (its
 Service's port 8182, or the chart's ingress values) where KAS reaches it.
 Re-running with the same inputs changes nothing and says "up to date".
---dry-run prints the plan and the diff. If a step after creating a token
-fails, or the command is interrupted, that token is revoked and the error
-says what stays.`,
+--dry-run prints the version line, the plan and the diff. If a step after
+creating a token fails, or the command is interrupted, that token is revoked
+and the error says what stays.`,
 		Example: `  kubectl gitlab-agent install prod-eu --project infra/agents
   kubectl gitlab-agent install prod-eu --project infra/agents --dry-run
   kubectl gitlab-agent install prod-eu -f values.yaml --set replicas=3 --v=1

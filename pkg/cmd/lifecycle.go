@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
@@ -45,6 +46,10 @@ type lifecycle struct {
 // lifecycleFlags says which of the shared flags a command takes.
 type lifecycleFlags struct {
 	gitlab, wait, dryRun, yes bool
+	// askGitLab takes the GitLab flags but --project: GitLab is asked when
+	// a credential is at hand, and the command goes on without it when
+	// none is (upgrade asks for KAS's version).
+	askGitLab bool
 	// namingOnly takes, of the render flags, only those that change which
 	// objects are the install's (uninstall).
 	namingOnly bool
@@ -62,8 +67,8 @@ func (l *lifecycle) addFlags(cmd *cobra.Command, which lifecycleFlags) {
 	}
 	l.Output.AddFlags(cmd)
 	l.Kube = newKubeFlags(cmd)
-	if which.gitlab {
-		l.GitLab.AddFlags(cmd, true)
+	if which.gitlab || which.askGitLab {
+		l.GitLab.AddFlags(cmd, which.gitlab)
 	}
 	f := cmd.Flags()
 	if which.wait {
@@ -144,9 +149,25 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 			return err
 		}
 	}
+	if l.which.askGitLab {
+		if l.env.GitLab, err = l.optionalGitLab(); err != nil {
+			return err
+		}
+	}
 	l.env.Cluster, err = l.Factory.Cluster(l.Kube)
 	l.start = time.Now()
 	return err
+}
+
+// optionalGitLab is the GitLab client when a credential is at hand; nil
+// when there is none (a credential that cannot be read is an error).
+func (l *lifecycle) optionalGitLab() (*gitlab.Client, error) {
+	c, err := l.GitLab.Client(l.Factory, l.ErrOut)
+	var none *gitlab.NoCredentialsError
+	if errors.As(err, &none) {
+		return nil, nil
+	}
+	return c, err
 }
 
 // explain adds the flags that would get past an action's refusal.
@@ -190,9 +211,13 @@ func (l *lifecycle) finish(what string, err error, result any) error {
 	return l.Output.Print(l.Out, l.Global.NoColor, result)
 }
 
-// writePlan writes a dry run's plan: the GitLab changes, then the diff.
+// writePlan writes a dry run's plan: agentk's version and why, the GitLab
+// changes, then the diff.
 func writePlan(w io.Writer, p *ui.Painter, plan *install.Plan) error {
 	var b bytes.Buffer
+	if plan.Agentk != nil {
+		b.WriteString(safetext.Line(plan.Agentk.Line()) + "\n")
+	}
 	if len(plan.GitLab) == 0 {
 		b.WriteString("GitLab: nothing to do\n")
 	}

@@ -48,8 +48,8 @@ func (f *RenderFlags) AddFlags(cmd *cobra.Command, valuesShorthand string) {
 	fl.StringArrayVar(&f.SetStrings, "set-string", nil, "set a chart value to a string, key=value as --set takes it (repeatable; wins over --set)")
 	fl.StringArrayVar(&f.SetFiles, "set-file", nil, "set a chart value to a file's content, key=FILE as in Helm, e.g. config.kasCaCert=ca.pem (repeatable; wins over --set-string)")
 	fl.StringVar(&f.KasAddress, "kas-address", "", "the KAS address agentk dials (config.kasAddress; the chart's default is wss://kas.gitlab.com)")
-	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v18.0.0 (default: the chart version's agentk, "+defaultChart().AppVersion+" for "+manifest.DefaultChartVersion+")")
-	fl.StringVar(&f.ChartVersion, "chart-version", manifest.DefaultChartVersion, "the gitlab-agent chart version whose objects and values to follow: "+manifest.ChartVersions())
+	fl.StringVar(&f.AgentVersion, "agent-version", "", "agentk image tag (image.tag), e.g. v18.0.0 (default: install: KAS's version from GitLab; upgrade: KAS's when GitLab answers, else as it runs; token rotate, diff NAME: as it runs; render: the chart version's agentk, "+defaultChart().AppVersion+" for "+manifest.DefaultChartVersion+")")
+	fl.StringVar(&f.ChartVersion, "chart-version", manifest.DefaultChartVersion, "the gitlab-agent chart version whose objects and values to follow: "+manifest.ChartVersions()+" (token rotate keeps the layout the agent runs unless given)")
 	fl.StringVar(&f.TokenFile, "token-file", "", "read the agent token from FILE, or '-' for stdin, and embed it in a Secret")
 	fl.StringVar(&f.SecretName, "secret-name", "", "mount this existing Secret (key 'token') instead of creating one (config.secretName)")
 	fl.IntVar(&f.Replicas, "replicas", 2, "number of agentk replicas (the chart's replicas)")
@@ -187,8 +187,11 @@ func (f *RenderFlags) fetchValues(ctx context.Context, fac Factory, rawURL strin
 
 // layers are the flags as given: a plain flag the user did not give is nil.
 func (f *RenderFlags) layers() manifest.Layers {
-	l := manifest.Layers{ChartVersion: f.ChartVersion, ValuesFiles: f.ValuesFiles, SetJSON: f.SetJSON, Sets: f.Sets,
+	l := manifest.Layers{ValuesFiles: f.ValuesFiles, SetJSON: f.SetJSON, Sets: f.Sets,
 		SetStrings: f.SetStrings, SetFiles: f.SetFiles, TokenFile: f.TokenFile, NoNamespace: !f.CreateNamespace}
+	if f.isSet("chart-version") { // else "": the default, which rotate may replace with the running layout's
+		l.ChartVersion = f.ChartVersion
+	}
 	if f.isSet("kas-address") {
 		l.KasAddress = &f.KasAddress
 	}

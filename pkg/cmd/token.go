@@ -337,6 +337,14 @@ says so. At GitLab's two-token limit --yes revokes the token that is not in use
 first. --dry-run prints the plan: the token it would create, the diff of the
 Secret and Deployment, the token it would revoke.
 
+A rotation changes the token only: agentk's version and the chart layout stay
+as the agent runs unless --agent-version or --chart-version is given (it never
+upgrades as a side effect; that is 'upgrade'), and so do how it reaches KAS and
+the values upgrade keeps (the replicas, agentk's image, the pods' resources and
+placement). Other values are rendered from the flags given, else the chart's
+defaults, as upgrade renders them: give the -f and --set the agent was
+installed with, or check with --dry-run.
+
 --all rotates, one after the other, every agent of --project installed in
 the current cluster (in -n's namespace when given) whose token is older than
 --older-than (days as 90d, or a duration as 36h; without it, every token):

@@ -18,17 +18,28 @@ type UpgradeOptions struct{ lifecycle }
 // NewCmdUpgrade builds `upgrade NAME`.
 func NewCmdUpgrade(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &UpgradeOptions{newLifecycle(f, g, streams)}
-	return o.command(o, lifecycleFlags{wait: true, dryRun: true}, &cobra.Command{
+	return o.command(o, lifecycleFlags{wait: true, dryRun: true, askGitLab: true}, &cobra.Command{
 		Use:   "upgrade NAME",
 		Short: "Re-render the installed agent with a new agentk version or values, apply and wait",
-		Long: `Re-render the installed agent with the given --agent-version, values or flags;
-what is not given stays as the agent runs now: how it reaches KAS (the address,
-the CA, the headers), agentk's version and its token, and a receptive agent's
-mode and GitLab's key; any other value not given is the chart's default. Objects of ours that the new layout no longer has are
-removed once the new ones serve (with --no-wait, once they are applied); an
-upgrade that stopped before that removes them when run again. Needs only the
-cluster, no GitLab access. --dry-run prints the diff.`,
-		Example: `  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
+		Long: `Re-render the installed agent with the given --agent-version, values or flags.
+Without --agent-version (or image.tag), agentk moves to KAS's version: when a
+GitLab credential is at hand (--gitlab-token-file, GITLAB_TOKEN, glab's), GitLab's
+/metadata gives it, as install takes it (a pre-release of KAS gets the release
+before it); when there is none, GitLab does not answer, or its KAS is not the
+one the agent dials, the version the agent runs stays. The first line says
+which and why ("agentk v19.6.0 (from v19.5.0): the version of KAS at
+gitlab.example.com").
+What else is not given stays as the agent runs now: how it reaches KAS (the
+address, the CA, the headers), agentk's image, the replicas, the pods'
+resources, security contexts and placement (nodeSelector, tolerations,
+affinity, priority and runtime class), imagePullSecrets, hostAliases, its
+token, and a receptive agent's mode and GitLab's key; any other value not given is the chart's default. Objects of ours that the new layout no
+longer has are removed once the new ones serve (with --no-wait, once they are
+applied); an upgrade that stopped before that removes them when run again.
+Needs only the cluster. --dry-run prints the version line and the diff.`,
+		Example: `  # agentk at KAS's version
+  kubectl gitlab-agent upgrade prod-eu --dry-run
+  kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0
   kubectl gitlab-agent upgrade prod-eu --set replicas=3 --dry-run`,
 	})
 }

@@ -354,6 +354,11 @@ func TestVersionSkew(t *testing.T) {
 	// The minor version either side of KAS's is supported.
 	r = newWorld(t, setup{agentVersion: "v17.4.0"}).run(t, "prod")
 	want(t, r, "kas-version-skew", Pass, "agentk v17.4.0 with KAS 17.3.1")
+	// KAS on a pre-release: the fix names the release before it, a tag
+	// that exists.
+	w := newWorld(t, setup{agentVersion: "v19.2.0"})
+	w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Version = "19.7.0-rc42" })
+	want(t, w.run(t, "prod"), "kas-version-skew", Warn, "upgrade prod --agent-version v19.6.0")
 }
 
 func TestTokenFailures(t *testing.T) {

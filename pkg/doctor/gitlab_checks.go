@@ -107,11 +107,16 @@ func checkVersionSkew(_ context.Context, d *doctor) Check {
 		return skip("agentk's image %q or KAS's version %q has no version to compare", v.Image, kas.Version)
 	}
 	w := install.SkewWarning(v.Version, kas.Version)
+	// KAS's release: a pre-release of KAS names no image (install.AgentRelease).
+	tag, _, ok := install.AgentRelease(kas.Version)
+	if !ok {
+		tag = "v" + strings.TrimPrefix(kas.Version, "v")
+	}
 	switch {
 	case strings.Contains(w, "ahead"):
-		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
+		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
 	case w != "":
-		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version v%s", d.name, strings.TrimPrefix(kas.Version, "v")), "%s", w)
+		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
 	}
 	return pass("agentk %s with KAS %s", v.Version, kas.Version)
 }
@@ -232,9 +237,14 @@ func checkAgentConfig(ctx context.Context, d *doctor) Check {
 	}
 	var problems []string
 	fix := ""
-	if cfg.Has("gitops", "manifest_projects") {
-		problems = append(problems, "gitops.manifest_projects is deprecated (removed in GitLab 17.0)")
-		fix = "deploy with Flux or CI through the agent instead of gitops.manifest_projects"
+	gitops, stale := install.HasGitOps(cfg)
+	if stale {
+		// KAS 18.0 and later refuse the config: a failure, not a warning.
+		if kas, err := d.metadata(); err == nil && install.KASRefusesGitOps(kas.Version) {
+			return fail(install.MoveToFlux(d.name), "%s sets %s, which KAS %s refuses (18.0 and later do): the agent never connects", agentconfig.Path(d.name), gitops, kas.Version)
+		}
+		problems = append(problems, gitops+" is deprecated: KAS 18.0 and later refuse a config with it")
+		fix = install.MoveToFlux(d.name)
 	}
 	var unchecked []string // names GitLab could not answer for
 	for _, section := range []string{agentconfig.CIAccess, agentconfig.UserAccess} {

@@ -96,3 +96,68 @@ func (a *action) mergeConfigOnce(ctx context.Context, p *gitlab.Project, name st
 	c.committed = true
 	return c, nil
 }
+
+// gitOpsRefusedSince is the first KAS major version that refuses an agent
+// config with the removed gitops key (pull-based GitOps; the agent never
+// connects): Flux replaces it.
+const gitOpsRefusedSince = 18
+
+// KASRefusesGitOps says whether KAS at version kasVersion refuses an agent
+// config with gitops (18.0 and later, pre-releases of 18.0 included);
+// false when the version is not known.
+func KASRefusesGitOps(kasVersion string) bool {
+	v, _, ok := splitVersion(kasVersion)
+	return ok && v[0] >= gitOpsRefusedSince
+}
+
+// HasGitOps says whether cfg sets the gitops key, and names it as the file
+// has it (gitops.manifest_projects when it lists those).
+func HasGitOps(cfg *agentconfig.Config) (string, bool) {
+	switch {
+	case cfg == nil || !cfg.Has("gitops"):
+		return "", false
+	case cfg.Has("gitops", "manifest_projects"):
+		return "gitops.manifest_projects", true
+	}
+	return "gitops", true
+}
+
+// MoveToFlux is the fix for agent name's config that sets gitops.
+func MoveToFlux(name string) string {
+	return fmt.Sprintf("move its deployments to Flux (kubectl gitlab-agent bootstrap, to come; until then Flux (flux bootstrap gitlab)) and remove gitops from %s", agentconfig.Path(name))
+}
+
+// StaleConfigError is an agent config file that KAS refuses (gitops with
+// KAS 18.0 or later): install stops before it registers the agent,
+// creates a token or applies anything, since the agent would never
+// connect.
+type StaleConfigError struct {
+	Name, Key, KAS, KASVersion string
+}
+
+func (e *StaleConfigError) Error() string {
+	return fmt.Sprintf("%s sets %s, which KAS %s at %s refuses (18.0 and later do): agent %q would never connect; %s",
+		agentconfig.Path(e.Name), e.Key, e.KASVersion, e.KAS, e.Name, MoveToFlux(e.Name))
+}
+
+// refuseStaleConfig stops an install whose agent config file KAS refuses;
+// the file is read for it only when KAS's version refuses gitops. With
+// NoConfig a file that does not parse is left to the user, as the config
+// step leaves it.
+func (i *installer) refuseStaleConfig(ctx context.Context) error {
+	if !KASRefusesGitOps(i.kas.Version) {
+		return nil
+	}
+	cfg, _, err := LoadAgentConfig(ctx, i.env.GitLab, i.ref, i.o.Name, i.project.DefaultBranch)
+	var cfe *ConfigFileError
+	if errors.As(err, &cfe) && i.o.NoConfig {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if key, ok := HasGitOps(cfg); ok {
+		return &StaleConfigError{Name: i.o.Name, Key: key, KAS: kasHost(i.kas), KASVersion: i.kas.Version}
+	}
+	return nil
+}

@@ -33,6 +33,9 @@ type Plan struct {
 	Server bool `json:"-"`
 	// HelmRelease is the Helm release whose objects install would adopt.
 	HelmRelease *HelmRelease
+	// Agentk is the agentk version the objects would run, and why, for
+	// the text; the action's result has it for -o json|yaml.
+	Agentk *AgentVersion
 }
 
 // MarshalJSON writes the plan for -o json|yaml: the cluster's part as diff's
@@ -217,6 +220,11 @@ type Running struct {
 	APIJWTFile string
 	// Container is agentk's container (nil: the Deployment has none).
 	Container *corev1.Container
+	// Replicas is the Deployment's replicas, Pod its pod template's spec.
+	Replicas *int32
+	Pod      *corev1.PodSpec
+	// Chart is the chart version whose layout it follows ("" not known).
+	Chart string
 }
 
 // RunningOf reads the agentk container of d.
@@ -251,6 +259,8 @@ func RunningOf(d *appsv1.Deployment) Running {
 			}
 		}
 	}
+	r.Replicas, r.Pod = d.Spec.Replicas, &d.Spec.Template.Spec
+	r.Chart = runningChart(d, r)
 	return r
 }
 

@@ -42,6 +42,8 @@ type InstallResult struct {
 	// URLConfiguration is where KAS dials a receptive agent.
 	URLConfiguration        *gitlab.URLConfiguration `json:"urlConfiguration,omitempty"`
 	URLConfigurationCreated bool                     `json:"urlConfigurationCreated,omitempty"`
+	// Agentk is the agentk version deployed, and why.
+	Agentk *AgentVersion `json:"agentk,omitempty"`
 }
 
 // installer is one run of Install: its steps share what they found.
@@ -102,7 +104,7 @@ func (i *installer) run(ctx context.Context) error {
 		}
 	}
 	if i.planning() {
-		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer, HelmRelease: i.res.HelmRelease}
+		i.res.Plan = &Plan{GitLab: i.plan, Cluster: i.out.diff, Server: i.dryRun == DryRunServer, HelmRelease: i.res.HelmRelease, Agentk: i.res.Agentk}
 		return nil
 	}
 	return i.undo(ctx, i.deploy(ctx))
@@ -158,7 +160,8 @@ func (i *installer) reach(ctx context.Context) error {
 }
 
 // discover finds KAS and the project; KAS's address and version fill what
-// the user did not choose.
+// the user did not choose. An agent config file KAS refuses stops the
+// install here, before anything changes.
 func (i *installer) discover(ctx context.Context) error {
 	var err error
 	if i.kas, err = i.env.GitLab.DiscoverKAS(ctx); err != nil {
@@ -168,11 +171,16 @@ func (i *installer) discover(ctx context.Context) error {
 		return err
 	}
 	i.ref = gitlab.ProjectRef{Path: i.project.PathWithNamespace}
+	if err := i.refuseStaleConfig(ctx); err != nil {
+		return err
+	}
 	if !i.in.Set.Has(manifest.KeyKasAddress) {
 		i.in.Values.Config.KasAddress = i.kas.AgentURL
 	}
-	if !i.in.Set.Has(manifest.KeyImageTag) && i.kas.Version != "" {
-		i.in.Values.Image.Tag = "v" + strings.TrimPrefix(i.kas.Version, "v")
+	v := chooseVersion(&i.in, i.kas)
+	i.res.Agentk = &v
+	if !i.planning() {
+		i.say(v.Line())
 	}
 	return nil
 }

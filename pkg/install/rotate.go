@@ -16,12 +16,17 @@ type RotateResult struct {
 	NewTokenID int64   `json:"newTokenID"`
 	Phases     []Phase `json:"phases"`
 	Plan       *Plan   `json:"plan,omitempty"`
+	// Agentk is the agentk version and layout the agent runs, kept.
+	Agentk *AgentVersion `json:"agentk,omitempty"`
 }
 
 // Rotate replaces the agent's token without downtime: a new token goes into
 // the Secret, the Deployment rolls (its pod template carries the token's
 // checksum; the rolling update never goes below the desired replicas), and
-// once agentk is connected with the new token the old one is revoked. If the
+// once agentk is connected with the new token the old one is revoked.
+// agentk's version and the chart layout stay as the agent runs unless
+// o.Input names them (image.tag, ChartAsked), and so do the values
+// withCurrent carries. If the
 // rollout or the connection fails, the Secret and Deployment are put back,
 // the old token stays and the new one is revoked; if they cannot be put
 // back, both tokens stay active and the error says what to run.
@@ -48,6 +53,11 @@ func (r *rotation) run(ctx context.Context) error {
 	if r.cur, err = r.current(ctx, r.o.Input); err != nil {
 		return err
 	}
+	v, err := rotateVersion(&r.o, r.cur)
+	if err != nil {
+		return err
+	}
+	r.res.Agentk = &v
 	if r.cur.tokenID == 0 {
 		return fmt.Errorf("the token Secret names no token ID (annotation %s): reinstall with 'kubectl gitlab-agent install %s' so that its token is known", TokenIDAnnotation, r.o.Name)
 	}
@@ -61,6 +71,7 @@ func (r *rotation) run(ctx context.Context) error {
 	if r.planning() {
 		return r.planned(ctx)
 	}
+	r.say(v.Line())
 	if err := r.step("create token", func() (err error) {
 		r.nt, err = r.env.GitLab.CreateToken(ctx, r.o.Project, r.agent, tokenName(), "rotated by kubectl gitlab-agent")
 		return err
@@ -102,8 +113,9 @@ func (r *rotation) planned(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	r.sayBeyondToken(out)
 	r.plan = append(r.plan, fmt.Sprintf("revoke the old token %d once agentk is connected with the new one", r.cur.tokenID))
-	r.res.Plan = &Plan{GitLab: r.plan, Cluster: out.diff, Server: r.dryRun == DryRunServer}
+	r.res.Plan = &Plan{GitLab: r.plan, Cluster: out.diff, Server: r.dryRun == DryRunServer, Agentk: r.res.Agentk}
 	return nil
 }
 
@@ -118,6 +130,7 @@ func (r *rotation) roll(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("updating the Secret and Deployment: %w", err)
 	}
+	r.sayBeyondToken(out)
 	if err := r.apply(ctx, out); err != nil {
 		return fmt.Errorf("updating the Secret and Deployment: %w", err)
 	}

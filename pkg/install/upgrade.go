@@ -82,10 +82,11 @@ func readRunning(ctx context.Context, c ConfigMapReader, d *appsv1.Deployment, i
 
 // withCurrent is the render input with what the user did not set taken
 // from the running agent (how it reaches KAS: the address, and for the same
-// KAS host the CA and the headers; agentk's version), and token in the
-// Secret.
+// KAS host the CA and the headers; agentk's version; the values Carried),
+// and token in the Secret.
 func (o Options) withCurrent(cur *installed, token string) manifest.Input {
 	in := o.Input
+	cur.carry(&in)
 	if !in.Set.Has(manifest.KeyKasAddress) && cur.KasAddress != "" {
 		in.Values.Config.KasAddress = cur.KasAddress
 	}
@@ -144,11 +145,16 @@ type UpgradeResult struct {
 	Removed []string `json:"removed,omitempty"`
 	Phases  []Phase  `json:"phases"`
 	Plan    *Plan    `json:"plan,omitempty"`
+	// Agentk is the agentk version it runs now (or, in a dry run, would),
+	// and why.
+	Agentk *AgentVersion `json:"agentk,omitempty"`
 }
 
 // Upgrade re-renders the installed agent with new values or agentk version
 // (the rest as it runs now, token included), applies and waits for the
-// rollout. It needs no GitLab access.
+// rollout. Unless the user sets agentk's version, it moves to KAS's when
+// env.GitLab answers and names the KAS the agent dials; without GitLab
+// (env.GitLab nil) the version stays, and the rest works all the same.
 func Upgrade(ctx context.Context, env Env, o Options) (*UpgradeResult, error) {
 	a := &action{env: env, dryRun: o.DryRun}
 	res, err := a.upgrade(ctx, o)
@@ -166,6 +172,11 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	if left := o.notCarried(cur); len(left) > 0 {
 		a.say(fmt.Sprintf("the new KAS host %s does not get what agentk was given for %s (%s): set them again if it needs them",
 			in.Values.Config.KasAddress, cur.KasAddress, strings.Join(left, ", ")))
+	}
+	v := a.upgradeVersion(ctx, &in, cur)
+	res.Agentk = &v
+	if !a.planning() {
+		a.say(v.Line())
 	}
 	var r *rendered
 	if err := a.step("diff", func() (err error) {
@@ -186,7 +197,7 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 		if err := a.deleteDryRun(ctx, stale); err != nil {
 			return res, fmt.Errorf("removing %s, which the new layout no longer has: %w", strings.Join(names, ", "), err)
 		}
-		res.Plan = &Plan{Cluster: r.diff, Server: a.dryRun == DryRunServer}
+		res.Plan = &Plan{Cluster: r.diff, Server: a.dryRun == DryRunServer, Agentk: res.Agentk}
 		if len(stale) > 0 {
 			res.Plan.Remove = names
 		}
@@ -271,7 +282,9 @@ func (a *action) findStale(ctx context.Context, r *rendered) ([]*unstructured.Un
 // agentk's version) taken from its Deployment, and its Secret's token (with the token-id
 // annotation) and private-api-jwt kept. An agent not installed, or whose
 // token is in a Secret the user named (config.secretName), renders as in
-// says. diff NAME shows with it what upgrade NAME would change.
+// says. diff NAME shows with it what upgrade NAME would change, but for
+// agentk's version, which upgrade takes from KAS when GitLab answers: diff
+// asks no GitLab.
 func RenderAsRunning(ctx context.Context, c Cluster, in manifest.Input) (manifest.Output, error) {
 	d, err := c.GetDeployment(ctx, in.Namespace, manifest.DeploymentName(in))
 	if err != nil {

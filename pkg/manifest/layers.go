@@ -117,9 +117,32 @@ func (l Layers) Input(name, ns string, read ReadFile) (Input, error) {
 		}
 		sources = append(sources, s)
 	}
-	values, err := LoadChart(l.ChartVersion, sources...)
+	var token string // read once the values are known good
+	relayer := func(chart string) (Values, Keys, error) { return l.values(chart, sources, token) }
+	values, set, err := relayer(l.ChartVersion)
 	if err != nil {
 		return Input{}, err
+	}
+	if l.TokenFile != "" {
+		data, err := read(l.TokenFile, TokenFileKind)
+		if err != nil {
+			return Input{}, err
+		}
+		if token, err = tokenOf(l.TokenFile, data); err != nil {
+			return Input{}, err
+		}
+		values.Config.Token, set["config.token"] = token, true
+	}
+	return Input{Name: name, Namespace: ns, NoNamespace: l.NoNamespace, Values: values, Set: set,
+		ChartAsked: l.ChartVersion != "", relayer: relayer}, nil
+}
+
+// values layers the parsed sources over chart's defaults, then the plain
+// flags and the token.
+func (l Layers) values(chart string, sources []Source, token string) (Values, Keys, error) {
+	values, err := LoadChart(chart, sources...)
+	if err != nil {
+		return Values{}, nil, err
 	}
 	set := SetKeys(sources...)
 	if l.KasAddress != nil {
@@ -133,22 +156,33 @@ func (l Layers) Input(name, ns string, read ReadFile) (Input, error) {
 	}
 	if l.Replicas != nil {
 		if *l.Replicas < 0 {
-			return Input{}, fmt.Errorf("--replicas must be 0 or more")
+			return Values{}, nil, fmt.Errorf("--replicas must be 0 or more")
 		}
 		values.Replicas, set["replicas"] = int64(*l.Replicas), true
 	}
-	if l.TokenFile != "" {
-		data, err := read(l.TokenFile, TokenFileKind)
-		if err != nil {
-			return Input{}, err
-		}
-		token, err := tokenOf(l.TokenFile, data)
-		if err != nil {
-			return Input{}, err
-		}
+	if token != "" {
 		values.Config.Token, set["config.token"] = token, true
 	}
-	return Input{Name: name, Namespace: ns, NoNamespace: l.NoNamespace, Values: values, Set: set}, nil
+	return values, set, nil
+}
+
+// InChart is in with the same values (files, --set, flags, token) layered
+// over chart version's defaults instead, for an action that keeps the
+// layout an agent runs with. An Input that Layers did not make has no
+// values to layer again: it is an error, unless it is for that chart.
+func (in Input) InChart(version string) (Input, error) {
+	c, err := LookupChart(version)
+	if err != nil {
+		return in, err
+	}
+	if c == chartOf(in.Values) {
+		return in, nil
+	}
+	if in.relayer == nil {
+		return in, fmt.Errorf("the values for chart %s cannot be layered again for chart %s", chartOf(in.Values).Version, c.Version)
+	}
+	in.Values, in.Set, err = in.relayer(c.Version)
+	return in, err
 }
 
 // ValuesFileName is how messages name the values file at path: a URL

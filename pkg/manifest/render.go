@@ -35,6 +35,12 @@ type Input struct {
 	// Secret's data holds it (base64), kept across upgrades as the chart's
 	// lookup keeps it; "" makes a new random one.
 	PrivateAPIJWT string
+	// ChartAsked: the user named the chart version (--chart-version);
+	// else it is the default, and an action that keeps the layout an agent
+	// runs with may layer the values again for that (InChart).
+	ChartAsked bool
+	// relayer layers the same values over another chart's defaults.
+	relayer func(chart string) (Values, Keys, error)
 }
 
 // Output is the rendered object set.
