@@ -1,46 +1,12 @@
 package cmd
 
 import (
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// silentGitLab accepts connections and never answers; it counts them.
-func silentGitLab(t *testing.T) (string, *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns atomic.Int32
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String(), &conns
-}
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
+)
 
 // TestRequestTimeoutAgainstSilentGitLab: against a GitLab that accepts
 // connections and never answers, --request-timeout bounds each try (the
@@ -54,7 +20,7 @@ func TestRequestTimeoutAgainstSilentGitLab(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			w := newInProcess(t)
-			url, conns := silentGitLab(t)
+			url, conns := fakegitlab.Silent(t)
 			host := strings.TrimPrefix(url, "http://")
 			type result struct {
 				code        int
@@ -98,7 +64,7 @@ func TestRequestTimeoutAgainstSilentGitLab(t *testing.T) {
 // --request-timeout for each answer, within each check's bound.
 func TestDoctorTakesRequestTimeout(t *testing.T) {
 	w := newInProcess(t)
-	url, _ := silentGitLab(t)
+	url, _ := fakegitlab.Silent(t)
 	host := strings.TrimPrefix(url, "http://")
 	code, out, errOut := w.runBare(t, "doctor", "prod", "--request-timeout", "1s", "--gitlab-url", url, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents")
 	if code == 0 || !strings.Contains(out, "GitLab at "+host+" accepted the connection but sent no answer within 1s (2 tries)") {

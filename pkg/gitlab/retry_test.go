@@ -10,44 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// silentGitLab accepts connections and never answers; it counts them.
-func silentGitLab(t *testing.T) (string, *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns atomic.Int32
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String(), &conns
-}
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/test/fakegitlab"
+)
 
 // stallingGitLab answers the headers and the start of a body, then sends
 // nothing more until the client goes; it counts requests.
@@ -110,7 +78,7 @@ func TestNeverAnsweringGitLab(t *testing.T) {
 		return c
 	}
 	t.Run("accepts and never answers: two tries, each bounded, and the line says so", func(t *testing.T) {
-		url, conns := silentGitLab(t)
+		url, conns := fakegitlab.Silent(t)
 		host := strings.TrimPrefix(url, "http://")
 		var log bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang fails the test, not the suite
@@ -173,7 +141,7 @@ func TestNeverAnsweringGitLab(t *testing.T) {
 // TestCallBoundEndsATry: a try the call's bound (CallTimeout, doctor's
 // check timeout) ends before its own says so, and how long it waited.
 func TestCallBoundEndsATry(t *testing.T) {
-	url, conns := silentGitLab(t)
+	url, conns := fakegitlab.Silent(t)
 	var log bytes.Buffer
 	c, err := New(Options{URL: url, Credentials: Credentials{Token: "x", Source: "GITLAB_TOKEN"}, CallTimeout: 300 * time.Millisecond, Log: &log})
 	if err != nil {
