@@ -36,7 +36,8 @@ affinity, priority and runtime class), imagePullSecrets, hostAliases, its
 token, and a receptive agent's mode and GitLab's key; any other value not given is the chart's default. Objects of ours that the new layout no
 longer has are removed once the new ones serve (with --no-wait, once they are
 applied); an upgrade that stopped before that removes them when run again.
-Needs only the cluster. --dry-run prints the version line and the diff.`,
+Needs only the cluster; asks GitLab for KAS's version when a credential is at hand.
+--dry-run prints the version line and the diff.`,
 		Example: `  # agentk at KAS's version
   kubectl gitlab-agent upgrade prod-eu --dry-run
   kubectl gitlab-agent upgrade prod-eu --agent-version v17.4.0

@@ -85,6 +85,12 @@ func (a *action) render(ctx context.Context, in manifest.Input, tokenID int64) (
 	// A server dry run sends every object to the server, as the apply
 	// would: admission and RBAC answer for each.
 	d, err := diff.Run(ctx, a.env.Cluster, ms, diff.Options{Force: true, DefaultNamespace: in.Namespace, ServerOnly: a.dryRun == DryRunServer})
+	var ie *diff.InterruptedError
+	if errors.As(err, &ie) {
+		// How many objects the comparison reached is diff's news; the
+		// action says what it left itself.
+		return nil, ie.Err
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -164,12 +164,15 @@ func TestUpgradeFollowsKAS(t *testing.T) {
 		{"GitLab fails", w.env(), func() {
 			w.gl.Inject(fakegitlab.Fault{Route: "GET /api/v4/metadata", Status: http.StatusForbidden})
 		}, "agentk v19.5.0: kept as the agent runs: KAS's version is not known"},
+		{"a KAS behind the agent", w.env(), func() {
+			w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.Version = "19.5.0-rc42" })
+		}, "agentk v19.5.0: kept as the agent runs: it runs a newer release than KAS's v19.4.0"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.setup()
 			t.Cleanup(func() {
 				w.gl.ClearFaults()
-				w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL = "wss://kas.example.com" })
+				w.gl.SetMetadata(func(m *fakegitlab.Metadata) { m.KAS.ExternalURL, m.KAS.Version = "wss://kas.example.com", "19.6.0" })
 			})
 			res := upgrade(tt.env, DryRunNone)
 			if !res.UpToDate || res.Agentk.Source != VersionRunning || !strings.HasPrefix(res.Agentk.Line(), tt.why) || running() != "v19.5.0" {

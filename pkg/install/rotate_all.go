@@ -88,12 +88,15 @@ func RotateAll(ctx context.Context, env Env, o RotateAllOptions) (*RotateAllResu
 	sort.Slice(agents, func(i, j int) bool { return agents[i].Name < agents[j].Name })
 	for _, a := range agents {
 		rs, err := installsOf(ctx, env, o, a)
+		if ctx.Err() != nil {
+			return res, interrupted(res, ctx.Err())
+		}
 		if err != nil {
 			return res, err
 		}
 		for _, r := range rs {
 			if ctx.Err() != nil {
-				return res, ctx.Err()
+				return res, interrupted(res, ctx.Err())
 			}
 			if r.Result == "" {
 				rotateOne(ctx, env, o, a, r)
@@ -111,7 +114,24 @@ func RotateAll(ctx context.Context, env Env, o RotateAllOptions) (*RotateAllResu
 			}
 		}
 	}
+	if ctx.Err() != nil {
+		return res, interrupted(res, ctx.Err())
+	}
 	return res, nil
+}
+
+// interrupted is the error of a run that Ctrl-C ended: the rotation it
+// stopped says what it left (which token is active), and the count of the
+// agents rotated before it.
+func interrupted(res *RotateAllResult, err error) error {
+	if n := len(res.Agents); n > 0 && res.Agents[n-1].Err != nil {
+		last := res.Agents[n-1]
+		err = fmt.Errorf("agent %q: %w", last.Agent, last.Err)
+	}
+	if res.Rotated > 0 {
+		err = fmt.Errorf("%w (%d agents were rotated before)", err, res.Rotated)
+	}
+	return err
 }
 
 // installsOf finds where agent a is installed: one AgentRotation per

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -189,5 +190,32 @@ func TestPlanJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &doc); err != nil || len(doc.GitLab) == 0 || !doc.Cluster.Differs {
 		t.Errorf("plan JSON %s: %v", b, err)
+	}
+}
+
+// TestRotateAllInterrupted: Ctrl-C during an agent's rotation ends the run
+// with that rotation's own error (which token is active), not a bare
+// "context canceled", and counts the agents rotated before.
+func TestRotateAllInterrupted(t *testing.T) {
+	w := rotateAllWorld(t)
+	w.cluster.Rollout = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// flaky is first; old's Secret apply is interrupted.
+	applies := 0
+	connect := w.cluster.OnApply
+	w.cluster.OnApply = func(o *unstructured.Unstructured) {
+		connect(o)
+		if o.GetKind() == "Secret" && o.GetNamespace() == "gitlab-agent-old" {
+			applies++
+			cancel()
+		}
+	}
+	res, err := RotateAll(ctx, w.env(), rotateAllOptions(w, 90*24*time.Hour, ""))
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("RotateAll: %+v, %v; want the interrupt", res, err)
+	}
+	if applies == 0 || !strings.Contains(err.Error(), `agent "old"`) || !strings.Contains(err.Error(), "(1 agents were rotated before)") || !strings.Contains(err.Error(), "token") {
+		t.Errorf("the interrupted run says %q", err)
 	}
 }

@@ -241,6 +241,10 @@ func (a *action) upgradeVersion(ctx context.Context, in *manifest.Input, cur *in
 	case v.Tag == cur.Version: // it runs it already; a digest pin stays
 		v.Tag = in.Values.Image.Tag
 		return v
+	case newer(cur.Version, v.Tag):
+		// GitLab supports agentk a minor ahead of KAS, and a KAS
+		// pre-release maps to the minor before: never a downgrade unasked.
+		return keep(kas.Version, "it runs a newer release than KAS's "+v.Tag+" (--agent-version moves it)")
 	}
 	in.Values.Image.Tag, v.Was = v.Tag, running
 	return v
