@@ -51,7 +51,8 @@ type GitLabFlags struct {
 
 // Credentials is the first credential of the chain (--gitlab-token-file,
 // GITLAB_TOKEN, CI_JOB_TOKEN, glab's config) for the resolved URL, found
-// once per command.
+// once per command; for a GitLab taken from a git remote, only glab's token
+// for that host (gitlab.HostCredentials).
 func (g *GitLabFlags) Credentials() (gitlab.Credentials, error) {
 	url := g.ResolvedURL()
 	if g.creds == nil || g.credsFor != url {
@@ -59,7 +60,13 @@ func (g *GitLabFlags) Credentials() (gitlab.Credentials, error) {
 		if g.cmd != nil && g.cmd.Context() != nil {
 			ctx = g.cmd.Context()
 		}
-		c, err := gitlab.FindCredentials(ctx, url, g.TokenFile)
+		var c gitlab.Credentials
+		var err error
+		if g.fromRemote() {
+			c, err = gitlab.HostCredentials(url)
+		} else {
+			c, err = gitlab.FindCredentials(ctx, url, g.TokenFile)
+		}
 		g.creds, g.credsErr, g.credsFor = &c, err, url
 	}
 	return *g.creds, g.credsErr
@@ -214,7 +221,9 @@ func (g *GitLabFlags) remoteGitLab() *remoteURL {
 	}
 	var candidates []gitremote.Remote
 	for _, r := range gitremote.Remotes(wd) {
-		if !notGitLab[r.Host] {
+		// A plain http remote would have the token cross the network
+		// in cleartext: only a GitLab the user names may be http.
+		if !notGitLab[r.Host] && r.Scheme != "http" {
 			candidates = append(candidates, r)
 		}
 	}

@@ -129,19 +129,45 @@ func TestGitLabURLFromTheGitRemote(t *testing.T) {
 	})
 }
 
-// TestCommandOnTheGitRemotesGitLab: agent list in a clone of a project on a
-// self-managed GitLab (here the fake, on a port) needs neither --gitlab-url
-// nor --project.
-func TestCommandOnTheGitRemotesGitLab(t *testing.T) {
+// TestTheGitRemoteGetsNoTokenItWasNotMadeFor: a cloned repository (or
+// another user's .git above the working directory) chooses its remote, so a
+// GitLab taken from it gets only the token glab stored for that host, never
+// --gitlab-token-file's or GITLAB_TOKEN (bound to no host); and a plain http
+// remote is no GitLab to take (the token would cross in cleartext). Found
+// by a review: TAB completion sent GITLAB_TOKEN to the remote's host.
+func TestTheGitRemoteGetsNoTokenItWasNotMadeFor(t *testing.T) {
 	w := newInProcess(t)
 	w.gl.AddAgent(w.project, "prod", w.user)
+	before := len(w.gl.Requests())
+
+	// An http remote (the fake): not taken; the error names both hosts.
 	inClone(t, "origin", w.gl.URL+"/infra/agents.git")
-	code, out, errOut := w.runBare(t, "agent", "list", "--gitlab-token-file", w.tokenFile)
-	if code != 0 || !strings.Contains(out, "prod") {
-		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	code, _, errOut := w.runBare(t, "agent", "list", "--gitlab-token-file", w.tokenFile)
+	if code == 0 || !strings.Contains(errOut, "--gitlab-url "+w.gl.URL) || len(w.gl.Requests()) != before {
+		t.Errorf("an http remote: exit %d, %d requests, stderr %q", code, len(w.gl.Requests())-before, errOut)
 	}
-	want := "using project infra/agents on GitLab " + w.gl.URL + ` (from the git remote "origin", an http URL: its host and port; --project and --gitlab-url to choose)`
-	if !strings.Contains(errOut, want) {
-		t.Errorf("stderr %q, want the line %q", errOut, want)
+	code, out, _ := w.runBare(t, "__complete", "agent", "get", "")
+	if code != 0 || strings.Contains(out, "prod") || len(w.gl.Requests()) != before {
+		t.Errorf("completion asked the remote's GitLab: %q, %d requests", out, len(w.gl.Requests())-before)
+	}
+
+	// An https remote: its GitLab, but GITLAB_TOKEN and the token file do
+	// not go there.
+	inClone(t, "origin", "https://gitlab.attacker.example/infra/agents.git")
+	t.Setenv("GITLAB_TOKEN", "glpat-not-for-the-remote")
+	var notes bytes.Buffer
+	g := gitlabFlags(&notes)
+	g.TokenFile = w.tokenFile
+	if got := g.ResolvedURL(); got != "https://gitlab.attacker.example" {
+		t.Fatalf("ResolvedURL() = %q", got)
+	}
+	c, err := g.Credentials()
+	if err == nil || c.Token != "" || !strings.Contains(err.Error(), "pass --gitlab-url https://gitlab.attacker.example") {
+		t.Errorf("credentials for the remote's GitLab: %+v, %v", c, err)
+	}
+	// Named by the user, the same GitLab gets them.
+	t.Setenv("GITLAB_URL", "https://gitlab.attacker.example")
+	if c, err := gitlabFlags(&notes).Credentials(); err != nil || c.Token != "glpat-not-for-the-remote" {
+		t.Errorf("credentials for the GitLab named: %+v, %v", c, err)
 	}
 }

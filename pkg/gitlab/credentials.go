@@ -98,6 +98,23 @@ func FindCredentials(ctx context.Context, gitlabURL, tokenFile string) (Credenti
 	return Credentials{}, &NoCredentialsError{Host: u.Host, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}).String(), Tried: append(tried, why)}
 }
 
+// HostCredentials is the credential for a GitLab no one named but a git
+// remote: only the token glab stored for exactly that host. --gitlab-token-file
+// and GITLAB_TOKEN are bound to no host, and a cloned repository (or another
+// user's) chooses its remote: they go only to a GitLab the user named.
+func HostCredentials(gitlabURL string) (Credentials, error) {
+	u, err := url.Parse(gitlabURL)
+	if err != nil || u.Host == "" {
+		return Credentials{}, fmt.Errorf("invalid GitLab URL %q", gitlabURL)
+	}
+	c, why := glabCredentials(u)
+	if c.Token != "" {
+		return c, nil
+	}
+	return Credentials{}, &NoCredentialsError{Host: u.Host, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")}).String(),
+		Tried: []string{"--gitlab-token-file and GITLAB_TOKEN (sent only to the GitLab --gitlab-url or GITLAB_URL names, not to one a git remote names: pass --gitlab-url " + Origin(u) + ")", why}}
+}
+
 // JobTokenFor says whether the job's CI_JOB_TOKEN may go to gitlabURL (and
 // its KAS): only when it is the job's own GitLab, CI_SERVER_URL (or that is
 // not set).

@@ -4,6 +4,9 @@ package gitremote
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"io"
 	"maps"
 	"net"
 	"net/url"
@@ -142,7 +145,10 @@ func parseRemote(raw string) (Remote, bool) {
 	return r, true
 }
 
-// findGitConfig walks up from dir to the repository's config file.
+// findGitConfig walks up from dir to the repository's config file. As git
+// does since CVE-2022-24765 (safe.directory), a .git another user owns ends
+// the walk: anyone may create /tmp/.git, and its remote would choose where
+// the user's GitLab token goes.
 func findGitConfig(dir string) (string, bool) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -150,21 +156,30 @@ func findGitConfig(dir string) (string, bool) {
 	}
 	for {
 		gitPath := filepath.Join(dir, ".git")
-		if fi, err := os.Stat(gitPath); err == nil {
-			if fi.IsDir() {
+		if li, err := os.Lstat(gitPath); err == nil {
+			if !ownedBySelfOrRoot(li) {
+				return "", false
+			}
+			fi, err := os.Stat(gitPath)
+			switch {
+			case err != nil:
+				return "", false
+			case fi.IsDir():
 				return filepath.Join(gitPath, "config"), true
 			}
 			// A worktree or submodule: ".git" is a file "gitdir: <path>".
-			if b, err := os.ReadFile(gitPath); err == nil {
-				gd := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(b)), "gitdir:"))
-				if !filepath.IsAbs(gd) {
-					gd = filepath.Join(dir, gd)
-				}
-				if common, err := os.ReadFile(filepath.Join(gd, "commondir")); err == nil {
-					gd = filepath.Join(gd, strings.TrimSpace(string(common)))
-				}
-				return filepath.Join(gd, "config"), true
+			b, err := readSmall(gitPath)
+			if err != nil {
+				return "", false
 			}
+			gd := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(b)), "gitdir:"))
+			if !filepath.IsAbs(gd) {
+				gd = filepath.Join(dir, gd)
+			}
+			if common, err := readSmall(filepath.Join(gd, "commondir")); err == nil {
+				gd = filepath.Join(gd, strings.TrimSpace(string(common)))
+			}
+			return filepath.Join(gd, "config"), true
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -174,18 +189,42 @@ func findGitConfig(dir string) (string, bool) {
 	}
 }
 
+// maxGitFile bounds what is read of a git file (.git, commondir, config).
+const maxGitFile = 1 << 20
+
+// errNotOurs: a git file that is not a regular file the user (or root)
+// owns is not read.
+var errNotOurs = errors.New("not a regular file of the user's")
+
+// readSmall reads a git file: a regular file the user or root owns, opened
+// without waiting (a FIFO would block the open), at most maxGitFile bytes.
+func readSmall(path string) ([]byte, error) {
+	f, err := openNoWait(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || !ownedBySelfOrRoot(fi) {
+		return nil, errNotOurs
+	}
+	return io.ReadAll(io.LimitReader(f, maxGitFile))
+}
+
 var remoteSectionRE = regexp.MustCompile(`^\[remote\s+"([^"]+)"\]$`)
 
 // readRemotes reads the remote URLs of a git config file.
 func readRemotes(path string) map[string]string {
-	f, err := os.Open(path)
+	b, err := readSmall(path)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	remotes := map[string]string{}
 	current := ""
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "[") {

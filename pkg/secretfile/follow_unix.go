@@ -139,3 +139,9 @@ func ownGroup(gid uint32) bool {
 	g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10))
 	return err == nil && g.Name == u.Username
 }
+
+// ownedBySelf reports whether the user running this owns fi.
+func ownedBySelf(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}

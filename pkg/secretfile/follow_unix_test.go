@@ -246,3 +246,48 @@ func TestReplaceOnlyReplacesRegularFiles(t *testing.T) {
 		t.Fatalf("%v %v", fi, err)
 	}
 }
+
+// TestReplaceKeepsNoModeOfAPlantedFile: a file another user planted where
+// the user writes (a sticky /tmp, as root) is replaced with mode 0600, not
+// its 0666 that would let them rewrite the kubeconfig's exec entry; the
+// user's own file keeps its mode, less others' write bits.
+func TestReplaceKeepsNoModeOfAPlantedFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to plant a file as another user (uid 65534)")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(dir, "ci.kubeconfig")
+	if err := os.WriteFile(planted, []byte("planted"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(planted, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(planted, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(planted, []byte("ours")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(planted); fi.Mode().Perm() != 0o600 {
+		t.Errorf("the planted file's replacement has mode %v, want 0600", fi.Mode().Perm())
+	}
+	own := filepath.Join(t.TempDir(), "config")
+	for _, tc := range []struct{ was, want os.FileMode }{{0o644, 0o644}, {0o666, 0o644}, {0o600, 0o600}} {
+		if err := os.WriteFile(own, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(own, tc.was); err != nil {
+			t.Fatal(err)
+		}
+		if err := Replace(own, []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(own); fi.Mode().Perm() != tc.want {
+			t.Errorf("the user's %v file became %v, want %v", tc.was, fi.Mode().Perm(), tc.want)
+		}
+	}
+}

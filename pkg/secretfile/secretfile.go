@@ -27,8 +27,8 @@ func Write(path string, data []byte) error {
 
 // Replace replaces the file at path (following a symbolic link to the file
 // it points at, so that the link stays, when Resolve allows it) with data,
-// keeping the file's mode, never wider than it was; a new file gets mode
-// 0600.
+// keeping the mode of a file the user owns, less any write bit for others;
+// a new file, or one another user planted, gets mode 0600.
 func Replace(path string, data []byte) error {
 	path, err := Resolve(path)
 	if err != nil {
@@ -39,7 +39,11 @@ func Replace(path string, data []byte) error {
 		if !fi.Mode().IsRegular() {
 			return notRegular(path, fi)
 		}
-		mode = fi.Mode().Perm()
+		if ownedBySelf(fi) {
+			// The user's mode (0644 for a shared kubeconfig), but no one
+			// else may rewrite it: an exec entry runs as the user.
+			mode = fi.Mode().Perm() &^ 0o022
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
