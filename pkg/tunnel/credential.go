@@ -136,6 +136,11 @@ func GetCredential(ctx context.Context, o CredentialOptions) (Credential, error)
 		// Its secret is out of reach: a new token replaces it (and the
 		// old is revoked by its ID).
 		why := fmt.Sprintf("the cached k8s_proxy token %d cannot be read (%s)", p.ID, safetext.Line(lost.Error()))
+		if age := now.Sub(p.CreatedAt); !p.CreatedAt.IsZero() && age < RenewInterval {
+			// Something that removes or rewrites keyring items would
+			// otherwise have a token made (and a mail sent) per call.
+			return Credential{}, fmt.Errorf("%s, made %s ago; no other is made within %s: check what removes or rewrites the OS keyring's kubectl-gitlab-agent items", why, age.Round(time.Second), RenewInterval)
+		}
 		if o.Credentials.Token == "" {
 			return Credential{}, o.cannotMint(why)
 		}

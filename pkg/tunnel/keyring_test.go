@@ -344,3 +344,47 @@ func activePATs(f *fakegitlab.Server, u *fakegitlab.User) []fakegitlab.PersonalA
 	}
 	return out
 }
+
+// TestALostSecretIsReplacedAtMostOncePerRenewInterval: something that
+// deletes the keyring item at every call (a program on the session bus)
+// gets no new token, and no mail to the user, per kubectl call: within
+// RenewInterval of the last one made, the call fails with one line.
+func TestALostSecretIsReplacedAtMostOncePerRenewInterval(t *testing.T) {
+	f, u, tok, c := userFixture(t)
+	now := time.Now()
+	var log strings.Builder
+	kr := &memKeyring{}
+	o := keyringOptions(t, f, tok, &Cache{Dir: c.Dir, Mode: CacheKeyring, Keyring: kr}, &log, &now)
+	if first, err := GetCredential(context.Background(), o); err != nil || !first.Minted {
+		t.Fatalf("%+v %v", first, err)
+	}
+	key := Key(f.URL, tok)
+	for i := range 5 {
+		if err := kr.Delete(KeyringService, key); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+		_, err := GetCredential(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), "no other is made within") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("call %d after the item was deleted: %v", i, err)
+		}
+	}
+	if n := len(activePATs(f, u)) + len(revokedPATs(f, u)); n != 1 {
+		t.Errorf("%d tokens made; want 1", n)
+	}
+	now = now.Add(RenewInterval)
+	if again, err := GetCredential(context.Background(), o); err != nil || !again.Minted {
+		t.Errorf("after RenewInterval: %+v %v; want a new token", again, err)
+	}
+}
+
+// revokedPATs are u's k8s_proxy tokens on f that were revoked.
+func revokedPATs(f *fakegitlab.Server, u *fakegitlab.User) []fakegitlab.PersonalAccessToken {
+	var out []fakegitlab.PersonalAccessToken
+	for _, p := range f.PersonalAccessTokens(u) {
+		if len(p.Scopes) == 1 && p.Scopes[0] == "k8s_proxy" && p.Revoked {
+			out = append(out, p)
+		}
+	}
+	return out
+}
