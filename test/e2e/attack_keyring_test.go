@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zalando/go-keyring"
 
@@ -160,6 +161,9 @@ func TestAttack27Item5KeyringItemOfAnotherGitLab(t *testing.T) {
 		if err := keyring.Set(keyringService, keyA.Key, planted()); err != nil {
 			t.Fatal(err)
 		}
+		// Planted more than a minute after the token was made: a lost
+		// secret is replaced at most once per RenewInterval.
+		backdate(t, filepath.Join(cache, "kubectl-gitlab-agent", "k8s-proxy-tokens", keyA.Key+".json"), 2*time.Minute)
 		r, got := getToken(t, a, agentA, "", env...)
 		wantError(t, r, "cannot be read", "creating one needs GitLab credentials")
 		if got != "" || strings.Contains(r.stderr, secretB) {
@@ -276,5 +280,30 @@ func TestProxyCacheModeNone(t *testing.T) {
 	})
 	if len(kept) != 0 {
 		t.Errorf("--cache-mode none left %v", kept)
+	}
+}
+
+// backdate moves the createdAt of the cache entry in file back by d, as if
+// its token had been made d earlier.
+func backdate(t *testing.T, file string, d time.Duration) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry map[string]any
+	if err := json.Unmarshal(b, &entry); err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(entry["createdAt"]))
+	if err != nil {
+		t.Fatalf("%s: createdAt: %v", file, err)
+	}
+	entry["createdAt"] = at.Add(-d).Format(time.RFC3339Nano)
+	if b, err = json.Marshal(entry); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
