@@ -7,7 +7,24 @@ import (
 	"time"
 )
 
-// Fault makes the fake misbehave on matching calls.
+// Fault makes the fake misbehave on matching calls. Every route can be
+// targeted by its pattern as registered in routes.go (the git smart HTTP
+// service as GitHTTPRoute, the archive as ArchiveRoute), e.g.:
+//
+//	// the second commit is refused as a moved branch would be
+//	s.Inject(fakegitlab.Fault{Route: fakegitlab.CommitsRoute, Nth: 2, Status: 400,
+//		Message: "The file has changed since you started editing it: a.yaml"})
+//	// a commit that GitLab made, whose answer is lost
+//	s.Inject(fakegitlab.Fault{Route: fakegitlab.CommitsRoute, Nth: 1, Status: 502, AfterWork: true})
+//	// an open merge request already exists
+//	s.Inject(fakegitlab.Fault{Route: "POST /api/v4/projects/{id}/merge_requests", Status: 409,
+//		Message: []string{"Another open merge request already exists for this source branch: !1"}})
+//	// deploy tokens refused, environments refused
+//	s.Inject(fakegitlab.Fault{Route: "POST /api/v4/projects/{id}/deploy_tokens", Status: 403})
+//	s.Inject(fakegitlab.Fault{Route: "POST /api/v4/projects/{id}/environments", Status: 400,
+//		Message: "400 Bad request - cluster agent doesn't exist or cannot be associated with this environment"})
+//	// the clone fails
+//	s.Inject(fakegitlab.Fault{Route: fakegitlab.GitHTTPRoute, Status: 500})
 type Fault struct {
 	// Route is a route pattern as registered, e.g.
 	// "POST /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens"; empty
@@ -31,6 +48,10 @@ type Fault struct {
 	// the file) and then fails its answer as above: the lost answer of a
 	// call that succeeded. With only Latency, the real answer comes late.
 	AfterWork bool
+	// Message, with Status, is the "message" of GitLab's error body
+	// instead of the status's text: a string, a []string (as for merge
+	// requests' 409) or a map of field errors.
+	Message any
 	// Body, with Status, is sent as is instead of GitLab's error body;
 	// ContentType goes with it.
 	Body        []byte
@@ -108,7 +129,18 @@ func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // handle registers h for pattern, counting calls, recording them and
 // applying faults first.
 func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.handleAs(mux, pattern, pattern, h)
+}
+
+// handleAs is handle for a route that faults, Calls and Requests know by
+// another name than its mux pattern.
+func (s *Server) handleAs(mux *http.ServeMux, pattern, name string, h http.HandlerFunc) {
+	mux.HandleFunc(pattern, s.wrap(name, h))
+}
+
+// wrap is h counted, recorded and subject to faults as route name.
+func (s *Server) wrap(pattern string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[pattern]++
 		f := s.matchFault(pattern)
@@ -152,7 +184,11 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 					_, _ = rec.Write(f.Body)
 					return
 				}
-				writeError(rec, f.Status, statusMessage(f.Status))
+				var msg any = statusMessage(f.Status)
+				if f.Message != nil {
+					msg = f.Message
+				}
+				writeError(rec, f.Status, msg)
 				return
 			}
 			if done != nil {
@@ -165,7 +201,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) 
 			}
 		}
 		h(rec, r)
-	})
+	}
 }
 
 // itoa is strconv.Itoa for int64.

@@ -1,9 +1,6 @@
 package fakegitlab
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -17,6 +14,18 @@ import (
 )
 
 const api = "/api/v4"
+
+// Route names for faults and Calls that are not plain mux patterns, and the
+// commits route that bootstrap's tests fail most.
+const (
+	// CommitsRoute creates a commit with several actions.
+	CommitsRoute = "POST " + api + "/projects/{id}/repository/commits"
+	// ArchiveRoute is GET /repository/archive with any format suffix.
+	ArchiveRoute = "GET " + api + "/projects/{id}/repository/archive"
+	// GitHTTPRoute is every request of git's smart HTTP protocol
+	// (/<path_with_namespace>.git/...).
+	GitHTTPRoute = "GIT /{path_with_namespace}.git/"
+)
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -42,12 +51,40 @@ func (s *Server) routes() http.Handler {
 	h("HEAD "+api+"/projects/{id}/repository/files/{path}", s.withProject(Reporter, s.getFile))
 	h("POST "+api+"/projects/{id}/repository/files/{path}", s.withProject(Developer, s.writeFile))
 	h("PUT "+api+"/projects/{id}/repository/files/{path}", s.withProject(Developer, s.writeFile))
+	h("POST "+api+"/projects/{id}/repository/commits", s.withProject(Developer, s.createCommit))
+	h("GET "+api+"/projects/{id}/repository/commits", s.withProject(Reporter, s.listCommits))
+	h("GET "+api+"/projects/{id}/repository/commits/{sha}", s.withProject(Reporter, s.getCommit))
+	h("GET "+api+"/projects/{id}/repository/tree", s.withProject(Reporter, s.listTree))
+	h("GET "+api+"/projects/{id}/repository/branches/{branch}", s.withProject(Reporter, s.getBranch))
+	h("POST "+api+"/projects/{id}/repository/branches", s.withProject(Developer, s.createBranch))
+	// archive, archive.tar.gz, archive.zip ...: one segment, so a wildcard;
+	// faults and Calls name it ArchiveRoute.
+	s.handleAs(mux, "GET "+api+"/projects/{id}/repository/{archive}", ArchiveRoute, s.withProject(Reporter, s.getArchive))
+	h("GET "+api+"/projects/{id}/merge_requests", s.withProject(Reporter, s.listMergeRequests))
+	h("POST "+api+"/projects/{id}/merge_requests", s.withProject(Developer, s.createMergeRequest))
+	h("GET "+api+"/projects/{id}/merge_requests/{iid}", s.withProject(Reporter, s.getMergeRequest))
+	h("PUT "+api+"/projects/{id}/merge_requests/{iid}", s.withProject(Developer, s.updateMergeRequest))
+	h("GET "+api+"/projects/{id}/deploy_tokens", s.withProject(Maintainer, s.listDeployTokens))
+	h("POST "+api+"/projects/{id}/deploy_tokens", s.withProject(Maintainer, s.createDeployToken))
+	h("GET "+api+"/projects/{id}/deploy_tokens/{token_id}", s.withProject(Maintainer, s.getDeployToken))
+	h("DELETE "+api+"/projects/{id}/deploy_tokens/{token_id}", s.withProject(Maintainer, s.deleteDeployToken))
+	h("GET "+api+"/projects/{id}/environments", s.withProject(Reporter, s.listEnvironments))
+	h("POST "+api+"/projects/{id}/environments", s.withProject(Developer, s.createEnvironment))
+	h("GET "+api+"/projects/{id}/environments/{environment_id}", s.withProject(Reporter, s.getEnvironment))
+	h("PUT "+api+"/projects/{id}/environments/{environment_id}", s.withProject(Developer, s.updateEnvironment))
+	h("POST "+api+"/projects/{id}/environments/{environment_id}/stop", s.withProject(Developer, s.stopEnvironment))
+	h("DELETE "+api+"/projects/{id}/environments/{environment_id}", s.withProject(Developer, s.deleteEnvironment))
 	h("POST "+api+"/user/personal_access_tokens", s.withUser(s.createPAT))
 	h("GET "+api+"/personal_access_tokens", s.withUser(s.listPATs))
 	h("GET "+api+"/personal_access_tokens/self", s.withUser(s.getSelfPAT))
 	h("DELETE "+api+"/personal_access_tokens/self", s.withUser(s.revokeSelfPAT))
 	h("DELETE "+api+"/personal_access_tokens/{id}", s.withUser(s.revokePAT))
+	git := s.wrap(GitHTTPRoute, s.serveGit)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if isGitPath(r.URL.Path) {
+			git(w, r)
+			return
+		}
 		writeError(w, http.StatusNotFound, "404 Not Found")
 	})
 	return mux
@@ -185,7 +222,7 @@ func userJSON(u *User) map[string]any {
 }
 
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
-	j := projectJSON(p)
+	j := s.projectJSON(p)
 	// What GitLab shows the caller of its own access (members only here).
 	// Access through an ancestor group shows in neither.
 	var access any = map[string]any{"access_level": int(p.Members[u.ID]), "notification_level": 3}
@@ -222,20 +259,21 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, u *User, _ *cr
 	errNotFound(w, "Group")
 }
 
-func projectJSON(p *Project) map[string]any {
+func (s *Server) projectJSON(p *Project) map[string]any {
 	parts := strings.Split(p.PathWithNS, "/")
 	return map[string]any{
 		"id": p.ID, "name": parts[len(parts)-1], "path": parts[len(parts)-1],
 		"path_with_namespace": p.PathWithNS, "name_with_namespace": strings.Join(parts, " / "),
-		"default_branch": p.DefaultBranch, "web_url": "https://gitlab.example.com/" + p.PathWithNS,
-		"visibility": "private",
+		"default_branch": p.DefaultBranch, "web_url": s.URL + "/" + p.PathWithNS,
+		"http_url_to_repo": s.URL + "/" + p.PathWithNS + ".git",
+		"visibility":       "private",
 	}
 }
 
 func (s *Server) agentJSON(a *Agent) map[string]any {
 	return map[string]any{
 		"id": a.ID, "name": a.Name, "created_at": a.CreatedAt.UTC(), "created_by_user_id": a.CreatedByUserID,
-		"config_project": projectJSON(s.projects[a.ProjectID]),
+		"config_project": s.projectJSON(s.projects[a.ProjectID]),
 	}
 }
 
@@ -480,127 +518,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, _ *User, a 
 	}
 	t.Status = "revoked" // also 204 when it was revoked already
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) getFile(w http.ResponseWriter, r *http.Request, _ *User, p *Project) {
-	ref := r.URL.Query().Get("ref")
-	if ref == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "ref is missing"})
-		return
-	}
-	path := r.PathValue("path")
-	content, ok := p.Files[ref][path]
-	if !ok {
-		errNotFound(w, "File")
-		return
-	}
-	sum := sha256.Sum256(content)
-	blob := gitBlobID(content)
-	last := s.lastCommit(p.ID, ref, path)
-	h := w.Header()
-	h.Set("X-Gitlab-File-Name", path[strings.LastIndex(path, "/")+1:])
-	h.Set("X-Gitlab-File-Path", path)
-	h.Set("X-Gitlab-Size", strconv.Itoa(len(content)))
-	h.Set("X-Gitlab-Encoding", "base64")
-	h.Set("X-Gitlab-Content-Sha256", hex.EncodeToString(sum[:]))
-	h.Set("X-Gitlab-Ref", ref)
-	h.Set("X-Gitlab-Blob-Id", blob)
-	h.Set("X-Gitlab-Last-Commit-Id", last)
-	h.Set("X-Gitlab-Commit-Id", last)
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"file_name": path[strings.LastIndex(path, "/")+1:], "file_path": path, "size": len(content),
-		"encoding": "base64", "content": base64.StdEncoding.EncodeToString(content),
-		"content_sha256": hex.EncodeToString(sum[:]), "ref": ref, "blob_id": blob,
-		"commit_id": last, "last_commit_id": last,
-	})
-}
-
-func gitBlobID(content []byte) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "blob %d\x00", len(content))
-	h.Write(content)
-	return hex.EncodeToString(h.Sum(nil))[:40]
-}
-
-func (s *Server) lastCommit(pid int64, branch, path string) string {
-	for i := len(s.commits) - 1; i >= 0; i-- {
-		c := s.commits[i]
-		if c.ProjectID == pid && c.Branch == branch && c.Path == path {
-			return c.ID
-		}
-	}
-	return strings.Repeat("0", 40)
-}
-
-func (s *Server) writeFile(w http.ResponseWriter, r *http.Request, u *User, p *Project) {
-	var body struct {
-		Branch        string `json:"branch"`
-		Content       string `json:"content"`
-		Encoding      string `json:"encoding"`
-		CommitMessage string `json:"commit_message"`
-		LastCommitID  string `json:"last_commit_id"`
-	}
-	if err := decodeBody(r, &body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid body"})
-		return
-	}
-	switch {
-	case body.Branch == "":
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "branch is missing"})
-		return
-	case body.CommitMessage == "":
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "commit_message is missing"})
-		return
-	}
-	if p.ProtectedBranches[body.Branch] && p.Members[u.ID] < Maintainer {
-		writeError(w, http.StatusForbidden, "You are not allowed to push into this branch")
-		return
-	}
-	files, ok := p.Files[body.Branch]
-	if !ok {
-		writeError(w, http.StatusBadRequest, "You can only create or edit files when you are on a branch")
-		return
-	}
-	content := []byte(body.Content)
-	if body.Encoding == "base64" {
-		var err error
-		if content, err = base64.StdEncoding.DecodeString(body.Content); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "content is not valid base64"})
-			return
-		}
-	}
-	path := r.PathValue("path")
-	_, exists := files[path]
-	action := "create"
-	if r.Method == http.MethodPost {
-		if exists {
-			writeError(w, http.StatusBadRequest, "A file with this name already exists")
-			return
-		}
-	} else {
-		action = "update"
-		if !exists {
-			writeError(w, http.StatusBadRequest, "A file with this name doesn't exist")
-			return
-		}
-		if body.LastCommitID != "" && body.LastCommitID != s.lastCommit(p.ID, body.Branch, path) {
-			writeError(w, http.StatusBadRequest, "You are attempting to update a file that has changed since you started editing it.")
-			return
-		}
-	}
-	files[path] = content
-	c := Commit{ID: randomString(40), ProjectID: p.ID, Branch: body.Branch, Path: path, Action: action,
-		Message: body.CommitMessage, Content: content, AuthorID: u.ID}
-	s.commits = append(s.commits, c)
-	status := http.StatusOK
-	if action == "create" {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]any{"file_path": path, "branch": body.Branch})
 }
 
 func patJSON(p *PersonalAccessToken, withToken bool) map[string]any {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,17 +38,24 @@ const (
 type Server struct {
 	*httptest.Server
 
-	mu       sync.Mutex
-	nextID   int64
-	now      func() time.Time
-	users    map[int64]*User
-	creds    map[string]*credential
-	projects map[int64]*Project
-	agents   map[int64]*Agent
-	tokens   map[int64]*AgentToken
-	pats     map[int64]*PersonalAccessToken
-	urls     map[int64]*URLConfiguration
-	commits  []Commit
+	mu           sync.Mutex
+	nextID       int64
+	now          func() time.Time
+	users        map[int64]*User
+	creds        map[string]*credential
+	projects     map[int64]*Project
+	agents       map[int64]*Agent
+	tokens       map[int64]*AgentToken
+	pats         map[int64]*PersonalAccessToken
+	urls         map[int64]*URLConfiguration
+	commits      []Commit
+	deployTokens map[int64]*DeployToken
+	mrs          map[int64]*MergeRequest
+	envs         map[int64]*Environment
+	// gitRoot holds a bare repository per project (repoPath), made when
+	// first needed; Close removes it.
+	gitRoot  string
+	repos    map[int64]*gitRepo
 	faults   []*Fault
 	calls    map[string]int
 	requests []Request
@@ -66,7 +74,8 @@ type User struct {
 	Name     string
 }
 
-// Project is a GitLab project with its members and repository files.
+// Project is a GitLab project with its members. Its repository is a real
+// bare git repository (RepoDir), the truth for every repository API.
 type Project struct {
 	ID            int64
 	PathWithNS    string
@@ -76,8 +85,6 @@ type Project struct {
 	// Inherited marks the members whose role comes from an ancestor group:
 	// GitLab shows them no project permissions, only members/all does.
 	Inherited map[int64]bool
-	// Files maps branch → file path → content.
-	Files map[string]map[string][]byte
 	// ProtectedBranches need Maintainer to commit to; the default branch is
 	// protected unless told otherwise.
 	ProtectedBranches map[string]bool
@@ -117,16 +124,26 @@ type PersonalAccessToken struct {
 	Token     string
 }
 
-// Commit is one commit made through the repository files API.
+// Commit is one commit made through the repository files or commits API.
+// Path, Action and Content are its first action's; Actions has them all.
 type Commit struct {
 	ID        string
 	ProjectID int64
 	Branch    string
 	Path      string
-	Action    string // create or update
+	Action    string // create, update, delete, move or chmod
 	Message   string
 	Content   []byte
 	AuthorID  int64
+	Actions   []CommitFile
+}
+
+// CommitFile is one action of a commit.
+type CommitFile struct {
+	Action       string
+	Path         string
+	PreviousPath string // for move
+	Content      []byte // what the file holds after the commit; nil for delete
 }
 
 // Request records a call the fake received, without credentials.
@@ -173,6 +190,17 @@ func New() *Server {
 	return s
 }
 
+// Close stops the server and removes the projects' repositories.
+func (s *Server) Close() {
+	s.Server.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gitRoot != "" {
+		_ = os.RemoveAll(s.gitRoot)
+		s.gitRoot, s.repos = "", map[int64]*gitRepo{}
+	}
+}
+
 // NewTLS starts a fake GitLab over HTTPS; its certificate is s.Certificate().
 func NewTLS() *Server {
 	s := newState()
@@ -182,16 +210,20 @@ func NewTLS() *Server {
 
 func newState() *Server {
 	return &Server{
-		nextID:   100,
-		now:      time.Now,
-		users:    map[int64]*User{},
-		creds:    map[string]*credential{},
-		projects: map[int64]*Project{},
-		agents:   map[int64]*Agent{},
-		tokens:   map[int64]*AgentToken{},
-		pats:     map[int64]*PersonalAccessToken{},
-		urls:     map[int64]*URLConfiguration{},
-		calls:    map[string]int{},
+		nextID:       100,
+		now:          time.Now,
+		users:        map[int64]*User{},
+		creds:        map[string]*credential{},
+		projects:     map[int64]*Project{},
+		agents:       map[int64]*Agent{},
+		tokens:       map[int64]*AgentToken{},
+		pats:         map[int64]*PersonalAccessToken{},
+		urls:         map[int64]*URLConfiguration{},
+		calls:        map[string]int{},
+		deployTokens: map[int64]*DeployToken{},
+		mrs:          map[int64]*MergeRequest{},
+		envs:         map[int64]*Environment{},
+		repos:        map[int64]*gitRepo{},
 		Metadata: Metadata{
 			Version:  "17.3.1-ee",
 			Revision: "0123abcd",
@@ -244,14 +276,15 @@ func (s *Server) AddJobToken(u *User, p *Project) string {
 	return tok
 }
 
-// AddProject creates a project at path with default branch main.
+// AddProject creates a project at path with default branch main and an
+// empty repository (made on first use), as a new GitLab project without a
+// README: the first commit to any branch creates it.
 func (s *Server) AddProject(path string) *Project {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := &Project{
 		ID: s.id(), PathWithNS: path, DefaultBranch: "main",
 		Members:           map[int64]Role{},
-		Files:             map[string]map[string][]byte{"main": {}},
 		ProtectedBranches: map[string]bool{"main": true},
 	}
 	s.projects[p.ID] = p
@@ -285,22 +318,23 @@ func (s *Server) SetInheritedRole(p *Project, u *User, r Role) {
 	p.Inherited[u.ID] = true
 }
 
-// SetFile puts content at path on branch without a commit, as a fixture.
+// SetFile commits content at path on branch as a fixture, by the fake's own
+// "fixture" author and not counted in Commits. A missing branch is made
+// from the default branch (an empty one first, when the repository is).
+// It panics when git fails: a fixture that cannot be made is a broken test.
 func (s *Server) SetFile(p *Project, branch, path string, content []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.Files[branch] == nil {
-		p.Files[branch] = map[string][]byte{}
+	if err := s.setFile(p, branch, path, content); err != nil {
+		panic(fmt.Sprintf("fakegitlab: SetFile %s on %s: %v", path, branch, err))
 	}
-	p.Files[branch][path] = append([]byte(nil), content...)
 }
 
 // File returns the content at path on branch, and whether it exists.
 func (s *Server) File(p *Project, branch, path string) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := p.Files[branch][path]
-	return append([]byte(nil), b...), ok
+	return s.fileAt(p, branch, path)
 }
 
 // Agents lists p's agents, oldest first.
