@@ -145,11 +145,11 @@ func TestCloneOverSmartHTTP(t *testing.T) {
 	}
 
 	refused := map[string][2]string{
-		"wrong password":       {dt.Username, dt.Token + "x"},
-		"wrong username":       {"someone", dt.Token},
-		"guest's PAT":          {"gus", w.gToken},
-		"no password":          {dt.Username, ""},
-		"unknown token": {"x", "glpat-not-a-token"},
+		"wrong password": {dt.Username, dt.Token + "x"},
+		"wrong username": {"someone", dt.Token},
+		"guest's PAT":    {"gus", w.gToken},
+		"no password":    {dt.Username, ""},
+		"unknown token":  {"x", "glpat-not-a-token"},
 	}
 	scopeless := w.fake.AddDeployToken(w.project, "registry", []string{"read_registry"}, nil)
 	refused["token without read_repository"] = [2]string{scopeless.Username, scopeless.Token}
