@@ -91,10 +91,10 @@ const maxListed = 10000
 // or max items are read. The pages' headers are not trusted to end the walk
 // (a page with nothing new, or a next page that does not move forward, ends
 // it) and an item listed twice (by ID) counts once.
-func allPages[T any](lo *gl.ListOptions, max int, id func(T) int64, fetch func() ([]T, *gl.Response, error)) ([]T, *gl.Response, error) {
-	lo.PerPage, lo.Page = 100, 1
+func allPages[T any, K comparable](lo *gl.ListOptions, max int, id func(T) K, fetch func() ([]T, *gl.Response, error)) ([]T, *gl.Response, error) {
+	lo.PerPage, lo.Page = int64(min(100, max)), 1
 	var out []T
-	seen := map[int64]bool{}
+	seen := map[K]bool{}
 	for {
 		page, resp, err := fetch()
 		if err != nil {

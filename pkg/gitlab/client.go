@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -59,6 +60,29 @@ type Client struct {
 	callTimeout   time.Duration
 	log           io.Writer
 	host          string // host[:port] of baseURL, as the retry lines name it
+
+	// learned are secrets GitLab gave this client (deploy tokens), kept
+	// out of every message as the credential is.
+	learnedMu sync.Mutex
+	learned   []string
+}
+
+// learnSecret adds a secret GitLab answered with to what messages redact.
+func (c *Client) learnSecret(s string) {
+	if s == "" {
+		return
+	}
+	c.learnedMu.Lock()
+	defer c.learnedMu.Unlock()
+	c.learned = append(c.learned, s)
+}
+
+// secrets are the values no message may show: the credential and what
+// GitLab gave this client.
+func (c *Client) secrets() []string {
+	c.learnedMu.Lock()
+	defer c.learnedMu.Unlock()
+	return append(c.creds.secrets(), c.learned...)
 }
 
 // New builds a client. It makes no request.

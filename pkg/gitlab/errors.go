@@ -194,7 +194,7 @@ func requestOf(resp *gl.Response, er *gl.ErrorResponse) *http.Request {
 
 // remote makes GitLab's text safe to quote.
 func (c *Client) remote(s string) string {
-	return safetext.Remote(s, maxDetail, c.creds.secrets()...)
+	return safetext.Remote(s, maxDetail, c.secrets()...)
 }
 
 func (c *Client) notTheAPIHint(status int) string {

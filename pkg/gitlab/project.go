@@ -55,6 +55,8 @@ type Project struct {
 	PathWithNamespace string `json:"path_with_namespace"`
 	DefaultBranch     string `json:"default_branch"`
 	WebURL            string `json:"web_url"`
+	// HTTPURLToRepo is the repository's clone URL over HTTPS.
+	HTTPURLToRepo string `json:"http_url_to_repo"`
 }
 
 // GetProject looks the project up.
@@ -67,7 +69,7 @@ func (c *Client) GetProject(ctx context.Context, ref ProjectRef) (*Project, erro
 			notFound: fmt.Sprintf("no project %s, or your token cannot see it", ref),
 		})
 	}
-	return &Project{ID: p.ID, PathWithNamespace: p.PathWithNamespace, DefaultBranch: p.DefaultBranch, WebURL: p.WebURL}, nil
+	return &Project{ID: p.ID, PathWithNamespace: p.PathWithNamespace, DefaultBranch: p.DefaultBranch, WebURL: p.WebURL, HTTPURLToRepo: p.HTTPURLToRepo}, nil
 }
 
 // Role is a project member's access level, with GitLab's numbers.
