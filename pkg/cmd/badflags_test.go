@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -56,6 +57,10 @@ func (f *refusingFactory) Cluster(genericclioptions.RESTClientGetter) (install.C
 	return f.cluster, nil
 }
 
+func (f *refusingFactory) Flux(genericclioptions.RESTClientGetter) (flux.Cluster, error) {
+	return f.cluster, nil
+}
+
 func (f *refusingFactory) Doctor(genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
 	return f.cluster, nil
 }
@@ -91,6 +96,7 @@ var badFlags = map[string][]struct {
 	"render":            {{[]string{"demo", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"demo", "--chart-version", "0.0.1"}, "0.0.1"}, {[]string{"demo", "--set-json", "replicas=[2"}, "--set-json replicas: the value is not JSON"}, {[]string{"demo", "-f", "http://example.com/values.yaml"}, "only https URLs"}},
 	"diff":              {{[]string{"-f", "x.yaml", "-U", "-1"}, "--unified must be 0 or more"}, {[]string{"-f", "x.yaml", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"-f", "x.yaml", "--prune"}, "--prune with -f needs -l"}},
 	"install":           {{[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"prod", "--dry-run=maybe"}, `invalid --dry-run value "maybe"`}, {[]string{"prod", "--receptive-url", "http://x"}, `--receptive-url "http://x": want grpcs://HOST:PORT`}, {[]string{"prod", "--receptive-url", "grpcs://x:99999"}, "the port must be 1 to 65535"}, {[]string{"prod", "--receptive-tls-host", "x"}, "go with --receptive-url"}, {[]string{"prod", "--receptive-url", "grpc://x:8182", "--receptive-tls-host", "x"}, "are for grpcs:// URLs"}, {[]string{"prod", "--receptive-url", "grpcs://x:8182", "--receptive-tls-host", "a b"}, `--receptive-tls-host "a b": want a host name`}, {[]string{"prod", "--receptive-url", "grpcs://x:8182", "--chart-version", "2.6.2"}, "chart 2.6.2 has no receptive agents"}, {[]string{"prod", "--receptive-url", "grpcs://x:8182", "--set", "config.api.jwtPublicKey=k"}, "do not set it"}, {[]string{"prod", "--receptive-url", "grpcs://x:8182", "--receptive-ca-file", "/nonexistent/ca.pem"}, "/nonexistent/ca.pem"}},
+	"bootstrap":         {{[]string{"prod", "--manifest-path", "../x"}, "--manifest-path: the manifest path \"../x\" leaves the repository"}, {[]string{"prod", "--manifest-path", "/etc"}, "is absolute"}, {[]string{"prod", "--branch", "a..b"}, `--branch "a..b"`}, {[]string{"prod", "--flux-namespace", "Flux"}, `--flux-namespace "Flux"`}, {[]string{"prod", "--no-wait"}, "--no-wait is not for bootstrap"}, {[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "--dry-run=maybe"}, `invalid --dry-run value "maybe"`}},
 	"upgrade":           {{[]string{"prod", "--timeout", "-1s"}, "--timeout must be positive"}, {[]string{"prod", "--dry-run=all"}, `invalid --dry-run value "all"`}},
 	"uninstall":         {{[]string{"prod", "--timeout", "0s", "--revoke-tokens"}, "--timeout must be positive"}, {[]string{"prod", "--revoke-tokens", "--dry-run=yes"}, `invalid --dry-run value "yes"`}},
 	"status":            {{[]string{"-o", "bogus"}, `unknown output format "bogus"`}, {[]string{"Bad_Name"}, "Bad_Name"}, {[]string{"-o", "jsonpath="}, "-o jsonpath= needs a template"}},

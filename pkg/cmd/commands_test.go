@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -37,6 +38,10 @@ func (f fakeFactory) DiffCluster(genericclioptions.RESTClientGetter) (diff.Clust
 }
 
 func (f fakeFactory) Cluster(genericclioptions.RESTClientGetter) (install.Cluster, error) {
+	return f.cluster, nil
+}
+
+func (f fakeFactory) Flux(genericclioptions.RESTClientGetter) (flux.Cluster, error) {
 	return f.cluster, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -27,6 +28,8 @@ type Factory interface {
 	DiffCluster(flags genericclioptions.RESTClientGetter) (diff.Cluster, error)
 	// Cluster is what the lifecycle actions need of that cluster.
 	Cluster(flags genericclioptions.RESTClientGetter) (install.Cluster, error)
+	// Flux reaches Flux's objects in that cluster (bootstrap).
+	Flux(flags genericclioptions.RESTClientGetter) (flux.Cluster, error)
 	// Doctor is what doctor reads of it.
 	Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error)
 	// GitLab is a client of the GitLab o names, with o's credential (the
@@ -54,6 +57,10 @@ func (defaultFactory) Cluster(flags genericclioptions.RESTClientGetter) (install
 		return nil, err
 	}
 	return install.NewCluster(c), nil
+}
+
+func (defaultFactory) Flux(flags genericclioptions.RESTClientGetter) (flux.Cluster, error) {
+	return kube.NewClient(flags)
 }
 
 func (defaultFactory) Doctor(flags genericclioptions.RESTClientGetter) (doctor.Cluster, error) {

@@ -134,6 +134,7 @@ func TestContextReachesTheCluster(t *testing.T) {
 	}
 	gitlabFlags := []string{"--gitlab-url", w.gl.URL, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents"}
 	runs := map[string][]string{
+		"bootstrap":    append([]string{"bootstrap", "prod", "--dry-run"}, gitlabFlags...),
 		"diff":         {"diff", "-f", manifest},
 		"doctor":       append([]string{"doctor", "prod"}, gitlabFlags...),
 		"install":      append([]string{"install", "prod", "--dry-run"}, gitlabFlags...),

@@ -154,7 +154,10 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 			return err
 		}
 	}
-	l.env.Cluster, err = l.Factory.Cluster(l.Kube)
+	if l.env.Cluster, err = l.Factory.Cluster(l.Kube); err != nil {
+		return err
+	}
+	l.env.Flux, err = l.Factory.Flux(l.Kube)
 	l.start = time.Now()
 	return err
 }

@@ -61,7 +61,18 @@ Of the values, only those that name the install's objects matter (-f and
 // Complete checks the flags, reads the input and connects; GitLab only for
 // --revoke-tokens and --delete-agent.
 func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args[0], o.RevokeTokens || o.DeleteAgent)
+	need := o.RevokeTokens || o.DeleteAgent
+	if err := o.complete(cmd, args[0], need); err != nil {
+		return err
+	}
+	if !need {
+		// A bootstrapped agent's files are removed by a commit: GitLab
+		// is asked when a credential is at hand.
+		var err error
+		o.env.GitLab, err = o.optionalGitLab()
+		return err
+	}
+	return nil
 }
 
 // Run uninstalls and prints what went.
@@ -88,10 +99,21 @@ func (r uninstallResult) WriteText(w io.Writer, _ *ui.Painter) error {
 	if r.DryRun != install.DryRunNone {
 		return r.writePlan(w)
 	}
-	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 && len(r.DeletedURLConfigurations) == 0 {
+	if len(r.Deleted) == 0 && !r.AgentDeleted && len(r.RevokedTokens) == 0 && len(r.DeletedURLConfigurations) == 0 && r.Bootstrap == nil {
 		return nil
 	}
 	var parts []string
+	if b := r.Bootstrap; b != nil {
+		if b.Commit != nil {
+			parts = append(parts, fmt.Sprintf("its %d files removed from %s (%s)", len(b.Removed), safetext.Line(b.Project), safetext.Line(b.Commit.ShortID)))
+		}
+		if len(b.Flux) > 0 {
+			parts = append(parts, "Flux's "+safetext.Line(strings.Join(b.Flux, ", ")))
+		}
+		if len(b.RevokedDeployTokens) > 0 {
+			parts = append(parts, "its deploy token revoked")
+		}
+	}
 	if len(r.Deleted) > 0 {
 		parts = append(parts, fmt.Sprintf("%d objects deleted", len(r.Deleted)))
 	}
@@ -115,6 +137,14 @@ func (r uninstallResult) writePlan(w io.Writer) error {
 	checked := ""
 	if r.DryRun == install.DryRunServer {
 		checked = " (server dry run)"
+	}
+	for _, p := range r.Plan {
+		fmt.Fprintf(&b, "GitLab: would %s\n", safetext.Line(p))
+	}
+	if r.Bootstrap != nil {
+		for _, f := range r.Bootstrap.Flux {
+			fmt.Fprintf(&b, "Cluster: would delete %s (Flux prunes what it applied)\n", safetext.Line(f))
+		}
 	}
 	for _, d := range r.Deleted {
 		fmt.Fprintf(&b, "Cluster: would delete %s%s\n", safetext.Line(d), checked)

@@ -62,39 +62,58 @@ func (a *action) mergeConfig(ctx context.Context, p *gitlab.Project, name string
 
 func (a *action) mergeConfigOnce(ctx context.Context, p *gitlab.Project, name string, dryRun bool) (configChange, error) {
 	ref := gitlab.ProjectRef{Path: p.PathWithNamespace}
-	cfg, prev, err := LoadAgentConfig(ctx, a.env.GitLab, ref, name, p.DefaultBranch)
-	if err != nil {
+	e, err := a.editConfig(ctx, p, name, p.DefaultBranch)
+	if err != nil || len(e.done) == 0 {
 		return configChange{}, err
 	}
-	var done []string
-	for _, section := range []string{agentconfig.CIAccess, agentconfig.UserAccess} {
-		ok, err := cfg.AddAccess(section, agentconfig.Projects, p.PathWithNamespace)
-		if err != nil {
-			return configChange{}, err
-		}
-		if ok {
-			done = append(done, section+" for "+p.PathWithNamespace)
-		}
-	}
-	if cfg.AccessAs(agentconfig.UserAccess) == "" {
-		if _, err := cfg.SetAccessAs(agentconfig.UserAccess, "agent"); err != nil {
-			return configChange{}, err
-		}
-		done = append(done, "user_access as the agent")
-	}
-	if len(done) == 0 {
-		return configChange{}, nil
-	}
-	c := configChange{what: fmt.Sprintf("%s to %s in %s (%s)", agentconfig.Path(name), p.DefaultBranch, ref, strings.Join(done, ", "))}
+	c := configChange{what: fmt.Sprintf("%s to %s in %s (%s)", agentconfig.Path(name), p.DefaultBranch, ref, strings.Join(e.done, ", "))}
 	if dryRun {
 		return c, nil
 	}
-	msg := fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent install.", name, strings.Join(done, ", "))
-	if err := a.env.GitLab.CommitFile(ctx, ref, p.DefaultBranch, agentconfig.Path(name), cfg.Bytes(), msg, prev); err != nil {
+	msg := fmt.Sprintf("Configure agent %s: %s\n\nCommitted by kubectl gitlab-agent install.", name, strings.Join(e.done, ", "))
+	if err := a.env.GitLab.CommitFile(ctx, ref, p.DefaultBranch, agentconfig.Path(name), e.content, msg, e.prev); err != nil {
 		return configChange{}, err
 	}
 	c.committed = true
 	return c, nil
+}
+
+// configEdit is the agent's config file on a branch with the project's
+// access merged in: its new content, the file as read (nil: absent), and
+// the edits made (none: the file stays as it is).
+type configEdit struct {
+	content []byte
+	prev    *gitlab.File
+	done    []string
+}
+
+// editConfig grants the config project CI access and user access (as the
+// agent, unless the file already names a mode) in the agent's config file
+// on branch, keeping everything else; nothing is committed.
+func (a *action) editConfig(ctx context.Context, p *gitlab.Project, name, branch string) (configEdit, error) {
+	ref := gitlab.ProjectRef{Path: p.PathWithNamespace}
+	cfg, prev, err := LoadAgentConfig(ctx, a.env.GitLab, ref, name, branch)
+	if err != nil {
+		return configEdit{}, err
+	}
+	e := configEdit{prev: prev}
+	for _, section := range []string{agentconfig.CIAccess, agentconfig.UserAccess} {
+		ok, err := cfg.AddAccess(section, agentconfig.Projects, p.PathWithNamespace)
+		if err != nil {
+			return configEdit{}, err
+		}
+		if ok {
+			e.done = append(e.done, section+" for "+p.PathWithNamespace)
+		}
+	}
+	if cfg.AccessAs(agentconfig.UserAccess) == "" {
+		if _, err := cfg.SetAccessAs(agentconfig.UserAccess, "agent"); err != nil {
+			return configEdit{}, err
+		}
+		e.done = append(e.done, "user_access as the agent")
+	}
+	e.content = cfg.Bytes()
+	return e, nil
 }
 
 // gitOpsRefusedSince is the first KAS major version that refuses an agent

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/manifest"
@@ -74,6 +75,9 @@ type Env struct {
 	// uninstall without GitLab changes).
 	GitLab  *gitlab.Client
 	Cluster Cluster
+	// Flux reaches Flux's objects (bootstrap, and uninstall of a
+	// bootstrapped agent); nil where no action needs it.
+	Flux flux.Cluster
 	// Report hears progress; nil hears nothing.
 	Report Reporter
 	// Poll is how often waits on GitLab look again (default 1s).

@@ -57,6 +57,8 @@ type installer struct {
 	project *gitlab.Project
 	ref     gitlab.ProjectRef
 	kas     *gitlab.KAS
+	// bootstrapping: the run is bootstrap's, which makes the agent Flux's.
+	bootstrapping bool
 	// created is the token this run created: revoked if the run fails.
 	created *gitlab.NewToken
 	out     *rendered
@@ -156,7 +158,11 @@ func (i *installer) reach(ctx context.Context) error {
 	if err := i.env.Cluster.Reachable(ctx); err != nil {
 		return fmt.Errorf("%w; nothing was changed in GitLab", err)
 	}
-	return nil
+	if i.bootstrapping {
+		return nil
+	}
+	// An agent Flux applies from git is bootstrap's to change.
+	return i.refuseFluxManaged(ctx, i.o.Name, i.in, "install")
 }
 
 // discover finds KAS and the project; KAS's address and version fill what

@@ -32,6 +32,10 @@ type UninstallResult struct {
 	// DeletedURLConfigurations: a receptive agent's, deleted with it.
 	DeletedURLConfigurations []int64 `json:"deletedURLConfigurations,omitempty"`
 	AgentDeleted             bool    `json:"agentDeleted"`
+	// Bootstrap is what was undone of a bootstrapped agent's GitOps setup.
+	Bootstrap *BootstrapUninstall `json:"bootstrap,omitempty"`
+	// Plan is a dry run's GitLab and Flux changes in words.
+	Plan []string `json:"plan,omitempty"`
 	// DryRun is the dry run's strategy; omitted when things were done.
 	DryRun DryRun `json:"dryRun,omitempty"`
 }
@@ -63,6 +67,9 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 			return context.WithCancel(ctx)
 		}
 		return context.WithTimeout(ctx, o.Timeout)
+	}
+	if done, err := a.uninstallFlux(ctx, &o, res); err != nil || done {
+		return res, err
 	}
 	sel := manifest.Selector(in)
 	cctx, cancel := cluster()
@@ -160,6 +167,42 @@ func Uninstall(ctx context.Context, env Env, o UninstallOptions) (*UninstallResu
 		a.say(fmt.Sprintf("deleted agent %q from %s", o.Name, o.Project))
 	}
 	return res, nil
+}
+
+// uninstallFlux takes a bootstrapped agent out of git and Flux first (after
+// asking), so that Flux does not apply again what uninstall deletes; an
+// agent Flux applies otherwise is refused. done: a dry run has planned
+// it all, or the user said no.
+func (a *action) uninstallFlux(ctx context.Context, o *UninstallOptions, res *UninstallResult) (done bool, err error) {
+	rec, by, err := a.fluxManaged(ctx, o.Input)
+	if err != nil || by == "" {
+		return false, err
+	}
+	if rec == nil {
+		return true, &FluxManagedError{Agent: o.Name, By: by, Verb: "uninstall"}
+	}
+	if !a.planning() && !o.Yes {
+		q := fmt.Sprintf("Agent %q is managed by Flux: remove its files %s from %s (a commit to %s), delete what Flux applied, then its token Secret", o.Name, rec.Dir, rec.Project, rec.Branch)
+		if o.RevokeTokens {
+			q += ", revoke its tokens"
+		}
+		if o.DeleteAgent {
+			q += ", delete its registration"
+		}
+		ok, err := o.Confirm(q + "?")
+		if err != nil {
+			return true, err
+		}
+		if !ok {
+			return true, ErrNotConfirmed
+		}
+		o.Yes = true
+	}
+	if err := a.unbootstrap(ctx, *o, rec, res); err != nil {
+		return true, err
+	}
+	res.Plan = a.plan
+	return false, nil
 }
 
 // plannedUninstall fills res with what uninstall would remove, asking no

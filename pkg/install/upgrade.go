@@ -168,6 +168,9 @@ func (a *action) upgrade(ctx context.Context, o Options) (*UpgradeResult, error)
 	if err != nil {
 		return res, err
 	}
+	if err := a.refuseFluxManaged(ctx, o.Name, o.Input, "upgrade"); err != nil {
+		return res, err
+	}
 	in := o.withCurrent(cur, cur.token)
 	if left := o.notCarried(cur); len(left) > 0 {
 		a.say(fmt.Sprintf("the new KAS host %s does not get what agentk was given for %s (%s): set them again if it needs them",

@@ -52,6 +52,11 @@ const (
 	SecretMetadata  = "SecretMetadata"
 	Pods            = "Pods"
 	PodLogs         = "PodLogs"
+	GetObject       = "GetObject"
+	ListObjects     = "ListObjects"
+	MergePatch      = "MergePatch"
+	ApplyObject     = "ApplyObject"
+	DeleteObject    = "DeleteObject"
 )
 
 // Call is one recorded call: the method and what it was about.
