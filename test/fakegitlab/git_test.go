@@ -480,3 +480,22 @@ func TestFaultsReachTheNewRoutes(t *testing.T) {
 		t.Errorf("deploy token fault: %d", st)
 	}
 }
+
+func TestCommitAsForm(t *testing.T) {
+	w := newWorld(t)
+	form := "branch=main&commit_message=form&actions%5B%5D%5Baction%5D=create&actions%5B%5D%5Bfile_path%5D=a&actions%5B%5D%5Bcontent%5D=1" +
+		"&actions%5B%5D%5Baction%5D=create&actions%5B%5D%5Bfile_path%5D=b&actions%5B%5D%5Bcontent%5D=Mg%3D%3D&actions%5B%5D%5Bencoding%5D=base64"
+	req, _ := http.NewRequest("POST", w.fake.URL+"/api/v4/projects/"+url.PathEscape("infra/fleet")+"/repository/commits", strings.NewReader(form))
+	req.Header.Set("PRIVATE-TOKEN", w.mToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	a, _ := w.fake.File(w.project, "main", "a")
+	b, _ := w.fake.File(w.project, "main", "b")
+	if resp.StatusCode != 201 || string(a) != "1" || string(b) != "2" {
+		t.Errorf("form commit: %d, a=%q b=%q", resp.StatusCode, a, b)
+	}
+}
