@@ -499,3 +499,27 @@ func TestCommitAsForm(t *testing.T) {
 		t.Errorf("form commit: %d, a=%q b=%q", resp.StatusCode, a, b)
 	}
 }
+
+func TestCommitForceAndStartSHA(t *testing.T) {
+	w := newWorld(t)
+	w.fake.SetFile(w.project, "main", "a", []byte("1"))
+	w.fake.SetFile(w.project, "topic", "b", []byte("2"))
+	mainLog, _ := w.fake.GitLog(w.project.ID, "main")
+	create := []any{map[string]any{"action": "create", "file_path": "c", "content": "3"}}
+	// force replaces topic with a commit on main.
+	st, j := w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "topic", "start_branch": "main", "force": true, "commit_message": "redo", "actions": create})
+	if st != 201 || j.(map[string]any)["parent_ids"].([]any)[0] != mainLog[0].ID {
+		t.Fatalf("force: %d %v", st, j)
+	}
+	if _, ok := w.fake.File(w.project, "topic", "b"); ok {
+		t.Error("force kept topic's history")
+	}
+	st, j = w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "from-sha", "start_sha": mainLog[0].ID, "commit_message": "x", "actions": create})
+	if st != 201 {
+		t.Errorf("start_sha: %d %v", st, j)
+	}
+	st, j = w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "bad-sha", "start_sha": strings.Repeat("b", 40), "commit_message": "x", "actions": create})
+	if st != 400 || !strings.HasPrefix(j.(map[string]any)["message"].(string), "Cannot find start_sha") {
+		t.Errorf("unknown start_sha: %d %v", st, j)
+	}
+}
