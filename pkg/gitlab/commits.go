@@ -56,7 +56,7 @@ func commitFrom(c *gl.Commit) *Commit {
 // project the token cannot see too, and that is an error, not an absence.
 func missing(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Class == ClassNotFound && !strings.Contains(e.Detail, "Project Not Found")
+	return errors.As(err, &e) && e.Class == ClassNotFound && !strings.Contains(e.notFound, "Project Not Found")
 }
 
 // CreateCommit commits o's changes to o.Branch at once: GitLab applies all

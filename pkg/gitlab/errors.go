@@ -3,6 +3,7 @@ package gitlab
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,11 @@ type Error struct {
 	// RetryAfter is GitLab's Retry-After in seconds for 429s, when given.
 	RetryAfter int
 	Err        error
+
+	// notFound is GitLab's message of a 404 ("404 Project Not Found"),
+	// which the official client drops: it tells a missing branch from a
+	// project the token cannot see.
+	notFound string
 }
 
 func (e *Error) Error() string {
@@ -135,6 +141,9 @@ func (c *Client) classify(op string, resp *gl.Response, err error, h hints) erro
 			}
 			e.Hint = c.notTheAPIHint(e.Status)
 			return e
+		}
+		if e.Status == http.StatusNotFound {
+			e.notFound = notFoundMessage(resp.Response)
 		}
 	case errors.Is(err, gl.ErrNotFound):
 		e.Status = http.StatusNotFound
@@ -303,4 +312,24 @@ func orDefault(s, def string) string {
 		return s
 	}
 	return def
+}
+
+// notFoundMessage is GitLab's message in a 404's body, which the official
+// client leaves unread (the transport read it whole already); "" when there
+// is none.
+func notFoundMessage(resp *http.Response) string {
+	ab, ok := resp.Body.(*answerBody)
+	if !ok {
+		return ""
+	}
+	var body struct {
+		Message any `json:"message"`
+	}
+	if json.Unmarshal(ab.raw, &body) != nil {
+		return ""
+	}
+	if m, ok := body.Message.(string); ok {
+		return m
+	}
+	return ""
 }

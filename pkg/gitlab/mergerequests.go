@@ -60,7 +60,7 @@ func (c *Client) CreateMergeRequest(ctx context.Context, p ProjectRef, source, t
 	if description != "" {
 		o.Description = gl.Ptr(description)
 	}
-	ctx2, cancel, opt := c.call(ctx, once)
+	_, cancel, opt := c.call(ctx, once)
 	m, resp, err := c.api.MergeRequests.CreateMergeRequest(p.pid(), o, opt)
 	cancel()
 	switch {
@@ -76,7 +76,7 @@ func (c *Client) CreateMergeRequest(ctx context.Context, p ProjectRef, source, t
 		})
 	}
 	switch {
-	case IsClass(err, ClassConflict) && ctx2.Err() == nil:
+	case IsClass(err, ClassConflict) && ctx.Err() == nil:
 		if open, found, ferr := c.FindOpenMergeRequest(ctx, p, source, target); ferr == nil && found {
 			return open, nil
 		}

@@ -233,9 +233,18 @@ func (t *retrying) try(req *http.Request) (*http.Response, error) {
 	case int64(len(body)) > t.max:
 		return nil, &ResponseTooLargeError{Limit: t.max}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.Body = &answerBody{Reader: bytes.NewReader(body), raw: body}
 	return resp, nil
 }
+
+// answerBody is an answer read whole: the official client drains it, and
+// the error classes still read it (notFoundMessage).
+type answerBody struct {
+	*bytes.Reader
+	raw []byte
+}
+
+func (*answerBody) Close() error { return nil }
 
 // failure says what went wrong with a try, as a retry line says it, and
 // whether it may be tried again: 429s (unless GitLab asks for a longer

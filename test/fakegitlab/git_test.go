@@ -480,3 +480,46 @@ func TestFaultsReachTheNewRoutes(t *testing.T) {
 		t.Errorf("deploy token fault: %d", st)
 	}
 }
+
+func TestCommitAsForm(t *testing.T) {
+	w := newWorld(t)
+	form := "branch=main&commit_message=form&actions%5B%5D%5Baction%5D=create&actions%5B%5D%5Bfile_path%5D=a&actions%5B%5D%5Bcontent%5D=1" +
+		"&actions%5B%5D%5Baction%5D=create&actions%5B%5D%5Bfile_path%5D=b&actions%5B%5D%5Bcontent%5D=Mg%3D%3D&actions%5B%5D%5Bencoding%5D=base64"
+	req, _ := http.NewRequest("POST", w.fake.URL+"/api/v4/projects/"+url.PathEscape("infra/fleet")+"/repository/commits", strings.NewReader(form))
+	req.Header.Set("PRIVATE-TOKEN", w.mToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	a, _ := w.fake.File(w.project, "main", "a")
+	b, _ := w.fake.File(w.project, "main", "b")
+	if resp.StatusCode != 201 || string(a) != "1" || string(b) != "2" {
+		t.Errorf("form commit: %d, a=%q b=%q", resp.StatusCode, a, b)
+	}
+}
+
+func TestCommitForceAndStartSHA(t *testing.T) {
+	w := newWorld(t)
+	w.fake.SetFile(w.project, "main", "a", []byte("1"))
+	w.fake.SetFile(w.project, "topic", "b", []byte("2"))
+	mainLog, _ := w.fake.GitLog(w.project.ID, "main")
+	create := []any{map[string]any{"action": "create", "file_path": "c", "content": "3"}}
+	// force replaces topic with a commit on main.
+	st, j := w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "topic", "start_branch": "main", "force": true, "commit_message": "redo", "actions": create})
+	if st != 201 || j.(map[string]any)["parent_ids"].([]any)[0] != mainLog[0].ID {
+		t.Fatalf("force: %d %v", st, j)
+	}
+	if _, ok := w.fake.File(w.project, "topic", "b"); ok {
+		t.Error("force kept topic's history")
+	}
+	st, j = w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "from-sha", "start_sha": mainLog[0].ID, "commit_message": "x", "actions": create})
+	if st != 201 {
+		t.Errorf("start_sha: %d %v", st, j)
+	}
+	st, j = w.call(t, "POST", "/repository/commits", w.dToken, map[string]any{"branch": "bad-sha", "start_sha": strings.Repeat("b", 40), "commit_message": "x", "actions": create})
+	if st != 400 || !strings.HasPrefix(j.(map[string]any)["message"].(string), "Cannot find start_sha") {
+		t.Errorf("unknown start_sha: %d %v", st, j)
+	}
+}

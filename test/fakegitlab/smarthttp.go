@@ -19,7 +19,7 @@ import (
 
 // isGitPath reports a request for a repository over HTTP.
 func isGitPath(path string) bool {
-	return strings.Contains(path, ".git/")
+	return !strings.HasPrefix(path, api+"/") && strings.Contains(path, ".git/")
 }
 
 // gitProject finds the project of a smart HTTP path and the rest of it
