@@ -16,7 +16,9 @@ const module = "github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/"
 var allowed = map[string][]string{
 	"pkg/cmd":         {"*"},
 	"pkg/doctor":      {"pkg/agentconfig", "pkg/gitlab", "pkg/install", "pkg/kube", "pkg/manifest"},
-	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
+	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/flux", "pkg/gitops", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
+	"pkg/flux":        {"pkg/kube"},
+	"pkg/gitops":      {"pkg/manifest"},
 	"pkg/diff":        {"pkg/kube", "pkg/memo", "pkg/safetext", "pkg/secretfile"},
 	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/input", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input", "pkg/memo"},
