@@ -438,3 +438,26 @@ func TestBootstrapReusesWhatFluxBootstrapMade(t *testing.T) {
 		t.Fatalf("environment: %+v", envs)
 	}
 }
+
+// TestBootstrapRefusesASymlinkedPath: a manifest path through a symbolic
+// link in the repository is refused before anything is made.
+func TestBootstrapRefusesASymlinkedPath(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	if err := w.gl.SetSymlink(w.project, "main", "clusters", "/etc"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Bootstrap(context.Background(), w.bootstrapEnv(), w.bootstrapOpts("sl"))
+	if err == nil || !strings.Contains(err.Error(), "clusters in infra/agents is a symbolic link") {
+		t.Fatalf("a symlinked path: %v", err)
+	}
+	if len(w.gl.Agents(w.project)) != 0 {
+		t.Fatal("an agent was registered")
+	}
+	w.gl.SetFile(w.project, "main", "files/sl", []byte("x"))
+	o := w.bootstrapOpts("sl")
+	o.ManifestPath = "files/sl"
+	if _, err := Bootstrap(context.Background(), w.bootstrapEnv(), o); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
+		t.Fatalf("a file on the path: %v", err)
+	}
+}

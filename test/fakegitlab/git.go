@@ -387,6 +387,9 @@ type fileAction struct {
 	HasContent   bool
 	LastCommitID string
 	Executable   bool // for chmod
+	// Symlink makes a create a symbolic link to Content (fixtures only:
+	// the API has no such action).
+	Symlink bool
 }
 
 // indexError is a change GitLab refuses (400), with its message.
@@ -501,7 +504,11 @@ func (g *gitRepo) commitFiles(parent, oldTip, branch string, acts []fileAction, 
 			case underFile(a.Path):
 				return "", indexError("A file with this name already exists")
 			}
-			put(a.Path, &change{mode: "100644", content: a.Content})
+			mode := "100644"
+			if a.Symlink {
+				mode = "120000"
+			}
+			put(a.Path, &change{mode: mode, content: a.Content})
 		case "update":
 			if !exists {
 				return "", indexError("A file with this name doesn't exist")
@@ -645,6 +652,10 @@ func (g *gitRepo) createBranch(branch, commit string) (bool, error) {
 
 // setFile commits content at path on branch as a fixture (see SetFile).
 func (s *Server) setFile(p *Project, branch, path string, content []byte) error {
+	return s.setFileAs(p, branch, path, content, false)
+}
+
+func (s *Server) setFileAs(p *Project, branch, path string, content []byte, symlink bool) error {
 	g, err := s.repo(p)
 	if err != nil {
 		return err
@@ -673,7 +684,7 @@ func (s *Server) setFile(p *Project, branch, path string, content []byte) error 
 		}
 		tip = base
 	}
-	action := fileAction{Action: "create", Path: path, Content: content, HasContent: true}
+	action := fileAction{Action: "create", Path: path, Content: content, HasContent: true, Symlink: symlink}
 	if tip != "" {
 		if _, _, exists, err := g.readFile(tip, path); err != nil {
 			return err

@@ -330,6 +330,14 @@ func (s *Server) SetFile(p *Project, branch, path string, content []byte) {
 	}
 }
 
+// SetSymlink commits a symbolic link at path to target on branch, as a
+// fixture (as SetFile): a repository a hostile user prepared.
+func (s *Server) SetSymlink(p *Project, branch, path, target string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setFileAs(p, branch, path, []byte(target), true)
+}
+
 // File returns the content at path on branch, and whether it exists.
 func (s *Server) File(p *Project, branch, path string) ([]byte, bool) {
 	s.mu.Lock()
