@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/tunnel"
@@ -269,3 +270,25 @@ func TestJSONOutputDoctor(t *testing.T) {
 }
 
 var connectedAgo = regexp.MustCompile(`connected \d+s ago`)
+
+// TestJSONOutputBootstrap: bootstrap's dry run, on a cluster with Flux's
+// CRDs (no controller runs in-process: a real bootstrap waits for Flux;
+// test/e2e runs it against Flux's controllers).
+func TestJSONOutputBootstrap(t *testing.T) {
+	w := newInProcess(t)
+	w.cluster.AddKind("source.toolkit.fluxcd.io/v1", "GitRepository", "gitrepositories", true, true)
+	w.cluster.AddKind("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "kustomizations", true, true)
+	for _, name := range []string{"gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"} {
+		w.cluster.Put(&unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+			"metadata": map[string]any{"name": name},
+			"spec":     map[string]any{"versions": []any{map[string]any{"name": "v1", "served": true}}},
+		}})
+	}
+	w.gl.SetFile(w.project, "main", "README.md", []byte("# agents\n"))
+	c := jsonCommand{"bootstrap-dry-run", []string{"bootstrap", "prod", "--dry-run"}, false, reflect.TypeFor[bootstrapResult]()}
+	out := c.runJSON(t, w)
+	if !strings.Contains(out, `"path": "clusters/prod/gitlab-agent/kustomization.yaml"`) {
+		t.Errorf("the dry run's files:\n%s", out)
+	}
+}

@@ -84,7 +84,7 @@ type FluxObject struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	// Action: created, updated, unchanged, reused (another's, left as it
-	// is), or with a dry run what would be done.
+	// is); a dry run's: create, apply (exists: applied again), reused.
 	Action string `json:"action"`
 }
 
@@ -544,6 +544,7 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 		return err
 	}
 	if b.planning() {
+		b.br.GitRepository.Action = "create"
 		if !usable {
 			b.plan = append(b.plan, fmt.Sprintf("create a deploy token (read_repository, expires in %d days) and Secret %s/%s", int(DeployTokenLifetime.Hours()/24), b.grNS, secretName))
 		}
@@ -718,6 +719,11 @@ func (b *bootstrapper) kustomization(ctx context.Context) error {
 	b.br.Kustomization = &FluxObject{Namespace: b.bo.FluxNamespace, Name: ownName, Action: "created"}
 	ks := flux.NewKustomization(b.bo.FluxNamespace, ownName, b.grNS, b.grName, b.dir, b.labels())
 	if b.planning() {
+		if own != nil {
+			b.br.Kustomization.Action = "apply"
+		} else {
+			b.br.Kustomization.Action = "create"
+		}
 		b.plan = append(b.plan, fmt.Sprintf("apply Kustomization %s/%s: path ./%s of GitRepository %s/%s, prune and wait", b.bo.FluxNamespace, ownName, b.dir, b.grNS, b.grName))
 		return nil
 	}
