@@ -51,6 +51,7 @@ type Cluster struct {
 	ForwardTarget *httptest.Server
 	caPEM         []byte
 	procs         []*process
+	fluxes        []*Flux
 	log           io.Writer
 }
 
@@ -474,6 +475,10 @@ func (c *Cluster) stop() {
 		c.ForwardTarget.Close()
 		c.ForwardTarget = nil
 	}
+	for _, f := range c.fluxes {
+		f.Stop()
+	}
+	c.fluxes = nil
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop()
 	}
