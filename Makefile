@@ -14,7 +14,7 @@ TEST_TIMEOUT ?= 40m
 build: ## the plugin binary, in bin/
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/kubectl-gitlab_agent ./cmd/kubectl-gitlab_agent
 
-testbin: ## build (once, cached outside the repo) the test control plane
+testbin: ## build (once, cached outside the repo) the test control plane and the test Flux
 	$(GO) run ./test/cluster/cmd/testbin
 
 test: lint testbin ## every test, control plane included, all with -race: pkg/ and the fakes first, then the end-to-end tiers

@@ -62,9 +62,19 @@ func CacheRoot() (string, error) {
 // cacheKey names the binaries' directory after the versions and a hash of the
 // tools modules, so a change of pins or Go version builds afresh.
 func cacheKey() (string, error) {
+	sum, err := modulesHash(buildRecipe, "kube", "etcd", "kwok")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-%s", KubeVersion, EtcdVersion, KwokVersion, sum), nil
+}
+
+// modulesHash hashes the recipe, the Go version and the go.mod and go.sum of
+// the named tools modules.
+func modulesHash(recipe string, modules ...string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe=%s go=%s %s/%s\n", buildRecipe, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	for _, m := range []string{"kube", "etcd", "kwok"} {
+	fmt.Fprintf(h, "recipe=%s go=%s %s/%s\n", recipe, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	for _, m := range modules {
 		for _, f := range []string{"go.mod", "go.sum"} {
 			b, err := os.ReadFile(filepath.Join(toolsDir(), m, f))
 			if err != nil {
@@ -74,7 +84,7 @@ func cacheKey() (string, error) {
 			h.Write(b)
 		}
 	}
-	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-%s", KubeVersion, EtcdVersion, KwokVersion, hex.EncodeToString(h.Sum(nil))[:12]), nil
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // kubeLDFlags makes the components report KubeVersion from /version, as a
@@ -98,16 +108,40 @@ func kubeLDFlags() string {
 // building them first if this version has not been built on this machine.
 // Concurrent callers (test packages run in parallel) wait for one build.
 func EnsureBinaries(ctx context.Context, log io.Writer) (string, error) {
-	root, err := CacheRoot()
-	if err != nil {
-		return "", err
-	}
 	key, err := cacheKey()
 	if err != nil {
 		return "", err
 	}
+	files := []string{Etcd, KubeAPIServer, KubeControllerMgr, KubeScheduler, Kwok, KwokStages}
+	return ensureBuilt(ctx, log, key, files, func(tmp string) error {
+		fmt.Fprintf(log, "building test control plane %s (cold builds take ~10 minutes on 2 cores)\n", key)
+		if err := goBuild(ctx, log, "etcd", "-o", filepath.Join(tmp, Etcd), "go.etcd.io/etcd/server/v3"); err != nil {
+			return err
+		}
+		if err := goBuild(ctx, log, "kwok", "-o", filepath.Join(tmp, Kwok), "sigs.k8s.io/kwok/cmd/kwok"); err != nil {
+			return err
+		}
+		if err := goBuild(ctx, log, "kube", "-ldflags", kubeLDFlags(), "-o", tmp+string(os.PathSeparator),
+			"k8s.io/kubernetes/cmd/kube-apiserver",
+			"k8s.io/kubernetes/cmd/kube-controller-manager",
+			"k8s.io/kubernetes/cmd/kube-scheduler"); err != nil {
+			return err
+		}
+		return writeKwokStages(ctx, filepath.Join(tmp, KwokStages))
+	})
+}
+
+// ensureBuilt returns CacheRoot/key, first running build into a temporary
+// directory that becomes it if any of files is missing there. One lock file
+// serialises the builds of every caller and process: two cores cannot run two
+// cold builds at once in reasonable time.
+func ensureBuilt(ctx context.Context, log io.Writer, key string, files []string, build func(tmp string) error) (string, error) {
+	root, err := CacheRoot()
+	if err != nil {
+		return "", err
+	}
 	dir := filepath.Join(root, key)
-	if complete(dir) {
+	if complete(dir, files) {
 		return dir, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -118,7 +152,7 @@ func EnsureBinaries(ctx context.Context, log io.Writer) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if complete(dir) { // built by another process while we waited
+	if complete(dir, files) { // built by another process while we waited
 		return dir, nil
 	}
 	tmp, err := os.MkdirTemp(root, ".build-")
@@ -127,42 +161,51 @@ func EnsureBinaries(ctx context.Context, log io.Writer) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	fmt.Fprintf(log, "building test control plane %s into %s (cold builds take ~10 minutes on 2 cores)\n", key, dir)
-	steps := []struct {
-		module string
-		args   []string
-	}{
-		{"etcd", []string{"-o", filepath.Join(tmp, Etcd), "go.etcd.io/etcd/server/v3"}},
-		{"kwok", []string{"-o", filepath.Join(tmp, Kwok), "sigs.k8s.io/kwok/cmd/kwok"}},
-		{"kube", []string{"-ldflags", kubeLDFlags(), "-o", tmp + string(os.PathSeparator),
-			"k8s.io/kubernetes/cmd/kube-apiserver",
-			"k8s.io/kubernetes/cmd/kube-controller-manager",
-			"k8s.io/kubernetes/cmd/kube-scheduler"}},
-	}
-	for _, s := range steps {
-		t := time.Now()
-		cmd := exec.CommandContext(ctx, "go", append([]string{"build"}, s.args...)...)
-		cmd.Dir = filepath.Join(toolsDir(), s.module)
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("building %s tools: %w", s.module, err)
-		}
-		fmt.Fprintf(log, "  built %s in %s\n", s.module, time.Since(t).Round(time.Second))
-	}
-	if err := writeKwokStages(ctx, filepath.Join(tmp, KwokStages)); err != nil {
+	if err := build(tmp); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", fmt.Errorf("moving binaries into the cache: %w", err)
 	}
-	fmt.Fprintf(log, "test control plane built in %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(log, "%s built in %s into %s\n", key, time.Since(start).Round(time.Second), dir)
 	return dir, nil
 }
 
-// complete reports whether dir holds every binary.
-func complete(dir string) bool {
-	for _, b := range []string{Etcd, KubeAPIServer, KubeControllerMgr, KubeScheduler, Kwok, KwokStages} {
+// goBuild runs `go build args...` in the tools module named module, outside
+// any workspace.
+func goBuild(ctx context.Context, log io.Writer, module string, args ...string) error {
+	return goBuildIn(ctx, log, filepath.Join(toolsDir(), module), module, args...)
+}
+
+func goBuildIn(ctx context.Context, log io.Writer, dir, what string, args ...string) error {
+	t := time.Now()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building %s: %w", what, err)
+	}
+	fmt.Fprintf(log, "  built %s in %s\n", what, time.Since(t).Round(time.Second))
+	return nil
+}
+
+// moduleDir is the directory of the module path that the tools module named
+// module requires, downloaded if needed.
+func moduleDir(ctx context.Context, module, path string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", path)
+	cmd.Dir = filepath.Join(toolsDir(), module)
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the %s module: %w", path, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// complete reports whether dir holds every file.
+func complete(dir string, files []string) bool {
+	for _, b := range files {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			return false
 		}
@@ -174,14 +217,11 @@ func complete(dir string) bool {
 // by default) from the pinned kwok module: nodes become Ready at once and
 // renew their leases; pods become Ready at once and are removed on delete.
 func writeKwokStages(ctx context.Context, dst string) error {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
-	cmd.Dir = filepath.Join(toolsDir(), "kwok")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.Output()
+	mod, err := moduleDir(ctx, "kwok", "sigs.k8s.io/kwok")
 	if err != nil {
-		return fmt.Errorf("locating the kwok module: %w", err)
+		return err
 	}
-	src := filepath.Join(strings.TrimSpace(string(out)), "kustomize", "stage")
+	src := filepath.Join(mod, "kustomize", "stage")
 	var docs []string
 	for _, f := range []string{
 		"node/fast/node-initialize.yaml",

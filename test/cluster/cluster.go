@@ -51,6 +51,7 @@ type Cluster struct {
 	ForwardTarget *httptest.Server
 	caPEM         []byte
 	procs         []*process
+	fluxes        []*Flux
 	log           io.Writer
 }
 
@@ -300,29 +301,56 @@ func (c *Cluster) writeKubeconfig(path string) error {
 }
 
 func (c *Cluster) run(ctx context.Context, name, path string, args ...string) error {
-	logf, err := os.Create(filepath.Join(c.Dir, "logs", name+".log"))
+	p, err := startProcess(name, filepath.Join(c.Dir, "logs", name+".log"), nil, path, args...)
 	if err != nil {
 		return err
 	}
+	c.procs = append(c.procs, p)
+	return nil
+}
+
+// startProcess starts path with args and env added to this process's
+// environment, writing its output to logPath. The process dies with this one.
+func startProcess(name, logPath string, env []string, path string, args ...string) (*process, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, done: make(chan struct{}), logf: logf}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	c.procs = append(c.procs, p)
-	return nil
+	return p, nil
+}
+
+// stop sends SIGTERM, then SIGKILL after ten seconds, and waits for the end.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.logf.Close()
 }
 
 // exited returns an error naming the first component that stopped.
-func (c *Cluster) exited() error {
-	for _, p := range c.procs {
+func (c *Cluster) exited() error { return exited(c.procs) }
+
+func exited(procs []*process) error {
+	for _, p := range procs {
 		select {
 		case <-p.done:
 			return fmt.Errorf("%s exited (%v); see %s", p.name, p.err, p.logf.Name())
@@ -333,13 +361,19 @@ func (c *Cluster) exited() error {
 }
 
 func (c *Cluster) waitHTTP(ctx context.Context, name, url string, client *http.Client) error {
+	return waitHTTP(ctx, name, url, client, c.exited)
+}
+
+// waitHTTP polls url for up to 90 seconds until it answers 200 OK, failing
+// at once when exited returns an error.
+func waitHTTP(ctx context.Context, name, url string, client *http.Client, exited func() error) error {
 	if client == nil {
 		client = &http.Client{}
 	}
 	client.Timeout = 2 * time.Second
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		if err := c.exited(); err != nil {
+		if err := exited(); err != nil {
 			return err
 		}
 		resp, err := client.Get(url)
@@ -441,16 +475,12 @@ func (c *Cluster) stop() {
 		c.ForwardTarget.Close()
 		c.ForwardTarget = nil
 	}
+	for _, f := range c.fluxes {
+		f.Stop()
+	}
+	c.fluxes = nil
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		p.logf.Close()
+		c.procs[i].stop()
 	}
 	c.procs = nil
 }

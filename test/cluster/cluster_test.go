@@ -98,6 +98,17 @@ func TestKubeletFeatures(t *testing.T) {
 // after five minutes. -short skips the test.
 func startForTest(t *testing.T) (context.Context, *Clients) {
 	t.Helper()
+	ctx, c := startClusterForTest(t)
+	cs, err := NewClients(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cs
+}
+
+// startClusterForTest is startForTest returning the Cluster itself.
+func startClusterForTest(t *testing.T) (context.Context, *Cluster) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -114,9 +125,5 @@ func startForTest(t *testing.T) (context.Context, *Clients) {
 		}
 		c.Stop()
 	})
-	cs, err := NewClients(c.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx, cs
+	return ctx, c
 }
