@@ -182,6 +182,8 @@ func (r bootstrapResult) WriteText(w io.Writer, p *ui.Painter) error {
 		return writeFileHunks(w, p, r.Files)
 	}
 	switch {
+	case r.StoppedForMerge && r.MergeRequest == nil:
+		line("nothing to commit for agent %q: %s already holds its files as they would be; no merge request opened", r.name, r.Project)
 	case r.MergeRequest != nil:
 		line("merge request for agent %q: %s", r.name, r.MergeRequest.WebURL)
 		line("after the merge, run 'kubectl gitlab-agent bootstrap %s' (without --merge-request) to create the Flux objects and wait for the agent", r.name)
@@ -193,7 +195,7 @@ func (r bootstrapResult) WriteText(w io.Writer, p *ui.Painter) error {
 	for _, wn := range r.Warnings {
 		line("warning: %s", wn)
 	}
-	if r.CI != "" && r.MergeRequest == nil {
+	if r.CI != "" && !r.StoppedForMerge {
 		b.WriteString("\nFor jobs that deploy through the agent, in .gitlab-ci.yml:\n\n")
 		b.WriteString(safetext.Text(r.CI))
 	}

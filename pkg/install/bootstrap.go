@@ -129,6 +129,9 @@ type BootstrapResult struct {
 	Plan []string `json:"plan,omitempty"`
 	// DryRun is the dry run's strategy; omitted when things were done.
 	DryRun DryRun `json:"dryRun,omitempty"`
+	// StoppedForMerge: --merge-request, so the cluster steps were left for
+	// after the merge.
+	StoppedForMerge bool `json:"-"`
 	// Warnings are what the user should know and fix.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -193,6 +196,7 @@ func (b *bootstrapper) run(ctx context.Context) error {
 		}
 	}
 	if b.bo.MergeRequest {
+		b.br.StoppedForMerge = true
 		// The cluster steps need the merge: the environment does not.
 		return b.fail(ctx, b.step("environment", func() error { return b.environment(ctx) }))
 	}
@@ -403,7 +407,9 @@ func (b *bootstrapper) commit(ctx context.Context) error {
 			b.br.Files = append(b.br.Files, fc)
 			configDone = e.done
 		}
-	} else if _, err := b.mergeConfig(ctx, b.project, b.o.Name, b.planning()); err != nil {
+	} else if err := b.config(ctx); err != nil {
+		// KAS reads the config from the default branch only: there, on
+		// its own commit.
 		return err
 	}
 	if len(actions) == 0 {

@@ -221,6 +221,24 @@ func TestBootstrapThenUpToDateThenUpgrade(t *testing.T) {
 	if flux.RevisionSHA(res.Revision) != res.Commit.ID {
 		t.Errorf("applied %s, committed %s", res.Revision, res.Commit.ID)
 	}
+	// The commit touches the agent's directory and its config file only.
+	log, err := w.gl.GitLog(w.project.ID, "main")
+	if err != nil || len(log) < 2 {
+		t.Fatal(err)
+	}
+	for p, content := range log[0].Files {
+		if old, ok := log[1].Files[p]; ok && string(old) == string(content) {
+			continue
+		}
+		if !strings.HasPrefix(p, "clusters/bs/gitlab-agent/") && p != ".gitlab/agents/bs/config.yaml" {
+			t.Errorf("the commit touches %s", p)
+		}
+	}
+	for p := range log[1].Files {
+		if _, ok := log[0].Files[p]; !ok {
+			t.Errorf("the commit removes %s", p)
+		}
+	}
 	// The config file is in the same commit.
 	if cfg, ok := w.gl.File(w.project, "main", ".gitlab/agents/bs/config.yaml"); !ok || !strings.Contains(string(cfg), "ci_access") {
 		t.Fatalf("config: %q", cfg)
@@ -459,5 +477,32 @@ func TestBootstrapRefusesASymlinkedPath(t *testing.T) {
 	o.ManifestPath = "files/sl"
 	if _, err := Bootstrap(context.Background(), w.bootstrapEnv(), o); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
 		t.Fatalf("a file on the path: %v", err)
+	}
+}
+
+// TestBootstrapOnAnotherBranch: the files go to --branch, which Flux
+// follows; the config file to the default branch, where KAS reads it.
+func TestBootstrapOnAnotherBranch(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	w.gl.SetFile(w.project, "prod", "README.md", []byte("prod\n"))
+	o := w.bootstrapOpts("ob")
+	o.Branch = "prod"
+	res, err := Bootstrap(context.Background(), w.bootstrapEnv(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.gl.File(w.project, "prod", "clusters/ob/gitlab-agent/kustomization.yaml"); !ok {
+		t.Fatal("the files are not on prod")
+	}
+	if _, ok := w.gl.File(w.project, "main", "clusters/ob/gitlab-agent/kustomization.yaml"); ok {
+		t.Fatal("the files are on main")
+	}
+	if _, ok := w.gl.File(w.project, "main", ".gitlab/agents/ob/config.yaml"); !ok {
+		t.Fatal("the config file is not on main")
+	}
+	gr := w.cluster.Get(kube.Ref{APIVersion: flux.SourceAPIVersion, Kind: "GitRepository", Namespace: "flux-system", Name: res.GitRepository.Name})
+	if gr == nil || flux.Branch(gr) != "prod" {
+		t.Fatalf("the GitRepository does not follow prod: %v", gr)
 	}
 }

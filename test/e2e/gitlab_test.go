@@ -90,6 +90,9 @@ func (g *gitlabEnv) assertNoSecrets(t *testing.T) {
 		}
 	}
 	secrets = append(secrets, g.mToken, g.dToken)
+	for _, d := range g.fake.DeployTokens(g.project.ID) {
+		secrets = append(secrets, d.Token)
+	}
 	for _, out := range g.outputs.all() {
 		for _, s := range secrets {
 			if strings.Contains(out, s) {
