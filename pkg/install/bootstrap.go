@@ -777,7 +777,7 @@ func (b *bootstrapper) recordSetup(ctx context.Context) error {
 func (b *bootstrapper) sync(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	poll := b.poll(500 * time.Millisecond)
+	poll := b.poll(200 * time.Millisecond)
 	wait := func(gvr schemaGVR, ns, name string) (*unstructured.Unstructured, error) {
 		at, err := flux.RequestReconcile(wctx, b.env.Flux, gvr, ns, name, kube.FieldManager)
 		if err != nil {
