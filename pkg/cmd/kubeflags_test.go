@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/doctor"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/install"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
 )
@@ -118,6 +119,11 @@ func (f contextRecorder) Cluster(g genericclioptions.RESTClientGetter) (install.
 	return f.fakeFactory.Cluster(g)
 }
 
+func (f contextRecorder) Flux(g genericclioptions.RESTClientGetter) (flux.Cluster, error) {
+	f.record(g)
+	return f.fakeFactory.Flux(g)
+}
+
 func (f contextRecorder) Doctor(g genericclioptions.RESTClientGetter) (doctor.Cluster, error) {
 	f.record(g)
 	return f.fakeFactory.Doctor(g)
@@ -134,14 +140,21 @@ func TestContextReachesTheCluster(t *testing.T) {
 	}
 	gitlabFlags := []string{"--gitlab-url", w.gl.URL, "--gitlab-token-file", w.tokenFile, "--project", "infra/agents"}
 	runs := map[string][]string{
-		"bootstrap":    append([]string{"bootstrap", "prod", "--dry-run"}, gitlabFlags...),
-		"diff":         {"diff", "-f", manifest},
-		"doctor":       append([]string{"doctor", "prod"}, gitlabFlags...),
-		"install":      append([]string{"install", "prod", "--dry-run"}, gitlabFlags...),
-		"status":       append([]string{"status", "prod"}, gitlabFlags...),
-		"token rotate": append([]string{"token", "rotate", "prod"}, gitlabFlags...),
-		"uninstall":    {"uninstall", "prod", "--yes"},
-		"upgrade":      {"upgrade", "prod", "--dry-run"},
+		"apps list":      {"apps", "list"},
+		"apps get":       {"apps", "get", "web"},
+		"apps reconcile": {"apps", "reconcile", "web"},
+		"apps suspend":   {"apps", "suspend", "web"},
+		"apps resume":    {"apps", "resume", "web"},
+		"apps history":   {"apps", "history", "web"},
+		"apps rollback":  append([]string{"apps", "rollback", "web", "--to", "1234567"}, gitlabFlags[:4]...),
+		"bootstrap":      append([]string{"bootstrap", "prod", "--dry-run"}, gitlabFlags...),
+		"diff":           {"diff", "-f", manifest},
+		"doctor":         append([]string{"doctor", "prod"}, gitlabFlags...),
+		"install":        append([]string{"install", "prod", "--dry-run"}, gitlabFlags...),
+		"status":         append([]string{"status", "prod"}, gitlabFlags...),
+		"token rotate":   append([]string{"token", "rotate", "prod"}, gitlabFlags...),
+		"uninstall":      {"uninstall", "prod", "--yes"},
+		"upgrade":        {"upgrade", "prod", "--dry-run"},
 	}
 	root := NewRootCmd(fakeFactory{cluster: fake.New()}, genericiooptions.NewTestIOStreamsDiscard())
 	var walk func(c *cobra.Command)

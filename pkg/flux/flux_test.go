@@ -204,3 +204,22 @@ func TestReconcileAsFluxDoes(t *testing.T) {
 		t.Fatalf("ready: %v", err)
 	}
 }
+
+func TestParseInventoryID(t *testing.T) {
+	for id, want := range map[string]InventoryEntry{
+		"default_podinfo__Service":                                     {Namespace: "default", Name: "podinfo", Kind: "Service", Version: "v1"},
+		"_gitlab-agent-bs__Namespace":                                  {Name: "gitlab-agent-bs", Kind: "Namespace", Version: "v1"},
+		"apps_web_apps_Deployment":                                     {Namespace: "apps", Name: "web", Group: "apps", Kind: "Deployment", Version: "v1"},
+		"_system__controller__x_rbac.authorization.k8s.io_ClusterRole": {Name: "system:controller:x", Group: "rbac.authorization.k8s.io", Kind: "ClusterRole", Version: "v1"},
+	} {
+		got, ok := ParseInventoryID(id, "v1")
+		if !ok || got != want {
+			t.Errorf("ParseInventoryID(%q) = %+v, %v; want %+v", id, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "a_b", "__"} {
+		if _, ok := ParseInventoryID(bad, "v1"); ok {
+			t.Errorf("ParseInventoryID(%q) read", bad)
+		}
+	}
+}
