@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// appSetup is an application Flux deploys from the fake GitLab: a
+// GitRepository of infra/agents (with a deploy token) and a Kustomization
+// of its path in namespace ns.
+type appSetup struct {
+	g        *gitlabEnv
+	ns, name string
+	path     string
+}
+
+func newApp(t *testing.T, g *gitlabEnv, ns, name, path string, files map[string]string) *appSetup {
+	t.Helper()
+	for p, content := range files {
+		g.fake.SetFile(g.project, "main", path+"/"+p, []byte(content))
+	}
+	dt := g.fake.AddDeployToken(g.project, "flux-"+name, []string{"read_repository"}, nil)
+	objs := fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: %[2]s-auth, namespace: %[1]s}
+stringData: {username: %[3]q, password: %[4]q}
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: %[2]s, namespace: %[1]s}
+spec: {url: %[5]q, interval: 10m, ref: {branch: main}, secretRef: {name: %[2]s-auth}}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: %[2]s, namespace: %[1]s}
+spec: {path: ./%[6]s, interval: 10m, prune: true, targetNamespace: %[1]s, sourceRef: {kind: GitRepository, name: %[2]s}}
+`, ns, name, dt.Username, dt.Token, g.fake.URL+"/infra/agents.git", path)
+	if r := runCmd(t, objs, kubectl, "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("kubectl apply: %+v", r)
+	}
+	t.Cleanup(func() {
+		runCmd(t, "", kubectl, "delete", "kustomization", "-n", ns, name, "--wait=true", "--timeout=60s")
+		runCmd(t, "", kubectl, "delete", "namespace", ns, "--wait=false")
+	})
+	return &appSetup{g: g, ns: ns, name: name, path: path}
+}
+
+// appRow is apps list's JSON row.
+type appRow struct {
+	Namespace, Name, Kind, Source, Project, Revision, SourceRevision, Sync, Health string
+	Suspended                                                                       bool
+	Drifted                                                                         *int
+}
+
+func (a *appSetup) row(t *testing.T, extra ...string) appRow {
+	t.Helper()
+	r := a.g.run(t, nil, append([]string{"apps", "list", "-n", a.ns, "-o", "json"}, extra...)...)
+	if r.code != 0 {
+		t.Fatalf("apps list: %+v", r)
+	}
+	var doc struct{ Apps []appRow }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("apps list -o json: %v\n%s", err, r.stdout)
+	}
+	for _, row := range doc.Apps {
+		if row.Name == a.name {
+			return row
+		}
+	}
+	t.Fatalf("apps list has no %s: %s", a.name, r.stdout)
+	return appRow{}
+}
+
+// waitRow waits until the app's row satisfies ok.
+func (a *appSetup) waitRow(t *testing.T, what string, ok func(appRow) bool, extra ...string) appRow {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		row := a.row(t, extra...)
+		if ok(row) {
+			return row
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the app stays %+v", what, row)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (a *appSetup) tip(t *testing.T) string {
+	t.Helper()
+	log, err := a.g.fake.GitLog(a.g.project.ID, "main")
+	if err != nil || len(log) == 0 {
+		t.Fatal(err)
+	}
+	return log[0].ID
+}
+
+func configMapValue(t *testing.T, ns, name string) string {
+	t.Helper()
+	cm, err := clientset(t).CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return cm.Data["v"]
+}
+
+func TestAppsWithFlux(t *testing.T) {
+	needFlux(t)
+	g := newGitLab(t)
+	a := newApp(t, g, "apps-web", "web", "apps/web", map[string]string{
+		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {v: one}\n",
+	})
+	first := a.tip(t)
+	p := []string{"-n", a.ns}
+
+	// Flux applies it: Synced and Healthy.
+	r := g.run(t, nil, append([]string{"apps", "reconcile", "web", "--with-source"}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Kustomization apps-web/web reconciled: applied main@sha1:"+first) {
+		t.Fatalf("apps reconcile: %+v", r)
+	}
+	row := a.row(t, "--no-diff")
+	if row.Sync != "Synced" || row.Health != "Healthy" || row.Project != "infra/agents" || row.Source != "GitRepository/apps-web/web" {
+		t.Fatalf("after a reconcile: %+v", row)
+	}
+	if configMapValue(t, a.ns, "settings") != "one" {
+		t.Fatal("Flux did not apply the ConfigMap")
+	}
+	r = g.run(t, nil, append([]string{"apps", "get", "web"}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "ConfigMap") || !strings.Contains(r.stdout, "GitLab project:  infra/agents") {
+		t.Fatalf("apps get: %+v", r)
+	}
+
+	// Suspended, a new commit fetched: the source is ahead, OutOfSync.
+	r = g.run(t, nil, append([]string{"apps", "suspend", "web"}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "suspended") {
+		t.Fatalf("apps suspend: %+v", r)
+	}
+	g.fake.SetFile(g.project, "main", "apps/web/cm.yaml", []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {v: two}\n"))
+	second := a.tip(t)
+	r = g.run(t, nil, append([]string{"apps", "reconcile", "web"}, p...)...)
+	wantError(t, r, "is suspended", "apps resume web -n apps-web")
+	if rr := runCmd(t, "", kubectl, "annotate", "--overwrite", "-n", a.ns, "gitrepository/web", "reconcile.fluxcd.io/requestedAt="+time.Now().Format(time.RFC3339Nano)); rr.code != 0 {
+		t.Fatalf("annotate: %+v", rr)
+	}
+	row = a.waitRow(t, "the source fetches the new commit", func(r appRow) bool { return strings.HasSuffix(r.SourceRevision, second) }, "--no-diff")
+	if row.Sync != "OutOfSync" || row.Health != "Suspended" || !strings.HasSuffix(row.Revision, first) {
+		t.Fatalf("suspended behind its source: %+v", row)
+	}
+	r = g.run(t, nil, append([]string{"apps", "resume", "web"}, p...)...)
+	if r.code != 0 {
+		t.Fatalf("apps resume: %+v", r)
+	}
+	r = g.run(t, nil, append([]string{"apps", "sync", "web", "--with-source"}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, second) || configMapValue(t, a.ns, "settings") != "two" {
+		t.Fatalf("apps sync: %+v", r)
+	}
+
+	// History: both revisions, with GitLab's commits.
+	r = g.run(t, nil, append([]string{"apps", "history", "web", "-o", "json"}, p...)...)
+	var hist struct {
+		Revisions []struct {
+			SHA, Author, Title string
+			Current            bool
+		}
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &hist) != nil || len(hist.Revisions) < 2 ||
+		hist.Revisions[0].SHA != second || !hist.Revisions[0].Current || hist.Revisions[1].SHA != first || hist.Revisions[0].Author == "" {
+		t.Fatalf("apps history: %+v", r)
+	}
+
+	// Rollback to the first: a commit, applied by Flux.
+	r = g.run(t, nil, append([]string{"apps", "rollback", "web", "--to", first}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "rolled apps-web/web back to "+first) {
+		t.Fatalf("apps rollback: %+v", r)
+	}
+	if configMapValue(t, a.ns, "settings") != "one" {
+		t.Fatal("the rollback did not restore the live ConfigMap")
+	}
+	if a.tip(t) == second {
+		t.Fatal("no rollback commit")
+	}
+
+	// A missing app: one line.
+	r = g.run(t, nil, append([]string{"apps", "get", "nope"}, p...)...)
+	wantError(t, r, "no Flux Kustomization apps-web/nope")
+}
