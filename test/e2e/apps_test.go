@@ -58,8 +58,8 @@ spec: {path: ./%[6]s, interval: 10m, prune: true, targetNamespace: %[1]s, source
 // appRow is apps list's JSON row.
 type appRow struct {
 	Namespace, Name, Kind, Source, Project, Revision, SourceRevision, Sync, Health string
-	Suspended                                                                       bool
-	Drifted                                                                         *int
+	Suspended                                                                      bool
+	Drifted                                                                        *int
 }
 
 func (a *appSetup) row(t *testing.T, extra ...string) appRow {
