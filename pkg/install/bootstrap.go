@@ -514,6 +514,13 @@ func (b *bootstrapper) labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/managed-by": "kubectl-gitlab-agent", "app.kubernetes.io/instance": b.o.Name}
 }
 
+// ours says whether a Flux object carries the labels bootstrap gives the
+// ones it makes for this agent.
+func (b *bootstrapper) ours(o *unstructured.Unstructured) bool {
+	l := o.GetLabels()
+	return l["app.kubernetes.io/managed-by"] == "kubectl-gitlab-agent" && l["app.kubernetes.io/instance"] == b.o.Name
+}
+
 // gitRepository finds the GitRepository that fetches the project's branch
 // (as 'flux bootstrap gitlab' makes one) or makes one, with a deploy token
 // that may only read the repository.
@@ -523,7 +530,16 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 		return fmt.Errorf("listing Flux GitRepositories: %w", err)
 	}
 	repo := flux.Repo{URL: b.project.HTTPURLToRepo, Branch: b.branch}
-	if gr := flux.FindGitRepository(grs, repo, b.bo.FluxNamespace); gr != nil {
+	// bootstrap's own GitRepository (an earlier run's) is not another's to
+	// reuse as it is: its deploy token is checked, renewed or replaced.
+	var mine *unstructured.Unstructured
+	for _, gr := range grs {
+		if gr.GetNamespace() == b.bo.FluxNamespace && gr.GetName() == KustomizationName(b.o.Name) && b.ours(gr) &&
+			flux.FindGitRepository([]*unstructured.Unstructured{gr}, repo, b.bo.FluxNamespace) != nil {
+			mine = gr
+		}
+	}
+	if gr := flux.FindGitRepository(grs, repo, b.bo.FluxNamespace); gr != nil && mine == nil {
 		b.grNS, b.grName = gr.GetNamespace(), gr.GetName()
 		b.br.GitRepository = &FluxObject{Namespace: b.grNS, Name: b.grName, Action: "reused"}
 		if b.planning() {
@@ -534,13 +550,16 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 	b.grNS, b.grName = b.bo.FluxNamespace, KustomizationName(b.o.Name)
 	secretName := b.grName + "-git"
 	for _, gr := range grs {
-		if gr.GetNamespace() == b.grNS && gr.GetName() == b.grName {
+		if gr.GetNamespace() == b.grNS && gr.GetName() == b.grName && mine == nil {
 			u, _, _ := unstructured.NestedString(gr.Object, "spec", "url")
 			return fmt.Errorf("GitRepository %s/%s exists and fetches %s (branch %q), not %s of %s: bootstrap never rewrites another repository's source; delete it or pass another --flux-namespace",
 				b.grNS, b.grName, u, flux.Branch(gr), b.branch, b.ref)
 		}
 	}
 	b.br.GitRepository = &FluxObject{Namespace: b.grNS, Name: b.grName, Action: "created"}
+	if mine != nil {
+		b.br.GitRepository.Action = "unchanged"
+	}
 	secret, err := b.env.Flux.GetObject(ctx, flux.Secrets, b.grNS, secretName)
 	if err != nil {
 		return err
@@ -551,6 +570,9 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 	}
 	if b.planning() {
 		b.br.GitRepository.Action = "create"
+		if mine != nil {
+			b.br.GitRepository.Action = "apply"
+		}
 		if !usable {
 			b.plan = append(b.plan, fmt.Sprintf("create a deploy token (read_repository, expires in %d days) and Secret %s/%s", int(DeployTokenLifetime.Hours()/24), b.grNS, secretName))
 		}
