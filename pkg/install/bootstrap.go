@@ -539,7 +539,11 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 			mine = gr
 		}
 	}
-	if gr := flux.FindGitRepository(grs, repo, b.bo.FluxNamespace); gr != nil && mine == nil {
+	// Only a GitRepository in --flux-namespace is reused: one elsewhere is
+	// whoever controls that namespace's, who could point it at another
+	// repository (or include one) and have the agent, its rights and its
+	// token, applied from there.
+	if gr := flux.FindGitRepository(inNamespace(grs, b.bo.FluxNamespace), repo, b.bo.FluxNamespace); gr != nil && mine == nil {
 		b.grNS, b.grName = gr.GetNamespace(), gr.GetName()
 		b.br.GitRepository = &FluxObject{Namespace: b.grNS, Name: b.grName, Action: "reused"}
 		if b.planning() {
@@ -764,7 +768,9 @@ func (b *bootstrapper) kustomization(ctx context.Context) error {
 func (b *bootstrapper) covering(ctx context.Context, kss []*unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	skip := b.bo.FluxNamespace + "/" + KustomizationName(b.o.Name)
 next:
-	for _, ks := range flux.CoveringKustomizations(kss, b.grNS, b.grName, b.dir, skip) {
+	// A Kustomization in another namespace is a tenant's: its patches,
+	// images or service account would decide what the agent runs.
+	for _, ks := range flux.CoveringKustomizations(inNamespace(kss, b.bo.FluxNamespace), b.grNS, b.grName, b.dir, skip) {
 		p, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
 		for _, d := range flux.Between(flux.CleanPath(p), b.dir) {
 			_, found, err := b.env.GitLab.GetFile(ctx, b.ref, path.Join(d, gitops.Kustomization), b.branch)
@@ -778,6 +784,17 @@ next:
 		return ks, nil
 	}
 	return nil, nil
+}
+
+// inNamespace are the objects of os in ns.
+func inNamespace(os []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range os {
+		if o.GetNamespace() == ns {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // recordSetup notes on the agent's token Secret where its files are and
