@@ -319,6 +319,15 @@ func (b *bootstrapper) checkPath(ctx context.Context) error {
 		}
 		parent = here
 	}
+	// A kustomization.yaml bootstrap did not write is someone else's
+	// directory: bootstrap would overwrite it and drop what it lists.
+	k, found, err := b.env.GitLab.GetFile(ctx, b.ref, path.Join(b.dir, gitops.Kustomization), ref)
+	if err != nil {
+		return err
+	}
+	if found && !gitops.Generated(k.Content) {
+		return fmt.Errorf("%s in %s was not written by bootstrap: the directory is someone else's; pick another --manifest-path, or remove it", path.Join(b.dir, gitops.Kustomization), b.ref)
+	}
 	return nil
 }
 
