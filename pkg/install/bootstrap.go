@@ -250,6 +250,12 @@ func (b *bootstrapper) fail(ctx context.Context, err error) error {
 	if b.br.Commit != nil {
 		notes = append(notes, fmt.Sprintf("commit %s stays on %s", b.br.Commit.ShortID, b.work))
 	}
+	if fo := b.br.GitRepository; fo != nil && fo.Action == "created" {
+		notes = append(notes, fmt.Sprintf("Flux's GitRepository %s stays", fo))
+	}
+	if fo := b.br.Kustomization; fo != nil && fo.Action == "created" {
+		notes = append(notes, fmt.Sprintf("Flux's Kustomization %s stays, applying the agent", fo))
+	}
 	if len(notes) > 0 {
 		err = fmt.Errorf("%w; %s", err, strings.Join(notes, "; "))
 	}

@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube"
@@ -70,4 +71,25 @@ func TestBootstrapRerunAfterAFailureRepairs(t *testing.T) {
 
 func faultEnvironment400() fakegitlab.Fault {
 	return fakegitlab.Fault{Route: "POST /api/v4/projects/{id}/environments", Status: 400}
+}
+
+// TestBootstrapFailureSaysWhatStays: a run that fails after it made the
+// Flux objects says they stay, and sends the user to bootstrap (install
+// refuses an agent Flux applies).
+func TestBootstrapFailureSaysWhatStays(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	w.gl.Inject(faultEnvironment400())
+	_, err := Bootstrap(context.Background(), w.bootstrapEnv(), w.bootstrapOpts("ws"))
+	if err == nil {
+		t.Fatal("want the environment to fail")
+	}
+	for _, want := range []string{"Kustomization flux-system/gitlab-agent-ws stays", "GitRepository flux-system/gitlab-agent-ws stays", "run bootstrap again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "run install again") {
+		t.Errorf("the error sends the user to install, which refuses a bootstrapped agent: %v", err)
+	}
 }
