@@ -93,3 +93,19 @@ func TestBootstrapFailureSaysWhatStays(t *testing.T) {
 		t.Errorf("the error sends the user to install, which refuses a bootstrapped agent: %v", err)
 	}
 }
+
+// TestBootstrapRerunWithoutDeployTokenRights: a re-run by someone who may
+// not list deploy tokens (a Developer's upgrade) keeps the one there.
+func TestBootstrapRerunWithoutDeployTokenRights(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	ctx := context.Background()
+	if _, err := Bootstrap(ctx, w.bootstrapEnv(), w.bootstrapOpts("dv")); err != nil {
+		t.Fatal(err)
+	}
+	w.gl.Inject(fakegitlab.Fault{Route: "GET /api/v4/projects/{id}/deploy_tokens", Status: 403})
+	again, err := Bootstrap(ctx, w.bootstrapEnv(), w.bootstrapOpts("dv"))
+	if err != nil || again.DeployTokenNew || len(again.Warnings) == 0 {
+		t.Fatalf("a re-run without deploy token rights: %v %+v", err, again)
+	}
+}
