@@ -422,6 +422,12 @@ func (b *bootstrapper) commit(ctx context.Context) error {
 			b.br.Files = append(b.br.Files, fc)
 			configDone = e.done
 		}
+	} else if b.bo.MergeRequest {
+		// --merge-request pushes nothing to a branch directly: the config
+		// file (on the default branch, where KAS reads it) is committed by
+		// the run after the merge.
+		b.br.Warnings = append(b.br.Warnings, fmt.Sprintf("the merge request goes into %s, and the agent's config file is on %s: the run after the merge commits the project's access to %s there",
+			b.branch, b.project.DefaultBranch, agentconfig.Path(b.o.Name)))
 	} else if err := b.config(ctx); err != nil {
 		// KAS reads the config from the default branch only: there, on
 		// its own commit.

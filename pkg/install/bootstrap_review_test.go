@@ -109,3 +109,22 @@ func TestBootstrapRerunWithoutDeployTokenRights(t *testing.T) {
 		t.Fatalf("a re-run without deploy token rights: %v %+v", err, again)
 	}
 }
+
+// TestBootstrapMergeRequestPushesNothingDirectly: with --merge-request into
+// another branch than the default, nothing is committed to the default
+// branch (the agent's config file) behind the reviewer's back.
+func TestBootstrapMergeRequestPushesNothingDirectly(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	w.gl.SetFile(w.project, "prod", "README.md", []byte("prod\n"))
+	before := w.commits(t)
+	o := w.bootstrapOpts("mo")
+	o.Branch, o.MergeRequest = "prod", true
+	res, err := Bootstrap(context.Background(), w.bootstrapEnv(), o)
+	if err != nil || res.MergeRequest == nil {
+		t.Fatalf("--merge-request: %v %+v", err, res)
+	}
+	if w.commits(t) != before {
+		t.Fatalf("--merge-request committed to main directly (%d commits, was %d)", w.commits(t), before)
+	}
+}
