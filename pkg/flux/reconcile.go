@@ -221,13 +221,17 @@ func WaitReconciled(ctx context.Context, c Cluster, gvr schema.GroupVersionResou
 			if progress != nil {
 				progress(last)
 			}
-			if handled && last.Current {
-				if last.Ready() {
-					return o, nil
-				}
-				if last.failed() {
-					return o, &FailedError{Kind: kind, Namespace: ns, Name: name, Status: last}
-				}
+			// The controllers copy the request to lastHandledReconcileAt
+			// at the end of the run that saw it; a failed run keeps
+			// Reconciling=True (ProgressingWithRetry) and leaves
+			// observedGeneration behind (kustomize-controller's
+			// finalizeStatus). So, as 'flux reconcile' does, once handled,
+			// Ready says how that run ended.
+			if handled && last.Current && last.Ready() {
+				return o, nil
+			}
+			if ready, ok := last.Condition("Ready"); handled && (last.failed() || ok && ready.Status == "False") {
+				return o, &FailedError{Kind: kind, Namespace: ns, Name: name, Status: last}
 			}
 		}
 		t := time.NewTimer(poll)

@@ -156,7 +156,12 @@ func Plan(dir string, want []File, have []Existing, prev []byte) []Change {
 			out = append(out, Change{Action: "update", Path: f.Path, Content: f.Content})
 		}
 	}
-	listed := Resources(prev)
+	// Only a kustomization.yaml bootstrap wrote lists bootstrap's files:
+	// one someone else wrote lists theirs.
+	var listed []string
+	if Generated(prev) {
+		listed = Resources(prev)
+	}
 	for _, e := range have {
 		if wanted[e.Path] || path.Dir(e.Path) != dir {
 			continue

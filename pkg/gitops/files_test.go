@@ -94,13 +94,19 @@ func TestPlan(t *testing.T) {
 		{dir + "/old.yaml", BlobID([]byte("O"))},
 		{dir + "/mine.yaml", BlobID([]byte("M"))}, // someone else's: not listed before
 	}
-	prev := []byte("resources:\n- a.yaml\n- old.yaml\n- ../escape.yaml\n")
+	prev := []byte(header("prod") + "resources:\n- a.yaml\n- old.yaml\n- ../escape.yaml\n")
 	var got []string
 	for _, c := range Plan(dir, want, have, prev) {
 		got = append(got, c.Action+" "+c.Path)
 	}
 	if strings.Join(got, "; ") != "update c/gitlab-agent/a.yaml; create c/gitlab-agent/kustomization.yaml; delete c/gitlab-agent/old.yaml" {
 		t.Fatalf("plan: %v", got)
+	}
+	// A kustomization.yaml bootstrap did not write lists nothing of its.
+	for _, c := range Plan(dir, want, have, []byte("resources:\n- a.yaml\n- old.yaml\n")) {
+		if c.Action == "delete" {
+			t.Errorf("someone else's kustomization.yaml made bootstrap delete %s", c.Path)
+		}
 	}
 	same := []Existing{}
 	for _, f := range want {

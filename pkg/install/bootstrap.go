@@ -250,6 +250,12 @@ func (b *bootstrapper) fail(ctx context.Context, err error) error {
 	if b.br.Commit != nil {
 		notes = append(notes, fmt.Sprintf("commit %s stays on %s", b.br.Commit.ShortID, b.work))
 	}
+	if fo := b.br.GitRepository; fo != nil && fo.Action == "created" {
+		notes = append(notes, fmt.Sprintf("Flux's GitRepository %s stays", fo))
+	}
+	if fo := b.br.Kustomization; fo != nil && fo.Action == "created" {
+		notes = append(notes, fmt.Sprintf("Flux's Kustomization %s stays, applying the agent", fo))
+	}
 	if len(notes) > 0 {
 		err = fmt.Errorf("%w; %s", err, strings.Join(notes, "; "))
 	}
@@ -318,6 +324,15 @@ func (b *bootstrapper) checkPath(ctx context.Context) error {
 			}
 		}
 		parent = here
+	}
+	// A kustomization.yaml bootstrap did not write is someone else's
+	// directory: bootstrap would overwrite it and drop what it lists.
+	k, found, err := b.env.GitLab.GetFile(ctx, b.ref, path.Join(b.dir, gitops.Kustomization), ref)
+	if err != nil {
+		return err
+	}
+	if found && !gitops.Generated(k.Content) {
+		return fmt.Errorf("%s in %s was not written by bootstrap: the directory is someone else's; pick another --manifest-path, or remove it", path.Join(b.dir, gitops.Kustomization), b.ref)
 	}
 	return nil
 }
@@ -407,6 +422,12 @@ func (b *bootstrapper) commit(ctx context.Context) error {
 			b.br.Files = append(b.br.Files, fc)
 			configDone = e.done
 		}
+	} else if b.bo.MergeRequest {
+		// --merge-request pushes nothing to a branch directly: the config
+		// file (on the default branch, where KAS reads it) is committed by
+		// the run after the merge.
+		b.br.Warnings = append(b.br.Warnings, fmt.Sprintf("the merge request goes into %s, and the agent's config file is on %s: the run after the merge commits the project's access to %s there",
+			b.branch, b.project.DefaultBranch, agentconfig.Path(b.o.Name)))
 	} else if err := b.config(ctx); err != nil {
 		// KAS reads the config from the default branch only: there, on
 		// its own commit.
@@ -514,6 +535,13 @@ func (b *bootstrapper) labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/managed-by": "kubectl-gitlab-agent", "app.kubernetes.io/instance": b.o.Name}
 }
 
+// ours says whether a Flux object carries the labels bootstrap gives the
+// ones it makes for this agent.
+func (b *bootstrapper) ours(o *unstructured.Unstructured) bool {
+	l := o.GetLabels()
+	return l["app.kubernetes.io/managed-by"] == "kubectl-gitlab-agent" && l["app.kubernetes.io/instance"] == b.o.Name
+}
+
 // gitRepository finds the GitRepository that fetches the project's branch
 // (as 'flux bootstrap gitlab' makes one) or makes one, with a deploy token
 // that may only read the repository.
@@ -523,7 +551,20 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 		return fmt.Errorf("listing Flux GitRepositories: %w", err)
 	}
 	repo := flux.Repo{URL: b.project.HTTPURLToRepo, Branch: b.branch}
-	if gr := flux.FindGitRepository(grs, repo, b.bo.FluxNamespace); gr != nil {
+	// bootstrap's own GitRepository (an earlier run's) is not another's to
+	// reuse as it is: its deploy token is checked, renewed or replaced.
+	var mine *unstructured.Unstructured
+	for _, gr := range grs {
+		if gr.GetNamespace() == b.bo.FluxNamespace && gr.GetName() == KustomizationName(b.o.Name) && b.ours(gr) &&
+			flux.FindGitRepository([]*unstructured.Unstructured{gr}, repo, b.bo.FluxNamespace) != nil {
+			mine = gr
+		}
+	}
+	// Only a GitRepository in --flux-namespace is reused: one elsewhere is
+	// whoever controls that namespace's, who could point it at another
+	// repository (or include one) and have the agent, its rights and its
+	// token, applied from there.
+	if gr := flux.FindGitRepository(inNamespace(grs, b.bo.FluxNamespace), repo, b.bo.FluxNamespace); gr != nil && mine == nil {
 		b.grNS, b.grName = gr.GetNamespace(), gr.GetName()
 		b.br.GitRepository = &FluxObject{Namespace: b.grNS, Name: b.grName, Action: "reused"}
 		if b.planning() {
@@ -534,13 +575,16 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 	b.grNS, b.grName = b.bo.FluxNamespace, KustomizationName(b.o.Name)
 	secretName := b.grName + "-git"
 	for _, gr := range grs {
-		if gr.GetNamespace() == b.grNS && gr.GetName() == b.grName {
+		if gr.GetNamespace() == b.grNS && gr.GetName() == b.grName && mine == nil {
 			u, _, _ := unstructured.NestedString(gr.Object, "spec", "url")
 			return fmt.Errorf("GitRepository %s/%s exists and fetches %s (branch %q), not %s of %s: bootstrap never rewrites another repository's source; delete it or pass another --flux-namespace",
 				b.grNS, b.grName, u, flux.Branch(gr), b.branch, b.ref)
 		}
 	}
 	b.br.GitRepository = &FluxObject{Namespace: b.grNS, Name: b.grName, Action: "created"}
+	if mine != nil {
+		b.br.GitRepository.Action = "unchanged"
+	}
 	secret, err := b.env.Flux.GetObject(ctx, flux.Secrets, b.grNS, secretName)
 	if err != nil {
 		return err
@@ -551,6 +595,9 @@ func (b *bootstrapper) gitRepository(ctx context.Context) error {
 	}
 	if b.planning() {
 		b.br.GitRepository.Action = "create"
+		if mine != nil {
+			b.br.GitRepository.Action = "apply"
+		}
 		if !usable {
 			b.plan = append(b.plan, fmt.Sprintf("create a deploy token (read_repository, expires in %d days) and Secret %s/%s", int(DeployTokenLifetime.Hours()/24), b.grNS, secretName))
 		}
@@ -578,6 +625,12 @@ func (b *bootstrapper) usableDeployToken(ctx context.Context, secret *unstructur
 		return 0, false, nil
 	}
 	tokens, err := b.env.GitLab.ListDeployTokens(ctx, b.ref)
+	if gitlab.IsClass(err, gitlab.ClassForbidden) {
+		// Deploy tokens are the Maintainer's: a Developer's re-run (an
+		// upgrade) keeps the one there, unchecked.
+		b.br.Warnings = append(b.br.Warnings, fmt.Sprintf("deploy token %d in Secret %s/%s was not checked (listing deploy tokens needs the Maintainer role on %s)", id, secret.GetNamespace(), secret.GetName(), b.ref))
+		return id, true, nil
+	}
 	if err != nil {
 		return 0, false, err
 	}
@@ -742,7 +795,9 @@ func (b *bootstrapper) kustomization(ctx context.Context) error {
 func (b *bootstrapper) covering(ctx context.Context, kss []*unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	skip := b.bo.FluxNamespace + "/" + KustomizationName(b.o.Name)
 next:
-	for _, ks := range flux.CoveringKustomizations(kss, b.grNS, b.grName, b.dir, skip) {
+	// A Kustomization in another namespace is a tenant's: its patches,
+	// images or service account would decide what the agent runs.
+	for _, ks := range flux.CoveringKustomizations(inNamespace(kss, b.bo.FluxNamespace), b.grNS, b.grName, b.dir, skip) {
 		p, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
 		for _, d := range flux.Between(flux.CleanPath(p), b.dir) {
 			_, found, err := b.env.GitLab.GetFile(ctx, b.ref, path.Join(d, gitops.Kustomization), b.branch)
@@ -756,6 +811,17 @@ next:
 		return ks, nil
 	}
 	return nil, nil
+}
+
+// inNamespace are the objects of os in ns.
+func inNamespace(os []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range os {
+		if o.GetNamespace() == ns {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // recordSetup notes on the agent's token Secret where its files are and

@@ -105,6 +105,23 @@ func (a *action) unbootstrap(ctx context.Context, o UninstallOptions, rec *Boots
 	if a.env.Flux == nil {
 		return fmt.Errorf("agent %q is managed by Flux, and no client for Flux's objects was given", o.Name)
 	}
+	// The record is cluster data: whoever may write the token Secret may
+	// have written it. Only bootstrap's directory, its generated files and
+	// its own Kustomization are taken.
+	if d, err := gitops.ValidatePath(rec.Dir); err != nil || d != rec.Dir || path.Base(d) != "gitlab-agent" {
+		return fmt.Errorf("the record on agent %q's token Secret names %q, which is not a directory bootstrap writes: uninstall leaves git and Flux as they are", o.Name, rec.Dir)
+	}
+	ksNS, ksName, _ := strings.Cut(rec.Kustomization, "/")
+	if rec.Own {
+		ks, err := a.env.Flux.GetObject(ctx, flux.Kustomizations, ksNS, ksName)
+		if err != nil {
+			return err
+		}
+		if ks != nil && (ksName != KustomizationName(o.Name) || ks.GetLabels()["app.kubernetes.io/managed-by"] != "kubectl-gitlab-agent" ||
+			ks.GetLabels()["app.kubernetes.io/instance"] != o.Name) {
+			return fmt.Errorf("Kustomization %s, which the record on agent %q's token Secret names, was not made by bootstrap for it: uninstall leaves git and Flux as they are", rec.Kustomization, o.Name)
+		}
+	}
 	ref := gitlab.ProjectRef{Path: rec.Project}
 	u := &BootstrapUninstall{Project: rec.Project, Branch: rec.Branch, Dir: rec.Dir, Removed: []string{}, Flux: []string{}}
 	res.Bootstrap = u
@@ -125,6 +142,9 @@ func (a *action) unbootstrap(ctx context.Context, o UninstallOptions, rec *Boots
 		if err != nil {
 			return err
 		}
+		if kfound && !gitops.Generated(k.Content) {
+			return fmt.Errorf("%s in %s was not written by bootstrap: uninstall leaves that directory as it is", kpath, rec.Project)
+		}
 		if kfound {
 			for _, c := range gitops.Plan(rec.Dir, nil, have, k.Content) {
 				actions = append(actions, gitlab.CommitAction{Action: "delete", Path: c.Path})
@@ -135,7 +155,6 @@ func (a *action) unbootstrap(ctx context.Context, o UninstallOptions, rec *Boots
 	for _, c := range actions {
 		u.Removed = append(u.Removed, c.Path)
 	}
-	ksNS, ksName, _ := strings.Cut(rec.Kustomization, "/")
 	grNS, grName, _ := strings.Cut(rec.GitRepository, "/")
 	ours := a.oursGitRepository(ctx, grNS, grName, o.Name)
 	if a.planning() {

@@ -149,6 +149,10 @@ func (i *installer) stays() string {
 	if msg == "" {
 		msg = "nothing else changed"
 	}
+	if i.bootstrapping {
+		// install refuses an agent Flux applies: bootstrap finishes it.
+		return msg + "; run bootstrap again to finish, or uninstall to undo"
+	}
 	return msg + "; run install again to finish, or uninstall to undo"
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
 )
 
 // ErrNeedsYes is returned when a confirmation is needed but nobody can give
@@ -20,7 +22,8 @@ func Confirm(ctx context.Context, in io.Reader, out io.Writer, question string) 
 	if !IsTerminal(in) {
 		return false, ErrNeedsYes
 	}
-	fmt.Fprintf(out, "%s [y/N]: ", question)
+	// The question names things from GitLab and the cluster: inert.
+	fmt.Fprintf(out, "%s [y/N]: ", safetext.Line(question))
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
