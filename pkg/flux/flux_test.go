@@ -170,8 +170,8 @@ func TestReconcileAsFluxDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	live, _ := c.GetObject(ctx, Kustomizations, "flux-system", "app")
-	if live.GetAnnotations()[RequestedAtAnnotation] != at {
-		t.Fatalf("requestedAt = %q, want %q", live.GetAnnotations()[RequestedAtAnnotation], at)
+	if live.GetAnnotations()[RequestedAtAnnotation] != at.At {
+		t.Fatalf("requestedAt = %q, want %q", live.GetAnnotations()[RequestedAtAnnotation], at.At)
 	}
 
 	// The controller: first still on the old request, then failing.
@@ -184,7 +184,7 @@ func TestReconcileAsFluxDoes(t *testing.T) {
 		}
 		c.Put(o)
 	}
-	setStatus("old", "True", "ReconciliationSucceeded")
+	setStatus(at.Before, "True", "ReconciliationSucceeded") // as before the request
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	_, err = WaitReconciled(short, c, Kustomizations, "flux-system", "app", at, 5*time.Millisecond, nil)
@@ -192,13 +192,13 @@ func TestReconcileAsFluxDoes(t *testing.T) {
 	if !errors.As(err, &nr) || nr.Handled || !strings.Contains(err.Error(), "did not act on the reconcile request") {
 		t.Fatalf("a request not handled: %v", err)
 	}
-	setStatus(at, "False", "BuildFailed")
+	setStatus(at.At, "False", "BuildFailed")
 	_, err = WaitReconciled(ctx, c, Kustomizations, "flux-system", "app", at, 5*time.Millisecond, nil)
 	var fe *FailedError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "kustomization path not found") {
 		t.Fatalf("a failed reconcile: %v", err)
 	}
-	setStatus(at, "True", "ReconciliationSucceeded")
+	setStatus(at.At, "True", "ReconciliationSucceeded")
 	o, err := WaitReconciled(ctx, c, Kustomizations, "flux-system", "app", at, 5*time.Millisecond, nil)
 	if err != nil || ReadStatus(o).Revision != "main@sha1:abc" {
 		t.Fatalf("ready: %v", err)
@@ -220,6 +220,18 @@ func TestParseInventoryID(t *testing.T) {
 	for _, bad := range []string{"", "x", "a_b", "__"} {
 		if _, ok := ParseInventoryID(bad, "v1"); ok {
 			t.Errorf("ParseInventoryID(%q) read", bad)
+		}
+	}
+}
+
+// TestRequestHandledAsFluxReconcileWaits: a request counts as handled once
+// lastHandledReconcileAt differs from before it (another trigger's later
+// value included), as flux reconcile waits.
+func TestRequestHandledAsFluxReconcileWaits(t *testing.T) {
+	r := Request{At: "ours", Before: "old"}
+	for handled, want := range map[string]bool{"ours": true, "later-webhook": true, "old": false, "": false} {
+		if got := r.handledBy(Status{Handled: handled}); got != want {
+			t.Errorf("handled %q: %v, want %v", handled, got, want)
 		}
 	}
 }

@@ -136,28 +136,43 @@ func (e *SuspendedError) Error() string {
 	return fmt.Sprintf("%s %s/%s is suspended: resume it first ('flux resume' or set spec.suspend to false)", e.Kind, e.Namespace, e.Name)
 }
 
+// Request is a reconcile request made: the value set, and the
+// status.lastHandledReconcileAt read before it.
+type Request struct {
+	At, Before string
+}
+
+// handledBy says whether a status shows the request handled: as `flux
+// reconcile` waits, lastHandledReconcileAt differs from before the request
+// (another trigger, a webhook Receiver on the same push, may have set a
+// later value than ours: the run that handled it saw ours too).
+func (r Request) handledBy(s Status) bool {
+	return s.Handled == r.At || (s.Handled != "" && s.Handled != r.Before)
+}
+
 // RequestReconcile asks Flux to reconcile ns/name now, as `flux reconcile`
 // does: it refuses a suspended object, and merge-patches
-// reconcile.fluxcd.io/requestedAt with the time. It returns the value set,
-// which the controller copies to status.lastHandledReconcileAt.
-func RequestReconcile(ctx context.Context, c Cluster, gvr schema.GroupVersionResource, ns, name, manager string) (string, error) {
+// reconcile.fluxcd.io/requestedAt with the time, which the controller
+// copies to status.lastHandledReconcileAt.
+func RequestReconcile(ctx context.Context, c Cluster, gvr schema.GroupVersionResource, ns, name, manager string) (Request, error) {
 	o, err := c.GetObject(ctx, gvr, ns, name)
 	if err != nil {
-		return "", err
+		return Request{}, err
 	}
 	kind := kindOf(gvr)
 	if o == nil {
-		return "", fmt.Errorf("%s %s/%s not found", kind, ns, name)
+		return Request{}, fmt.Errorf("%s %s/%s not found", kind, ns, name)
 	}
-	if ReadStatus(o).Suspended {
-		return "", &SuspendedError{Kind: kind, Namespace: ns, Name: name}
+	st := ReadStatus(o)
+	if st.Suspended {
+		return Request{}, &SuspendedError{Kind: kind, Namespace: ns, Name: name}
 	}
-	at := time.Now().Format(time.RFC3339Nano)
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{RequestedAtAnnotation: at}}})
+	r := Request{At: time.Now().Format(time.RFC3339Nano), Before: st.Handled}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{RequestedAtAnnotation: r.At}}})
 	if err := c.MergePatch(ctx, gvr, ns, name, patch, manager); err != nil {
-		return "", fmt.Errorf("asking Flux to reconcile %s %s/%s: %w", kind, ns, name, err)
+		return Request{}, fmt.Errorf("asking Flux to reconcile %s %s/%s: %w", kind, ns, name, err)
 	}
-	return at, nil
+	return r, nil
 }
 
 func kindOf(gvr schema.GroupVersionResource) string {
@@ -200,11 +215,11 @@ func (e *NotReconciledError) Error() string {
 
 func (e *NotReconciledError) Unwrap() error { return e.Err }
 
-// WaitReconciled waits until the controller handled the request requested
-// (RequestReconcile's value) and the object is Ready for its latest spec;
+// WaitReconciled waits until the controller handled the request
+// (RequestReconcile's) and the object is Ready for its latest spec;
 // progress hears each status read. A reconciliation Flux reports as failed
 // is a *FailedError; ctx's end a *NotReconciledError saying what Flux said.
-func WaitReconciled(ctx context.Context, c Cluster, gvr schema.GroupVersionResource, ns, name, requested string, poll time.Duration, progress func(Status)) (*unstructured.Unstructured, error) {
+func WaitReconciled(ctx context.Context, c Cluster, gvr schema.GroupVersionResource, ns, name string, requested Request, poll time.Duration, progress func(Status)) (*unstructured.Unstructured, error) {
 	kind := kindOf(gvr)
 	var last Status
 	handled := false
@@ -217,7 +232,7 @@ func WaitReconciled(ctx context.Context, c Cluster, gvr schema.GroupVersionResou
 			return nil, fmt.Errorf("%s %s/%s was deleted while waiting for it", kind, ns, name)
 		case err == nil:
 			last = ReadStatus(o)
-			handled = last.Handled == requested
+			handled = requested.handledBy(last)
 			if progress != nil {
 				progress(last)
 			}

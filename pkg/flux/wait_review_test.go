@@ -27,7 +27,7 @@ func TestWaitReportsAFailureAsKustomizeControllerLeavesIt(t *testing.T) {
 	}
 	o, _ := c.GetObject(ctx, Kustomizations, "flux-system", "app")
 	o.Object["status"] = map[string]any{
-		"lastHandledReconcileAt": at,
+		"lastHandledReconcileAt": at.At,
 		// no observedGeneration: it never succeeded
 		"conditions": []any{
 			map[string]any{"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": "Detecting drift for revision main@sha1:abc"},

@@ -294,6 +294,14 @@ func (b *bootstrapper) discover(ctx context.Context) error {
 // checkPath refuses a manifest path that goes through a symbolic link or a
 // file in the repository: what is committed stays where it is said to go.
 func (b *bootstrapper) checkPath(ctx context.Context) error {
+	if b.branch != b.project.DefaultBranch {
+		// Found now, before a token is made: the commit would fail.
+		if _, found, err := b.env.GitLab.GetBranch(ctx, b.ref, b.branch); err != nil {
+			return err
+		} else if !found {
+			return fmt.Errorf("branch %q does not exist in %s: create it first, or pass the --branch Flux should follow", b.branch, b.ref)
+		}
+	}
 	ref := b.work
 	if b.bo.MergeRequest {
 		if _, found, err := b.env.GitLab.GetBranch(ctx, b.ref, b.work); err != nil {
@@ -651,6 +659,9 @@ func (b *bootstrapper) usableDeployToken(ctx context.Context, secret *unstructur
 // GitRepository's Secret; the one it replaces is revoked once the run
 // succeeded.
 func (b *bootstrapper) newDeployToken(ctx context.Context, old *unstructured.Unstructured, secretName string) error {
+	if old != nil && old.GetLabels()["app.kubernetes.io/managed-by"] != "kubectl-gitlab-agent" {
+		return fmt.Errorf("Secret %s/%s exists and is not bootstrap's (no app.kubernetes.io/managed-by=kubectl-gitlab-agent label): bootstrap does not overwrite it; delete it, or pass another --flux-namespace", b.grNS, secretName)
+	}
 	if err := b.ensureNamespace(ctx, b.grNS); err != nil {
 		return err
 	}
@@ -773,6 +784,8 @@ func (b *bootstrapper) kustomization(ctx context.Context) error {
 		}
 	} else if !flux.SourceOf(own, b.grNS, b.grName) {
 		return fmt.Errorf("Kustomization %s/%s exists and builds another source than GitRepository %s/%s: bootstrap leaves it alone; delete it or pass another --flux-namespace", b.bo.FluxNamespace, ownName, b.grNS, b.grName)
+	} else if own.GetLabels()["app.kubernetes.io/managed-by"] != "kubectl-gitlab-agent" {
+		return fmt.Errorf("Kustomization %s/%s exists and is not bootstrap's (no app.kubernetes.io/managed-by=kubectl-gitlab-agent label): bootstrap does not rewrite it; delete it, or label it if it is", b.bo.FluxNamespace, ownName)
 	}
 	b.record.Own = true
 	b.br.Kustomization = &FluxObject{Namespace: b.bo.FluxNamespace, Name: ownName, Action: "created"}
@@ -889,6 +902,9 @@ func (b *bootstrapper) sync(ctx context.Context) error {
 
 // explainSync says which of Flux's steps did not happen.
 func (b *bootstrapper) explainSync(err error) error {
+	if flux.IsNotReconciled(err) && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted while waiting for Flux to apply the agent: %w", err)
+	}
 	if flux.IsNotReconciled(err) {
 		return fmt.Errorf("Flux did not apply the agent within --timeout %s: %w", b.o.Timeout, err)
 	}

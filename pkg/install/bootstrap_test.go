@@ -506,3 +506,41 @@ func TestBootstrapOnAnotherBranch(t *testing.T) {
 		t.Fatalf("the GitRepository does not follow prod: %v", gr)
 	}
 }
+
+// TestBootstrapMissingBranch: a --branch that does not exist is refused
+// before anything is made.
+func TestBootstrapMissingBranch(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	o := w.bootstrapOpts("mb")
+	o.Branch = "nope"
+	_, err := Bootstrap(context.Background(), w.bootstrapEnv(), o)
+	if err == nil || !strings.Contains(err.Error(), `branch "nope" does not exist in infra/agents`) {
+		t.Fatalf("a missing branch: %v", err)
+	}
+	if len(w.gl.Agents(w.project)) != 0 {
+		t.Fatal("an agent was registered")
+	}
+}
+
+// TestBootstrapOverwritesNothingNotItsOwn: a Secret or Kustomization of
+// bootstrap's names that bootstrap did not make is refused, not rewritten.
+func TestBootstrapOverwritesNothingNotItsOwn(t *testing.T) {
+	w := newWorld(t)
+	w.withFlux(t)
+	w.cluster.Put(&unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": "gitlab-agent-ow-git", "namespace": "flux-system"}, "data": map[string]any{"password": "c29tZW9uZSBlbHNl"}}})
+	_, err := Bootstrap(context.Background(), w.bootstrapEnv(), w.bootstrapOpts("ow"))
+	if err == nil || !strings.Contains(err.Error(), "is not bootstrap's") {
+		t.Fatalf("another's Secret: %v", err)
+	}
+	s := w.cluster.Get(kube.Ref{APIVersion: "v1", Kind: "Secret", Namespace: "flux-system", Name: "gitlab-agent-ow-git"})
+	if s == nil || s.Object["data"].(map[string]any)["password"] != "c29tZW9uZSBlbHNl" {
+		t.Fatalf("the Secret was rewritten: %v", s)
+	}
+	for _, d := range w.gl.DeployTokens(w.project.ID) {
+		if !d.Revoked {
+			t.Errorf("deploy token %d stays", d.ID)
+		}
+	}
+}
