@@ -49,10 +49,12 @@ type answer struct {
 	Set *Object
 }
 
-// decider decides on one object: normalisation and ignore rules.
+// decider decides on one object: normalisation, ignore rules and the
+// controller's policy.
 type decider struct {
 	n      normalizer
 	ignore []IgnoreRule
+	policy Policy
 }
 
 // normalizer is d's normalizer for s: status compared where it is a field.
@@ -74,6 +76,11 @@ func (d decider) decide(s objectState, a *answer) (out Object, decided bool) {
 		return failed("reading the live object: " + objectMessage(s.ReadErr)), true
 	case s.DesiredErr != nil:
 		return failed(s.DesiredErr.Error()), true
+	}
+	if d.policy != nil {
+		if why := d.policy.Skip(s.Desired, s.Live); why != "" {
+			return skipped(t.Ref, t.Origin, why), true
+		}
 	}
 	switch {
 	case a == nil:
@@ -105,4 +112,9 @@ func (d decider) decide(s objectState, a *answer) (out Object, decided bool) {
 	}
 	return Object{Ref: t.Ref, Action: Changed, ChangedPaths: paths, Changes: ch,
 		Before: toYAML(before), After: toYAML(after), Origin: t.Origin}, true
+}
+
+// skipped is the outcome for an object the policy leaves alone, and why.
+func skipped(ref kube.Ref, origin, why string) Object {
+	return Object{Ref: ref, Action: Skipped, Note: why, Origin: origin}
 }

@@ -30,7 +30,10 @@ const (
 	Changed   Action = "changed"
 	Unchanged Action = "unchanged"
 	Pruned    Action = "pruned"
-	Failed    Action = "error"
+	// Skipped is an object a controller's rules (Options.Policy) leave
+	// alone: neither applied nor pruned; its Note says why.
+	Skipped Action = "skipped"
+	Failed  Action = "error"
 )
 
 // Options tune a diff.
@@ -59,6 +62,15 @@ type Options struct {
 	// ServerOnly sends every object that exists to the server's dry run,
 	// predicting nothing locally (for tests that compare the two).
 	ServerOnly bool
+	// Policy adds a GitOps controller's rules: the objects it leaves alone
+	// and the live ones it keeps rather than prunes (FluxPolicy). nil:
+	// none, as the plugin's own apply has none.
+	Policy Policy
+	// PruneRefs are more live objects to prune, beside PruneSelector's: a
+	// controller's inventory entries that the manifests no longer hold.
+	// Each is read; those that exist are pruned unless Policy keeps them.
+	// Those the manifests hold, and kinds the cluster has not, are left out.
+	PruneRefs []kube.Ref
 }
 
 // Object is the outcome for one object.
@@ -71,7 +83,8 @@ type Object struct {
 	Changes []Change `json:"changes,omitempty"`
 	Error   string   `json:"error,omitempty"`
 	// Note says what could not be checked (an object created with its
-	// Namespace or CRD, which no dry run can take yet).
+	// Namespace or CRD, which no dry run can take yet), or why an object
+	// is skipped.
 	Note string `json:"note,omitempty"`
 	// Before and After are the normalised, masked YAML texts compared.
 	Before string `json:"-"`

@@ -52,7 +52,7 @@ func newRun(c Cluster, manifests []kube.Manifest, o Options) *run {
 	n := normalizer{showStatus: o.ShowStatus, showSecrets: o.ShowSecrets, ignore: o.Ignore, key: o.MaskKey}
 	return &run{
 		c: c, o: o, set: newCreatedBySet(manifests),
-		d:   decider{n: n, ignore: o.Ignore},
+		d:   decider{n: n, ignore: o.Ignore, policy: o.Policy},
 		res: &Result{}, total: len(manifests),
 		sem: make(chan struct{}, o.Concurrency),
 	}
@@ -77,8 +77,8 @@ func (r *run) stopped(ctx context.Context) error { return interrupted(ctx, r.res
 
 // targets is the first phase: it maps each manifest onto its resource and
 // settles its namespace. What cannot be mapped is decided here (an object
-// whose CRD is in the set is checked against it, any other is an error),
-// as is an object given twice.
+// whose CRD is in the set is checked against it; one the policy leaves
+// alone is skipped; any other is an error), as is an object given twice.
 // seen holds each target by its object (Ref.Object) with its origin. The
 // error is one every manifest would meet (discovery failed), or ctx's.
 func (r *run) targets(ctx context.Context, manifests []kube.Manifest) ([]kube.Target, map[kube.Ref]string, error) {
@@ -98,6 +98,10 @@ func (r *run) targets(ctx context.Context, manifests []kube.Manifest) ([]kube.Ta
 			return nil, nil, err
 		}
 		if err != nil {
+			if out, ok := r.skipUnmapped(m); ok {
+				r.add(out)
+				continue
+			}
 			if crd := r.set.crds[groupKind(m.Ref)]; crd != nil {
 				// Its CRD comes with the same manifests: it would be created,
 				// if it is valid by that CRD.
@@ -118,6 +122,22 @@ func (r *run) targets(ctx context.Context, manifests []kube.Manifest) ([]kube.Ta
 		targets = append(targets, t)
 	}
 	return targets, seen, nil
+}
+
+// skipUnmapped is the outcome for a manifest the cluster has no kind for
+// (yet) when the policy leaves it alone whatever is live (nothing can be).
+func (r *run) skipUnmapped(m kube.Manifest) (Object, bool) {
+	if r.o.Policy == nil {
+		return Object{}, false
+	}
+	desired, err := m.Object()
+	if err != nil {
+		return Object{}, false
+	}
+	if why := r.o.Policy.Skip(desired, nil); why != "" {
+		return skipped(m.Ref, m.Origin, why), true
+	}
+	return Object{}, false
 }
 
 // startPrediction starts reading what predicting an apply needs (the
