@@ -139,10 +139,8 @@ func Run(ctx context.Context, c Cluster, manifests []kube.Manifest, o Options) (
 	manifests = nil // the targets hold them now
 	// An error that every object would meet ends the run: the requests in
 	// flight stop, and what is left is not compared.
-	var cancel context.CancelFunc
-	r.runCtx, cancel = context.WithCancel(ctx)
-	defer cancel()
-	r.cancel = cancel
+	r.runCtx, r.cancel = context.WithCancel(ctx)
+	defer r.cancel()
 	r.startPrediction(targets)
 	r.fetchLive(targets, r.compare)
 	r.ready.Wait()

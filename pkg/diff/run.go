@@ -124,8 +124,9 @@ func (r *run) targets(ctx context.Context, manifests []kube.Manifest) ([]kube.Ta
 	return targets, seen, nil
 }
 
-// skipUnmapped is the outcome for a manifest the cluster has no kind for
-// (yet) when the policy leaves it alone whatever is live (nothing can be).
+// skipUnmapped is the outcome for a manifest that could not be mapped (a
+// kind the cluster has not, yet; a namespace -n forbids) when the policy
+// leaves it alone by what the manifest says (its live object is not read).
 func (r *run) skipUnmapped(m kube.Manifest) (Object, bool) {
 	if r.o.Policy == nil {
 		return Object{}, false
