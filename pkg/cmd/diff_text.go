@@ -30,20 +30,30 @@ func (r diffResult) WriteText(w io.Writer, p *ui.Painter) error {
 }
 
 // writeUnified writes a unified diff per created, changed or pruned object,
-// with context lines of context. Errors and notes go to errOut, one line for
-// the objects that share one (writeFolded).
+// with context lines of context. Errors, skipped objects (with why) and
+// notes go to errOut, one line for the objects that share one
+// (writeFolded).
 func writeUnified(out, errOut io.Writer, p *ui.Painter, d diff.Document, context int) error {
 	paint := func(s ui.Style, text string) string { return p.Paint(text, s) }
 	writeFolded(errOut, "error", d.Objects, func(o diff.Object) string { return o.Error })
+	writeFolded(errOut, "skipped", d.Objects, func(o diff.Object) string {
+		if o.Action != diff.Skipped {
+			return ""
+		}
+		return o.Note
+	})
+	noDiff := func(o diff.Object) bool {
+		return o.Action == diff.Failed || o.Action == diff.Unchanged || o.Action == diff.Skipped
+	}
 	writeFolded(errOut, "note", d.Objects, func(o diff.Object) string {
-		if o.Action == diff.Failed || o.Action == diff.Unchanged {
+		if noDiff(o) {
 			return ""
 		}
 		return o.Note
 	})
 	var b strings.Builder
 	for _, o := range d.Objects {
-		if o.Action == diff.Failed || o.Action == diff.Unchanged {
+		if noDiff(o) {
 			continue
 		}
 		ref := safetext.Line(o.Ref.String())
@@ -106,7 +116,7 @@ func writeFolded(w io.Writer, kind string, objs []diff.Object, text func(diff.Ob
 // writeSummary writes one line per object and the plan line.
 func writeSummary(out io.Writer, p *ui.Painter, d diff.Document) error {
 	t := &ui.Table{Headers: []string{"action", "object"}, Color: p.Colors()}
-	style := map[diff.Action]ui.Style{diff.Created: ui.Good, diff.Changed: ui.Warn, diff.Pruned: ui.Bad, diff.Failed: ui.Bad, diff.Unchanged: ui.Faint}
+	style := map[diff.Action]ui.Style{diff.Created: ui.Good, diff.Changed: ui.Warn, diff.Pruned: ui.Bad, diff.Failed: ui.Bad, diff.Unchanged: ui.Faint, diff.Skipped: ui.Faint}
 	for _, o := range d.Objects {
 		obj := o.Ref.String()
 		if o.Error != "" {
@@ -124,10 +134,14 @@ func writeSummary(out io.Writer, p *ui.Painter, d diff.Document) error {
 	return err
 }
 
-// planLine is "Plan: 1 to create, 2 to change, 0 to prune, 997 unchanged."
+// planLine is "Plan: 1 to create, 2 to change, 0 to prune, 997 unchanged.",
+// with ", N skipped" and ", N failed" where there are any.
 func planLine(d diff.Document) string {
 	c := d.Summary
 	line := fmt.Sprintf("Plan: %d to create, %d to change, %d to prune, %d unchanged", c[diff.Created], c[diff.Changed], c[diff.Pruned], c[diff.Unchanged])
+	if c[diff.Skipped] > 0 {
+		line += fmt.Sprintf(", %d skipped", c[diff.Skipped])
+	}
 	if c[diff.Failed] > 0 {
 		line += fmt.Sprintf(", %d failed", c[diff.Failed])
 	}

@@ -25,6 +25,8 @@ func sampleDiff() *diff.Result {
 			Before: cm("blue"), After: cm("green")},
 		{Ref: kube.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "web", Name: "old"}, Action: diff.Pruned, ChangedPaths: []string{"."},
 			Before: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: old\n  namespace: web\n"},
+		{Ref: kube.Ref{APIVersion: "v1", Kind: "ConfigMap", Namespace: "web", Name: "manual"}, Action: diff.Skipped,
+			Note: "annotation kustomize.toolkit.fluxcd.io/ssa: Ignore on the manifest"},
 		{Ref: kube.Ref{APIVersion: "example.com/v1", Kind: "Widget", Namespace: "web", Name: "w"}, Action: diff.Failed,
 			Error: "the cluster has no kind Widget in example.com/v1 (is its CRD installed?)"},
 	}}

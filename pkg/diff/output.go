@@ -12,7 +12,7 @@ type Document struct {
 func JSON(r *Result) Document {
 	c := r.Counts()
 	sum := map[Action]int{}
-	for _, a := range []Action{Created, Changed, Unchanged, Pruned, Failed} {
+	for _, a := range []Action{Created, Changed, Unchanged, Pruned, Skipped, Failed} {
 		sum[a] = c[a]
 	}
 	objs := r.Objects

@@ -14,7 +14,7 @@ func TestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"differs":false,"summary":{"changed":0,"created":0,"error":0,"pruned":0,"unchanged":0},"objects":[]}`; string(b) != want {
+	if want := `{"differs":false,"summary":{"changed":0,"created":0,"error":0,"pruned":0,"skipped":0,"unchanged":0},"objects":[]}`; string(b) != want {
 		t.Errorf("empty result: %s, want %s", b, want)
 	}
 	r := &Result{Objects: []Object{{Action: Unchanged}, {Action: Changed, Before: "a", After: "b"}, {Action: Failed, Error: "no CRD"}}}
