@@ -4,5 +4,6 @@
 // Extract unpacks the archive GitLab sends, which is hostile input: no entry
 // outside a private temporary directory, sizes and entry counts bounded,
 // links that leave the tree refused and none written, as source-controller
-// writes none into its artifact.
+// writes none into its artifact. ApplySourceIgnore then leaves out what
+// source-controller leaves out of a GitRepository's artifact.
 package fluxbuild
