@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -308,5 +309,67 @@ func TestExtractRefusesWhatIsNotAnArchive(t *testing.T) {
 	}
 	if left := entriesIn(t, tmp); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// A real archive of git's, laid out as GitLab's (the top directory is
+// <project>-<ref>-<sha>), symbolic links and all: Extract, ApplySourceIgnore
+// and Build together, as apps diff will call them.
+func TestExtractGitArchiveThenBuild(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	privateTemp(t)
+	repo := tree(t, map[string]string{
+		"clusters/prod/apps/kustomization.yaml": "resources: [../../../base, cm.yaml]\nnamePrefix: prod-\n",
+		"clusters/prod/apps/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: prod}\n",
+		"base/kustomization.yaml":               "resources: [deploy.yaml]\n",
+		"base/deploy.yaml":                      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n",
+		"base/.gitlab-ci.yml":                   "stages: [x]\n",
+		".gitlab-ci.yml":                        "stages: [test]\n",
+		"README.md":                             "# fleet\n",
+	})
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	if err := os.Symlink("../clusters", filepath.Join(repo, "base", "clusters-link")); err != nil {
+		t.Fatal(err)
+	}
+	git("add", ".")
+	git("commit", "-q", "-m", "fleet")
+	cmd := exec.Command("git", "archive", "--format=tar.gz", "--prefix=fleet-main-0123abcd/", "HEAD")
+	cmd.Dir = repo
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, cleanup, err := Extract(context.Background(), bytes.NewReader(data), "tar.gz", "", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if err := ApplySourceIgnore(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot(t, dir)
+	if _, ok := got["base/.gitlab-ci.yml"]; ok || len(got) != 5 {
+		t.Errorf("after the ignore rules: %v", got)
+	}
+	res, err := Build(context.Background(), dir, kustomization(t, "path: ./clusters/prod/apps"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range res.Objects {
+		names = append(names, o.GetName())
+	}
+	if strings.Join(names, ",") != "prod-base,prod-prod" {
+		t.Errorf("built %v", names)
 	}
 }
