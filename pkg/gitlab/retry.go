@@ -46,6 +46,9 @@ const (
 type callInfo struct {
 	repeat repeat
 	tries  atomic.Int32
+	// maxBytes, when set, bounds the answer instead of MaxResponseBytes
+	// (a repository archive).
+	maxBytes int64
 }
 
 type callKey struct{}
@@ -53,7 +56,13 @@ type callKey struct{}
 // call prepares the context of one API call: whether repeating it is safe,
 // and its time bound.
 func (c *Client) call(ctx context.Context, r repeat) (context.Context, context.CancelFunc, gl.RequestOptionFunc) {
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, callKey{}, &callInfo{repeat: r}), c.callTimeout)
+	return c.callBounded(ctx, r, 0)
+}
+
+// callBounded is call for an answer bounded by maxBytes rather than
+// MaxResponseBytes (0: MaxResponseBytes).
+func (c *Client) callBounded(ctx context.Context, r repeat, maxBytes int64) (context.Context, context.CancelFunc, gl.RequestOptionFunc) {
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, callKey{}, &callInfo{repeat: r, maxBytes: maxBytes}), c.callTimeout)
 	return ctx, cancel, gl.WithContext(ctx)
 }
 
@@ -223,15 +232,19 @@ func (t *retrying) try(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, t.max+1))
+	limit := t.max
+	if ci := callOf(req.Context()); ci != nil && ci.maxBytes > 0 {
+		limit = ci.maxBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, timedOut(phaseBody)
 	case err != nil:
 		return nil, err
-	case int64(len(body)) > t.max:
-		return nil, &ResponseTooLargeError{Limit: t.max}
+	case int64(len(body)) > limit:
+		return nil, &ResponseTooLargeError{Limit: limit}
 	}
 	resp.Body = &answerBody{Reader: bytes.NewReader(body), raw: body}
 	return resp, nil

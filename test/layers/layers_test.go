@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/flux", "pkg/gitops", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
 	"pkg/flux":        {"pkg/kube"},
 	"pkg/apps":        {"pkg/diff", "pkg/flux", "pkg/fluxbuild", "pkg/gitlab", "pkg/kube", "pkg/safetext"},
+	"pkg/fluxbuild":   {"pkg/input", "pkg/kube", "pkg/safetext"},
 	"pkg/gitops":      {"pkg/manifest"},
 	"pkg/diff":        {"pkg/kube", "pkg/memo", "pkg/safetext", "pkg/secretfile"},
 	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/input", "pkg/safetext", "pkg/secretfile"},
@@ -72,6 +73,7 @@ func TestLayers(t *testing.T) {
 var neverBelow = map[string][]string{
 	"pkg/kube/fake": {"pkg/diff", "pkg/install", "pkg/gitlab"},
 	"pkg/kube":      {"pkg/diff", "pkg/install", "pkg/gitlab"},
+	"pkg/fluxbuild": {"pkg/diff", "pkg/install", "pkg/gitlab"},
 }
 
 func TestNeverBelow(t *testing.T) {
