@@ -3,12 +3,14 @@ package apps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/kube/fake"
@@ -272,5 +274,77 @@ func TestHistoryAndRollback(t *testing.T) {
 		if _, err := Rollback(ctx, e, cl, "apps", "web", RollbackOptions{To: bad}); err == nil || !strings.Contains(err.Error(), "not a commit SHA") {
 			t.Errorf("--to %q: %v", bad, err)
 		}
+	}
+}
+
+func TestCompareBuildsFromGitLab(t *testing.T) {
+	ctx := context.Background()
+	gl, p, cl := gitlabWorld(t)
+	gl.SetFile(p, "main", "apps/web/cm.yaml", []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {v: one}\n"))
+	gl.SetFile(p, "main", "apps/web/skip.yaml", []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: skip, annotations: {kustomize.toolkit.fluxcd.io/ssa: Ignore}}\ndata: {v: one}\n"))
+	sha := tip(t, gl, p)
+	c := cluster()
+	c.Put(&unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "apps"}}})
+	c.Put(gitRepo("apps", "fleet", gl.URL+"/infra/fleet.git", "main", "main@sha1:"+sha),
+		kustomization("apps", "web", "fleet", "./apps/web", "main@sha1:"+sha, "True", nil),
+		kustomization("apps", "elsewhere", "github", "./", "", "True", nil),
+		gitRepo("apps", "github", "https://github.com/x/y.git", "main", "main@sha1:abc"))
+	e := Env{Flux: c, GitLabURL: gl.URL}
+	list, err := List(ctx, e, "apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmp := &Comparer{Env: e, GitLab: cl, Cluster: c}
+	defer cmp.Close()
+	if err := cmp.CompareAll(ctx, list, 2); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*App{}
+	for _, a := range list {
+		byName[a.Name] = a
+	}
+	web := byName["web"]
+	if web.Drifted == nil || *web.Drifted != 1 || web.Sync != OutOfSync {
+		t.Fatalf("web: the ConfigMap is not in the cluster yet: %+v", web)
+	}
+	if ew := byName["elsewhere"]; ew.Drifted != nil || !strings.Contains(ew.Message, "not a project of the GitLab") {
+		t.Fatalf("a GitHub source: %+v", ew)
+	}
+	res, err := cmp.Compare(ctx, web, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped int
+	for _, o := range res.Result.Objects {
+		if o.Action == "skipped" {
+			skipped++
+		}
+	}
+	if skipped != 1 || len(res.DriftedNames()) != 1 {
+		t.Fatalf("objects: %+v", res.Result.Objects)
+	}
+	noGitLab := &Comparer{Env: e, Cluster: c}
+	var nc *NotComparableError
+	if _, err := noGitLab.Compare(ctx, web, ""); !errors.As(err, &nc) || !strings.Contains(err.Error(), "GITLAB_TOKEN") {
+		t.Fatalf("without a credential: %v", err)
+	}
+}
+
+// TestMaskValuesHidesOldSecretValuesToo: a field whose new value came from
+// a Secret has its old value (from that Secret before) masked as well.
+func TestMaskValuesHidesOldSecretValuesToo(t *testing.T) {
+	res := &diff.Result{Objects: []diff.Object{{
+		Action:  diff.Changed,
+		Before:  "data:\n  secret: old-s3cret\n  plain: x\n",
+		After:   "data:\n  secret: new-s3cret\n  plain: x\n",
+		Changes: []diff.Change{{Path: ".data.secret", Old: "old-s3cret", New: "new-s3cret"}},
+	}}}
+	maskValues(res, []string{"new-s3cret"})
+	o := res.Objects[0]
+	if strings.Contains(o.Before+o.After+fmt.Sprint(o.Changes), "s3cret") {
+		t.Fatalf("a Secret's value shows: %+v", o)
+	}
+	if !strings.Contains(o.Before, "plain: x") {
+		t.Fatalf("more than the values was masked: %q", o.Before)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/apps"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/diff"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitlab"
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/safetext"
@@ -42,6 +44,7 @@ the sources from GitLab and to commit a rollback.`,
 	cmd.AddCommand(
 		newCmdAppsList(f, g, streams),
 		newCmdAppsGet(f, g, streams),
+		newCmdAppsDiff(f, g, streams),
 		newCmdAppsReconcile(f, g, streams),
 		newCmdAppsSuspend(f, g, streams, true),
 		newCmdAppsSuspend(f, g, streams, false),
@@ -101,6 +104,16 @@ func (c *appsCommand) complete(needGitLab bool) error {
 	}
 	c.namespace = ns
 	return nil
+}
+
+// comparer compares apps with their sources read from GitLab, on the
+// cluster the flags select.
+func (c *appsCommand) comparer() (*apps.Comparer, error) {
+	dc, err := c.Factory.DiffCluster(c.Kube)
+	if err != nil {
+		return nil, err
+	}
+	return &apps.Comparer{Env: c.env, GitLab: c.gl, Cluster: dc}, nil
 }
 
 func (c *appsCommand) optionalGitLab() (*gitlab.Client, error) {
@@ -248,6 +261,16 @@ func (o *AppsListOptions) Run(ctx context.Context) error {
 	if list == nil {
 		list = []*apps.App{}
 	}
+	if !o.NoDiff && len(list) > 0 {
+		cmp, err := o.comparer()
+		if err != nil {
+			return err
+		}
+		defer cmp.Close()
+		if err := cmp.CompareAll(ctx, list, 4); err != nil {
+			return err
+		}
+	}
 	return o.Output.Print(o.Out, o.Global.NoColor, appList{Apps: list})
 }
 
@@ -296,6 +319,20 @@ func (o *AppsGetOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if o.gl != nil && d.App.Kind == apps.KindKustomization {
+		cmp, err := o.comparer()
+		if err != nil {
+			return err
+		}
+		defer cmp.Close()
+		if c, err := cmp.Compare(ctx, d.App, ""); err == nil {
+			d.Drifted = c.DriftedNames()
+			n := len(d.Drifted)
+			d.App.Drifted = &n
+		} else {
+			d.App.Message = firstLine(err.Error())
+		}
+	}
 	return o.Output.Print(o.Out, o.Global.NoColor, appDetails{d})
 }
 
@@ -338,6 +375,18 @@ func (d appDetails) WriteText(w io.Writer, p *ui.Painter) error {
 		for _, k := range d.Inventory {
 			fmt.Fprintf(&b, "  %-30s %d\n", safetext.Line(k.Kind), k.Count)
 		}
+	}
+	if d.Drifted != nil {
+		if len(d.Drifted) == 0 {
+			b.WriteString("Drifted:         none: the live objects are what the source builds\n")
+		} else {
+			b.WriteString("Drifted:\n")
+			for _, n := range d.Drifted {
+				fmt.Fprintf(&b, "  %s\n", safetext.Line(n))
+			}
+		}
+	} else if a.Message != "" {
+		kv("Message", a.Message)
 	}
 	if len(d.Events) > 0 {
 		b.WriteString("Events:\n")
@@ -610,4 +659,106 @@ func (r rolledBack) WriteText(w io.Writer, _ *ui.Painter) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// AppsDiffOptions diffs one app with its source.
+type AppsDiffOptions struct {
+	appOne
+	Revision string
+	Unified  int
+}
+
+func newCmdAppsDiff(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AppsDiffOptions{appOne: appOne{appsCommand: newAppsCommand(f, g, streams, NewOutputFlags("unified", "summary", "json", "yaml"))}}
+	cmd := &cobra.Command{
+		Use:   "diff NAME",
+		Short: "Diff the app's live objects with its source, fetched from GitLab and built as Flux builds it",
+		Long: `Compare the live objects of the Kustomization NAME with what its source
+builds: the GitLab project its GitRepository fetches, read through GitLab's
+repository archive API at the source's current revision (or --revision),
+built as kustomize-controller v1.9 builds it (Flux's own kustomize packages:
+a generated kustomization.yaml when the path has none, targetNamespace,
+namePrefix/nameSuffix, patches, images, commonMetadata, components,
+postBuild substitutions from the cluster's ConfigMaps and Secrets; no remote
+bases), and diffed under Flux's rules: field manager kustomize-controller
+with forced ownership, objects marked ssa: Ignore or reconcile: disabled
+skipped, IfNotPresent compared only when absent, inventory objects the build
+no longer has shown as pruned when spec.prune is true. Secrets are masked.
+Exit 0: the same; 1: different; 2: an error.`,
+		Example: `  kubectl gitlab-agent apps diff web -n apps
+  kubectl gitlab-agent apps diff web -n apps --revision 1a2b3c4d -o summary`,
+	}
+	o.addFlags(cmd)
+	cmd.Flags().StringVar(&o.Revision, "revision", "", "build the source at this commit SHA instead of its current revision")
+	cmd.Flags().IntVarP(&o.Unified, "unified", "U", 3, "lines of context in the unified diff")
+	return leaf(o, exactArgs(1, "NAME"), cmd)
+}
+
+// Complete connects to the cluster and GitLab.
+// The flags are checked first: nothing is asked of a cluster or GitLab for
+// a bad one.
+func (o *AppsDiffOptions) Complete(_ *cobra.Command, args []string) error {
+	if err := o.Output.Validate(); err != nil {
+		return diffError(err)
+	}
+	if o.Unified < 0 {
+		return diffError(fmt.Errorf("--unified must be 0 or more"))
+	}
+	if o.Revision != "" && !isSHA(o.Revision) {
+		return diffError(fmt.Errorf("--revision %q is not a commit SHA (7 to 40 hexadecimal digits)", o.Revision))
+	}
+	return diffError(o.completeOne(args, true))
+}
+
+// Validate checks NAME.
+func (o *AppsDiffOptions) Validate() error { return diffError(o.appOne.Validate()) }
+
+func isSHA(s string) bool {
+	if len(s) < 7 || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Run diffs; the exit code says whether anything differs.
+func (o *AppsDiffOptions) Run(ctx context.Context) error {
+	a, err := apps.Get(ctx, o.env, o.namespace, o.name)
+	if err != nil {
+		return diffError(err)
+	}
+	cmp, err := o.comparer()
+	if err != nil {
+		return diffError(err)
+	}
+	defer cmp.Close()
+	c, err := cmp.Compare(ctx, a, o.Revision)
+	if err != nil {
+		return diffError(err)
+	}
+	for _, n := range c.Result.Notes {
+		fmt.Fprintf(o.ErrOut, "note: %s\n", safetext.Line(n))
+	}
+	doc := diffResult{Document: diff.JSON(c.Result), summary: o.Output.Format == "summary", context: o.Unified, errOut: o.ErrOut}
+	if err := o.Output.Print(o.Out, o.Global.NoColor, doc); err != nil {
+		return diffError(err)
+	}
+	switch {
+	case c.Result.Failed():
+		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d objects could not be compared", c.Result.Counts()[diff.Failed], len(c.Result.Objects))}
+	case c.Result.Differs():
+		return &ExitError{Code: 1}
+	}
+	return nil
 }

@@ -142,6 +142,7 @@ func TestContextReachesTheCluster(t *testing.T) {
 	runs := map[string][]string{
 		"apps list":      {"apps", "list"},
 		"apps get":       {"apps", "get", "web"},
+		"apps diff":      append([]string{"apps", "diff", "web"}, gitlabFlags[:4]...),
 		"apps reconcile": {"apps", "reconcile", "web"},
 		"apps suspend":   {"apps", "suspend", "web"},
 		"apps resume":    {"apps", "resume", "web"},

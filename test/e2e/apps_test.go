@@ -137,8 +137,43 @@ func TestAppsWithFlux(t *testing.T) {
 		t.Fatal("Flux did not apply the ConfigMap")
 	}
 	r = g.run(t, nil, append([]string{"apps", "get", "web"}, p...)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "ConfigMap") || !strings.Contains(r.stdout, "GitLab project:  infra/agents") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ConfigMap") || !strings.Contains(r.stdout, "GitLab project:  infra/agents") ||
+		!strings.Contains(r.stdout, "Drifted:         none") {
 		t.Fatalf("apps get: %+v", r)
+	}
+	// With the live objects compared: Synced, nothing drifted.
+	row = a.row(t)
+	if row.Sync != "Synced" || row.Drifted == nil || *row.Drifted != 0 {
+		t.Fatalf("apps list compared: %+v", row)
+	}
+	r = g.run(t, nil, append([]string{"apps", "diff", "web"}, p...)...)
+	if r.code != 0 {
+		t.Fatalf("apps diff right after Flux applied: %+v", r)
+	}
+
+	// Drift: an edit by another field manager. Flux sees it only when it
+	// reconciles; apps sees it now.
+	if rr := runCmd(t, "", kubectl, "patch", "configmap", "settings", "-n", a.ns, "--type", "merge", "-p", `{"data":{"v":"edited"}}`); rr.code != 0 {
+		t.Fatalf("kubectl patch: %+v", rr)
+	}
+	row = a.row(t)
+	if row.Sync != "OutOfSync" || row.Drifted == nil || *row.Drifted != 1 {
+		t.Fatalf("after a kubectl edit: %+v", row)
+	}
+	r = g.run(t, nil, append([]string{"apps", "diff", "web"}, p...)...)
+	if r.code != 1 || !strings.Contains(r.stdout, "-  v: edited") || !strings.Contains(r.stdout, "+  v: one") {
+		t.Fatalf("apps diff of the drift: %+v", r)
+	}
+	r = g.run(t, nil, append([]string{"apps", "get", "web"}, p...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "changed v1/ConfigMap/apps-web/settings") {
+		t.Fatalf("apps get names the drifted object: %+v", r)
+	}
+	r = g.run(t, nil, append([]string{"apps", "reconcile", "web"}, p...)...)
+	if r.code != 0 || configMapValue(t, a.ns, "settings") != "one" {
+		t.Fatalf("reconcile repairs the drift: %+v", r)
+	}
+	if row = a.row(t); row.Sync != "Synced" || *row.Drifted != 0 {
+		t.Fatalf("after a reconcile: %+v", row)
 	}
 
 	// Suspended, a new commit fetched: the source is ahead, OutOfSync.
@@ -191,7 +226,74 @@ func TestAppsWithFlux(t *testing.T) {
 		t.Fatal("no rollback commit")
 	}
 
-	// A missing app: one line.
+	// A missing app: one line (diff: exit 2).
 	r = g.run(t, nil, append([]string{"apps", "get", "nope"}, p...)...)
 	wantError(t, r, "no Flux Kustomization apps-web/nope")
+	r = g.run(t, nil, append([]string{"apps", "diff", "nope"}, p...)...)
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "no Flux Kustomization apps-web/nope") {
+		t.Fatalf("apps diff of a missing app: %+v", r)
+	}
+}
+
+// TestAppsDiffMatchesKustomizeController: for each Kustomization feature,
+// what kustomize-controller applied is what apps diff builds: right after
+// Flux applied it, apps diff exits 0.
+func TestAppsDiffMatchesKustomizeController(t *testing.T) {
+	needFlux(t)
+	g := newGitLab(t)
+	deploy := func(name, image string) string {
+		return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: " + name + "}}\n" +
+			"  template:\n    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers:\n      - {name: c, image: " + image + "}\n"
+	}
+	a := newApp(t, g, "apps-parity", "parity", "apps/parity", map[string]string{
+		// No kustomization.yaml: Flux generates one of every manifest.
+		"cm.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata:\n  env: \"${ENV}\"\n  region: \"${REGION:=eu}\"\n  secret: \"${TOKEN}\"\n  plain: x\n",
+		"deploy.yaml":  deploy("web", "nginx:1.0"),
+		"sub/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n",
+		"ignored.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored, annotations: {kustomize.toolkit.fluxcd.io/ssa: Ignore}}\ndata: {a: b}\n",
+	})
+	vars := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: vars, namespace: apps-parity}
+data: {ENV: prod}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: secret-vars, namespace: apps-parity}
+stringData: {TOKEN: s3cr3t-value}
+`
+	if r := runCmd(t, vars, kubectl, "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("kubectl apply: %+v", r)
+	}
+	spec := `{"spec":{"namePrefix":"pre-","nameSuffix":"-suf","commonMetadata":{"labels":{"team":"a"},"annotations":{"owner":"x"}},
+"images":[{"name":"nginx","newTag":"1.27"}],
+"patches":[{"target":{"kind":"Deployment"},"patch":"- op: replace\n  path: /spec/replicas\n  value: 2"}],
+"postBuild":{"substitute":{"REGION":"us"},"substituteFrom":[{"kind":"ConfigMap","name":"vars"},{"kind":"Secret","name":"secret-vars"},{"kind":"ConfigMap","name":"absent","optional":true}]}}}`
+	if r := runCmd(t, "", kubectl, "patch", "kustomization", "parity", "-n", a.ns, "--type", "merge", "-p", spec); r.code != 0 {
+		t.Fatalf("kubectl patch: %+v", r)
+	}
+	p := []string{"-n", a.ns}
+	r := g.run(t, nil, append([]string{"apps", "reconcile", "parity", "--with-source"}, p...)...)
+	if r.code != 0 {
+		t.Fatalf("apps reconcile: %+v", r)
+	}
+	cm, err := clientset(t).CoreV1().ConfigMaps(a.ns).Get(context.Background(), "pre-settings-suf", metav1.GetOptions{})
+	if err != nil || cm.Data["env"] != "prod" || cm.Data["region"] != "us" || cm.Labels["team"] != "a" {
+		t.Fatalf("Flux did not apply what the test expects: %v %+v", err, cm)
+	}
+	r = g.run(t, nil, append([]string{"apps", "diff", "parity", "-o", "json"}, p...)...)
+	if r.code != 0 {
+		t.Fatalf("apps diff after Flux applied the same revision must find nothing: %+v", r)
+	}
+	if strings.Contains(r.stdout+r.stderr, "s3cr3t-value") {
+		t.Fatal("a value substituted from a Secret is shown")
+	}
+	// A change of a substituted Secret value is a drift, masked.
+	if rr := runCmd(t, "", kubectl, "patch", "secret", "secret-vars", "-n", a.ns, "--type", "merge", "-p", `{"stringData":{"TOKEN":"n3w-s3cr3t"}}`); rr.code != 0 {
+		t.Fatalf("kubectl patch: %+v", rr)
+	}
+	r = g.run(t, nil, append([]string{"apps", "diff", "parity"}, p...)...)
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "s3cr3t") {
+		t.Fatalf("a changed Secret variable: %+v", r)
+	}
 }
