@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +296,37 @@ stringData: {TOKEN: s3cr3t-value}
 	r = g.run(t, nil, append([]string{"apps", "diff", "parity"}, p...)...)
 	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "s3cr3t") {
 		t.Fatalf("a changed Secret variable: %+v", r)
+	}
+}
+
+// TestAppsThroughKAS: the apps commands through a kubeconfig context that
+// goes through KAS's Kubernetes API proxy, as through a direct one.
+func TestAppsThroughKAS(t *testing.T) {
+	needFlux(t)
+	te := newTunnel(t)
+	a := newApp(t, te.gitlabEnv, "apps-kas", "web", "apps/kas", map[string]string{
+		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {v: one}\n",
+	})
+	kc := filepath.Join(t.TempDir(), "config")
+	if r := te.run(t, nil, kubectl, "gitlab-agent", "kubeconfig", "tun", "--project", "infra/agents", "--kubeconfig", kc, "--ca-file", te.caFile); r.code != 0 {
+		t.Fatalf("kubeconfig: %+v", r)
+	}
+	host := strings.NewReplacer(".", "_", ":", "_").Replace(strings.TrimPrefix(te.fake.URL, "http://"))
+	via := []string{"-n", a.ns, "--kubeconfig", kc, "--context", host + "-infra_agents-tun"}
+	before := len(te.kas.Requests())
+	r := te.run(t, nil, kubectl, append([]string{"gitlab-agent", "apps", "reconcile", "web", "--with-source"}, via...)...)
+	if r.code != 0 {
+		t.Fatalf("apps reconcile through KAS: %+v", r)
+	}
+	r = te.run(t, nil, kubectl, append([]string{"gitlab-agent", "apps", "list", "-o", "json"}, via...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, `"sync": "Synced"`) || !strings.Contains(r.stdout, `"drifted": 0`) {
+		t.Fatalf("apps list through KAS: %+v", r)
+	}
+	r = te.run(t, nil, kubectl, append([]string{"gitlab-agent", "apps", "diff", "web"}, via...)...)
+	if r.code != 0 {
+		t.Fatalf("apps diff through KAS: %+v", r)
+	}
+	if len(te.kas.Requests()) == before {
+		t.Fatal("nothing went through KAS")
 	}
 }
