@@ -35,12 +35,15 @@ func main() {
 	nApps := flag.Int("apps", 20, "applications for apps list -A")
 	perApp := flag.Int("per-app", 50, "objects per application for apps list -A")
 	runs := flag.Int("runs", 3, "runs of each tool (the median is reported)")
+	flag.StringVar(&profile, "profile", "", "write a CPU profile of one more apps list -A (compared) to FILE")
 	flag.Parse()
 	if err := run(*objects, *nApps, *perApp, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
+
+var profile string
 
 type bench struct {
 	env     *benchenv.Env
@@ -79,7 +82,20 @@ func run(objects, nApps, perApp, runs int) error {
 	}
 	b.gl.SetFile(b.project, "main", "README.md", []byte("# fleet\n"))
 
-	// The big Kustomization.
+	if objects > 0 {
+		if err := b.big(ctx, objects, runs); err != nil {
+			return err
+		}
+	}
+	if nApps > 0 {
+		return b.list(ctx, nApps, perApp, runs, objects > 0)
+	}
+	return nil
+}
+
+// big times apps diff beside flux diff on one Kustomization of n objects.
+func (b *bench) big(ctx context.Context, objects, runs int) error {
+	env := b.env
 	fmt.Fprintf(os.Stderr, "committing and applying %d objects...\n", objects)
 	if err := b.commit(ctx, "apps/big", objects, "big"); err != nil {
 		return err
@@ -114,7 +130,12 @@ func run(objects, nApps, perApp, runs int) error {
 		fmt.Printf("%-34s %10s %10s %7.2f  %s (%d/%d)\n", c, ours.Round(time.Millisecond), theirs.Round(time.Millisecond), float64(ours)/float64(theirs), same, oc, fc)
 	}
 
-	// apps list -A over many applications.
+	return nil
+}
+
+// list times apps list -A over n applications of perApp objects each.
+func (b *bench) list(ctx context.Context, nApps, perApp, runs int, withBig bool) error {
+	env := b.env
 	fmt.Fprintf(os.Stderr, "committing and applying %d applications of %d objects...\n", nApps, perApp)
 	for i := 0; i < nApps; i++ {
 		name := fmt.Sprintf("app%02d", i)
@@ -132,12 +153,23 @@ func run(objects, nApps, perApp, runs int) error {
 	if err != nil || code != 0 {
 		return fmt.Errorf("apps list: exit %d: %v", code, err)
 	}
+	if profile != "" {
+		c := exec.CommandContext(ctx, env.Plugin, "apps", "list", "-A", "-o", "json")
+		c.Env = b.env.Environ("GITLAB_URL="+b.gl.URL, "GITLAB_TOKEN="+b.token, "KUBECTL_GITLAB_AGENT_CPUPROFILE="+profile)
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("profiled apps list: %v: %s", err, out)
+		}
+	}
 	noDiff, _, err := b.time(ctx, runs, env.Plugin, "apps", "list", "-A", "--no-diff", "-o", "json")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\napps list -A over %d applications (%d Kustomizations of %d objects, and the big one): %s with every app compared, %s with --no-diff (median of %d runs)\n",
-		nApps+1, nApps, perApp, list.Round(time.Millisecond), noDiff.Round(time.Millisecond), runs)
+	total, also := nApps, ""
+	if withBig {
+		total, also = nApps+1, ", and the big one"
+	}
+	fmt.Printf("\napps list -A over %d applications (%d Kustomizations of %d objects%s): %s with every app compared, %s with --no-diff (median of %d runs)\n",
+		total, nApps, perApp, also, list.Round(time.Millisecond), noDiff.Round(time.Millisecond), runs)
 	return nil
 }
 
