@@ -219,9 +219,16 @@ func maskValues(res *diff.Result, values []string) {
 			ch := &o.Changes[j]
 			masked := maskAny(ch.New, mask)
 			if fmt.Sprint(masked) != fmt.Sprint(ch.New) {
-				if old, ok := ch.Old.(string); ok && old != "" {
-					olds = append(olds, old)
-				}
+				// The old value's strings that the new one no longer
+				// holds: where the change is a whole list or map (its
+				// length changed), the Secret's old value is one of them.
+				kept := map[string]bool{}
+				leafStrings(ch.New, func(s string) { kept[s] = true })
+				leafStrings(ch.Old, func(s string) {
+					if s != "" && !kept[s] {
+						olds = append(olds, s)
+					}
+				})
 			}
 			ch.New = masked
 		}
@@ -229,6 +236,22 @@ func maskValues(res *diff.Result, values []string) {
 		o.Before, o.After, o.Error, o.Note = m(o.Before), m(o.After), m(o.Error), m(o.Note)
 		for j := range o.Changes {
 			o.Changes[j].Old = maskAny(o.Changes[j].Old, m)
+		}
+	}
+}
+
+// leafStrings calls f with every string in a JSON value.
+func leafStrings(v any, f func(string)) {
+	switch x := v.(type) {
+	case string:
+		f(x)
+	case map[string]any:
+		for _, e := range x {
+			leafStrings(e, f)
+		}
+	case []any:
+		for _, e := range x {
+			leafStrings(e, f)
 		}
 	}
 }
