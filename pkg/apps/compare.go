@@ -142,7 +142,17 @@ func (c *Comparer) Compare(ctx context.Context, a *App, revision string) (*Compa
 
 // tree extracts the project's archive at sha once per comparer.
 func (c *Comparer) tree(ctx context.Context, a *App, sha string) (string, error) {
-	key := a.Project + "@" + sha
+	// The tree is the source's artifact: the archive less what the
+	// GitRepository's ignore rules leave out, so the rules are part of
+	// the key (two GitRepositories of one project may differ in them).
+	var ignore *string
+	if s, ok, _ := unstructured.NestedString(a.source.Object, "spec", "ignore"); ok {
+		ignore = &s
+	}
+	key := a.Project + "@" + sha + "\x00"
+	if ignore != nil {
+		key += "ignore:" + *ignore
+	}
 	c.mu.Lock()
 	if c.trees == nil {
 		c.trees = map[string]*tree{}
@@ -164,10 +174,6 @@ func (c *Comparer) tree(ctx context.Context, a *App, sha string) (string, error)
 		if t.err != nil {
 			t.err = fmt.Errorf("reading %s at %s: %w", a.Project, shortSHA(sha), t.err)
 			return
-		}
-		var ignore *string
-		if s, ok, _ := unstructured.NestedString(a.source.Object, "spec", "ignore"); ok {
-			ignore = &s
 		}
 		if err := fluxbuild.ApplySourceIgnore(t.dir, ignore); err != nil {
 			t.err = err
