@@ -247,6 +247,14 @@ func Rollback(ctx context.Context, e Env, gl *gitlab.Client, ns, name string, o 
 	}
 	ref := gitlab.ProjectRef{Path: a.Project}
 	dir := appPath(a)
+	if dir == "" {
+		return nil, fmt.Errorf("the path of %s is the repository's root: a rollback would rewrite the whole of %s (its CI and agent configuration, every other app's path); roll back a Kustomization with a narrower path, or revert the commits in GitLab", a.Key(), a.Project)
+	}
+	if inside, err := appsInside(ctx, e, a, dir); err != nil {
+		return nil, err
+	} else if len(inside) > 0 {
+		return nil, fmt.Errorf("%s of %s holds the path of %s too: a rollback would roll it back as well; roll back each app on its own", dir, a.Key(), strings.Join(inside, ", "))
+	}
 	res := &RollbackResult{App: a, To: o.To, Branch: branch, Path: dir, Files: []FileAction{}}
 	old, err := blobs(ctx, gl, ref, dir, o.To)
 	if err != nil {
@@ -324,6 +332,43 @@ func Rollback(ctx context.Context, e Env, gl *gitlab.Client, ns, name string, o 
 		res.App, res.Revision = after, after.Revision
 	}
 	return res, err
+}
+
+// appsInside names the other Kustomizations of a's GitLab project whose
+// path is inside dir (in every namespace, or a's when the cluster lets
+// list only there).
+func appsInside(ctx context.Context, e Env, a *App, dir string) ([]string, error) {
+	kss, err := e.Flux.ListObjects(ctx, flux.Kustomizations, "")
+	if err != nil {
+		if kss, err = e.Flux.ListObjects(ctx, flux.Kustomizations, a.Namespace); err != nil {
+			return nil, fmt.Errorf("listing the Kustomizations whose path a rollback of %s could touch: %w", a.Key(), err)
+		}
+	}
+	var out []string
+	sources := map[string]*unstructured.Unstructured{}
+	for _, ks := range kss {
+		if ks.GetNamespace() == a.Namespace && ks.GetName() == a.Name {
+			continue
+		}
+		other := fromObject(ks)
+		p, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
+		if q := flux.CleanPath(p); q == dir || !flux.Under(q, dir) || other.Source == "" {
+			continue // the same path is the same app's content: rolled back alike
+		}
+		src, ok := sources[other.Source]
+		if !ok {
+			if src, err = sourceOf(ctx, e.Flux, other.Source); err != nil {
+				return nil, err
+			}
+			sources[other.Source] = src
+		}
+		other.setSource(src, e.GitLabURL)
+		if other.Project == a.Project && branchOf(other) == branchOf(a) {
+			out = append(out, other.Key())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // blobs lists the files under dir at ref: path → blob ID.

@@ -142,7 +142,17 @@ func (c *Comparer) Compare(ctx context.Context, a *App, revision string) (*Compa
 
 // tree extracts the project's archive at sha once per comparer.
 func (c *Comparer) tree(ctx context.Context, a *App, sha string) (string, error) {
-	key := a.Project + "@" + sha
+	// The tree is the source's artifact: the archive less what the
+	// GitRepository's ignore rules leave out, so the rules are part of
+	// the key (two GitRepositories of one project may differ in them).
+	var ignore *string
+	if s, ok, _ := unstructured.NestedString(a.source.Object, "spec", "ignore"); ok {
+		ignore = &s
+	}
+	key := a.Project + "@" + sha + "\x00"
+	if ignore != nil {
+		key += "ignore:" + *ignore
+	}
 	c.mu.Lock()
 	if c.trees == nil {
 		c.trees = map[string]*tree{}
@@ -164,10 +174,6 @@ func (c *Comparer) tree(ctx context.Context, a *App, sha string) (string, error)
 		if t.err != nil {
 			t.err = fmt.Errorf("reading %s at %s: %w", a.Project, shortSHA(sha), t.err)
 			return
-		}
-		var ignore *string
-		if s, ok, _ := unstructured.NestedString(a.source.Object, "spec", "ignore"); ok {
-			ignore = &s
 		}
 		if err := fluxbuild.ApplySourceIgnore(t.dir, ignore); err != nil {
 			t.err = err
@@ -219,9 +225,16 @@ func maskValues(res *diff.Result, values []string) {
 			ch := &o.Changes[j]
 			masked := maskAny(ch.New, mask)
 			if fmt.Sprint(masked) != fmt.Sprint(ch.New) {
-				if old, ok := ch.Old.(string); ok && old != "" {
-					olds = append(olds, old)
-				}
+				// The old value's strings that the new one no longer
+				// holds: where the change is a whole list or map (its
+				// length changed), the Secret's old value is one of them.
+				kept := map[string]bool{}
+				leafStrings(ch.New, func(s string) { kept[s] = true })
+				leafStrings(ch.Old, func(s string) {
+					if s != "" && !kept[s] {
+						olds = append(olds, s)
+					}
+				})
 			}
 			ch.New = masked
 		}
@@ -229,6 +242,22 @@ func maskValues(res *diff.Result, values []string) {
 		o.Before, o.After, o.Error, o.Note = m(o.Before), m(o.After), m(o.Error), m(o.Note)
 		for j := range o.Changes {
 			o.Changes[j].Old = maskAny(o.Changes[j].Old, m)
+		}
+	}
+}
+
+// leafStrings calls f with every string in a JSON value.
+func leafStrings(v any, f func(string)) {
+	switch x := v.(type) {
+	case string:
+		f(x)
+	case map[string]any:
+		for _, e := range x {
+			leafStrings(e, f)
+		}
+	case []any:
+		for _, e := range x {
+			leafStrings(e, f)
 		}
 	}
 }

@@ -195,7 +195,28 @@ func (x *extractor) run(ctx context.Context) error {
 			return err
 		}
 	}
-	return x.checkLinks()
+	if err := x.checkLinks(); err != nil {
+		return err
+	}
+	return x.checkYAML(ctx)
+}
+
+// checkYAML refuses a written file whose YAML aliases would expand beyond
+// MaxAliasNodes (checkAliases): kustomize would read any of them.
+func (x *extractor) checkYAML(ctx context.Context) error {
+	for _, rel := range slices.Sorted(maps.Keys(x.written)) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := x.root.ReadFile(rel)
+		if err != nil {
+			return &EntryError{Entry: safetext.Line(safetext.Clip(x.top+"/"+rel, 200)), Reason: "cannot be read back: " + lastPart(err)}
+		}
+		if err := checkAliases(data); err != nil {
+			return &EntryError{Entry: safetext.Line(safetext.Clip(x.top+"/"+rel, 200)), Reason: err.Error()}
+		}
+	}
+	return nil
 }
 
 func (x *extractor) entry(h *tar.Header) error {
