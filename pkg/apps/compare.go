@@ -37,6 +37,8 @@ type Comparer struct {
 
 	mu    sync.Mutex
 	trees map[string]*tree
+	// schemas are the cluster's OpenAPI schemas, read once for every app.
+	schemas diff.SchemaCache
 }
 
 // tree is one extracted archive, shared by the apps built from it.
@@ -128,6 +130,7 @@ func (c *Comparer) Compare(ctx context.Context, a *App, revision string) (*Compa
 		Policy:           diff.FluxPolicy{Name: a.Name, Namespace: a.Namespace},
 		DefaultNamespace: a.Namespace,
 		Concurrency:      c.Concurrency,
+		Schemas:          &c.schemas,
 	}
 	if prune, _, _ := unstructured.NestedBool(a.obj.Object, "spec", "prune"); prune {
 		o.PruneRefs = missing(flux.Inventory(a.obj), built.Objects)

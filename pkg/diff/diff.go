@@ -66,6 +66,9 @@ type Options struct {
 	// and the live ones it keeps rather than prunes (FluxPolicy). nil:
 	// none, as the plugin's own apply has none.
 	Policy Policy
+	// Schemas, when set, keeps the cluster's OpenAPI schemas between the
+	// diffs of one process that share it (one cluster's).
+	Schemas *SchemaCache
 	// PruneRefs are more live objects to prune, beside PruneSelector's: a
 	// controller's inventory entries that the manifests no longer hold.
 	// Each is read; those that exist are pruned unless Policy keeps them.

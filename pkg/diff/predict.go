@@ -49,8 +49,10 @@ type predictor struct {
 
 	managers memo.Map[managerKey, *managedfields.FieldManager]
 	types    memo.Map[schema.GroupVersion, managedfields.TypeConverter]
-	mu       sync.Mutex
-	kinds    map[schema.GroupVersion]map[string]bool // see want
+	// shared, when set, keeps the documents read for other diffs.
+	shared *SchemaCache
+	mu     sync.Mutex
+	kinds  map[schema.GroupVersion]map[string]bool // see want
 }
 
 type managerKey struct {
@@ -58,9 +60,9 @@ type managerKey struct {
 	gvr schema.GroupVersionResource
 }
 
-func newPredictor(ctx context.Context, client openapi.Client, statusIsSubresource func(schema.GroupVersionResource) bool) *predictor {
+func newPredictor(ctx context.Context, client openapi.Client, statusIsSubresource func(schema.GroupVersionResource) bool, shared *SchemaCache) *predictor {
 	return &predictor{
-		ctx: ctx, client: openapi.ToClientWithContext(client), statusIsSubresource: statusIsSubresource,
+		ctx: ctx, client: openapi.ToClientWithContext(client), statusIsSubresource: statusIsSubresource, shared: shared,
 	}
 }
 
@@ -289,6 +291,26 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 		return nil, p.err
 	}
 	return p.types.Get(gv, func() (managedfields.TypeConverter, error) {
+		components, err := p.components(gv)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		kinds := p.kinds[gv]
+		p.mu.Unlock()
+		schemas, err := schemasFrom(components, gv, kinds)
+		if err != nil {
+			return nil, fmt.Errorf("reading the OpenAPI schema of %s: %w", gv, err)
+		}
+		return managedfields.NewTypeConverter(schemas, false)
+	})
+}
+
+// components reads a group version's OpenAPI v3 document from the server
+// and splits it into its schemas, once per SchemaCache when the diff is
+// given one.
+func (p *predictor) components(gv schema.GroupVersion) (map[string]json.RawMessage, error) {
+	read := func() (map[string]json.RawMessage, error) {
 		path := "apis/" + gv.String()
 		if gv.Group == "" {
 			path = "api/" + gv.Version
@@ -301,15 +323,27 @@ func (p *predictor) typeConverter(gv schema.GroupVersion) (managedfields.TypeCon
 		if err != nil {
 			return nil, err
 		}
-		p.mu.Lock()
-		kinds := p.kinds[gv]
-		p.mu.Unlock()
-		schemas, err := schemasFor(b, gv, kinds)
-		if err != nil {
+		var raw struct {
+			Components struct {
+				Schemas map[string]json.RawMessage `json:"schemas"`
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(b, &raw); err != nil {
 			return nil, fmt.Errorf("reading the OpenAPI schema of %s: %w", gv, err)
 		}
-		return managedfields.NewTypeConverter(schemas, false)
-	})
+		return raw.Components.Schemas, nil
+	}
+	if p.shared == nil {
+		return read()
+	}
+	return p.shared.docs.Get(gv, read)
+}
+
+// SchemaCache keeps the OpenAPI schemas a diff read from one cluster, for
+// the next diffs of that cluster in the same process (apps list diffs every
+// app: each would read and decode core/v1's 1.6 MB document again).
+type SchemaCache struct {
+	docs memo.Map[schema.GroupVersion, map[string]json.RawMessage]
 }
 
 // prefetch reads the schemas of the group versions wanted, in the
@@ -360,6 +394,16 @@ func schemasFor(doc []byte, gv schema.GroupVersion, kinds map[string]bool) (map[
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, err
 	}
+	return schemasFrom(raw.Components.Schemas, gv, kinds)
+}
+
+// schemasFrom decodes, from a group version's schemas, those of kinds
+// (every kind when nil) and of all they refer to.
+func schemasFrom(components map[string]json.RawMessage, gv schema.GroupVersion, kinds map[string]bool) (map[string]*spec.Schema, error) {
+	var raw struct {
+		Components struct{ Schemas map[string]json.RawMessage }
+	}
+	raw.Components.Schemas = components
 	var todo []string
 	for name, s := range raw.Components.Schemas {
 		if kinds == nil || !bytes.Contains(s, []byte("x-kubernetes-group-version-kind")) {

@@ -149,7 +149,7 @@ func (r *run) startPrediction(targets []kube.Target) {
 		return
 	}
 	if schema := r.c.OpenAPIV3(); schema != nil {
-		r.pred = newPredictor(r.runCtx, schema, r.c.HasStatusSubresource)
+		r.pred = newPredictor(r.runCtx, schema, r.c.HasStatusSubresource, r.o.Schemas)
 	}
 	for _, t := range targets {
 		r.pred.want(t.Mapping.GroupVersionKind)

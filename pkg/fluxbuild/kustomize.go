@@ -1,10 +1,20 @@
 package fluxbuild
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
+
+	securefs "github.com/fluxcd/pkg/kustomize/filesys"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -62,8 +72,9 @@ func kustomize(root, dirPath string, ks unstructured.Unstructured) (m resmap.Res
 		}
 	}()
 
-	// allowRemoteBases false: kustomize-controller's --no-remote-bases.
-	m, err = fluxkustomize.SecureBuild(root, dirPath, false)
+	// As fluxkustomize.SecureBuild(root, dirPath, false) builds
+	// (kustomize-controller's --no-remote-bases).
+	m, err = secureBuild(root, dirPath)
 	if err != nil {
 		return nil, false, fmt.Errorf("kustomize build failed: %w", err)
 	}
@@ -74,4 +85,61 @@ func kustomize(root, dirPath string, ks unstructured.Unstructured) (m resmap.Res
 		}
 	}
 	return m, generated, nil
+}
+
+// customSchemas remembers, per extracted tree, whether a kustomization in it
+// names OpenAPI schemas of its own (the openapi field).
+var customSchemas sync.Map // root → bool
+
+// usesCustomSchemas says whether a kustomization file under root has an
+// openapi field (read once per tree).
+func usesCustomSchemas(root string) bool {
+	if v, ok := customSchemas.Load(root); ok {
+		return v.(bool)
+	}
+	found := false
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found {
+			return nil
+		}
+		if d.IsDir() || !slices.Contains(konfig.RecognizedKustomizationFileNames(), d.Name()) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("openapi")) {
+			found = true
+		}
+		return nil
+	})
+	customSchemas.Store(root, found)
+	return found
+}
+
+// secureBuild is fluxkustomize.SecureBuild with remote bases off, and one
+// difference that keeps its result: Flux resets kustomize's global OpenAPI
+// schema before and after every build, so that a kustomization's openapi
+// schemas do not reach the next build; parsing the built-in schema again
+// takes ~60 ms a build, most of apps list -A's time over many apps. Here it
+// is reset only for a tree whose kustomizations name schemas of their own;
+// otherwise the built-in schema, which no build changes, is parsed once.
+// Callers hold buildMu, as Flux's Build holds its lock.
+func secureBuild(root, dirPath string) (res resmap.ResMap, err error) {
+	if usesCustomSchemas(root) {
+		return fluxkustomize.SecureBuild(root, dirPath, false)
+	}
+	fsys, err := securefs.MakeFsOnDiskSecure(root)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("recovered from kustomize build panic: %v", r)
+		}
+	}()
+	_ = openapi.Schema() // the built-in schema, parsed once
+	k := krusty.MakeKustomizer(&krusty.Options{
+		LoadRestrictions: kustypes.LoadRestrictionsNone,
+		PluginConfig:     kustypes.DisabledPluginConfig(),
+	})
+	return k.Run(fsys, dirPath)
 }
