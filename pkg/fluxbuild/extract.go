@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -157,16 +158,29 @@ func extractInto(ctx context.Context, dir string, stream io.Reader, sub string, 
 		return err
 	}
 	defer root.Close()
-	x := &extractor{root: root, sub: sub, limits: limits, tr: tar.NewReader(stream), links: map[string]string{}, written: map[string]bool{}}
+	x := &extractor{root: root, dir: dir, sub: sub, limits: limits, tr: tar.NewReader(stream), links: map[string]string{}, written: map[string]bool{}, dirs: map[string]bool{".": true}}
 	return x.run(ctx)
 }
 
 // extractor is one run of Extract.
 type extractor struct {
-	root   *os.Root
-	sub    string
-	limits Limits
-	tr     *tar.Reader
+	root *os.Root
+	// dir is root's path: files are written at dir/rel with plain opens
+	// (one system call each, where os.Root takes one per path
+	// component): every rel is clean and inside (strip), no link is ever
+	// written, and dir is a new 0700 directory only this process writes,
+	// so no path in it can lead out.
+	dir  string
+	dirs map[string]bool // the directories made
+	// writes are the files read, written by writers (file creation is
+	// most of an extraction's time: a system call each, done in parallel).
+	writes   chan fileWrite
+	wg       sync.WaitGroup
+	errMu    sync.Mutex
+	writeErr error
+	sub      string
+	limits   Limits
+	tr       *tar.Reader
 
 	top     string // the archive's top directory, stripped
 	entries int
@@ -175,7 +189,43 @@ type extractor struct {
 	written map[string]bool   // the files written
 }
 
+// fileWrite is a file to write: where and what.
+type fileWrite struct {
+	rel, shown string
+	data       []byte
+}
+
+// writers is how many goroutines create files.
+const writers = 4
+
 func (x *extractor) run(ctx context.Context) error {
+	x.writes = make(chan fileWrite, writers)
+	for range writers {
+		x.wg.Go(func() {
+			for w := range x.writes {
+				if err := x.create(w); err != nil {
+					x.errMu.Lock()
+					if x.writeErr == nil {
+						x.writeErr = err
+					}
+					x.errMu.Unlock()
+				}
+			}
+		})
+	}
+	err := x.read(ctx)
+	close(x.writes)
+	x.wg.Wait()
+	if err != nil {
+		return err
+	}
+	if x.writeErr != nil {
+		return x.writeErr
+	}
+	return x.checkLinks()
+}
+
+func (x *extractor) read(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -193,27 +243,6 @@ func (x *extractor) run(ctx context.Context) error {
 		}
 		if err := x.entry(h); err != nil {
 			return err
-		}
-	}
-	if err := x.checkLinks(); err != nil {
-		return err
-	}
-	return x.checkYAML(ctx)
-}
-
-// checkYAML refuses a written file whose YAML aliases would expand beyond
-// MaxAliasNodes (checkAliases): kustomize would read any of them.
-func (x *extractor) checkYAML(ctx context.Context) error {
-	for _, rel := range slices.Sorted(maps.Keys(x.written)) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		data, err := x.root.ReadFile(rel)
-		if err != nil {
-			return &EntryError{Entry: safetext.Line(safetext.Clip(x.top+"/"+rel, 200)), Reason: "cannot be read back: " + lastPart(err)}
-		}
-		if err := checkAliases(data); err != nil {
-			return &EntryError{Entry: safetext.Line(safetext.Clip(x.top+"/"+rel, 200)), Reason: err.Error()}
 		}
 	}
 	return nil
@@ -275,7 +304,7 @@ func (x *extractor) entry(h *tar.Header) error {
 	}
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if err := x.root.MkdirAll(rel, 0o700); err != nil {
+		if err := x.mkdirAll(rel); err != nil {
 			return &EntryError{Entry: shown, Reason: "cannot be made a directory: " + lastPart(err)}
 		}
 	case tar.TypeReg:
@@ -334,24 +363,61 @@ func (x *extractor) wanted(rel string) bool {
 }
 
 func (x *extractor) writeFile(rel string, size int64) error {
-	if d := path.Dir(rel); d != "." {
-		if err := x.root.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	// O_EXCL: an entry that appears twice does not overwrite the first.
-	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return errors.New("it appears twice")
-		}
+	if err := x.mkdirAll(path.Dir(rel)); err != nil {
 		return err
 	}
-	_, err = io.CopyN(f, x.tr, size)
+	// Read whole (size is bounded by MaxFileBytes) to refuse a YAML alias
+	// bomb before it is written: kustomize would read any file.
+	data := make([]byte, size)
+	if _, err := io.ReadFull(x.tr, data); err != nil {
+		return err
+	}
+	if err := checkAliases(data); err != nil {
+		return err
+	}
+	x.errMu.Lock()
+	failed := x.writeErr
+	x.errMu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	x.writes <- fileWrite{rel: rel, shown: safetext.Line(safetext.Clip(x.top+"/"+rel, 200)), data: data}
+	return nil
+}
+
+// create writes one file, which must not exist (O_EXCL: an entry that
+// appears twice does not overwrite the first, and no link is followed).
+func (x *extractor) create(w fileWrite) error {
+	f, err := os.OpenFile(filepath.Join(x.dir, filepath.FromSlash(w.rel)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		reason := "cannot be written: " + lastPart(err)
+		if errors.Is(err, os.ErrExist) {
+			reason = "appears twice"
+		}
+		return &EntryError{Entry: w.shown, Reason: reason}
+	}
+	_, err = f.Write(w.data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return &EntryError{Entry: w.shown, Reason: "cannot be written: " + lastPart(err)}
+	}
+	return nil
+}
+
+// mkdirAll makes the directory rel and those above it, once each.
+func (x *extractor) mkdirAll(rel string) error {
+	if x.dirs[rel] {
+		return nil
+	}
+	if err := x.root.MkdirAll(rel, 0o700); err != nil {
+		return err
+	}
+	for d := rel; d != "." && d != "/" && !x.dirs[d]; d = path.Dir(d) {
+		x.dirs[d] = true
+	}
+	return nil
 }
 
 // maxLinkHops bounds the links followed in resolving one, as the kernel's
