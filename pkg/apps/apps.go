@@ -282,6 +282,10 @@ func ProjectOf(gitURL, gitlabURL string) string {
 	if err != nil || !strings.EqualFold(u.Hostname(), g.Hostname()) {
 		return ""
 	}
+	// Over HTTP(S), the same port too: another port is another server.
+	if u.Scheme != "ssh" && portOf(u) != portOf(g) {
+		return ""
+	}
 	p := strings.TrimPrefix(u.Path, "/")
 	// A GitLab under a path (https://example.com/gitlab) serves projects
 	// below it.
@@ -362,4 +366,18 @@ func syncOf(applied, source string) string {
 		return Synced
 	}
 	return OutOfSync
+}
+
+// portOf is a URL's port, its scheme's default when it names none.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch u.Scheme {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
 }

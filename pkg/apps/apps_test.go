@@ -96,6 +96,9 @@ func TestProjectOf(t *testing.T) {
 		{"https://gitlab.example.com/fleet.git", "https://gitlab.example.com", ""},
 		{"https://gitlab.example.com/a/../b/c.git", "https://gitlab.example.com", ""},
 		{"https://gitlab.example.com/infra/fleet.git", "", ""},
+		{"https://gitlab.example.com:8443/infra/fleet.git", "https://gitlab.example.com", ""},
+		{"https://gitlab.example.com:443/infra/fleet.git", "https://gitlab.example.com", "infra/fleet"},
+		{"ssh://git@gitlab.example.com:2222/infra/fleet.git", "https://gitlab.example.com", "infra/fleet"},
 	} {
 		if got := ProjectOf(c.git, c.gitlab); got != c.want {
 			t.Errorf("ProjectOf(%q, %q) = %q, want %q", c.git, c.gitlab, got, c.want)
@@ -307,7 +310,7 @@ func TestCompareBuildsFromGitLab(t *testing.T) {
 	if web.Drifted == nil || *web.Drifted != 1 || web.Sync != OutOfSync {
 		t.Fatalf("web: the ConfigMap is not in the cluster yet: %+v", web)
 	}
-	if ew := byName["elsewhere"]; ew.Drifted != nil || !strings.Contains(ew.Message, "not a project of the GitLab") {
+	if ew := byName["elsewhere"]; ew.Drifted != nil || ew.Sync != Unknown || !strings.Contains(ew.Message, "not a project of the GitLab") {
 		t.Fatalf("a GitHub source: %+v", ew)
 	}
 	res, err := cmp.Compare(ctx, web, "")

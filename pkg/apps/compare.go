@@ -344,6 +344,11 @@ func (c *Comparer) CompareAll(ctx context.Context, list []*App, n int) error {
 		var nc *NotComparableError
 		switch {
 		case errors.As(err, &nc):
+			// Synced means compared and the same: without a
+			// comparison it cannot be told.
+			if a.Sync == Synced {
+				a.Sync = Unknown
+			}
 			a.Message = firstNonEmpty(a.Message, nc.Why)
 		case err != nil:
 			mu.Lock()

@@ -128,6 +128,9 @@ func (c *appsCommand) optionalGitLab() (*gitlab.Client, error) {
 // explain adds what to do to a Flux failure.
 func explainApps(err error) error {
 	var se *flux.SuspendedError
+	if errors.As(err, &se) && se.Kind == "GitRepository" {
+		return fmt.Errorf("its source GitRepository %s/%s is suspended: resume it first ('flux resume source git %s -n %s')", se.Namespace, se.Name, se.Name, se.Namespace)
+	}
 	if errors.As(err, &se) {
 		return fmt.Errorf("%s %s/%s is suspended: resume it first ('kubectl gitlab-agent apps resume %s -n %s')", se.Kind, se.Namespace, se.Name, se.Name, se.Namespace)
 	}
