@@ -133,6 +133,17 @@ func TestBootstrapWithFlux(t *testing.T) {
 	}
 	g.noSecretInGit(t)
 
+	// The agent is a Flux app like any other: Synced, nothing drifted
+	// (what kustomize-controller applied is what apps builds).
+	r = g.run(t, nil, "apps", "list", "-n", "flux-system", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "gitlab-agent-bs"`) {
+		t.Fatalf("apps list after bootstrap: %+v", r)
+	}
+	r = g.run(t, nil, "apps", "diff", "gitlab-agent-bs", "-n", "flux-system")
+	if r.code != 0 {
+		t.Fatalf("apps diff of the bootstrapped agent: %+v", r)
+	}
+
 	// Again: no commit, no token.
 	snap := g.snapshot(t, "gitlab-agent-bs")
 	r = g.run(t, nil, append([]string{"bootstrap", "bs"}, p...)...)
