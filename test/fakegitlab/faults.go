@@ -144,7 +144,15 @@ func (s *Server) wrap(pattern string, h http.HandlerFunc) http.HandlerFunc {
 		s.mu.Lock()
 		s.calls[pattern]++
 		f := s.matchFault(pattern)
+		latency := s.latency
 		s.mu.Unlock()
+		if latency > 0 {
+			select {
+			case <-time.After(latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		rec := &StatusRecorder{ResponseWriter: w}
 		defer func() {
 			s.mu.Lock()

@@ -35,6 +35,7 @@ func (s *Server) routes() http.Handler {
 	h("GET "+api+"/projects/{id}", s.withProject(Guest, s.getProject))
 	h("GET "+api+"/projects/{id}/members/all/{user_id}", s.withProject(Guest, s.getInheritedMember))
 	h("GET "+api+"/groups/{id}", s.withUser(s.getGroup))
+	h("GET "+api+"/groups/{id}/projects", s.withUser(s.listGroupProjects))
 	h("GET "+api+"/projects/{id}/cluster_agents", s.withProject(Developer, s.listAgents))
 	h("POST "+api+"/projects/{id}/cluster_agents", s.withProject(Maintainer, s.registerAgent))
 	h("GET "+api+"/projects/{id}/cluster_agents/{agent_id}", s.withProject(Developer, s.getAgent))
@@ -74,6 +75,7 @@ func (s *Server) routes() http.Handler {
 	h("PUT "+api+"/projects/{id}/environments/{environment_id}", s.withProject(Developer, s.updateEnvironment))
 	h("POST "+api+"/projects/{id}/environments/{environment_id}/stop", s.withProject(Developer, s.stopEnvironment))
 	h("DELETE "+api+"/projects/{id}/environments/{environment_id}", s.withProject(Developer, s.deleteEnvironment))
+	h(GraphQLRoute, s.withUser(s.graphql))
 	h("POST "+api+"/user/personal_access_tokens", s.withUser(s.createPAT))
 	h("GET "+api+"/personal_access_tokens", s.withUser(s.listPATs))
 	h("GET "+api+"/personal_access_tokens/self", s.withUser(s.getSelfPAT))
@@ -257,6 +259,23 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, u *User, _ *cr
 		}
 	}
 	errNotFound(w, "Group")
+}
+
+// listGroupProjects lists the group's projects the caller sees, its
+// subgroups' too with include_subgroups=true (GitLab's default is false).
+func (s *Server) listGroupProjects(w http.ResponseWriter, r *http.Request, u *User, _ *credential) {
+	path := r.PathValue("id")
+	if len(s.groupProjects(path, true, u)) == 0 {
+		errNotFound(w, "Group")
+		return
+	}
+	list := s.groupProjects(path, r.URL.Query().Get("include_subgroups") == "true", u)
+	start, end := paginate(w, r, len(list))
+	out := []any{}
+	for _, p := range list[start:end] {
+		out = append(out, s.projectJSON(p))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) projectJSON(p *Project) map[string]any {

@@ -65,6 +65,12 @@ type Server struct {
 
 	// noReceptive: the instance has no receptive agents (SetReceptive).
 	noReceptive bool
+
+	// connections are the agents KAS reports connected (SetAgentConnection).
+	connections map[int64]agentConnection
+	// latency delays every answer (SetLatency).
+	latency        time.Duration
+	graphqlQueries int
 }
 
 // User is a GitLab user.
