@@ -32,6 +32,7 @@ type StatusOptions struct {
 	NoDoctor bool
 	// notAsked says why GitLab is not asked ("" it is).
 	notAsked string
+	groupStatusOptions
 }
 
 // NewCmdStatus builds `status [NAME]`.
@@ -55,6 +56,11 @@ the cluster (or named), their Deployments and the KAS address agentk is
 given, with the verdict "installed" or "not installed", and a note on what
 the GitLab part needs.
 
+--group GROUP shows every agent of the projects under GROUP (its subgroups'
+too unless --no-subgroups) from GitLab's GraphQL API instead: a row per
+agent (project, agent, connected, agentk's version, skew from KAS, active
+tokens, the oldest one's age) and a summary line; no cluster is read.
+
 -o wide is a table instead, a row per agent; -o custom-columns makes a row
 of each agent of the JSON document (docs/output.md).`,
 		Example: `  # Every agent of the project, and whether it runs in the current cluster
@@ -65,7 +71,10 @@ of each agent of the JSON document (docs/output.md).`,
 
   # A row per agent
   kubectl gitlab-agent status --project infra/agents -o wide
-  kubectl gitlab-agent status -o custom-columns=AGENT:.agent.name,VERDICT:.verdict,AGENTK:.cluster.version`,
+  kubectl gitlab-agent status -o custom-columns=AGENT:.agent.name,VERDICT:.verdict,AGENTK:.cluster.version
+
+  # Every agent under a group and its subgroups: connected, version, skew from KAS, tokens
+  kubectl gitlab-agent status --group my-org/platform -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runOptions(o),
 	}
@@ -73,6 +82,8 @@ of each agent of the JSON document (docs/output.md).`,
 	cmd.ValidArgsFunction = agentNames(f, &o.GitLab)
 	o.Kube = newKubeFlags(cmd)
 	cmd.Flags().BoolVar(&o.NoDoctor, "no-doctor", false, "do not run doctor's checks")
+	cmd.Flags().StringVar(&o.Group, "group", "", "every agent of the projects under this group (full path), from GitLab's GraphQL API: a row per agent and a summary")
+	cmd.Flags().BoolVar(&o.NoSubgroups, "no-subgroups", false, "with --group: only the group's own projects, not its subgroups'")
 	return cmd
 }
 
@@ -80,6 +91,12 @@ of each agent of the JSON document (docs/output.md).`,
 // is still shown, and without a credential GitLab takes (none at all, or a
 // CI job's token, which the agents API refuses) the cluster part is.
 func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
+	if o.NoSubgroups && o.Group == "" {
+		return errors.New("--no-subgroups needs --group")
+	}
+	if o.Group != "" {
+		return o.completeGroup(args)
+	}
 	for _, a := range args {
 		if err := agentname.Validate(a); err != nil {
 			return err
@@ -149,6 +166,9 @@ const statusDoctorTimeout = 3 * time.Second
 
 // Run reports.
 func (o *StatusOptions) Run(ctx context.Context) error {
+	if o.Group != "" {
+		return o.runGroup(ctx)
+	}
 	var st []*install.AgentStatus
 	var err error
 	if o.notAsked != "" {
