@@ -679,7 +679,7 @@ type AppsDiffOptions struct {
 }
 
 func newCmdAppsDiff(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AppsDiffOptions{appOne: appOne{appsCommand: newAppsCommand(f, g, streams, NewOutputFlags("unified", "summary", "json", "yaml"))}}
+	o := &AppsDiffOptions{appOne: appOne{appsCommand: newAppsCommand(f, g, streams, NewOutputFlags("unified", "summary", "markdown", "json", "yaml"))}}
 	cmd := &cobra.Command{
 		Use:   "diff NAME",
 		Short: "Diff the app's live objects with its source, fetched from GitLab and built as Flux builds it",
@@ -694,6 +694,7 @@ bases), and diffed under Flux's rules: field manager kustomize-controller
 with forced ownership, objects marked ssa: Ignore or reconcile: disabled
 skipped, IfNotPresent compared only when absent, inventory objects the build
 no longer has shown as pruned when spec.prune is true. Secrets are masked.
+-o markdown is a note for a merge request, as diff's.
 Exit 0: the same; 1: different; 2: an error.`,
 		Example: `  kubectl gitlab-agent apps diff web -n apps
   kubectl gitlab-agent apps diff web -n apps --revision 1a2b3c4d -o summary`,
@@ -753,7 +754,7 @@ func (o *AppsDiffOptions) Run(ctx context.Context) error {
 	for _, n := range c.Result.Notes {
 		fmt.Fprintf(o.ErrOut, "note: %s\n", safetext.Line(n))
 	}
-	doc := diffResult{Document: diff.JSON(c.Result), summary: o.Output.Format == "summary", context: o.Unified, errOut: o.ErrOut}
+	doc := newDiffResult(diff.JSON(c.Result), o.Output.Format, o.Unified, "kubectl gitlab-agent apps diff", o.ErrOut)
 	if err := o.Output.Print(o.Out, o.Global.NoColor, doc); err != nil {
 		return diffError(err)
 	}

@@ -66,7 +66,7 @@ func diffError(err error) error {
 
 // NewCmdDiff builds `diff [NAME] [-f PATH]... [-k DIR]`.
 func NewCmdDiff(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &DiffOptions{Global: g, Factory: f, Output: NewOutputFlags("unified", "summary", "json", "yaml"), IOStreams: streams}
+	o := &DiffOptions{Global: g, Factory: f, Output: NewOutputFlags("unified", "summary", "markdown", "json", "yaml"), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "diff [NAME] [-f PATH]... [-k DIR]",
 		Short: "Show what applying the agent, or any manifests, would change in the cluster",
@@ -115,6 +115,12 @@ the variable is split as a shell splits words, and its exit code is diff's.
 -o json (or yaml) lists every object with its action and, for a changed
 object, the changed paths with their old and new values (Secrets masked).
 
+-o markdown is a note for a GitLab merge request: the plan, a table of the
+objects that are not unchanged, and each one's diff in a fenced block
+(folded in <details> past 50 lines), within GitLab's 1,000,000 characters
+(the last line counts what did not fit). Names, notes, errors and values
+are escaped: they cannot mention anyone, link, add HTML or close a block.
+
 A cluster that refuses the credentials (401, or 403 to discovery or to the
 first read) or does not answer ends the diff with one line; an error that
 objects share (the same but for their names) is one line with a count.
@@ -127,6 +133,9 @@ compared is counted, and nothing more is asked of the cluster).`,
 
   # Any manifests, as a CI gate
   kubectl gitlab-agent diff -f deploy/ -R -o summary
+
+  # A note for the merge request (docs/ci.md posts it)
+  kubectl gitlab-agent diff -f deploy/ -R -o markdown > diff.md
 
   # Objects an autoscaler owns on purpose, and objects no longer in the set
   kubectl gitlab-agent diff -f app.yaml --ignore-field Deployment:.spec.replicas --prune -l app=web`,
@@ -318,7 +327,7 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	if ext := os.Getenv(diff.ExternalDiffEnv); ext != "" && o.Output.Format == "unified" {
 		return o.external(ctx, ext, res)
 	}
-	doc := diffResult{Document: diff.JSON(res), summary: o.Output.Format == "summary", context: o.Unified, errOut: o.ErrOut}
+	doc := newDiffResult(diff.JSON(res), o.Output.Format, o.Unified, "kubectl gitlab-agent diff", o.ErrOut)
 	if err := o.Output.Print(o.Out, o.Global.NoColor, doc); err != nil {
 		return diffError(err)
 	}

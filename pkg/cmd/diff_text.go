@@ -13,18 +13,33 @@ import (
 
 // diffResult is what diff prints: diff's document for -o json|yaml; for
 // -o unified a unified diff per object (errors and notes on errOut), for
-// -o summary a line per object and the plan line.
+// -o summary a line per object and the plan line, for -o markdown a
+// merge-request note (errors on errOut too).
 type diffResult struct {
 	diff.Document
-	summary bool
+	summary  bool
+	markdown bool
+	// command is the command that printed it, for -o markdown's line on
+	// what was left out ("kubectl gitlab-agent diff").
+	command string
 	context int
 	errOut  io.Writer
 }
 
-// WriteText writes the unified diff or the summary.
+// newDiffResult is the result of a diff printed with -o format and -U
+// context by command.
+func newDiffResult(d diff.Document, format string, context int, command string, errOut io.Writer) diffResult {
+	return diffResult{Document: d, summary: format == "summary", markdown: format == "markdown", command: command, context: context, errOut: errOut}
+}
+
+// WriteText writes the unified diff, the summary or the markdown.
 func (r diffResult) WriteText(w io.Writer, p *ui.Painter) error {
-	if r.summary {
+	switch {
+	case r.summary:
 		return writeSummary(w, p, r.Document)
+	case r.markdown:
+		writeFolded(r.errOut, "error", r.Objects, func(o diff.Object) string { return o.Error })
+		return writeMarkdown(w, r.Document, r.context, noteLimit, r.command)
 	}
 	return writeUnified(w, r.errOut, p, r.Document, r.context)
 }
@@ -42,39 +57,50 @@ func writeUnified(out, errOut io.Writer, p *ui.Painter, d diff.Document, context
 		}
 		return o.Note
 	})
-	noDiff := func(o diff.Object) bool {
-		return o.Action == diff.Failed || o.Action == diff.Unchanged || o.Action == diff.Skipped
-	}
 	writeFolded(errOut, "note", d.Objects, func(o diff.Object) string {
-		if noDiff(o) {
+		if !hasDiff(o) {
 			return ""
 		}
 		return o.Note
 	})
 	var b strings.Builder
 	for _, o := range d.Objects {
-		if noDiff(o) {
-			continue
-		}
-		ref := safetext.Line(o.Ref.String())
-		b.WriteString(paint(ui.Bold, "--- live/"+ref) + "\n")
-		b.WriteString(paint(ui.Bold, "+++ merged/"+ref) + "\n")
-		for _, h := range diff.Hunks(o.Before, o.After, context) {
-			b.WriteString(paint(ui.Accent, fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldStart, h.OldLines, h.NewStart, h.NewLines)) + "\n")
-			for _, l := range h.Lines {
-				text := string(l.Op) + safetext.Line(l.Text)
-				switch l.Op {
-				case '-':
-					text = paint(ui.Bad, text)
-				case '+':
-					text = paint(ui.Good, text)
-				}
-				b.WriteString(text + "\n")
+		if hasDiff(o) {
+			for _, line := range objectDiff(o, context, paint) {
+				b.WriteString(line + "\n")
 			}
 		}
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// hasDiff reports whether o has a unified diff to print: it is created,
+// changed or pruned.
+func hasDiff(o diff.Object) bool {
+	return o.Action != diff.Failed && o.Action != diff.Unchanged && o.Action != diff.Skipped
+}
+
+// objectDiff is o's unified diff, its --- and +++ lines first, a line
+// each, without newlines: every line of text from the cluster or the
+// manifests is one inert line (safetext.Line). paint colours a piece.
+func objectDiff(o diff.Object, context int, paint func(ui.Style, string) string) []string {
+	ref := safetext.Line(o.Ref.String())
+	lines := []string{paint(ui.Bold, "--- live/"+ref), paint(ui.Bold, "+++ merged/"+ref)}
+	for _, h := range diff.Hunks(o.Before, o.After, context) {
+		lines = append(lines, paint(ui.Accent, fmt.Sprintf("@@ -%d,%d +%d,%d @@", h.OldStart, h.OldLines, h.NewStart, h.NewLines)))
+		for _, l := range h.Lines {
+			text := string(l.Op) + safetext.Line(l.Text)
+			switch l.Op {
+			case '-':
+				text = paint(ui.Bad, text)
+			case '+':
+				text = paint(ui.Good, text)
+			}
+			lines = append(lines, text)
+		}
+	}
+	return lines
 }
 
 // writeFolded writes to w, for each message that text gives objects (""

@@ -36,7 +36,7 @@ func sampleDiff() *diff.Result {
 func printDiff(t *testing.T, format string, context int, color bool) (out, errOut []byte) {
 	t.Helper()
 	var o, e bytes.Buffer
-	r := diffResult{Document: diff.JSON(sampleDiff()), summary: format == "summary", context: context, errOut: &e}
+	r := newDiffResult(diff.JSON(sampleDiff()), format, context, "kubectl gitlab-agent diff", &e)
 	if err := ui.Print(&o, format, color, r); err != nil {
 		t.Fatal(err)
 	}
