@@ -323,3 +323,35 @@ func TestDiffExternalProgramAndIgnoreFile(t *testing.T) {
 		t.Errorf("--ignore-file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDiffMarkdownOnTheCluster: -o markdown against the real apiserver: the
+// changed ConfigMap and Secret as fenced diff blocks, the Secret's values
+// masked, hostile text inert, exit 1.
+func TestDiffMarkdownOnTheCluster(t *testing.T) {
+	needCluster(t)
+	ns := "diff-md"
+	applyAs(t, "kubectl-gitlab-agent", appManifests(ns, "blue", "hunter2-old", 1))
+	t.Cleanup(func() { runCmd(t, "", kubectl, "delete", "namespace", ns, "--wait=false") })
+	changed := strings.Replace(appManifests(ns, "red @all </details> ```", "hunter2-new", 1), "size: large", "size: \"<script>x</script>\"", 1)
+	f := writeFile(t, t.TempDir(), "app.yaml", changed)
+	r := runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", f, "-o", "markdown")
+	if r.code != 1 {
+		t.Fatalf("diff -o markdown: %+v", r)
+	}
+	for _, want := range []string{"| object | action | changes |", "diff\n", "v1/ConfigMap/" + ns + "/settings", "v1/Secret/" + ns + "/creds"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the note lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "hunter2") {
+		t.Fatalf("a Secret's value is in the note:\n%s", r.stdout)
+	}
+	if n := strings.Count(r.stdout, "</details>"); n > strings.Count(r.stdout, "<details>")+1 {
+		t.Errorf("</details> from a value is outside a code block:\n%s", r.stdout)
+	}
+	// The same manifests as applied: no difference, exit 0.
+	same := writeFile(t, t.TempDir(), "same.yaml", appManifests(ns, "blue", "hunter2-old", 1))
+	if r := runCmd(t, "", kubectl, "gitlab-agent", "diff", "-f", same, "-o", "markdown"); r.code != 0 || !strings.Contains(r.stdout, "No differences") {
+		t.Fatalf("no differences: %+v", r)
+	}
+}
