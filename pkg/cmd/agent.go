@@ -124,26 +124,55 @@ func (d agentDeleted) WriteText(w io.Writer, _ *ui.Painter) error {
 }
 
 // AgentListOptions lists a project's agents.
-type AgentListOptions struct{ gitlabCommand }
+type AgentListOptions struct {
+	gitlabCommand
+	// Shared lists the agents the project may use instead.
+	Shared bool
+}
 
 func newCmdAgentList(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &AgentListOptions{newGitLabCommand(f, g, streams)}
+	o := &AgentListOptions{gitlabCommand: newGitLabCommand(f, g, streams)}
 	o.Output = newListOutputFlags("table", "json", "yaml")
-	return o.command(o, cobra.NoArgs, &cobra.Command{
+	cmd := o.command(o, cobra.NoArgs, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List the agents registered in a project",
+		Short:   "List the agents registered in a project, or with --shared those it may use",
+		Long: `List the agents registered in the project.
+
+With --shared, list the agents the project may use instead, and how: every
+agent whose config file (.gitlab/agents/NAME/config.yaml in its own project)
+names this project or a group above it under ci_access or user_access, one
+row per agent and access kind, with the entry's access_as, environments and
+resource_management. The project's own agents are listed too: GitLab gives
+its CI jobs their agents without an entry.
+
+Why can't my job see the agent? A CI job gets a kubeconfig context for each
+agent listed here as ci_access, and for no other. If the agent is missing:
+its config file must be on its project's default branch; the entry must name
+this project or a group above it by full path; both projects must be under
+the same top-level group; and access_as impersonate, ci_user or ci_job need
+GitLab Premium (elsewhere the entry is ignored). If the agent is listed but
+the job still lacks it, check environments: only jobs of those environments
+get it.`,
 		Example: `  kubectl gitlab-agent agent list --project infra/agents
   kubectl gitlab-agent agent list -o json
+
+  # The agents shared with a project, and how
+  kubectl gitlab-agent agent list --shared --project my-org/team/app
 
   # The names alone, or chosen columns, as kubectl prints them
   kubectl gitlab-agent agent list -o jsonpath='{.agents[*].name}'
   kubectl gitlab-agent agent list -o custom-columns=NAME:.name,ID:.id --no-headers`,
 	})
+	cmd.Flags().BoolVar(&o.Shared, "shared", false, "list the agents this project may use (ci_access and user_access of any agent, its own included), not those registered in it")
+	return cmd
 }
 
 // Run lists the agents.
 func (o *AgentListOptions) Run(ctx context.Context) error {
+	if o.Shared {
+		return o.runShared(ctx)
+	}
 	agents, err := o.client.ListAgents(ctx, o.project)
 	if err != nil {
 		return err

@@ -24,7 +24,9 @@ const (
 
 // The fake answers a small part of GitLab's schema: group(fullPath) with
 // projects(includeSubgroups, first, after), project(fullPath), a project's
-// clusterAgents(first, after), an agent's tokens and connections. Queries
+// clusterAgents(first, after), an agent's tokens, connections and project,
+// a project's ciAccessAuthorizedAgents and userAccessAuthorizedAgents
+// (authorized.go). Queries
 // are parsed (operation, variables, fields, arguments: no fragments,
 // aliases or directives) and checked as GitLab checks them: every field must
 // exist, the depth is at most MaxDepth and the complexity at most
@@ -38,7 +40,8 @@ const (
 
 // connectionFields are the fields that return connections, with their
 // own cost.
-var connectionFields = map[string]int{"projects": 1, "clusterAgents": 1, "tokens": 1, "connections": 5}
+var connectionFields = map[string]int{"projects": 1, "clusterAgents": 1, "tokens": 1, "connections": 5,
+	"ciAccessAuthorizedAgents": 1, "userAccessAuthorizedAgents": 1}
 
 // SetAgentConnection makes KAS report agent a connected, with agentk's
 // version in its metadata; version "" disconnects it.
@@ -490,8 +493,30 @@ func (s *Server) gqlProject(q *gqlRequest, f *gqlField, u *User, p *Project) (an
 				}
 				slices.SortFunc(list, func(a, b *Agent) int { return int(a.ID - b.ID) })
 				return connection(q, af, "ClusterAgentConnection", list, func(a *Agent) int64 { return a.ID },
-					func(sel []*gqlField, a *Agent) (any, error) { return s.gqlAgent(q, sel, a) })
+					func(sel []*gqlField, a *Agent) (any, error) { return s.gqlAgent(q, sel, u, a) })
 			},
+			"ciAccessAuthorizedAgents": func(af *gqlField) (any, error) {
+				return s.gqlAuthorized(q, af, u, p, "ci_access", "ClusterAgentAuthorizationCiAccessConnection")
+			},
+			"userAccessAuthorizedAgents": func(af *gqlField) (any, error) {
+				return s.gqlAuthorized(q, af, u, p, "user_access", "ClusterAgentAuthorizationUserAccessConnection")
+			},
+		})
+}
+
+// gqlAuthorized is a project's authorized agents of kind, a connection of
+// {agent, config}; empty for a caller below Developer (read_cluster_agent).
+func (s *Server) gqlAuthorized(q *gqlRequest, f *gqlField, u *User, p *Project, kind, typ string) (any, error) {
+	var list []authorization
+	if p.Members[u.ID] >= Developer {
+		list = s.authorizedAgents(p, kind)
+	}
+	return connection(q, f, typ, list, func(a authorization) int64 { return a.agent.ID },
+		func(sel []*gqlField, a authorization) (any, error) {
+			return object(strings.TrimSuffix(typ, "Connection"), sel, map[string]any{"config": a.config},
+				map[string]func(*gqlField) (any, error){
+					"agent": func(af *gqlField) (any, error) { return s.gqlAgent(q, af.sel, u, a.agent) },
+				})
 		})
 }
 
@@ -502,11 +527,14 @@ func timeOrNil(t *time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func (s *Server) gqlAgent(q *gqlRequest, sel []*gqlField, a *Agent) (any, error) {
+func (s *Server) gqlAgent(q *gqlRequest, sel []*gqlField, u *User, a *Agent) (any, error) {
 	return object("ClusterAgent", sel, map[string]any{
 		"id": fmt.Sprintf("gid://gitlab/Clusters::Agent/%d", a.ID), "name": a.Name,
 		"createdAt": a.CreatedAt.UTC().Format(time.RFC3339), "updatedAt": a.CreatedAt.UTC().Format(time.RFC3339),
 	}, map[string]func(*gqlField) (any, error){
+		"project": func(pf *gqlField) (any, error) {
+			return s.gqlProject(q, pf, u, s.projects[a.ProjectID])
+		},
 		"tokens": func(tf *gqlField) (any, error) {
 			// Only active tokens (resolvers/clusters/agent_tokens_resolver.rb).
 			var list []*AgentToken

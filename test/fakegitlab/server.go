@@ -71,6 +71,9 @@ type Server struct {
 	// latency delays every answer (SetLatency).
 	latency        time.Duration
 	graphqlQueries int
+	// ciImpersonation offers ci_access's impersonate, ci_user and ci_job
+	// modes, as GitLab Premium does (SetCIImpersonation).
+	ciImpersonation bool
 }
 
 // User is a GitLab user.
