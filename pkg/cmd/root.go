@@ -101,6 +101,7 @@ Kubernetes Agent Server (KAS).`,
 		NewCmdProxy(f, g, streams),
 		NewCmdAgent(f, g, streams),
 		NewCmdToken(f, g, streams),
+		NewCmdFleet(f, g, streams),
 		NewCmdCompletion(streams),
 		NewCmdGenerate(root),
 	)

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"pkg/apps":        {"pkg/diff", "pkg/flux", "pkg/fluxbuild", "pkg/gitlab", "pkg/kube", "pkg/safetext"},
 	"pkg/fluxbuild":   {"pkg/input", "pkg/kube", "pkg/safetext"},
 	"pkg/gitops":      {"pkg/manifest"},
+	"pkg/fleet":       {"pkg/agentname"},
 	"pkg/diff":        {"pkg/kube", "pkg/memo", "pkg/safetext", "pkg/secretfile"},
 	"pkg/tunnel":      {"pkg/agentname", "pkg/gitlab", "pkg/input", "pkg/safetext", "pkg/secretfile"},
 	"pkg/kube":        {"pkg/input", "pkg/memo"},
