@@ -90,8 +90,8 @@ type groupAgent struct {
 	// OldestTokenAge is the age of the oldest active token (2d, 5h); null
 	// without one.
 	OldestTokenAge *string `json:"oldestTokenAge"`
-	// Receptive is false: GitLab says it only in EE's GraphQL field
-	// isReceptive, not asked.
+	// Receptive is EE's isReceptive; false where GitLab does not say
+	// (CE has no receptive agents).
 	Receptive bool `json:"receptive"`
 }
 
@@ -128,7 +128,8 @@ func skewOf(agentk, kas string) *string {
 func newGroupStatus(group, kas string, agents []gitlab.GroupAgent, now time.Time) groupStatus {
 	r := groupStatus{Group: group, KAS: groupKAS{Version: kas}, Agents: []groupAgent{}}
 	for _, a := range agents {
-		g := groupAgent{Project: a.Project, Name: a.Name, ID: a.ID, Connected: a.Connected, Tokens: a.ActiveTokens}
+		g := groupAgent{Project: a.Project, Name: a.Name, ID: a.ID, Connected: a.Connected, Tokens: a.ActiveTokens,
+			Receptive: a.Receptive != nil && *a.Receptive}
 		if a.Version != "" {
 			v := a.Version
 			g.Version = &v

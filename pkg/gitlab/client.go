@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -65,6 +66,9 @@ type Client struct {
 	// out of every message as the credential is.
 	learnedMu sync.Mutex
 	learned   []string
+	// noReceptiveField: this GitLab's GraphQL has no ClusterAgent.isReceptive
+	// (CE), learned from its refusal.
+	noReceptiveField atomic.Bool
 }
 
 // learnSecret adds a secret GitLab answered with to what messages redact.

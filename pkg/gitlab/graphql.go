@@ -34,6 +34,9 @@ type GroupAgent struct {
 	// Version is agentk's version from the connection's metadata; "" when
 	// no connection tells it.
 	Version string
+	// Receptive is EE's isReceptive: KAS dials the agent; nil when this
+	// GitLab does not say (CE has no receptive agents).
+	Receptive *bool
 }
 
 // ConnectedWithin is how recent a token's use must be for its agent to
@@ -62,6 +65,21 @@ const (
       pageInfo { endCursor hasNextPage }
       nodes {
         id name createdAt
+        tokens(first: 2) { nodes { id createdAt lastUsedAt } }
+        connections(first: 1) { nodes { connectedAt metadata { version } } }
+      }
+    }
+  }
+}`
+	// agentsQueryEE adds EE's ClusterAgent.isReceptive (one more field an
+	// agent: 216 at first 10). A GitLab without it (CE, or older) refuses
+	// the field, and agentsQuery is asked instead.
+	agentsQueryEE = `query($path: ID!, $first: Int!, $after: String) {
+  project(fullPath: $path) {
+    clusterAgents(first: $first, after: $after) {
+      pageInfo { endCursor hasNextPage }
+      nodes {
+        id name createdAt isReceptive
         tokens(first: 2) { nodes { id createdAt lastUsedAt } }
         connections(first: 1) { nodes { connectedAt metadata { version } } }
       }
@@ -246,10 +264,12 @@ func (c *Client) groupProjects(ctx context.Context, group string, subgroups bool
 }
 
 type gqlAgent struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"createdAt"`
-	Tokens    struct {
+	// IsReceptive is EE's; nil when not asked.
+	IsReceptive *bool     `json:"isReceptive"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	CreatedAt   time.Time `json:"createdAt"`
+	Tokens      struct {
 		Nodes []struct {
 			CreatedAt  time.Time  `json:"createdAt"`
 			LastUsedAt *time.Time `json:"lastUsedAt"`
@@ -280,7 +300,15 @@ func (c *Client) projectAgents(ctx context.Context, path string) ([]GroupAgent, 
 				} `json:"clusterAgents"`
 			} `json:"project"`
 		}
-		err := graphql(ctx, c, op, agentsQuery, map[string]any{"path": path, "first": first, "after": after}, &data)
+		query := agentsQueryEE
+		if c.noReceptiveField.Load() {
+			query = agentsQuery
+		}
+		err := graphql(ctx, c, op, query, map[string]any{"path": path, "first": first, "after": after}, &data)
+		if query == agentsQueryEE && err != nil && strings.Contains(err.Error(), "isReceptive") && strings.Contains(err.Error(), "doesn't exist") {
+			c.noReceptiveField.Store(true) // CE: ask without it
+			continue
+		}
 		var ce *ComplexityError
 		if errors.As(err, &ce) && first > 1 {
 			first /= 2
@@ -324,6 +352,7 @@ func groupAgent(project string, a gqlAgent, now time.Time) GroupAgent {
 		}
 	}
 	g.Connected = g.ConnectedNow || (g.LastUsed != nil && now.Sub(*g.LastUsed) <= ConnectedWithin)
+	g.Receptive = a.IsReceptive
 	return g
 }
 

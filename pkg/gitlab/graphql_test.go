@@ -208,12 +208,44 @@ func TestGroupAgentsNamesOnlyInVariables(t *testing.T) {
 		if err := json.Unmarshal(b, &q); err != nil {
 			t.Fatal(err)
 		}
-		if q.Query != projectsQuery && q.Query != agentsQuery {
+		if q.Query != projectsQuery && q.Query != agentsQuery && q.Query != agentsQueryEE {
 			t.Errorf("query text is not one of the constants:\n%s", q.Query)
 		}
 		for _, bad := range []string{`ev"il`, `pro"j`, `a"}`, "__schema"} {
 			if strings.Contains(q.Query, bad) {
 				t.Errorf("query text holds %q", bad)
+			}
+		}
+	}
+}
+
+// TestGroupAgentsReceptive: EE's isReceptive says which agents KAS dials;
+// a GitLab without the field (CE) is asked again without it, and says
+// nothing.
+func TestGroupAgentsReceptive(t *testing.T) {
+	for _, ee := range []bool{true, false} {
+		fake := fakegitlab.New()
+		u, tok := fake.AddUser("ops")
+		p := fake.AddProject("infra/agents")
+		fake.SetRole(p, u, fakegitlab.Developer)
+		dial := fake.AddAgent(p, "dialed", u)
+		fake.AddAgent(p, "dials", u)
+		if ee {
+			fake.AddURLConfiguration(dial, "grpcs://edge.example.com:8182")
+		} else {
+			fake.SetReceptive(false)
+		}
+		got, err := gqlClient(t, fake, tok, &recorder{}).GroupAgents(context.Background(), "infra", true, nil)
+		fake.Close()
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ee=%v: %v %+v", ee, err, got)
+		}
+		for _, a := range got {
+			switch {
+			case !ee && a.Receptive != nil:
+				t.Errorf("CE: %s receptive %v, want unknown", a.Name, *a.Receptive)
+			case ee && (a.Receptive == nil || *a.Receptive != (a.Name == "dialed")):
+				t.Errorf("EE: %s receptive %v", a.Name, a.Receptive)
 			}
 		}
 	}

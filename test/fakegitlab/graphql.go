@@ -528,10 +528,23 @@ func timeOrNil(t *time.Time) any {
 }
 
 func (s *Server) gqlAgent(q *gqlRequest, sel []*gqlField, u *User, a *Agent) (any, error) {
-	return object("ClusterAgent", sel, map[string]any{
+	values := map[string]any{
 		"id": fmt.Sprintf("gid://gitlab/Clusters::Agent/%d", a.ID), "name": a.Name,
 		"createdAt": a.CreatedAt.UTC().Format(time.RFC3339), "updatedAt": a.CreatedAt.UTC().Format(time.RFC3339),
-	}, map[string]func(*gqlField) (any, error){
+	}
+	if !s.noReceptive {
+		// EE's field (ee/app/graphql/ee/types/clusters/agent_type.rb):
+		// an instance without receptive agents (SetReceptive(false),
+		// as CE) does not have it.
+		receptive := false
+		for _, uc := range s.urls {
+			if uc.AgentID == a.ID {
+				receptive = true
+			}
+		}
+		values["isReceptive"] = receptive
+	}
+	return object("ClusterAgent", sel, values, map[string]func(*gqlField) (any, error){
 		"project": func(pf *gqlField) (any, error) {
 			return s.gqlProject(q, pf, u, s.projects[a.ProjectID])
 		},
