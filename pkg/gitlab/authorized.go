@@ -125,6 +125,7 @@ func (c *Client) authorizedAgents(ctx context.Context, path, kind string) ([]Aut
 	var out []AuthorizedAgent
 	seen := map[int64]bool{}
 	first, after := authorizedPage, any(nil)
+	walk := pageWalk{op: op}
 	for {
 		var data struct {
 			Project *struct {
@@ -167,11 +168,14 @@ func (c *Client) authorizedAgents(ctx context.Context, path, kind string) ([]Aut
 				out = append(out, a)
 			}
 		}
-		pi := conn.PageInfo
-		if !pi.HasNextPage || pi.EndCursor == "" {
+		cursor, more, err := walk.next(conn.PageInfo)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
 			return out, nil
 		}
-		after = pi.EndCursor
+		after = cursor
 	}
 }
 

@@ -102,6 +102,40 @@ type gqlPageInfo struct {
 	HasNextPage bool   `json:"hasNextPage"`
 }
 
+// maxGraphQLPages bounds the pages of one connection a walk reads (100,000
+// projects of a group, 10,000 agents of a project): GitLab, or something
+// answering in its place, saying hasNextPage forever with new cursors is
+// refused rather than read without end.
+const maxGraphQLPages = 1000
+
+// pageWalk follows a connection's cursors only forward: pageInfo is not
+// trusted to end the walk, so a cursor seen before (the same page again,
+// or a cycle) ends it, as allPages does for REST's X-Next-Page.
+type pageWalk struct {
+	op    string
+	seen  map[string]bool
+	pages int
+}
+
+// next is the cursor of the page after one whose pageInfo is pi, or
+// false when the walk is done.
+func (w *pageWalk) next(pi gqlPageInfo) (string, bool, error) {
+	w.pages++
+	if !pi.HasNextPage || pi.EndCursor == "" || w.seen[pi.EndCursor] {
+		return "", false, nil
+	}
+	if w.pages >= maxGraphQLPages {
+		return "", false, &Error{Class: ClassBadAnswer, Status: http.StatusOK, Op: w.op,
+			Detail: fmt.Sprintf("GitLab's pages did not end after %d pages", w.pages),
+			Hint:   "GitLab kept answering that there is a next page; check that --gitlab-url is GitLab itself"}
+	}
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	w.seen[pi.EndCursor] = true
+	return pi.EndCursor, true, nil
+}
+
 type gqlAnswer[T any] struct {
 	Data   T `json:"data"`
 	Errors []struct {
@@ -229,6 +263,8 @@ func (c *Client) GroupAgents(ctx context.Context, group string, subgroups bool, 
 func (c *Client) groupProjects(ctx context.Context, group string, subgroups bool, each func([]string) bool) error {
 	op := fmt.Sprintf("listing the projects of group %q", group)
 	after := any(nil)
+	walk := pageWalk{op: op}
+	listed := map[string]bool{}
 	for {
 		var data struct {
 			Group *struct {
@@ -250,16 +286,19 @@ func (c *Client) groupProjects(ctx context.Context, group string, subgroups bool
 		}
 		page := make([]string, 0, len(data.Group.Projects.Nodes))
 		for _, n := range data.Group.Projects.Nodes {
-			page = append(page, n.FullPath)
+			if !listed[n.FullPath] { // a project listed twice is read once
+				listed[n.FullPath] = true
+				page = append(page, n.FullPath)
+			}
 		}
 		if !each(page) {
 			return ctx.Err()
 		}
-		pi := data.Group.Projects.PageInfo
-		if !pi.HasNextPage || pi.EndCursor == "" {
-			return nil
+		cursor, more, err := walk.next(data.Group.Projects.PageInfo)
+		if !more {
+			return err
 		}
-		after = pi.EndCursor
+		after = cursor
 	}
 }
 
@@ -290,6 +329,7 @@ func (c *Client) projectAgents(ctx context.Context, path string) ([]GroupAgent, 
 	op := fmt.Sprintf("listing the agents of project %q", path)
 	var out []GroupAgent
 	first, after := agentsPage, any(nil)
+	walk := pageWalk{op: op}
 	now := time.Now()
 	for {
 		var data struct {
@@ -326,11 +366,14 @@ func (c *Client) projectAgents(ctx context.Context, path string) ([]GroupAgent, 
 		for _, a := range data.Project.ClusterAgents.Nodes {
 			out = append(out, groupAgent(path, a, now))
 		}
-		pi := data.Project.ClusterAgents.PageInfo
-		if !pi.HasNextPage || pi.EndCursor == "" {
+		cursor, more, err := walk.next(data.Project.ClusterAgents.PageInfo)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
 			return out, nil
 		}
-		after = pi.EndCursor
+		after = cursor
 	}
 }
 
