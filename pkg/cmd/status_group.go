@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -109,17 +108,20 @@ const (
 	skewFail = "fail"
 )
 
-// skewOf judges agentk's version against KAS's by install.SkewWarning, as
-// doctor's kas-version-skew does: ahead of KAS fails, behind it warns.
+// skewOf judges agentk's version against KAS's by install.Skew, the rule
+// of install.SkewWarning and doctor's kas-version-skew: more than one minor
+// version ahead of KAS fails, behind it warns; nil (unknown) when either
+// version is missing or does not parse, never ok.
 func skewOf(agentk, kas string) *string {
-	if agentk == "" || kas == "" {
+	d, known := install.Skew(agentk, kas)
+	if !known {
 		return nil
 	}
 	v := skewOK
-	switch w := install.SkewWarning(agentk, kas); {
-	case strings.Contains(w, "ahead"):
+	switch {
+	case d > 1:
 		v = skewFail
-	case w != "":
+	case d < -1:
 		v = skewWarn
 	}
 	return &v

@@ -100,3 +100,30 @@ func TestStatusGroup(t *testing.T) {
 		t.Errorf("unknown group: exit %d, %s", code, errOut)
 	}
 }
+
+// TestSkewOf: a version that does not parse is unknown (null, left out of
+// --outdated and counted), never ok; the verdict comes from the distance,
+// not from words of the warning, which quotes the versions.
+func TestSkewOf(t *testing.T) {
+	for _, c := range []struct{ agentk, kas, want string }{
+		{"v17.3.0", "17.3.0", skewOK},
+		{"v17.2.0", "17.3.0-ee", skewOK},
+		{"v17.0.0", "17.3.0", skewWarn},
+		{"v17.5.0", "17.3.0", skewFail},
+		{"v17.0.0-ahead", "17.3.0", skewWarn},
+		{"v17.0.0", "17.3.0-ahead", skewWarn},
+		{"v17.3", "17.3.0", "<nil>"},
+		{"v17.0.0", "17.3", "<nil>"},
+		{"latest", "17.3.0", "<nil>"},
+		{"", "17.3.0", "<nil>"},
+		{"v17.0.0", "", "<nil>"},
+	} {
+		got := "<nil>"
+		if s := skewOf(c.agentk, c.kas); s != nil {
+			got = *s
+		}
+		if got != c.want {
+			t.Errorf("skewOf(%q, %q) = %s, want %s", c.agentk, c.kas, got, c.want)
+		}
+	}
+}

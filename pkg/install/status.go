@@ -212,18 +212,29 @@ func (s *AgentStatus) judge(unreachable error) {
 // KAS's minor version, or the minor version just before or after it (15.11
 // is the one before 16.0).
 func SkewWarning(agentk, kasVersion string) string {
-	a, okA := parseVersion(agentk)
-	k, okK := parseVersion(kasVersion)
-	if !okA || !okK {
+	d, ok := Skew(agentk, kasVersion)
+	if !ok {
 		return ""
 	}
-	switch d := minorIndex(a) - minorIndex(k); {
+	switch {
 	case d > 1:
 		return fmt.Sprintf(versionAheadWarn, agentk, kasVersion)
 	case d < -1:
 		return fmt.Sprintf(versionSkewWarn, agentk, kasVersion)
 	}
 	return ""
+}
+
+// Skew is how many minor versions (in GitLab's release order) agentk is
+// ahead of KAS, negative when behind; false when either version does not
+// parse, and nothing can be said.
+func Skew(agentk, kasVersion string) (int, bool) {
+	a, okA := parseVersion(agentk)
+	k, okK := parseVersion(kasVersion)
+	if !okA || !okK {
+		return 0, false
+	}
+	return minorIndex(a) - minorIndex(k), true
 }
 
 // lastMinor is the last minor version of each GitLab major version that
