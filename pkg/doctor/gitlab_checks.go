@@ -112,8 +112,9 @@ func checkVersionSkew(_ context.Context, d *doctor) Check {
 	if !ok {
 		tag = "v" + strings.TrimPrefix(kas.Version, "v")
 	}
+	dist, _ := install.Skew(v.Version, kas.Version)
 	switch {
-	case strings.Contains(w, "ahead"):
+	case w != "" && dist > 0: // ahead of KAS (the same rule as status --group)
 		return fail(fmt.Sprintf("run agentk at KAS's version: kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
 	case w != "":
 		return warn(fmt.Sprintf("kubectl gitlab-agent upgrade %s --agent-version %s", d.name, tag), "%s", w)
