@@ -242,7 +242,7 @@ func Rollback(ctx context.Context, e Env, gl *gitlab.Client, ns, name string, o 
 	if branch == "" {
 		return nil, fmt.Errorf("the source %s of %s follows a tag, a semver range or a commit, not a branch: change its spec.ref instead", a.Source, a.Key())
 	}
-	if !shaRE(o.To) {
+	if !IsSHA(o.To) {
 		return nil, fmt.Errorf("--to %q is not a commit SHA (7 to 40 hexadecimal digits)", o.To)
 	}
 	ref := gitlab.ProjectRef{Path: a.Project}
@@ -402,7 +402,9 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
-func shaRE(s string) bool {
+// IsSHA says whether s is a commit SHA as --to and --revision take it: 7 to
+// 40 lowercase hexadecimal digits.
+func IsSHA(s string) bool {
 	if len(s) < 7 || len(s) > 40 {
 		return false
 	}

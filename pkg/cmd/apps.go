@@ -715,7 +715,7 @@ func (o *AppsDiffOptions) Complete(_ *cobra.Command, args []string) error {
 	if o.Unified < 0 {
 		return diffError(fmt.Errorf("--unified must be 0 or more"))
 	}
-	if o.Revision != "" && !isSHA(o.Revision) {
+	if o.Revision != "" && !apps.IsSHA(o.Revision) {
 		return diffError(fmt.Errorf("--revision %q is not a commit SHA (7 to 40 hexadecimal digits)", o.Revision))
 	}
 	return diffError(o.completeOne(args, true))
@@ -723,18 +723,6 @@ func (o *AppsDiffOptions) Complete(_ *cobra.Command, args []string) error {
 
 // Validate checks NAME.
 func (o *AppsDiffOptions) Validate() error { return diffError(o.appOne.Validate()) }
-
-func isSHA(s string) bool {
-	if len(s) < 7 || len(s) > 40 {
-		return false
-	}
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
-}
 
 // Run diffs; the exit code says whether anything differs.
 func (o *AppsDiffOptions) Run(ctx context.Context) error {
