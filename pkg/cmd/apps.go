@@ -623,6 +623,9 @@ func (o *AppsRollbackOptions) Complete(_ *cobra.Command, args []string) error {
 	if o.To == "" {
 		return fmt.Errorf("--to is required: the commit to roll back to ('apps history %s' lists them)", args[0])
 	}
+	if !apps.IsSHA(o.To) {
+		return fmt.Errorf("--to %q is not a commit SHA (7 to 40 hexadecimal digits; 'apps history %s' lists them)", o.To, args[0])
+	}
 	return o.completeOne(args, true)
 }
 

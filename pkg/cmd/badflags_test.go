@@ -103,7 +103,7 @@ var badFlags = map[string][]struct {
 	"apps suspend":      {{[]string{"web", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"apps resume":       {{[]string{"web", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"apps history":      {{[]string{"web", "-o", "bogus"}, `unknown output format "bogus"`}},
-	"apps rollback":     {{[]string{"web"}, "--to is required"}, {[]string{"web", "--to", "abc1234", "-o", "bogus"}, `unknown output format "bogus"`}},
+	"apps rollback":     {{[]string{"web"}, "--to is required"}, {[]string{"web", "--to", "main"}, `--to "main" is not a commit SHA`}, {[]string{"web", "--to", "abc1234", "-o", "bogus"}, `unknown output format "bogus"`}},
 	"bootstrap":         {{[]string{"prod", "--manifest-path", "../x"}, "--manifest-path: the manifest path \"../x\" leaves the repository"}, {[]string{"prod", "--manifest-path", "/etc"}, "is absolute"}, {[]string{"prod", "--branch", "a..b"}, `--branch "a..b"`}, {[]string{"prod", "--flux-namespace", "Flux"}, `--flux-namespace "Flux"`}, {[]string{"prod", "--no-wait"}, "--no-wait is not for bootstrap"}, {[]string{"prod", "--timeout", "0s"}, "--timeout must be positive"}, {[]string{"prod", "--dry-run=maybe"}, `invalid --dry-run value "maybe"`}},
 	"upgrade":           {{[]string{"prod", "--timeout", "-1s"}, "--timeout must be positive"}, {[]string{"prod", "--dry-run=all"}, `invalid --dry-run value "all"`}},
 	"uninstall":         {{[]string{"prod", "--timeout", "0s", "--revoke-tokens"}, "--timeout must be positive"}, {[]string{"prod", "--revoke-tokens", "--dry-run=yes"}, `invalid --dry-run value "yes"`}},

@@ -96,7 +96,16 @@ func (o *BootstrapOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.Environment == "" && !o.NoEnvironment {
 		o.Environment = "agents/" + args[0]
 	}
-	return o.lifecycle.Complete(cmd, args)
+	// The path is the user's own input: refused before anything is
+	// read or resolved.
+	var err error
+	if o.path, err = gitops.ValidatePath(o.ManifestPath); err != nil {
+		return fmt.Errorf("--manifest-path: %w", err)
+	}
+	if err := o.lifecycle.Complete(cmd, args); err != nil {
+		return err
+	}
+	return o.withFlux()
 }
 
 // Validate checks the paths and names.
@@ -106,10 +115,6 @@ func (o *BootstrapOptions) Validate() error {
 	}
 	if o.NoEnvironment && o.Environment != "" && o.Environment != "agents/"+o.opts.Name {
 		return fmt.Errorf("--environment and --no-environment: give one")
-	}
-	var err error
-	if o.path, err = gitops.ValidatePath(o.ManifestPath); err != nil {
-		return fmt.Errorf("--manifest-path: %w", err)
 	}
 	if o.Branch != "" && !validBranch(o.Branch) {
 		return fmt.Errorf("--branch %q is not a branch name git accepts", o.Branch)

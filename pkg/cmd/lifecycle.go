@@ -154,11 +154,17 @@ func (l *lifecycle) complete(cmd *cobra.Command, name string, needGitLab bool) e
 			return err
 		}
 	}
-	if l.env.Cluster, err = l.Factory.Cluster(l.Kube); err != nil {
-		return err
-	}
-	l.env.Flux, err = l.Factory.Flux(l.Kube)
+	l.env.Cluster, err = l.Factory.Cluster(l.Kube)
 	l.start = time.Now()
+	return err
+}
+
+// withFlux gives the action a client of the cluster's Flux objects (the
+// actions that drive Flux: bootstrap, and uninstall of a bootstrapped
+// agent); the others need none.
+func (l *lifecycle) withFlux() error {
+	var err error
+	l.env.Flux, err = l.Factory.Flux(l.Kube)
 	return err
 }
 

@@ -65,6 +65,10 @@ func (o *UninstallOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err := o.complete(cmd, args[0], need); err != nil {
 		return err
 	}
+	// A bootstrapped agent is taken out of Flux first.
+	if err := o.withFlux(); err != nil {
+		return err
+	}
 	if !need {
 		// A bootstrapped agent's files are removed by a commit: GitLab
 		// is asked when a credential is at hand.
