@@ -402,12 +402,29 @@ func (d appDetails) WriteText(w io.Writer, p *ui.Painter) error {
 	return err
 }
 
+// appWait is what the commands that wait for Flux share: --timeout and the
+// progress line.
+type appWait struct {
+	Timeout time.Duration
+	report  *progressReport
+}
+
+func (w *appWait) addWaitFlags(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&w.Timeout, "timeout", 5*time.Minute, "how long to wait for Flux")
+}
+
+func (w *appWait) validateWait() error {
+	if w.Timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive")
+	}
+	return nil
+}
+
 // AppsReconcileOptions syncs one app.
 type AppsReconcileOptions struct {
 	appOne
 	WithSource bool
-	Timeout    time.Duration
-	report     *progressReport
+	appWait
 }
 
 func newCmdAppsReconcile(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -424,7 +441,7 @@ the revision applied; when Flux reports a failure, its message, and exit 1.`,
 	}
 	o.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.WithSource, "with-source", false, "reconcile the app's source first (fetch the newest commit)")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for Flux")
+	o.addWaitFlags(cmd)
 	return leaf(o, exactArgs(1, "NAME"), cmd)
 }
 
@@ -436,8 +453,8 @@ func (o *AppsReconcileOptions) Complete(_ *cobra.Command, args []string) error {
 
 // Validate checks the timeout.
 func (o *AppsReconcileOptions) Validate() error {
-	if o.Timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive")
+	if err := o.validateWait(); err != nil {
+		return err
 	}
 	return o.appOne.Validate()
 }
@@ -591,8 +608,7 @@ type AppsRollbackOptions struct {
 	appOne
 	To           string
 	MergeRequest bool
-	Timeout      time.Duration
-	report       *progressReport
+	appWait
 }
 
 func newCmdAppsRollback(f Factory, g *GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -613,7 +629,7 @@ credentials that may push to the branch.`,
 	o.addFlags(cmd)
 	cmd.Flags().StringVar(&o.To, "to", "", "the commit SHA whose content of the app's path to restore")
 	cmd.Flags().BoolVar(&o.MergeRequest, "merge-request", false, "open a merge request instead of committing to the branch")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for Flux")
+	o.addWaitFlags(cmd)
 	return leaf(o, exactArgs(1, "NAME"), cmd)
 }
 
@@ -629,10 +645,10 @@ func (o *AppsRollbackOptions) Complete(_ *cobra.Command, args []string) error {
 	return o.completeOne(args, true)
 }
 
-// Validate checks --to and the timeout.
+// Validate checks the timeout.
 func (o *AppsRollbackOptions) Validate() error {
-	if o.Timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive")
+	if err := o.validateWait(); err != nil {
+		return err
 	}
 	return o.appOne.Validate()
 }
