@@ -144,8 +144,15 @@ type bootstrapper struct {
 	br     *BootstrapResult
 	branch string // the branch Flux follows
 	work   string // the branch committed to
-	dir    string
-	files  []gitops.File
+	// base is the branch the commit is compared with and built on (work,
+	// or the branch a new merge-request branch starts from), workExists
+	// whether work exists, and prevKustomization the directory's
+	// kustomization.yaml there (nil: none); checkPath reads them.
+	base              string
+	workExists        bool
+	prevKustomization []byte
+	dir               string
+	files             []gitops.File
 	// record is what the token Secret's annotation will say.
 	record BootstrapRecord
 	// grKey is the GitRepository Flux fetches the project with.
@@ -303,13 +310,15 @@ func (b *bootstrapper) checkPath(ctx context.Context) error {
 		}
 	}
 	ref := b.work
+	b.workExists = true
 	if b.bo.MergeRequest {
 		if _, found, err := b.env.GitLab.GetBranch(ctx, b.ref, b.work); err != nil {
 			return err
 		} else if !found {
-			ref = b.branch
+			ref, b.workExists = b.branch, false
 		}
 	}
+	b.base = ref
 	parent := ""
 	for _, part := range strings.Split(b.dir, "/") {
 		entries, found, err := b.env.GitLab.ListTree(ctx, b.ref, parent, ref, false)
@@ -342,12 +351,10 @@ func (b *bootstrapper) checkPath(ctx context.Context) error {
 	if found && !gitops.Generated(k.Content) {
 		return fmt.Errorf("%s in %s was not written by bootstrap: the directory is someone else's; pick another --manifest-path, or remove it", path.Join(b.dir, gitops.Kustomization), b.ref)
 	}
+	if found {
+		b.prevKustomization = k.Content
+	}
 	return nil
-}
-
-// token is install's, with the token Secret made in the cluster only.
-func (b *bootstrapper) token(ctx context.Context) error {
-	return b.installer.token(ctx)
 }
 
 // gitInput is the render input for git: no token, the token Secret named.
@@ -377,22 +384,12 @@ func (b *bootstrapper) render(context.Context) error {
 // branch, the agent's config file) to what render made, in one commit; or
 // opens a merge request with it.
 func (b *bootstrapper) commit(ctx context.Context) error {
-	base := b.work
-	branchExists := true
-	if b.bo.MergeRequest {
-		_, found, err := b.env.GitLab.GetBranch(ctx, b.ref, b.work)
-		if err != nil {
-			return err
-		}
-		if !found {
-			base, branchExists = b.branch, false
-		}
-	}
-	have, prev, err := b.readDir(ctx, base)
+	base, branchExists := b.base, b.workExists
+	have, err := b.readDir(ctx, base)
 	if err != nil {
 		return err
 	}
-	changes := gitops.Plan(b.dir, b.files, have, prev)
+	changes := gitops.Plan(b.dir, b.files, have, b.prevKustomization)
 	actions := make([]gitlab.CommitAction, 0, len(changes)+1)
 	for _, c := range changes {
 		actions = append(actions, gitlab.CommitAction{Action: c.Action, Path: c.Path, Content: c.Content})
@@ -489,12 +486,12 @@ func (b *bootstrapper) message(changes []gitops.Change, config []string) string 
 		b.in.Namespace + "/" + manifest.SecretName(b.in) + " in the cluster."
 }
 
-// readDir lists the agent directory's files on ref (blob IDs) and reads
-// its kustomization.yaml.
-func (b *bootstrapper) readDir(ctx context.Context, ref string) ([]gitops.Existing, []byte, error) {
+// readDir lists the agent directory's files on ref (blob IDs); checkPath
+// read its kustomization.yaml.
+func (b *bootstrapper) readDir(ctx context.Context, ref string) ([]gitops.Existing, error) {
 	entries, found, err := b.env.GitLab.ListTree(ctx, b.ref, b.dir, ref, false)
 	if err != nil || !found {
-		return nil, nil, err
+		return nil, err
 	}
 	var have []gitops.Existing
 	for _, e := range entries {
@@ -502,11 +499,7 @@ func (b *bootstrapper) readDir(ctx context.Context, ref string) ([]gitops.Existi
 			have = append(have, gitops.Existing{Path: path.Join(b.dir, e.Name), BlobID: e.ID})
 		}
 	}
-	f, found, err := b.env.GitLab.GetFile(ctx, b.ref, path.Join(b.dir, gitops.Kustomization), ref)
-	if err != nil || !found {
-		return have, nil, err
-	}
-	return have, f.Content, nil
+	return have, nil
 }
 
 // mergeRequest opens the merge request of the work branch, or updates the
