@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/flux"
+	"github.com/kubectl-gitlab-agent/kubectl-gitlab-agent/pkg/gitremote"
 )
 
 // HelmReleases are helm-controller's applications.
@@ -271,32 +272,27 @@ func (a *App) setSource(src *unstructured.Unstructured, gitlabURL string) {
 // ProjectOf is the GitLab project path a git URL names on the GitLab at
 // gitlabURL (same host); "" when it names none.
 func ProjectOf(gitURL, gitlabURL string) string {
-	if gitlabURL == "" {
-		return ""
-	}
 	g, err := url.Parse(gitlabURL)
-	if err != nil || g.Hostname() == "" {
+	if gitlabURL == "" || err != nil || g.Hostname() == "" {
 		return ""
 	}
-	u, err := url.Parse(strings.TrimSpace(gitURL))
-	if err != nil || !strings.EqualFold(u.Hostname(), g.Hostname()) {
+	r, ok := gitremote.ParseRemote(gitURL)
+	if !ok || !strings.EqualFold(r.Host, g.Hostname()) {
 		return ""
 	}
 	// Over HTTP(S), the same port too: another port is another server.
-	if u.Scheme != "ssh" && portOf(u) != portOf(g) {
+	if r.Web() && withDefaultPort(r.Scheme, r.Port) != withDefaultPort(g.Scheme, g.Port()) {
 		return ""
 	}
-	p := strings.TrimPrefix(u.Path, "/")
+	p := r.Path
 	// A GitLab under a path (https://example.com/gitlab) serves projects
 	// below it.
 	if base := strings.Trim(g.Path, "/"); base != "" {
-		var ok bool
 		if p, ok = strings.CutPrefix(p, base+"/"); !ok {
 			return ""
 		}
 	}
-	p = strings.TrimSuffix(strings.TrimSuffix(p, "/"), ".git")
-	if p == "" || !strings.Contains(p, "/") || strings.Contains(p, "..") {
+	if !strings.Contains(p, "/") || strings.Contains(p, "..") {
 		return ""
 	}
 	return p
@@ -368,12 +364,12 @@ func syncOf(applied, source string) string {
 	return OutOfSync
 }
 
-// portOf is a URL's port, its scheme's default when it names none.
-func portOf(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
+// withDefaultPort is port, or scheme's default when it is "".
+func withDefaultPort(scheme, port string) string {
+	if port != "" {
+		return port
 	}
-	switch u.Scheme {
+	switch scheme {
 	case "http":
 		return "80"
 	case "https":

@@ -111,6 +111,11 @@ func ParseURL(raw string) (host, path string, ok bool) {
 	return r.Host, r.Path, ok
 }
 
+// ParseRemote reads a git remote URL (https, http, ssh, git, or scp-like
+// user@host:path), without its credentials; ok is false for one that names
+// no repository.
+func ParseRemote(raw string) (Remote, bool) { return parseRemote(raw) }
+
 // parseRemote reads a git remote URL (https, http, ssh, git, or scp-like
 // user@host:path), without its credentials.
 func parseRemote(raw string) (Remote, bool) {

@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"pkg/doctor":      {"pkg/agentconfig", "pkg/gitlab", "pkg/install", "pkg/kube", "pkg/manifest"},
 	"pkg/install":     {"pkg/agentconfig", "pkg/diff", "pkg/flux", "pkg/gitops", "pkg/gitlab", "pkg/kube", "pkg/manifest"},
 	"pkg/flux":        {"pkg/kube"},
-	"pkg/apps":        {"pkg/diff", "pkg/flux", "pkg/fluxbuild", "pkg/gitlab", "pkg/kube", "pkg/safetext"},
+	"pkg/apps":        {"pkg/diff", "pkg/flux", "pkg/fluxbuild", "pkg/gitlab", "pkg/gitremote", "pkg/kube", "pkg/safetext"},
 	"pkg/fluxbuild":   {"pkg/input", "pkg/kube", "pkg/safetext"},
 	"pkg/gitops":      {"pkg/manifest"},
 	"pkg/fleet":       {"pkg/agentname"},
